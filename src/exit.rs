@@ -1,0 +1,10 @@
+//! Exit codes, the same for every command (SPEC §1).
+
+/// `run` published (or a dry run found nothing red); `check` valid; `replay`/`verify` verified.
+pub const SUCCESS: i32 = 0;
+/// At least one gate is red, or `replay`/`verify` found a problem.
+pub const REFUSED: i32 = 1;
+/// Usage or configuration error: nothing was run.
+pub const CONFIG: i32 = 2;
+/// `run` without `--dry-run`: nothing is red, but a sign-off is still awaited.
+pub const PENDING: i32 = 3;

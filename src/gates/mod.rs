@@ -1,0 +1,116 @@
+//! Gate kinds: each one *collects* evidence (side effects allowed) and *judges* it (pure).
+//!
+//! Replay calls [`judge`] again on the evidence recorded in the release log, so a judge must
+//! depend only on its spec, its evidence, and the [`JudgeContext`] (which is itself recorded).
+//! Adding a gate kind means adding its module and one arm in [`collect`] and [`judge`].
+
+pub mod regression;
+pub mod sign;
+pub mod verdict;
+pub mod virus_scan;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::model::{GateKind, GateSpec, Pipeline};
+use crate::record::{Blobs, Record, RecordError};
+use crate::stage::Staged;
+
+pub use verdict::{Outcome, Reason, Verdict};
+
+/// Everything a collect step may use. Cheap to clone.
+#[derive(Clone)]
+pub struct CollectContext {
+    pub pipeline: Arc<Pipeline>,
+    pub record: Record,
+    pub staged: Arc<Staged>,
+    pub version: String,
+    pub operator: Option<String>,
+    pub dry_run: bool,
+    /// Unix seconds at the start of the run; "now" for every judge in this run.
+    pub started_at: i64,
+    /// Flips to `true` when the run is interrupted: stop work, kill children, return.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Everything a judge may use. Built from the live run, or from the recorded log in replay.
+pub struct JudgeContext<'a> {
+    pub project: &'a str,
+    pub version: &'a str,
+    /// `sha256:<hex>` over SHA256SUMS.
+    pub subject: &'a str,
+    pub operator: Option<&'a str>,
+    pub started_at: i64,
+    pub dry_run: bool,
+    /// The allowed_signers text in force for the run (recorded), if the pipeline names one.
+    pub signers: Option<&'a str>,
+    pub pipeline: &'a Pipeline,
+    pub blobs: &'a dyn Blobs,
+}
+
+/// A collect step could not produce evidence at all (the record cannot be written, ...).
+/// Anything that the gate itself should be judged on — a failing command, a refused
+/// connection — is evidence, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Run the collect step of `gate`; returns its evidence as JSON.
+pub async fn collect(gate: &GateSpec, cx: &CollectContext) -> Result<Value, CollectError> {
+    let value = match &gate.kind {
+        GateKind::Regression(spec) => to_value(regression::collect(gate, spec, cx).await?)?,
+        GateKind::Sign(spec) => to_value(sign::collect(gate, spec, cx).await?)?,
+        GateKind::VirusScan(spec) => to_value(virus_scan::collect(gate, spec, cx).await?)?,
+        GateKind::Signoff(_) | GateKind::ChangeRecord(_) | GateKind::SecurityReview(_) => {
+            return Err(CollectError::Other(format!(
+                "gate kind {} is not implemented yet",
+                gate.kind.name()
+            )));
+        }
+    };
+    Ok(value)
+}
+
+/// Judge `gate` on `evidence`. Pure: same inputs, same verdict, years later.
+pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdict {
+    match &gate.kind {
+        GateKind::Regression(spec) => match from_value(evidence) {
+            Ok(ev) => regression::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::Sign(spec) => match from_value(evidence) {
+            Ok(ev) => sign::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::VirusScan(spec) => match from_value(evidence) {
+            Ok(ev) => virus_scan::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::Signoff(_) | GateKind::ChangeRecord(_) | GateKind::SecurityReview(_) => {
+            Verdict::red(
+                "kind-not-implemented",
+                format!("gate kind {} is not implemented yet", gate.kind.name()),
+            )
+        }
+    }
+}
+
+fn to_value<T: serde::Serialize>(ev: T) -> Result<Value, CollectError> {
+    serde_json::to_value(ev).map_err(|e| CollectError::Other(format!("evidence: {e}")))
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Verdict> {
+    serde_json::from_value(v.clone()).map_err(|e| {
+        Verdict::red(
+            "evidence-malformed",
+            format!("recorded evidence does not parse: {e}"),
+        )
+    })
+}

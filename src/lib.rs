@@ -1,0 +1,16 @@
+//! relgate: a release acceptance orchestrator.
+//!
+//! A validated pipeline ([`model`]) names artefacts, signers and gates. `run` stages the
+//! artefacts ([`stage`]), drives the gates ([`engine`]) — each collects evidence and is then
+//! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
+//! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
+
+pub mod config;
+pub mod digest;
+pub mod exit;
+pub mod gates;
+pub mod model;
+pub mod record;
+pub mod signers;
+pub mod sshsig;
+pub mod stage;

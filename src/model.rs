@@ -1,0 +1,190 @@
+//! The checked pipeline: what the engine, the judges and replay see after validation.
+//!
+//! Every value here has been validated: ids are well formed, `needs` form a DAG, durations are
+//! parsed, paths are resolved. The whole structure is serialisable so that a run can record the
+//! exact policy it applied, and replay can judge again under that same policy.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A validated `pipeline.yaml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pipeline {
+    /// Absolute path of the pipeline file.
+    pub file: PathBuf,
+    /// The pipeline file's folder; every relative path in the pipeline is resolved against it.
+    pub root: PathBuf,
+    pub project: String,
+    /// Resolved state folder (`--state`, else `state_dir`, else `.relgate` beside the pipeline).
+    pub state_dir: PathBuf,
+    /// Artefact globs as written, in order.
+    pub artefacts: Vec<String>,
+    /// The resolved `allowed_signers` file, when `signers` is set.
+    pub signers: Option<PathBuf>,
+    /// role -> principals.
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub changes: Option<Changes>,
+    /// Gates in a topological order of `needs` (ties broken by declaration order).
+    pub gates: Vec<GateSpec>,
+    pub publish: Option<Publish>,
+}
+
+impl Pipeline {
+    pub fn gate(&self, id: &str) -> Option<&GateSpec> {
+        self.gates.iter().find(|g| g.id == id)
+    }
+
+    /// The single `sign` gate (validation guarantees exactly one).
+    pub fn sign_gate(&self) -> Option<(&GateSpec, &SignSpec)> {
+        self.gates.iter().find_map(|g| match &g.kind {
+            GateKind::Sign(s) => Some((g, s)),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Changes {
+    pub repo: PathBuf,
+    pub range: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Publish {
+    /// The target folder template as written (`{project}`, `{version}` are substituted).
+    pub to: String,
+}
+
+impl Publish {
+    /// The target folder for `version`, resolved against the pipeline root.
+    pub fn target(&self, root: &std::path::Path, project: &str, version: &str) -> PathBuf {
+        let rendered = self.to.replace("{project}", project).replace("{version}", version);
+        root.join(rendered)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GateSpec {
+    pub id: String,
+    pub needs: Vec<String>,
+    /// Seconds; default 3600.
+    pub timeout_secs: u64,
+    pub when: Option<When>,
+    pub kind: GateKind,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct When {
+    pub bump: Vec<Bump>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Bump {
+    Major,
+    Minor,
+    Patch,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum GateKind {
+    Regression(RegressionSpec),
+    Sign(SignSpec),
+    VirusScan(VirusScanSpec),
+    Signoff(SignoffSpec),
+    ChangeRecord(ChangeRecordSpec),
+    SecurityReview(SecurityReviewSpec),
+}
+
+impl GateKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GateKind::Regression(_) => "regression",
+            GateKind::Sign(_) => "sign",
+            GateKind::VirusScan(_) => "virus-scan",
+            GateKind::Signoff(_) => "signoff",
+            GateKind::ChangeRecord(_) => "change-record",
+            GateKind::SecurityReview(_) => "security-review",
+        }
+    }
+
+    /// Automated gates may be reused on resume when their inputs did not change.
+    pub fn reusable(&self) -> bool {
+        matches!(self, GateKind::Regression(_) | GateKind::VirusScan(_))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Command {
+    /// Run under `sh -c`.
+    Shell(String),
+    /// Run as argv, no shell.
+    Argv(Vec<String>),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RegressionSpec {
+    pub run: Command,
+    /// Working folder, resolved (default: the pipeline root).
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// JUnit globs as written, relative to the pipeline root.
+    pub junit: Vec<String>,
+    pub min_tests: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignSpec {
+    /// The key path as written (may hold `${VAR}`); expanded at run time.
+    pub key: String,
+    pub signer: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum ClamdAddr {
+    Tcp(String),
+    Unix(PathBuf),
+    /// A private clamd started for the run on this signature folder.
+    Private { database: PathBuf },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VirusScanSpec {
+    pub clamd: ClamdAddr,
+    pub max_signature_age_secs: Option<u64>,
+    /// Bytes; default 100 MiB (clamd's default StreamMaxLength).
+    pub max_size: u64,
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignoffSpec {
+    pub role: String,
+    pub quorum: u32,
+    pub expires_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ChangeRecordSpec {
+    pub require_reviewer: bool,
+    pub require_tests: bool,
+    pub test_paths: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SecurityReviewSpec {
+    pub findings: Vec<String>,
+    pub register: PathBuf,
+    pub block: Vec<String>,
+    pub sla_secs: BTreeMap<String, u64>,
+    pub pentest: Option<PentestSpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PentestSpec {
+    pub records: PathBuf,
+    pub max_age_secs: u64,
+}

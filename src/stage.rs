@@ -1,0 +1,465 @@
+//! Artefacts: resolving the pipeline's globs to files with release paths, and staging them
+//! (copy into the release record and hash in the same read), then `SHA256SUMS` and the subject.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One artefact file found on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtefactFile {
+    /// The glob (as written) that matched it.
+    pub pattern: String,
+    /// Path below the pipeline root.
+    pub source: PathBuf,
+    /// Path below the glob's fixed prefix, `/`-separated.
+    pub release_path: String,
+}
+
+/// A problem resolving the artefact globs. Each is a configuration error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveProblem {
+    #[error("glob {pattern:?} is not valid: {message}")]
+    BadGlob { pattern: String, message: String },
+    #[error("glob {pattern:?} leaves the pipeline folder")]
+    Escapes { pattern: String },
+    #[error("glob {pattern:?} matches no regular file")]
+    NoMatch { pattern: String },
+    #[error("{path} is a symbolic link (matched by {pattern:?}); artefacts must be regular files")]
+    Symlink { pattern: String, path: String },
+    #[error("{path}: the name holds a backslash, CR, LF or non-UTF-8 bytes")]
+    BadName { pattern: String, path: String },
+    #[error("{first} and {second} have the same release path {release_path:?}")]
+    Collision {
+        pattern: String,
+        release_path: String,
+        first: String,
+        second: String,
+    },
+    #[error("cannot read {path}: {message}")]
+    Io {
+        pattern: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl ResolveProblem {
+    /// The glob the problem belongs to, to point a diagnostic at it.
+    pub fn pattern(&self) -> &str {
+        match self {
+            ResolveProblem::BadGlob { pattern, .. }
+            | ResolveProblem::Escapes { pattern }
+            | ResolveProblem::NoMatch { pattern }
+            | ResolveProblem::Symlink { pattern, .. }
+            | ResolveProblem::BadName { pattern, .. }
+            | ResolveProblem::Collision { pattern, .. }
+            | ResolveProblem::Io { pattern, .. } => pattern,
+        }
+    }
+}
+
+fn has_glob_meta(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
+/// Split a glob into its fixed folder prefix and the rest.
+fn fixed_prefix(pattern: &str) -> (String, String) {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let n = parts
+        .iter()
+        .position(|p| has_glob_meta(p))
+        .unwrap_or(parts.len().saturating_sub(1));
+    (parts[..n].join("/"), parts[n..].join("/"))
+}
+
+/// Resolve every glob below `root`. Returns all problems at once.
+pub fn resolve(root: &Path, patterns: &[String]) -> Result<Vec<ArtefactFile>, Vec<ResolveProblem>> {
+    let mut files: Vec<ArtefactFile> = Vec::new();
+    let mut problems = Vec::new();
+    for pattern in patterns {
+        match resolve_one(root, pattern) {
+            Ok(found) => files.extend(found),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    // The same file matched by two globs with the same release path is one artefact.
+    files.sort_by(|a, b| a.release_path.cmp(&b.release_path).then(a.source.cmp(&b.source)));
+    files.dedup_by(|a, b| a.release_path == b.release_path && a.source == b.source);
+    for pair in files.windows(2) {
+        if pair[0].release_path == pair[1].release_path {
+            problems.push(ResolveProblem::Collision {
+                pattern: pair[1].pattern.clone(),
+                release_path: pair[1].release_path.clone(),
+                first: pair[0].source.display().to_string(),
+                second: pair[1].source.display().to_string(),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
+fn resolve_one(root: &Path, pattern: &str) -> Result<Vec<ArtefactFile>, Vec<ResolveProblem>> {
+    let p = || pattern.to_string();
+    let as_path = Path::new(pattern);
+    if as_path.is_absolute()
+        || as_path
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+    {
+        return Err(vec![ResolveProblem::Escapes { pattern: p() }]);
+    }
+    let glob = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| {
+            vec![ResolveProblem::BadGlob {
+                pattern: p(),
+                message: e.kind().to_string(),
+            }]
+        })?
+        .compile_matcher();
+    let (prefix, _) = fixed_prefix(pattern);
+    let base = if prefix.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(&prefix)
+    };
+    // A symlinked prefix folder would let the glob read outside the pipeline folder.
+    let mut walked = PathBuf::new();
+    for comp in Path::new(&prefix).components() {
+        walked.push(comp);
+        if let Ok(md) = fs::symlink_metadata(root.join(&walked))
+            && md.file_type().is_symlink()
+        {
+            return Err(vec![ResolveProblem::Symlink {
+                pattern: p(),
+                path: walked.display().to_string(),
+            }]);
+        }
+    }
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    if base.is_dir() {
+        for entry in walkdir::WalkDir::new(&base).follow_links(false).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(ResolveProblem::Io {
+                        pattern: p(),
+                        path: e.path().map(|x| x.display().to_string()).unwrap_or_default(),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let Ok(rel) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            let Some(rel_str) = rel.to_str() else {
+                problems.push(ResolveProblem::BadName {
+                    pattern: p(),
+                    path: rel.display().to_string(),
+                });
+                continue;
+            };
+            if !glob.is_match(rel_str) {
+                continue;
+            }
+            let ft = entry.file_type();
+            if ft.is_symlink() {
+                problems.push(ResolveProblem::Symlink {
+                    pattern: p(),
+                    path: rel_str.to_string(),
+                });
+                continue;
+            }
+            if !ft.is_file() {
+                continue;
+            }
+            if rel_str.contains(['\\', '\r', '\n']) {
+                problems.push(ResolveProblem::BadName {
+                    pattern: p(),
+                    path: rel_str.to_string(),
+                });
+                continue;
+            }
+            let release_path = if prefix.is_empty() {
+                rel_str.to_string()
+            } else {
+                rel_str[prefix.len()..].trim_start_matches('/').to_string()
+            };
+            out.push(ArtefactFile {
+                pattern: p(),
+                source: rel.to_path_buf(),
+                release_path,
+            });
+        }
+    } else if base.is_file() && glob.is_match(pattern) {
+        // A glob without metacharacters names one file; its release path is its file name.
+        let md = fs::symlink_metadata(&base);
+        if md.map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+            problems.push(ResolveProblem::Symlink {
+                pattern: p(),
+                path: pattern.to_string(),
+            });
+        }
+    }
+    if !has_glob_meta(pattern) && out.is_empty() && problems.is_empty() {
+        // A plain file path: the "prefix" is its folder.
+        let full = root.join(pattern);
+        match fs::symlink_metadata(&full) {
+            Ok(md) if md.file_type().is_symlink() => problems.push(ResolveProblem::Symlink {
+                pattern: p(),
+                path: pattern.to_string(),
+            }),
+            Ok(md) if md.is_file() => {
+                let name = pattern.rsplit('/').next().unwrap_or(pattern).to_string();
+                if name.contains(['\\', '\r', '\n']) {
+                    problems.push(ResolveProblem::BadName {
+                        pattern: p(),
+                        path: pattern.to_string(),
+                    });
+                } else {
+                    out.push(ArtefactFile {
+                        pattern: p(),
+                        source: PathBuf::from(pattern),
+                        release_path: name,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() && problems.is_empty() {
+        problems.push(ResolveProblem::NoMatch { pattern: p() });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// One staged artefact.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StagedArtefact {
+    pub release_path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The staged set: the bytes every later step concerns.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    /// Folder holding the staged copies at their release paths, and `SHA256SUMS`.
+    pub dir: PathBuf,
+    pub artefacts: Vec<StagedArtefact>,
+    /// The exact bytes of `SHA256SUMS`.
+    pub sums: Vec<u8>,
+    /// `sha256:<hex>` of `sums`.
+    pub subject: String,
+}
+
+impl Staged {
+    pub fn path_of(&self, a: &StagedArtefact) -> PathBuf {
+        self.dir.join(&a.release_path)
+    }
+
+    pub fn subject_hex(&self) -> &str {
+        self.subject.trim_start_matches("sha256:")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("cannot stage {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} changed while it was being staged")]
+    Changed { path: PathBuf },
+}
+
+/// `SHA256SUMS` in GNU format: sorted by release path, two spaces, LF.
+pub fn sums_text(artefacts: &[StagedArtefact]) -> Vec<u8> {
+    let mut sorted: Vec<&StagedArtefact> = artefacts.iter().collect();
+    sorted.sort_by(|a, b| a.release_path.cmp(&b.release_path));
+    let mut out = String::new();
+    for a in sorted {
+        out.push_str(&a.sha256);
+        out.push_str("  ");
+        out.push_str(&a.release_path);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Copy `src` to `dst` and hash the bytes in the same read. Returns (hex digest, size).
+pub fn copy_and_hash(src: &Path, dst: &Path) -> Result<(String, u64), StageError> {
+    let ioerr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StageError::Io { path, source }
+    };
+    let mut input = open_nofollow(src).map_err(ioerr(src))?;
+    let before = input.metadata().map_err(ioerr(src))?;
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(ioerr(parent))?;
+    }
+    let mut output = fs::File::create(dst).map_err(ioerr(dst))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ioerr(src)(e)),
+        };
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(ioerr(dst))?;
+        size += n as u64;
+    }
+    output.sync_all().map_err(ioerr(dst))?;
+    if size != before.len() {
+        return Err(StageError::Changed {
+            path: src.to_path_buf(),
+        });
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+fn open_nofollow(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// Stage `files` (paths relative to `root`) into `dir`, using up to `workers` threads.
+/// `dir` must not exist yet; it is created. Returns the staged set with `SHA256SUMS` written.
+pub fn stage(root: &Path, files: &[ArtefactFile], dir: &Path, workers: usize) -> Result<Staged, StageError> {
+    fs::create_dir_all(dir).map_err(|source| StageError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<(String, u64), StageError>>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = workers.clamp(1, files.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { break };
+                    let r = copy_and_hash(&root.join(&f.source), &dir.join(&f.release_path));
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let mut artefacts = Vec::with_capacity(files.len());
+    for (f, slot) in files.iter().zip(results) {
+        let r = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Err(StageError::Changed { path: f.source.clone() }));
+        let (sha256, size) = r?;
+        artefacts.push(StagedArtefact {
+            release_path: f.release_path.clone(),
+            sha256,
+            size,
+        });
+    }
+    artefacts.sort_by(|a, b| a.release_path.cmp(&b.release_path));
+    let sums = sums_text(&artefacts);
+    let subject = format!("sha256:{}", crate::digest::sha256_hex(&sums));
+    let sums_path = dir.join("SHA256SUMS");
+    write_synced(&sums_path, &sums).map_err(|source| StageError::Io {
+        path: sums_path.clone(),
+        source,
+    })?;
+    Ok(Staged {
+        dir: dir.to_path_buf(),
+        artefacts,
+        sums,
+        subject,
+    })
+}
+
+/// Write a file and fsync it.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_prefix_splits_at_first_meta() {
+        assert_eq!(fixed_prefix("dist/*.tar.gz"), ("dist".into(), "*.tar.gz".into()));
+        assert_eq!(fixed_prefix("out/**/*.bin"), ("out".into(), "**/*.bin".into()));
+        assert_eq!(fixed_prefix("*.zip"), ("".into(), "*.zip".into()));
+    }
+
+    #[test]
+    fn release_paths_follow_the_glob_prefix() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("out/linux")).unwrap();
+        fs::write(t.path().join("out/linux/x.bin"), b"x").unwrap();
+        fs::write(t.path().join("out/y.bin"), b"y").unwrap();
+        let got = resolve(t.path(), &["out/**/*.bin".into()]).unwrap();
+        let names: Vec<_> = got.iter().map(|f| f.release_path.as_str()).collect();
+        assert_eq!(names, ["linux/x.bin", "y.bin"]);
+    }
+
+    #[test]
+    fn symlinks_and_escapes_and_collisions_are_problems() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("a")).unwrap();
+        fs::create_dir_all(t.path().join("b")).unwrap();
+        fs::write(t.path().join("a/x.txt"), b"1").unwrap();
+        fs::write(t.path().join("b/x.txt"), b"2").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", t.path().join("a/p.txt")).unwrap();
+        let err = resolve(
+            t.path(),
+            &["a/*.txt".into(), "b/*.txt".into(), "../*.txt".into(), "c/*.z".into()],
+        )
+        .unwrap_err();
+        assert!(err.iter().any(|p| matches!(p, ResolveProblem::Symlink { .. })), "{err:?}");
+        assert!(err.iter().any(|p| matches!(p, ResolveProblem::Escapes { .. })), "{err:?}");
+        assert!(err.iter().any(|p| matches!(p, ResolveProblem::Collision { .. })), "{err:?}");
+        assert!(err.iter().any(|p| matches!(p, ResolveProblem::NoMatch { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn sums_are_sorted_gnu_lines() {
+        let a = StagedArtefact { release_path: "b".into(), sha256: "1".repeat(64), size: 1 };
+        let b = StagedArtefact { release_path: "a".into(), sha256: "2".repeat(64), size: 1 };
+        let text = String::from_utf8(sums_text(&[a, b])).unwrap();
+        assert_eq!(text, format!("{}  a\n{}  b\n", "2".repeat(64), "1".repeat(64)));
+    }
+}
