@@ -39,7 +39,9 @@ pub fn canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_
 
 /// Is `s` a 64-character lowercase hex digest?
 pub fn is_hex_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -53,7 +55,10 @@ mod tests {
             z: u32,
             a: &'static str,
         }
-        assert_eq!(canonical_json(&S { z: 1, a: "x" }).unwrap(), r#"{"a":"x","z":1}"#);
+        assert_eq!(
+            canonical_json(&S { z: 1, a: "x" }).unwrap(),
+            r#"{"a":"x","z":1}"#
+        );
     }
 
     #[test]

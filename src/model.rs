@@ -60,7 +60,10 @@ pub struct Publish {
 impl Publish {
     /// The target folder for `version`, resolved against the pipeline root.
     pub fn target(&self, root: &std::path::Path, project: &str, version: &str) -> PathBuf {
-        let rendered = self.to.replace("{project}", project).replace("{version}", version);
+        let rendered = self
+            .to
+            .replace("{project}", project)
+            .replace("{version}", version);
         root.join(rendered)
     }
 }
@@ -148,7 +151,9 @@ pub enum ClamdAddr {
     Tcp(String),
     Unix(PathBuf),
     /// A private clamd started for the run on this signature folder.
-    Private { database: PathBuf },
+    Private {
+        database: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -18,7 +18,9 @@ pub enum SshsigError {
     ReadKey { path: PathBuf, message: String },
     #[error("key {path} is a {algorithm} key; relgate signs with Ed25519 keys only")]
     NotEd25519 { path: PathBuf, algorithm: String },
-    #[error("key {path} is passphrase-protected; set RELGATE_KEY_PASSPHRASE or use an unencrypted key")]
+    #[error(
+        "key {path} is passphrase-protected; set RELGATE_KEY_PASSPHRASE or use an unencrypted key"
+    )]
     Encrypted { path: PathBuf },
     #[error("signing failed: {0}")]
     Sign(String),
@@ -36,10 +38,12 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, SshsigError> {
     })?;
     let key = if key.is_encrypted() {
         match std::env::var("RELGATE_KEY_PASSPHRASE") {
-            Ok(pass) => key.decrypt(pass.as_bytes()).map_err(|e| SshsigError::ReadKey {
-                path: path.to_path_buf(),
-                message: format!("cannot decrypt: {e}"),
-            })?,
+            Ok(pass) => key
+                .decrypt(pass.as_bytes())
+                .map_err(|e| SshsigError::ReadKey {
+                    path: path.to_path_buf(),
+                    message: format!("cannot decrypt: {e}"),
+                })?,
             Err(_) => {
                 return Err(SshsigError::Encrypted {
                     path: path.to_path_buf(),

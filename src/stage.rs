@@ -87,7 +87,11 @@ pub fn resolve(root: &Path, patterns: &[String]) -> Result<Vec<ArtefactFile>, Ve
         }
     }
     // The same file matched by two globs with the same release path is one artefact.
-    files.sort_by(|a, b| a.release_path.cmp(&b.release_path).then(a.source.cmp(&b.source)));
+    files.sort_by(|a, b| {
+        a.release_path
+            .cmp(&b.release_path)
+            .then(a.source.cmp(&b.source))
+    });
     files.dedup_by(|a, b| a.release_path == b.release_path && a.source == b.source);
     for pair in files.windows(2) {
         if pair[0].release_path == pair[1].release_path {
@@ -149,13 +153,19 @@ fn resolve_one(root: &Path, pattern: &str) -> Result<Vec<ArtefactFile>, Vec<Reso
     let mut out = Vec::new();
     let mut problems = Vec::new();
     if base.is_dir() {
-        for entry in walkdir::WalkDir::new(&base).follow_links(false).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&base)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
                     problems.push(ResolveProblem::Io {
                         pattern: p(),
-                        path: e.path().map(|x| x.display().to_string()).unwrap_or_default(),
+                        path: e
+                            .path()
+                            .map(|x| x.display().to_string())
+                            .unwrap_or_default(),
                         message: e.to_string(),
                     });
                     continue;
@@ -354,7 +364,12 @@ fn open_nofollow(path: &Path) -> std::io::Result<fs::File> {
 
 /// Stage `files` (paths relative to `root`) into `dir`, using up to `workers` threads.
 /// `dir` must not exist yet; it is created. Returns the staged set with `SHA256SUMS` written.
-pub fn stage(root: &Path, files: &[ArtefactFile], dir: &Path, workers: usize) -> Result<Staged, StageError> {
+pub fn stage(
+    root: &Path,
+    files: &[ArtefactFile],
+    dir: &Path,
+    workers: usize,
+) -> Result<Staged, StageError> {
     fs::create_dir_all(dir).map_err(|source| StageError::Io {
         path: dir.to_path_buf(),
         source,
@@ -379,11 +394,11 @@ pub fn stage(root: &Path, files: &[ArtefactFile], dir: &Path, workers: usize) ->
     });
     let mut artefacts = Vec::with_capacity(files.len());
     for (f, slot) in files.iter().zip(results) {
-        let r = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Err(StageError::Changed { path: f.source.clone() }));
+        let r = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+            Err(StageError::Changed {
+                path: f.source.clone(),
+            })
+        });
         let (sha256, size) = r?;
         artefacts.push(StagedArtefact {
             release_path: f.release_path.clone(),
@@ -420,8 +435,14 @@ mod tests {
 
     #[test]
     fn fixed_prefix_splits_at_first_meta() {
-        assert_eq!(fixed_prefix("dist/*.tar.gz"), ("dist".into(), "*.tar.gz".into()));
-        assert_eq!(fixed_prefix("out/**/*.bin"), ("out".into(), "**/*.bin".into()));
+        assert_eq!(
+            fixed_prefix("dist/*.tar.gz"),
+            ("dist".into(), "*.tar.gz".into())
+        );
+        assert_eq!(
+            fixed_prefix("out/**/*.bin"),
+            ("out".into(), "**/*.bin".into())
+        );
         assert_eq!(fixed_prefix("*.zip"), ("".into(), "*.zip".into()));
     }
 
@@ -443,23 +464,57 @@ mod tests {
         fs::create_dir_all(t.path().join("b")).unwrap();
         fs::write(t.path().join("a/x.txt"), b"1").unwrap();
         fs::write(t.path().join("b/x.txt"), b"2").unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", t.path().join("a/p.txt")).unwrap();
+        fs::create_dir_all(t.path().join("s")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", t.path().join("s/p.txt")).unwrap();
         let err = resolve(
             t.path(),
-            &["a/*.txt".into(), "b/*.txt".into(), "../*.txt".into(), "c/*.z".into()],
+            &[
+                "a/*.txt".into(),
+                "b/*.txt".into(),
+                "s/*.txt".into(),
+                "../*.txt".into(),
+                "c/*.z".into(),
+            ],
         )
         .unwrap_err();
-        assert!(err.iter().any(|p| matches!(p, ResolveProblem::Symlink { .. })), "{err:?}");
-        assert!(err.iter().any(|p| matches!(p, ResolveProblem::Escapes { .. })), "{err:?}");
-        assert!(err.iter().any(|p| matches!(p, ResolveProblem::Collision { .. })), "{err:?}");
-        assert!(err.iter().any(|p| matches!(p, ResolveProblem::NoMatch { .. })), "{err:?}");
+        assert!(
+            err.iter()
+                .any(|p| matches!(p, ResolveProblem::Symlink { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.iter()
+                .any(|p| matches!(p, ResolveProblem::Escapes { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.iter()
+                .any(|p| matches!(p, ResolveProblem::Collision { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.iter()
+                .any(|p| matches!(p, ResolveProblem::NoMatch { .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn sums_are_sorted_gnu_lines() {
-        let a = StagedArtefact { release_path: "b".into(), sha256: "1".repeat(64), size: 1 };
-        let b = StagedArtefact { release_path: "a".into(), sha256: "2".repeat(64), size: 1 };
+        let a = StagedArtefact {
+            release_path: "b".into(),
+            sha256: "1".repeat(64),
+            size: 1,
+        };
+        let b = StagedArtefact {
+            release_path: "a".into(),
+            sha256: "2".repeat(64),
+            size: 1,
+        };
         let text = String::from_utf8(sums_text(&[a, b])).unwrap();
-        assert_eq!(text, format!("{}  a\n{}  b\n", "2".repeat(64), "1".repeat(64)));
+        assert_eq!(
+            text,
+            format!("{}  a\n{}  b\n", "2".repeat(64), "1".repeat(64))
+        );
     }
 }
