@@ -38,3 +38,12 @@ pub fn load(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
         help: None,
     }]))
 }
+
+/// The text `relgate plan` prints: gates in order with needs, kinds and what each checks.
+pub fn plan_text(pipeline: &Pipeline) -> String {
+    let mut out = String::new();
+    for g in &pipeline.gates {
+        out.push_str(&format!("{} ({})\n", g.id, g.kind.name()));
+    }
+    out
+}
