@@ -8,9 +8,12 @@
 pub mod commands;
 pub mod config;
 pub mod digest;
+pub mod engine;
 pub mod exit;
 pub mod gates;
+pub mod log;
 pub mod model;
+pub mod publish;
 pub mod record;
 pub mod signers;
 pub mod sshsig;
