@@ -14,6 +14,7 @@ pub mod gates;
 pub mod log;
 pub mod model;
 pub mod publish;
+pub mod report;
 pub mod record;
 pub mod signers;
 pub mod sshsig;

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod run;
+
 use crate::config;
 use crate::exit;
 
@@ -60,10 +62,9 @@ pub fn plan(pipeline: &Path, state: Option<&Path>) -> i32 {
     }
 }
 
+/// `relgate run`.
 pub fn run(args: RunArgs) -> i32 {
-    let _ = args;
-    eprintln!("relgate: run is not wired yet");
-    exit::CONFIG
+    run::run(args)
 }
 
 pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
