@@ -11,11 +11,17 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(l) => l,
         Err(diags) => {
             eprint!("{diags}");
-            eprintln!("relgate: nothing was run: {} configuration problem(s)", diags.0.len());
+            eprintln!(
+                "relgate: nothing was run: {} configuration problem(s)",
+                diags.0.len()
+            );
             return exit::CONFIG;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("relgate: cannot start the runtime: {e}");
@@ -71,7 +77,13 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     }
     match args.format {
         Format::Json => {
-            let doc = report::json::document(&summary, &pipeline.project, &args.version, args.dry_run, None);
+            let doc = report::json::document(
+                &summary,
+                &pipeline.project,
+                &args.version,
+                args.dry_run,
+                None,
+            );
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Human => {
@@ -83,7 +95,9 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
                 crate::log::Decision::Refused => "refused: not published".into(),
                 crate::log::Decision::Pending => "pending: awaiting sign-off; not published".into(),
                 crate::log::Decision::DryRun => "dry run: nothing is red (never published)".into(),
-                crate::log::Decision::Aborted => "interrupted: not published; the next run resumes".into(),
+                crate::log::Decision::Aborted => {
+                    "interrupted: not published; the next run resumes".into()
+                }
             };
             println!("relgate: {} {}: {what}", pipeline.project, args.version);
             println!("  subject {}", summary.subject);

@@ -2,7 +2,7 @@
 //! `needs`, decide, publish — writing every step to the log before acting on it.
 
 pub mod events;
-mod schedule;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

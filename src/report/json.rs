@@ -4,7 +4,13 @@ use serde_json::{Value, json};
 
 use crate::engine::{GateState, RunSummary};
 
-pub fn document(summary: &RunSummary, project: &str, version: &str, dry_run: bool, message: Option<&str>) -> Value {
+pub fn document(
+    summary: &RunSummary,
+    project: &str,
+    version: &str,
+    dry_run: bool,
+    message: Option<&str>,
+) -> Value {
     let gates: Vec<Value> = summary
         .gates
         .iter()

@@ -11,7 +11,13 @@ pub fn render(summary: &RunSummary, project: &str, version: &str) -> Result<Stri
             GateState::Green { .. } => TestCaseStatus::success(),
             GateState::Red { reasons } => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect::<Vec<_>>().join("; "));
+                s.set_message(
+                    reasons
+                        .iter()
+                        .map(|r| format!("{}: {}", r.code, r.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
                 s.set_type(reasons.first().map(|r| r.code.clone()).unwrap_or_default());
                 s
             }
@@ -19,7 +25,11 @@ pub fn render(summary: &RunSummary, project: &str, version: &str) -> Result<Stri
                 let mut s = TestCaseStatus::skipped();
                 s.set_message(format!(
                     "awaiting sign-off: {}",
-                    reasons.iter().map(|r| r.message.clone()).collect::<Vec<_>>().join("; ")
+                    reasons
+                        .iter()
+                        .map(|r| r.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ));
                 s
             }

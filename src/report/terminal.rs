@@ -27,9 +27,19 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     };
     while let Some(ev) = rx.recv().await {
         match ev {
-            Event::RunStarted { project, version, subject, dry_run, record, gates, notes } => {
+            Event::RunStarted {
+                project,
+                version,
+                subject,
+                dry_run,
+                record,
+                gates,
+                notes,
+            } => {
                 let mode = if dry_run { " (dry run)" } else { "" };
-                let header = format!("relgate: {project} {version}{mode}\n  subject {subject}\n  record  {record}");
+                let header = format!(
+                    "relgate: {project} {version}{mode}\n  subject {subject}\n  record  {record}"
+                );
                 if live {
                     let _ = multi.println(&header);
                 } else {
@@ -60,7 +70,13 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                     plain(format!("  {gate}: started"));
                 }
             }
-            Event::GateFinished { gate, state, elapsed_ms, notes, .. } => {
+            Event::GateFinished {
+                gate,
+                state,
+                elapsed_ms,
+                notes,
+                ..
+            } => {
                 let text = describe(&state);
                 let secs = elapsed_ms as f64 / 1000.0;
                 if let Some(bar) = bars.get(&gate) {
@@ -98,10 +114,16 @@ fn describe(state: &GateState) -> String {
         GateState::Green { reused: false } => "green".into(),
         GateState::Red { reasons } => format!(
             "red: {}",
-            reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")
+            reasons
+                .iter()
+                .map(|r| r.code.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         GateState::Pending { .. } => "pending: awaiting sign-off".into(),
-        GateState::Blocked { waiting_on } => format!("blocked: waiting on {}", waiting_on.join(", ")),
+        GateState::Blocked { waiting_on } => {
+            format!("blocked: waiting on {}", waiting_on.join(", "))
+        }
         GateState::Skipped { reason } => format!("skipped: {reason}"),
         GateState::Aborted => "aborted".into(),
     }
