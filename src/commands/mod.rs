@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::config;
 use crate::exit;
 
+pub mod verify;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Human,
@@ -79,7 +81,5 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
 }
 
 pub fn verify(dir: &Path, signers: Option<&Path>) -> i32 {
-    let _ = (dir, signers);
-    eprintln!("relgate: verify is not wired yet");
-    exit::CONFIG
+    verify::run(dir, signers)
 }
