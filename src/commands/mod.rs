@@ -9,6 +9,8 @@ mod status;
 use crate::config;
 use crate::exit;
 
+pub mod verify;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Human,
@@ -137,7 +139,5 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
 }
 
 pub fn verify(dir: &Path, signers: Option<&Path>) -> i32 {
-    let _ = (dir, signers);
-    eprintln!("relgate: verify is not wired yet");
-    exit::CONFIG
+    verify::run(dir, signers)
 }
