@@ -460,4 +460,28 @@ mod tests {
             assert!(!valid_id(bad), "{bad}");
         }
     }
+
+    #[test]
+    fn topological_order_keeps_declaration_order_among_ready_gates() {
+        let g = |id: &str, needs: &[&str]| GateSpec {
+            id: id.into(),
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            timeout_secs: 1,
+            when: None,
+            kind: crate::model::GateKind::Sign(crate::model::SignSpec {
+                key: String::new(),
+                signer: String::new(),
+            }),
+        };
+        let order: Vec<String> = topo_order(vec![
+            g("sign", &["b", "a"]),
+            g("b", &["a"]),
+            g("c", &[]),
+            g("a", &[]),
+        ])
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+        assert_eq!(order, ["c", "a", "b", "sign"]);
+    }
 }

@@ -12,6 +12,10 @@ mod plan;
 pub mod suggest;
 pub mod units;
 mod validate;
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
+mod tests;
 pub mod yaml;
 
 use std::io::Read;
