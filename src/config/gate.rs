@@ -13,6 +13,8 @@ use crate::model::{Bump, GateSpec, When};
 /// What gates need to know about the rest of the pipeline.
 pub(crate) struct GateEnv<'a> {
     pub root: &'a Path,
+    /// The pipeline folder as the user named it, for naming `uses:` files in diagnostics.
+    pub shown_root: &'a Path,
     pub roles: &'a BTreeMap<String, Vec<String>>,
     /// False when `roles` itself had problems (then unknown-role checks stay quiet).
     pub roles_ok: bool,
@@ -79,7 +81,7 @@ pub(crate) fn validate(
                 .as_map()?
                 .iter()
                 .find(|(uk, _)| uk.as_str() == Some("uses"))?;
-            load_uses(cx, &uses.1, &format!("gates.{}", k.key_text()), env.root)
+            load_uses(cx, &uses.1, &format!("gates.{}", k.key_text()), env)
         })
         .collect();
     let mut parsed = Vec::new();
@@ -290,7 +292,8 @@ fn when(cx: &mut Cx, n: &Node, gate: &Map) -> Option<Option<When>> {
 
 /// Read, parse and sanity-check a `uses:` file. Its nodes carry its own source id, so every
 /// problem inside it points at that file.
-fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, root: &Path) -> Option<Node> {
+fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, env: &GateEnv) -> Option<Node> {
+    let root = env.root;
     let path = join(gate_path, "uses");
     let rel = cx.str(n, &path, "the path of a file holding one gate")?;
     let p = Path::new(rel);
@@ -314,7 +317,8 @@ fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, root: &Path) -> Option<Node
         );
         return None;
     }
-    let text = match super::read_limited(&full) {
+    let shown = env.shown_root.join(p);
+    let text = match super::read_limited(&full, &shown) {
         Ok(t) => t,
         Err(e) => {
             cx.error(n.pos, &path, e.to_string());
@@ -323,7 +327,7 @@ fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, root: &Path) -> Option<Node
     };
     let src = cx.sources.len();
     cx.sources.push(super::cx::Source {
-        display: full.clone(),
+        display: shown,
         rel: p
             .components()
             .filter(|c| !matches!(c, Component::CurDir))
@@ -455,5 +459,29 @@ mod tests {
         for bad in ["", "-a", "Unit", "unit_tests", "a.b", "é"] {
             assert!(!valid_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn topological_order_keeps_declaration_order_among_ready_gates() {
+        let g = |id: &str, needs: &[&str]| GateSpec {
+            id: id.into(),
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            timeout_secs: 1,
+            when: None,
+            kind: crate::model::GateKind::Sign(crate::model::SignSpec {
+                key: String::new(),
+                signer: String::new(),
+            }),
+        };
+        let order: Vec<String> = topo_order(vec![
+            g("sign", &["b", "a"]),
+            g("b", &["a"]),
+            g("c", &[]),
+            g("a", &[]),
+        ])
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+        assert_eq!(order, ["c", "a", "b", "sign"]);
     }
 }

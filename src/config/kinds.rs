@@ -66,6 +66,15 @@ fn regression(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<RegressionSpec> {
                 .enumerate()
                 .map(|(i, it)| match &it.value {
                     Value::Str(s) if i > 0 || !s.trim().is_empty() => Some(s.clone()),
+                    Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                        let msg = format!(
+                            "expected a string, found {} (quote it: \"{}\")",
+                            it.describe(),
+                            it.key_text()
+                        );
+                        cx.error(it.pos, &format!("{}[{i}]", m.sub("run")), msg);
+                        None
+                    }
                     _ => {
                         cx.expected(it, &format!("{}[{i}]", m.sub("run")), "a string");
                         None
@@ -118,7 +127,7 @@ fn folder(cx: &mut Cx, n: &Node, path: &str, env: &GateEnv) -> Option<std::path:
         } else {
             "does not exist"
         };
-        cx.error(n.pos, path, format!("{} {why}", full.display()));
+        cx.error(n.pos, path, format!("folder {rel} {why}"));
         None
     }
 }

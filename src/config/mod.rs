@@ -12,6 +12,10 @@ mod plan;
 pub mod suggest;
 pub mod units;
 mod validate;
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
+mod tests;
 pub mod yaml;
 
 use std::io::Read;
@@ -65,8 +69,9 @@ pub(crate) enum ReadError {
 
 /// Read a configuration file as UTF-8 text, refusing anything over [`MAX_FILE_BYTES`]. A
 /// leading byte-order mark is dropped.
-pub(crate) fn read_limited(path: &Path) -> Result<String, ReadError> {
-    let p = || path.to_path_buf();
+/// `shown` is how messages name the file (relative to where the user stands).
+pub(crate) fn read_limited(path: &Path, shown: &Path) -> Result<String, ReadError> {
+    let p = || shown.to_path_buf();
     let md = match std::fs::metadata(path) {
         Ok(md) => md,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -134,7 +139,7 @@ pub fn load(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let text = match read_limited(file) {
+    let text = match read_limited(file, file) {
         Ok(t) => t,
         Err(ReadError::NotUtf8 { line, column, .. }) => {
             return Err(at_file(
@@ -165,6 +170,7 @@ pub fn load(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
     let inputs = validate::Inputs {
         file: abs_file.clone(),
         root,
+        shown_root: file.parent().map(Path::to_path_buf).unwrap_or_default(),
         state: state.map(abs),
     };
     let pipeline = validate::pipeline(&mut cx, &tree, &inputs);

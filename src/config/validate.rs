@@ -28,6 +28,8 @@ pub(crate) struct Inputs {
     pub file: PathBuf,
     /// Absolute pipeline folder.
     pub root: PathBuf,
+    /// The pipeline folder as the user named it (how diagnostics name other files).
+    pub shown_root: PathBuf,
     /// `--state`, already absolute.
     pub state: Option<PathBuf>,
 }
@@ -81,12 +83,18 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
 
     let signers = top
         .require(cx, "signers", "an OpenSSH allowed_signers file")
-        .and_then(|n| signers_file(cx, n, &inp.root));
+        .and_then(|n| signers_file(cx, n, inp));
     let principals = signers.as_ref().and_then(|(_, p)| p.clone());
 
     let roles = top
         .get("roles")
-        .map(|n| roles(cx, n, &top, principals.as_ref(), signers.as_ref()))
+        .map(|n| {
+            let shown = top
+                .get("signers")
+                .and_then(Node::as_str)
+                .unwrap_or_default();
+            roles(cx, n, &top, principals.as_ref(), shown)
+        })
         .unwrap_or((BTreeMap::new(), true));
 
     let changes = top.get("changes").and_then(|n| changes(cx, n, &top, inp));
@@ -99,6 +107,7 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
         Some((k, v)) => {
             let env = GateEnv {
                 root: &inp.root,
+                shown_root: &inp.shown_root,
                 roles: &roles.0,
                 roles_ok: roles.1,
                 principals: principals.as_ref(),
@@ -147,10 +156,15 @@ fn project_name(cx: &mut Cx, n: &Node) -> Option<String> {
 }
 
 /// Read and parse the signers file. Returns its path and, when it parsed, its principals.
-fn signers_file(cx: &mut Cx, n: &Node, root: &Path) -> Option<(PathBuf, Option<BTreeSet<String>>)> {
+fn signers_file(
+    cx: &mut Cx,
+    n: &Node,
+    inp: &Inputs,
+) -> Option<(PathBuf, Option<BTreeSet<String>>)> {
     let rel = cx.str(n, "signers", "the path of an OpenSSH allowed_signers file")?;
-    let path = root.join(rel);
-    let text = match super::read_limited(&path) {
+    let path = inp.root.join(rel);
+    let shown = inp.shown_root.join(rel);
+    let text = match super::read_limited(&path, &shown) {
         Ok(t) => t,
         Err(e) => {
             cx.error(n.pos, "signers", format!("{e}"));
@@ -164,7 +178,7 @@ fn signers_file(cx: &mut Cx, n: &Node, root: &Path) -> Option<(PathBuf, Option<B
                 cx.push(
                     n.pos.src,
                     Diagnostic {
-                        file: path.clone(),
+                        file: shown.clone(),
                         line: e.line,
                         column: 1,
                         key_path: "signers".into(),
@@ -189,7 +203,7 @@ fn roles(
     n: &Node,
     top: &Map,
     principals: Option<&BTreeSet<String>>,
-    signers: Option<&(PathBuf, Option<BTreeSet<String>>)>,
+    signers_shown: &str,
 ) -> (BTreeMap<String, Vec<String>>, bool) {
     let anchor = top.entry("roles").map(|(k, _)| k.pos).unwrap_or_default();
     let Some(map) = Map::new(
@@ -216,14 +230,11 @@ fn roles(
             if let Some(known) = principals
                 && !known.contains(p)
             {
-                let file = signers
-                    .map(|s| s.0.display().to_string())
-                    .unwrap_or_default();
                 let help = suggest::did_you_mean(p, known.iter().map(String::as_str));
                 cx.error(
                     node.pos,
                     &path,
-                    format!("principal `{p}` is not in the signers file {file}"),
+                    format!("principal `{p}` is not in the signers file {signers_shown}"),
                 )
                 .help = help;
             }
@@ -254,7 +265,7 @@ fn changes(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Changes> {
                 cx.error(
                     r.pos,
                     "changes.repo",
-                    format!("folder {} does not exist", path.display()),
+                    format!("folder {rel} does not exist"),
                 );
                 return None;
             }
