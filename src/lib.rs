@@ -5,11 +5,13 @@
 //! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
+pub mod approval;
 pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod exit;
 pub mod gates;
+pub mod git;
 pub mod model;
 pub mod record;
 pub mod signers;
