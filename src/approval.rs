@@ -169,11 +169,7 @@ pub fn verify_pair(
             actual,
         });
     }
-    let allowed = signers
-        .keys_for(&st.signer, NS_APPROVAL, at)
-        .into_iter()
-        .any(|k| sshsig::fingerprint(k) == actual);
-    if !allowed {
+    if !signers.allows(&st.signer, &key, NS_APPROVAL, at) {
         return Err(PairProblem::SignerNotAllowed {
             signer: st.signer.clone(),
             key: actual,
@@ -370,7 +366,7 @@ pub fn approve(req: &ApproveRequest<'_>) -> Result<PathBuf, ApproveError> {
             .collect::<Vec<_>>()
             .join("; "),
     })?;
-    if !signers.principals().contains(req.principal) {
+    if !signers.names_principal(req.principal) {
         return Err(ApproveError::UnknownPrincipal {
             principal: req.principal.to_string(),
             path: signers_path.clone(),
@@ -390,11 +386,7 @@ pub fn approve(req: &ApproveRequest<'_>) -> Result<PathBuf, ApproveError> {
     }
     let key = sshsig::load_private_key(req.key)?;
     let fingerprint = sshsig::fingerprint(key.public_key());
-    let allowed = signers
-        .keys_for(req.principal, NS_APPROVAL, req.now)
-        .into_iter()
-        .any(|k| sshsig::fingerprint(k) == fingerprint);
-    if !allowed {
+    if !signers.allows(req.principal, key.public_key(), NS_APPROVAL, req.now) {
         return Err(ApproveError::KeyNotAllowed {
             principal: req.principal.to_string(),
             fingerprint,
@@ -547,7 +539,6 @@ pub fn staged_subject(record: &crate::record::Record) -> Result<String, ApproveE
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test fails loudly")]
 mod tests {
     use super::*;
 

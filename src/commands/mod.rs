@@ -1,10 +1,14 @@
 //! The commands behind the CLI. Each returns an exit code from [`crate::exit`]; output goes to
 //! stdout (results) and stderr (problems, refusals).
 
+pub mod approve;
+
 use std::path::{Path, PathBuf};
 
 use crate::config;
 use crate::exit;
+
+pub use approve::{ApproveArgs, approve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -466,7 +466,6 @@ pub fn assess(
         }
     }
 
-    let known = signers.principals();
     let done: BTreeSet<&str> = report
         .counted
         .iter()
@@ -475,7 +474,7 @@ pub fn assess(
         .collect();
     let mut may: Vec<String> = role
         .iter()
-        .filter(|m| known.contains(m.as_str()))
+        .filter(|m| signers.names_principal(m))
         .filter(|m| !done.contains(m.as_str()))
         .filter(|m| !barred.contains_key(&m.to_ascii_lowercase()))
         .cloned()
