@@ -191,7 +191,11 @@ fn a_clean_history_is_green_and_the_markdown_lists_every_change() {
     assert_eq!(rows[2]["reviewers"][0], "Bob <bob@x.test>");
     assert_eq!(rows[2]["author"], "alice <alice@x.test>");
     let md = std::fs::read_to_string(record.dir.join(MARKDOWN_FILE)).unwrap();
-    for (hash, what) in [(&a, "Add the parser"), (&b, "Cover the edge case"), (&c, "Fix c")] {
+    for (hash, what) in [
+        (&a, "Add the parser"),
+        (&b, "Cover the edge case"),
+        (&c, "Fix c"),
+    ] {
         let line = md
             .lines()
             .find(|l| l.contains(short(hash)))
@@ -207,7 +211,10 @@ fn a_commit_without_reviewed_by_is_red_and_named() {
     let h = r.commit("carol", "tests/x.rs", "Quick fix");
     let (_, v, _) = r.run(None);
     let msg = only_reason(&v, "change-unreviewed");
-    assert!(msg.contains(short(&h)) && msg.contains("Quick fix"), "{msg}");
+    assert!(
+        msg.contains(short(&h)) && msg.contains("Quick fix"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -263,7 +270,10 @@ fn a_merge_commit_is_skipped() {
         "Other\n\nReviewed-by: Bob <bob@x.test>",
     );
     // The merge has no trailers; it carries no change of its own.
-    r.git(&["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"], "ci");
+    r.git(
+        &["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"],
+        "ci",
+    );
     let merge = r.git(&["rev-parse", "HEAD"], "ci");
     let (ev, v, _) = r.run(None);
     assert_eq!(v.outcome, Outcome::Green, "{v:?}");
@@ -308,7 +318,8 @@ fn editing_a_recorded_commit_row_changes_its_digest_and_is_refused() {
     let log = ev["log"].as_str().unwrap();
     let path: &Path = &record.evidence_dir().join(log);
     let text = std::fs::read(path).unwrap();
-    let forged = String::from_utf8_lossy(&text).replace("Unreviewed change", "Unreviewed change\n\nReviewed-by: b@x");
+    let forged = String::from_utf8_lossy(&text)
+        .replace("Unreviewed change", "Unreviewed change\n\nReviewed-by: b@x");
     std::fs::write(path, forged).unwrap();
     let v = judge(&pipeline, gate, &ev, &record, &subject, None);
     only_reason(&v, "evidence-missing");
