@@ -1,4 +1,8 @@
 //! The signoff gate and `approval::approve`, with real `ssh-keygen` keys and real git repos.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly; a panic is the failure report"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
