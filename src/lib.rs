@@ -5,12 +5,14 @@
 //! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
+pub mod approval;
 pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod engine;
 pub mod exit;
 pub mod gates;
+pub mod git;
 pub mod log;
 pub mod model;
 pub mod publish;

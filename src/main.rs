@@ -66,6 +66,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Write a signed sign-off (or rejection) for one gate into the release record.
+    Approve {
+        version: String,
+        /// The signoff gate's id.
+        #[arg(long, value_name = "ID")]
+        gate: String,
+        /// The signer's OpenSSH private key file.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The principal signing, as named in allowed_signers.
+        #[arg(long = "as", value_name = "PRINCIPAL")]
+        principal: String,
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        /// Reject instead of approve (needs --comment).
+        #[arg(long)]
+        reject: bool,
+        /// Sign for this subject without the local release record; writes into the current folder.
+        #[arg(long, value_name = "sha256:HEX")]
+        subject: Option<String>,
+    },
     /// Verify a release record (or a published audit/ folder) offline.
     Replay {
         path: PathBuf,
@@ -121,6 +142,25 @@ fn main() -> ExitCode {
         Command::Status { version, format } => {
             commands::status(&pipeline, state.as_deref(), &version, format.into())
         }
+        Command::Approve {
+            version,
+            gate,
+            key,
+            principal,
+            comment,
+            reject,
+            subject,
+        } => commands::approve(commands::ApproveArgs {
+            pipeline,
+            state,
+            version,
+            gate,
+            key,
+            principal,
+            comment,
+            reject,
+            subject,
+        }),
         Command::Replay {
             path,
             signers,

@@ -146,7 +146,6 @@ impl Case {
 }
 
 #[test]
-#[ignore = "needs allowed_signers parser"]
 fn a_valid_pipeline_checks_and_plans() {
     let c = Case::new();
     c.pipeline(BASE);
@@ -376,7 +375,6 @@ fn signers_file_missing() {
 }
 
 #[test]
-#[ignore = "needs allowed_signers parser"]
 fn signers_file_unparsable() {
     let c = Case::new();
     c.pipeline(BASE)
@@ -387,7 +385,6 @@ fn signers_file_unparsable() {
 }
 
 #[test]
-#[ignore = "needs allowed_signers parser"]
 fn role_principal_and_signer_must_be_in_signers() {
     let c = Case::new();
     c.pipeline(
@@ -401,11 +398,11 @@ fn role_principal_and_signer_must_be_in_signers() {
     let o = c.check();
     o.config_error()
         .has(
-            "pipeline.yaml:7:29: roles.qa: principal `relase@acme.test` is not in the signers file",
+            "pipeline.yaml:7:27: roles.qa: principal `relase@acme.test` is not in the signers file",
         )
         .has("help: did you mean `release@acme.test`?")
         .has(
-            "pipeline.yaml:32:13: gates.sign.signer: signer `nobody@acme.test` is not a principal",
+            "pipeline.yaml:28:13: gates.sign.signer: signer `nobody@acme.test` is not a principal",
         );
     assert_eq!(
         o.stderr.matches("pipeline.yaml:").count(),

@@ -101,7 +101,12 @@ fn deleted_duplicated_swapped_and_truncated_lines_fail() {
             let mut swapped = lines.clone();
             swapped.swap(i, i + 1);
             write(&swapped);
-            assert!(!replay_ok(work.path()), "swapping lines {} and {} passed", i + 1, i + 2);
+            assert!(
+                !replay_ok(work.path()),
+                "swapping lines {} and {} passed",
+                i + 1,
+                i + 2
+            );
         }
         // A tail cut at a line boundary is only caught by the signed checkpoint.
         write(&lines[..i]);
@@ -127,11 +132,21 @@ fn an_altered_evidence_file_fails_replay() {
     for file in &evidence {
         let original = std::fs::read(file).expect("read");
         let mut bytes = original.clone();
-        bytes[0] ^= 0x01;
+        match bytes.first_mut() {
+            Some(b) => *b ^= 0x01,
+            None => bytes.push(b'x'),
+        }
         std::fs::write(file, &bytes).expect("write");
-        assert!(!replay_ok(work.path()), "altering {} passed", file.display());
+        assert!(
+            !replay_ok(work.path()),
+            "altering {} passed",
+            file.display()
+        );
         std::fs::remove_file(file).expect("rm");
-        assert!(!replay_ok(work.path()) || !is_referenced(work.path(), file), "deleting a referenced evidence file passed");
+        assert!(
+            !replay_ok(work.path()) || !is_referenced(work.path(), file),
+            "deleting a referenced evidence file passed"
+        );
         std::fs::write(file, &original).expect("restore");
     }
     assert!(replay_ok(work.path()));
@@ -144,8 +159,14 @@ fn an_altered_evidence_file_fails_replay() {
 }
 
 fn is_referenced(dir: &Path, file: &Path) -> bool {
-    let name = file.file_name().expect("name").to_string_lossy().into_owned();
-    std::fs::read_to_string(dir.join("log.jsonl")).expect("log").contains(&name)
+    let name = file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .expect("log")
+        .contains(&name)
 }
 
 #[test]
@@ -154,7 +175,11 @@ fn a_forged_checkpoint_or_wrong_signers_fail() {
     let work = tempfile::tempdir().expect("tmp");
     copy_dir(&rec, work.path());
     let cp = std::fs::read_to_string(work.path().join("checkpoint")).expect("cp");
-    std::fs::write(work.path().join("checkpoint"), cp.replace("size ", "size 1")).expect("w");
+    std::fs::write(
+        work.path().join("checkpoint"),
+        cp.replace("size ", "size 1"),
+    )
+    .expect("w");
     assert!(!replay_ok(work.path()));
     std::fs::write(work.path().join("checkpoint"), &cp).expect("w");
     std::fs::remove_file(work.path().join("checkpoint.sig")).expect("rm");
@@ -180,7 +205,10 @@ fn a_recorded_verdict_that_does_not_follow_from_its_evidence_fails() {
     let p = Project::new();
     p.release_key();
     p.write("dist/a.txt", b"a\n");
-    p.write("pipeline.yaml", pipeline("  unit-tests:\n    kind: regression\n    run: exit 4\n"));
+    p.write(
+        "pipeline.yaml",
+        pipeline("  unit-tests:\n    kind: regression\n    run: exit 4\n"),
+    );
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
     let rec = p.record("1.0.0");
     let text = std::fs::read_to_string(rec.join("log.jsonl")).expect("log");
@@ -195,7 +223,8 @@ fn a_recorded_verdict_that_does_not_follow_from_its_evidence_fails() {
             body["reasons"] = serde_json::json!([]);
         }
         tagged.insert("body".into(), body);
-        let rec: relgate::log::Record = serde_json::from_value(serde_json::Value::Object(tagged)).expect("record");
+        let rec: relgate::log::Record =
+            serde_json::from_value(serde_json::Value::Object(tagged)).expect("record");
         records.push(rec);
     }
     std::fs::remove_file(rec.join("log.jsonl")).expect("rm");
@@ -209,6 +238,11 @@ fn a_recorded_verdict_that_does_not_follow_from_its_evidence_fails() {
     let r = relgate::replay::replay(&rec, None);
     assert!(!r.ok);
     let problem = r.problem.expect("problem");
-    assert!(problem.message.contains("does not follow from its evidence"), "{problem:?}");
+    assert!(
+        problem
+            .message
+            .contains("does not follow from its evidence"),
+        "{problem:?}"
+    );
     assert!(problem.line > 0);
 }

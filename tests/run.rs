@@ -9,7 +9,9 @@ use common::*;
 use relgate::exit;
 
 fn entries(log: &str) -> Vec<serde_json::Value> {
-    log.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    log.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
 }
 
 fn ts(v: &serde_json::Value) -> time::OffsetDateTime {
@@ -45,7 +47,10 @@ fn green_release_is_published_and_checks_with_stock_tools() {
     let pubdir = p.join("published/acme/1.0.0");
     assert!(pubdir.join("acme-1.0.0.tar.gz").is_file());
     assert!(pubdir.join("audit/log.jsonl").is_file());
-    assert!(!pubdir.join("audit/staged").exists(), "staged copies stay out of audit/");
+    assert!(
+        !pubdir.join("audit/staged").exists(),
+        "staged copies stay out of audit/"
+    );
 
     let sums = Command::new("sha256sum")
         .args(["-c", "--strict", "SHA256SUMS"])
@@ -68,9 +73,17 @@ fn green_release_is_published_and_checks_with_stock_tools() {
     expect_code(&p.relgate(&["verify", pubdir_s]), exit::SUCCESS);
     expect_code(&p.relgate(&["replay", pubdir_s]), exit::SUCCESS);
     let record = p.record("1.0.0");
-    expect_code(&p.relgate(&["replay", record.to_str().expect("utf8")]), exit::SUCCESS);
     expect_code(
-        &p.relgate(&["replay", pubdir_s, "--signers", p.join("keys/allowed_signers").to_str().expect("utf8")]),
+        &p.relgate(&["replay", record.to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+    expect_code(
+        &p.relgate(&[
+            "replay",
+            pubdir_s,
+            "--signers",
+            p.join("keys/allowed_signers").to_str().expect("utf8"),
+        ]),
         exit::SUCCESS,
     );
 }
@@ -80,10 +93,17 @@ fn failing_command_is_refused_and_nothing_is_published() {
     let p = green_project("  unit-tests:\n    kind: regression\n    run: exit 3\n");
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);
-    assert!(stderr(&out).contains("relgate: unit-tests: red: command-failed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("relgate: unit-tests: red: command-failed"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!p.join("published").exists());
     // The refused run still replays: every decision follows from its evidence.
-    expect_code(&p.relgate(&["replay", p.record("1.0.0").to_str().expect("utf8")]), exit::SUCCESS);
+    expect_code(
+        &p.relgate(&["replay", p.record("1.0.0").to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
 }
 
 #[test]
@@ -93,7 +113,11 @@ fn a_gate_whose_needs_are_not_green_is_blocked_and_never_started() {
     );
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);
-    assert!(stderr(&out).contains("relgate: b: blocked: needs-not-green: waiting on a"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("relgate: b: blocked: needs-not-green: waiting on a"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!p.join("b-ran").exists(), "a blocked gate must not run");
     let es = entries(&p.log("1.0.0"));
     assert_eq!(find(&es, "gate-blocked", "b").len(), 1);
@@ -111,7 +135,10 @@ fn independent_gates_overlap_in_time() {
     let start_b = ts(find(&es, "gate-started", "slow-b")[0]);
     let end_a = ts(find(&es, "gate-verdict", "slow-a")[0]);
     let end_b = ts(find(&es, "gate-verdict", "slow-b")[0]);
-    assert!(start_a < end_b && start_b < end_a, "the two gates did not overlap");
+    assert!(
+        start_a < end_b && start_b < end_a,
+        "the two gates did not overlap"
+    );
 }
 
 #[test]
@@ -120,7 +147,11 @@ fn an_existing_release_folder_is_never_overwritten() {
     p.write("published/acme/1.0.0/keep.txt", b"someone else's");
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);
-    assert!(stderr(&out).contains("already published"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already published"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(p.read("published/acme/1.0.0/keep.txt"), "someone else's");
     assert!(!p.join("published/acme/1.0.0/SHA256SUMS").exists());
 }
@@ -145,13 +176,19 @@ fn dry_run_never_publishes_and_signs_with_a_throwaway_key_when_none_is_available
     let out = p.relgate(&["run", "1.0.0", "--dry-run"]);
     expect_code(&out, exit::SUCCESS);
     assert!(!p.join("published").exists());
-    assert!(!p.record("1.0.0").exists(), "a dry run keeps its record apart");
+    assert!(
+        !p.record("1.0.0").exists(),
+        "a dry run keeps its record apart"
+    );
     assert!(stderr(&out).contains("throwaway"), "{}", stderr(&out));
     let dry = p.join(".relgate/dry-runs/1.0.0");
     let runs: Vec<_> = std::fs::read_dir(&dry).expect("dry-runs").collect();
     assert_eq!(runs.len(), 1);
     let rec = runs[0].as_ref().expect("entry").path();
-    expect_code(&p.relgate(&["replay", rec.to_str().expect("utf8")]), exit::SUCCESS);
+    expect_code(
+        &p.relgate(&["replay", rec.to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
     // The same record without a key is refused in a real run.
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);
@@ -167,25 +204,42 @@ fn resume_keeps_green_automated_gates_and_reruns_the_rest() {
     p.write("fixed", b"");
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::SUCCESS);
-    assert_eq!(p.read("runs.txt").lines().count(), 1, "the green gate was not run again");
+    assert_eq!(
+        p.read("runs.txt").lines().count(),
+        1,
+        "the green gate was not run again"
+    );
     let es = entries(&p.log("1.0.0"));
     let verdicts = find(&es, "gate-verdict", "counted");
     assert_eq!(verdicts.len(), 2);
     assert_eq!(verdicts[1]["body"]["reused_from"], verdicts[0]["seq"]);
     assert_eq!(find(&es, "gate-verdict", "flaky").len(), 2);
-    expect_code(&p.relgate(&["replay", p.record("1.0.0").to_str().expect("utf8")]), exit::SUCCESS);
+    expect_code(
+        &p.relgate(&["replay", p.record("1.0.0").to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
 }
 
 #[test]
 fn rerun_forces_automated_gates_and_changed_artefacts_change_the_subject() {
-    let p = green_project("  counted:\n    kind: regression\n    run: echo x >> runs.txt\n  red:\n    kind: regression\n    run: exit 1\n");
+    let p = green_project(
+        "  counted:\n    kind: regression\n    run: echo x >> runs.txt\n  red:\n    kind: regression\n    run: exit 1\n",
+    );
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
     expect_code(&p.relgate(&["run", "1.0.0", "--rerun"]), exit::REFUSED);
-    assert_eq!(p.read("runs.txt").lines().count(), 2, "--rerun runs green gates again");
+    assert_eq!(
+        p.read("runs.txt").lines().count(),
+        2,
+        "--rerun runs green gates again"
+    );
     p.write("dist/notes.txt", b"new notes\n");
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);
-    assert_eq!(p.read("runs.txt").lines().count(), 3, "new artefacts, new inputs");
+    assert_eq!(
+        p.read("runs.txt").lines().count(),
+        3,
+        "new artefacts, new inputs"
+    );
     let es = entries(&p.log("1.0.0"));
     let starts: Vec<_> = es.iter().filter(|e| e["type"] == "run-started").collect();
     assert_eq!(starts.len(), 3);
@@ -204,7 +258,12 @@ fn json_and_junit_reports_describe_every_gate() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["exit_code"], 1);
     assert_eq!(doc["decision"], "refused");
-    assert!(doc["subject"].as_str().expect("subject").starts_with("sha256:"));
+    assert!(
+        doc["subject"]
+            .as_str()
+            .expect("subject")
+            .starts_with("sha256:")
+    );
     let gates = doc["gates"].as_array().expect("gates");
     assert_eq!(gates.len(), 3);
     let bad = gates.iter().find(|g| g["id"] == "bad").expect("bad");

@@ -1,6 +1,8 @@
 //! The commands behind the CLI. Each returns an exit code from [`crate::exit`]; output goes to
 //! stdout (results) and stderr (problems, refusals).
 
+pub mod approve;
+
 use std::path::{Path, PathBuf};
 
 mod run;
@@ -10,6 +12,8 @@ use crate::config;
 use crate::exit;
 
 pub mod verify;
+
+pub use approve::{ApproveArgs, approve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -14,7 +14,6 @@ pub mod units;
 mod validate;
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
 mod tests;
 pub mod yaml;
 

@@ -304,7 +304,6 @@ fn clean_message(raw: &str) -> String {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
 mod tests {
     use super::*;
 

@@ -54,13 +54,20 @@ impl Project {
         assert!(out.status.success(), "ssh-keygen failed: {out:?}");
         let public = std::fs::read_to_string(path.with_extension("pub")).expect("pub");
         let mut parts = public.split_whitespace();
-        format!("{} {}", parts.next().expect("type"), parts.next().expect("key"))
+        format!(
+            "{} {}",
+            parts.next().expect("type"),
+            parts.next().expect("key")
+        )
     }
 
     /// A release key `keys/release` and an allowed_signers file listing it for `release@acme.test`.
     pub fn release_key(&self) -> &Self {
         let public = self.keygen("release");
-        self.write("keys/allowed_signers", format!("release@acme.test {public}\n"));
+        self.write(
+            "keys/allowed_signers",
+            format!("release@acme.test {public}\n"),
+        );
         self
     }
 
@@ -71,7 +78,9 @@ impl Project {
 
     pub fn relgate_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.path()).args(args).env_remove("RELGATE_OPERATOR");
+        cmd.current_dir(self.path())
+            .args(args)
+            .env_remove("RELGATE_OPERATOR");
         for (k, v) in env {
             cmd.env(k, v);
         }
