@@ -499,17 +499,3 @@ fn approve_refuses_what_could_never_count() {
     assert!(!f.record.approvals_dir().exists(), "nothing was written");
 }
 
-#[test]
-fn the_staged_subject_is_found_in_the_record() {
-    let f = Fixture::new(1, None);
-    let hex = f.staged.subject_hex().to_string();
-    let dir = f.record.staged_dir(&hex);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("SHA256SUMS"), &f.staged.sums).unwrap();
-    assert_eq!(approval::staged_subject(&f.record).unwrap(), f.subject());
-    let empty = Record::new(f.root.join("nowhere"));
-    assert!(matches!(
-        approval::staged_subject(&empty),
-        Err(ApproveError::NoSubject { .. })
-    ));
-}
