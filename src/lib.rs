@@ -12,6 +12,7 @@ pub mod exit;
 pub mod gates;
 pub mod model;
 pub mod record;
+pub mod sarif;
 pub mod signers;
 pub mod sshsig;
 pub mod stage;

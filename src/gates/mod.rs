@@ -5,6 +5,7 @@
 //! Adding a gate kind means adding its module and one arm in [`collect`] and [`judge`].
 
 pub mod regression;
+pub mod security_review;
 pub mod sign;
 pub mod verdict;
 pub mod virus_scan;
@@ -68,7 +69,10 @@ pub async fn collect(gate: &GateSpec, cx: &CollectContext) -> Result<Value, Coll
         GateKind::Regression(spec) => to_value(regression::collect(gate, spec, cx).await?)?,
         GateKind::Sign(spec) => to_value(sign::collect(gate, spec, cx).await?)?,
         GateKind::VirusScan(spec) => to_value(virus_scan::collect(gate, spec, cx).await?)?,
-        GateKind::Signoff(_) | GateKind::ChangeRecord(_) | GateKind::SecurityReview(_) => {
+        GateKind::SecurityReview(spec) => {
+            to_value(security_review::collect(gate, spec, cx).await?)?
+        }
+        GateKind::Signoff(_) | GateKind::ChangeRecord(_) => {
             return Err(CollectError::Other(format!(
                 "gate kind {} is not implemented yet",
                 gate.kind.name()
@@ -93,12 +97,14 @@ pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdic
             Ok(ev) => virus_scan::judge(spec, &ev, cx),
             Err(v) => v,
         },
-        GateKind::Signoff(_) | GateKind::ChangeRecord(_) | GateKind::SecurityReview(_) => {
-            Verdict::red(
-                "kind-not-implemented",
-                format!("gate kind {} is not implemented yet", gate.kind.name()),
-            )
-        }
+        GateKind::SecurityReview(spec) => match from_value(evidence) {
+            Ok(ev) => security_review::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::Signoff(_) | GateKind::ChangeRecord(_) => Verdict::red(
+            "kind-not-implemented",
+            format!("gate kind {} is not implemented yet", gate.kind.name()),
+        ),
     }
 }
 
