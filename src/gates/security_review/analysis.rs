@@ -77,6 +77,13 @@ pub fn analyse(
         a.red("register-invalid", one_line(d));
     }
 
+    // Without a register every finding would read as unassigned: say once why instead.
+    let no_register = (!register.parsed).then(|| {
+        a.reasons
+            .last()
+            .map(|r| r.code.clone())
+            .unwrap_or_else(|| "register-invalid".into())
+    });
     let mut used = vec![false; register.entries.len()];
     for (file, f) in &findings {
         let assessed = assess(f);
@@ -84,6 +91,7 @@ pub fn analyse(
         let mut codes = Vec::new();
         let name = format!("{} ({}, {})", f.label(), f.tool, assessed.describe());
         match matched {
+            None if no_register.is_some() => codes.extend(no_register.clone()),
             None => {
                 codes.push(a.red(
                     "finding-unassigned",
@@ -162,6 +170,8 @@ pub fn analyse(
             a.red("pentest-invalid", one_line(d));
         }
         match pentests.newest() {
+            // An unreadable file has already made the gate red; it says nothing about age.
+            None if !pentests.parsed => {}
             None => {
                 a.red(
                     "pentest-stale",
@@ -191,6 +201,7 @@ pub fn analyse(
                 let mut codes = Vec::new();
                 let entry = idx.map(|i| &register.entries[i]);
                 match idx {
+                    None if no_register.is_some() => codes.extend(no_register.clone()),
                     None => codes.push(a.red(
                         "pentest-finding-unassigned",
                         format!(

@@ -69,6 +69,8 @@ impl Entry {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Register {
+    /// False when the file could not be read as a list of entries at all.
+    pub parsed: bool,
     pub entries: Vec<Entry>,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -96,6 +98,7 @@ pub fn parse_register(file: &str, bytes: &[u8]) -> Register {
             return reg;
         }
     };
+    reg.parsed = true;
     let d =
         |loc: &Location, key: String, message: String| diagnostic(file, bytes, loc, key, message);
     for (i, item) in raw.into_iter().enumerate() {
@@ -349,10 +352,9 @@ mod tests {
         assert!(d.message.contains("colour"), "{d}");
         let r = parse_register("reg.yaml", b"- finding: [unclosed\n");
         assert_eq!(r.diagnostics.len(), 1);
+        assert!(!r.parsed);
         assert!(r.diagnostics[0].line >= 1, "{}", r.diagnostics[0]);
-        assert_eq!(
-            parse_register("reg.yaml", b"# nothing yet\n"),
-            Register::default()
-        );
+        let empty = parse_register("reg.yaml", b"# nothing yet\n");
+        assert!(empty.parsed && empty.entries.is_empty() && empty.diagnostics.is_empty());
     }
 }
