@@ -1,6 +1,8 @@
 //! The commands behind the CLI. Each returns an exit code from [`crate::exit`]; output goes to
 //! stdout (results) and stderr (problems, refusals).
 
+pub mod findings;
+
 use std::path::{Path, PathBuf};
 
 use crate::config;
