@@ -683,6 +683,32 @@ fn malformed_evidence_is_red() {
     assert_eq!(run.judge(NOV_27).reasons[0].code, "evidence-malformed");
 }
 
+#[test]
+fn a_dependency_audit_report_is_judged_like_any_other() {
+    let case = Case::new();
+    case.write(
+        "reports/cargo-audit.sarif",
+        &fixture("sarif/cargo-audit-shaped.sarif"),
+    );
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["finding-unassigned"], "{}", run.messages());
+    assert!(
+        run.messages().contains(
+            "RUSTSEC-2023-0071 at Cargo.lock:1 (cargo-audit, medium (security-severity 5.9))"
+        ),
+        "{}",
+        run.messages()
+    );
+    // The package fingerprint names this one occurrence.
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str(
+        "- finding: rsa@0.9.8\n  owner: dave@acme.test\n  plan: no fix upstream; rsa is not used for decryption\n  opened: 2026-11-20\n  due: 2027-02-01\n  status: accepted\n",
+    );
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert!(run.verdict.is_green(), "{}", run.messages());
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
