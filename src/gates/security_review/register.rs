@@ -222,9 +222,9 @@ pub(crate) fn parse_list<T: serde::de::DeserializeOwned>(
             line,
             column,
             key_path: String::new(),
-            message: first_line(&e.without_snippet().to_string()),
+            message: yaml_message(&e.without_snippet().to_string()),
             source_line: source_line(bytes, line),
-            help: None,
+            help: Some("the file is a YAML list of mappings, each starting with `- `".into()),
         })
     })
 }
@@ -261,8 +261,14 @@ fn source_line(bytes: &[u8], line: usize) -> Option<String> {
         .map(|l| l.to_string())
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
+/// The parser's message without what the diagnostic already says (the position) or what
+/// only applies to the library's API (its options).
+fn yaml_message(s: &str) -> String {
+    let mut m = s.lines().next().unwrap_or_default().to_string();
+    if let Some(i) = m.rfind(" at line ") {
+        m.truncate(i);
+    }
+    m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }
 
 fn to_usize(n: u64) -> usize {
@@ -349,7 +355,18 @@ mod tests {
         assert_eq!(r.diagnostics.len(), 1);
         let d = &r.diagnostics[0];
         assert_eq!(d.line, 3, "{d}");
-        assert!(d.message.contains("colour"), "{d}");
+        assert_eq!(
+            d.message,
+            "unknown field `colour`, expected one of finding, owner, ticket, plan, opened, due, status, target"
+        );
+        let r = parse_register(
+            "reg.yaml",
+            b"- finding: A\n  due: 2026-01-01\n  due: 2026-01-02\n",
+        );
+        assert_eq!(
+            (r.diagnostics[0].line, r.diagnostics[0].message.as_str()),
+            (3, "duplicate mapping key: due")
+        );
         let r = parse_register("reg.yaml", b"- finding: [unclosed\n");
         assert_eq!(r.diagnostics.len(), 1);
         assert!(!r.parsed);
