@@ -19,6 +19,7 @@ pub mod publish;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod sarif;
 pub mod signers;
 pub mod sshsig;
 pub mod stage;

@@ -96,6 +96,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// The security review's findings: severity and its source, assignment, verdict.
+    Findings {
+        version: String,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig.
     Verify {
         dir: PathBuf,
@@ -166,6 +172,9 @@ fn main() -> ExitCode {
             signers,
             format,
         } => commands::replay(&path, signers.as_deref(), format.into()),
+        Command::Findings { version, format } => {
+            commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
+        }
         Command::Verify { dir, signers } => commands::verify(&dir, signers.as_deref()),
     };
     ExitCode::from(code as u8)

@@ -1,8 +1,4 @@
 //! The change-record gate over real git repositories made in temp folders.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers fail loudly; a panic is the failure report"
-)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,4 @@
 //! The signoff gate and `approval::approve`, with real `ssh-keygen` keys and real git repos.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers fail loudly; a panic is the failure report"
-)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -498,4 +494,3 @@ fn approve_refuses_what_could_never_count() {
     assert!(matches!(err, ApproveError::BadSubject(_)), "{err}");
     assert!(!f.record.approvals_dir().exists(), "nothing was written");
 }
-

@@ -1,9 +1,5 @@
 //! `relgate verify DIR`: a published-looking folder built by hand with `sha256sum` and
 //! `ssh-keygen -Y sign`, checked by the real binary.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a panic is how a test reports failure"
-)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

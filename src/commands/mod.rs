@@ -2,6 +2,7 @@
 //! stdout (results) and stderr (problems, refusals).
 
 pub mod approve;
+pub mod findings;
 
 use std::path::{Path, PathBuf};
 

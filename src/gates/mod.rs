@@ -6,6 +6,7 @@
 
 pub mod change_record;
 pub mod regression;
+pub mod security_review;
 pub mod sign;
 pub mod signoff;
 pub mod verdict;
@@ -72,11 +73,8 @@ pub async fn collect(gate: &GateSpec, cx: &CollectContext) -> Result<Value, Coll
         GateKind::VirusScan(spec) => to_value(virus_scan::collect(gate, spec, cx).await?)?,
         GateKind::Signoff(spec) => to_value(signoff::collect(gate, spec, cx).await?)?,
         GateKind::ChangeRecord(spec) => to_value(change_record::collect(gate, spec, cx).await?)?,
-        GateKind::SecurityReview(_) => {
-            return Err(CollectError::Other(format!(
-                "gate kind {} is not implemented yet",
-                gate.kind.name()
-            )));
+        GateKind::SecurityReview(spec) => {
+            to_value(security_review::collect(gate, spec, cx).await?)?
         }
     };
     Ok(value)
@@ -105,10 +103,10 @@ pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdic
             Ok(ev) => change_record::judge(spec, &ev, cx),
             Err(v) => v,
         },
-        GateKind::SecurityReview(_) => Verdict::red(
-            "kind-not-implemented",
-            format!("gate kind {} is not implemented yet", gate.kind.name()),
-        ),
+        GateKind::SecurityReview(spec) => match from_value(evidence) {
+            Ok(ev) => security_review::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
     }
 }
 
