@@ -283,6 +283,7 @@ mod tests {
             junit,
             junit_bad_patterns: vec![],
             tests: None,
+            notes: vec![],
         }
     }
 

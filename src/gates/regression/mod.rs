@@ -43,6 +43,9 @@ pub struct RegressionEvidence {
     /// record (flaky tests are listed here). The judge does not trust it: it parses the
     /// stored reports again.
     pub tests: Option<Tally>,
+    /// One-line remarks for the run's display (flaky tests, killed strays, truncated output,
+    /// ignored reports). Informational: the judge does not read them.
+    pub notes: Vec<String>,
 }
 
 pub async fn collect(
@@ -72,6 +75,10 @@ pub async fn collect(
         cancel: cx.cancel.clone(),
     })
     .await;
+    if out.process.interrupted {
+        // The group is dead by now; an interrupted gate has no verdict, the engine aborts it.
+        return Err(CollectError::Interrupted);
+    }
 
     let stdout = store_stream(&cx.record, out.stdout)?;
     let stderr = store_stream(&cx.record, out.stderr)?;
@@ -83,6 +90,7 @@ pub async fn collect(
         (Vec::new(), Vec::new())
     };
     let tests = (!junit.is_empty()).then(|| judge::tally(&junit, &cx.record).0);
+    let notes = notes(&out.process, &stdout, &stderr, &junit, tests.as_ref());
     Ok(RegressionEvidence {
         command: spec.run.clone(),
         dir: spec.dir.clone(),
@@ -92,7 +100,45 @@ pub async fn collect(
         junit,
         junit_bad_patterns,
         tests,
+        notes,
     })
+}
+
+fn notes(
+    process: &ProcessRecord,
+    stdout: &StreamCapture,
+    stderr: &StreamCapture,
+    junit: &[JunitFile],
+    tests: Option<&Tally>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(t) = tests
+        && !t.flaky.is_empty()
+    {
+        notes.push(format!("passed on retry (flaky): {}", t.flaky.join(", ")));
+    }
+    if process.strays_killed {
+        notes.push("processes left running by the command were killed".into());
+    }
+    for (name, s) in [("stdout", stdout), ("stderr", stderr)] {
+        if s.omitted > 0 {
+            notes.push(format!(
+                "{name}: {} bytes, kept the first and last parts ({} omitted)",
+                s.len, s.omitted
+            ));
+        }
+        if !s.complete {
+            notes.push(format!(
+                "{name}: stopped reading; a process outside the command's group held it open"
+            ));
+        }
+    }
+    for f in junit {
+        if f.state == JunitState::Stale {
+            notes.push(format!("{}: older than the run, ignored", f.path));
+        }
+    }
+    notes
 }
 
 /// The instant before which a report counts as stale.
