@@ -1,9 +1,5 @@
 //! The `regression` gate end to end at library level: real commands through `collect`, then
 //! `judge` on the evidence and the evidence store, as the engine and replay do.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a panic is how a test reports failure"
-)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
