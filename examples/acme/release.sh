@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A real release of the example project, end to end, on a fresh Debian machine:
+# prerequisites, keys (example-only, made here), artefacts, then
+#   check -> plan -> dry run -> run (awaits QA) -> approve -> run (publishes) -> verify -> replay
+# It leaves the published release in examples/acme/published/acme-widget/VERSION/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+version=${1:-1.0.0}
+
+"$repo/scripts/install-prereqs.sh"
+cargo build --release --locked --quiet --manifest-path "$repo/Cargo.toml"
+relgate="$repo/target/release/relgate"
+cd "$here"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "prepare: example keys, artefacts, signature database, register"
+rm -rf keys dist build clamav-db published .relgate security/remediations.yaml security/pentests.yaml
+mkdir -p keys dist
+for who in release alice bob; do
+  ssh-keygen -q -t ed25519 -N '' -C "$who@acme.test (example only)" -f "keys/$who"
+done
+{
+  echo "release@acme.test $(cut -d' ' -f1,2 keys/release.pub)"
+  echo "alice@acme.test $(cut -d' ' -f1,2 keys/alice.pub)"
+  echo "bob@acme.test $(cut -d' ' -f1,2 keys/bob.pub)"
+} > keys/allowed_signers
+tar -czf "dist/acme-widget-$version.tar.gz" src tests
+printf 'acme-widget %s\n' "$version" > dist/RELEASE-NOTES.txt
+cp -r "$repo/fixtures/clamav/db" clamav-db
+today=$(date -u +%F)
+due=$(date -u -d '+30 days' +%F)
+pentest=$(date -u -d '-60 days' +%F)
+cat > security/remediations.yaml <<YAML
+- finding: SH-001
+  owner: dave@acme.test
+  ticket: SEC-101
+  plan: validate numeric arguments before arithmetic expansion
+  opened: $today
+  due: $due
+  status: open
+  target: 1.1.0
+- finding: SH-002
+  owner: dave@acme.test
+  ticket: SEC-102
+  plan: accepted risk, the usage text is public documentation
+  opened: $today
+  due: $due
+  status: accepted
+- finding: PT-EX-01
+  owner: erin@acme.test
+  ticket: SEC-090
+  plan: rate-limit the widget API
+  opened: $pentest
+  due: $today
+  status: fixed
+YAML
+cat > security/pentests.yaml <<YAML
+- date: $pentest
+  version: 0.9.0
+  focus: widget command line and API
+  findings: [PT-EX-01]
+YAML
+
+export ACME_RELEASE_KEY="$here/keys/release"
+export RELGATE_OPERATOR=rel-eng@acme.test
+
+step "relgate check"
+"$relgate" check
+step "relgate plan"
+"$relgate" plan
+step "relgate run $version --dry-run   (never publishes; awaited sign-offs are not failures)"
+"$relgate" run "$version" --dry-run
+step "relgate run $version   (exit 3: the QA sign-off is awaited)"
+set +e
+"$relgate" run "$version"
+rc=$?
+set -e
+if [ "$rc" -ne 3 ]; then
+  echo "expected exit 3 (sign-off awaited), got $rc" >&2
+  exit 1
+fi
+step "relgate status $version"
+"$relgate" status "$version"
+step "relgate approve   (alice, QA, signs the staged subject)"
+"$relgate" approve "$version" --gate manual-regression --key keys/alice --as alice@acme.test \
+  --comment "manual regression checklist passed"
+step "relgate run $version   (publishes)"
+"$relgate" run "$version"
+out="published/acme-widget/$version"
+step "relgate verify $out"
+"$relgate" verify "$out"
+step "relgate replay $out"
+"$relgate" replay "$out"
+step "stock tools: sha256sum -c and ssh-keygen -Y verify"
+(cd "$out" && sha256sum -c --strict SHA256SUMS)
+ssh-keygen -Y verify -f keys/allowed_signers -I release@acme.test -n file \
+  -s "$out/SHA256SUMS.sig" < "$out/SHA256SUMS"
+step "done: $here/$out"
+ls -la "$out"

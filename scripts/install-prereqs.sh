@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what relgate's tests and the example release need, on Debian (run as root, or with
+# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils.
+set -euo pipefail
+
+missing=()
+command -v clamd >/dev/null 2>&1 || missing+=(clamav-daemon)
+command -v clamdscan >/dev/null 2>&1 || missing+=(clamdscan)
+command -v sigtool >/dev/null 2>&1 || missing+=(clamav)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
+command -v tar >/dev/null 2>&1 || missing+=(tar)
+command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  sudo="sudo"
+fi
+echo "installing: ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
