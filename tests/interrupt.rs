@@ -61,7 +61,7 @@ fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
     let p = project(
         "  quick:\n    kind: regression\n    run: echo x >> quick.txt\n  hangs:\n    kind: regression\n    run: test -f done || { sleep 300 & echo $! > bg.pid; sleep 300; }\n",
     );
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .current_dir(p.path())
         .args(["run", "1.0.0"])
         .env_remove("RELGATE_OPERATOR")

@@ -151,8 +151,7 @@ fn an_operator_cannot_approve_their_own_release_and_edited_approvals_fail_replay
     let log = std::fs::read_to_string(work.path().join("log.jsonl")).expect("log");
     let last_signoff = log
         .lines()
-        .filter(|l| l.contains("\"gate-verdict\"") && l.contains("\"manual\""))
-        .last()
+        .rfind(|l| l.contains("\"gate-verdict\"") && l.contains("\"manual\""))
         .expect("verdict");
     let v: serde_json::Value = serde_json::from_str(last_signoff).expect("json");
     let ev_digest = v["body"]["evidence"]
