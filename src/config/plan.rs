@@ -58,7 +58,12 @@ fn describe(p: &Pipeline, g: &GateSpec) -> String {
     match &g.kind {
         GateKind::Regression(r) => {
             let cmd = match &r.run {
-                Command::Shell(s) => format!("`{s}` (sh -c)"),
+                Command::Shell(s) => {
+                    // A multi-line script reads as one line in the plan.
+                    let one_line: Vec<&str> =
+                        s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                    format!("`{}` (sh -c)", one_line.join("; "))
+                }
                 Command::Argv(a) => format!("`{}` (argv, no shell)", a.join(" ")),
             };
             let mut s = format!("{cmd} in {} exits 0", rel(p, &r.dir));
