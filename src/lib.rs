@@ -5,6 +5,7 @@
 //! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
+pub mod clamd;
 pub mod commands;
 pub mod config;
 pub mod digest;
