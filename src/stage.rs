@@ -375,8 +375,8 @@ pub fn stage(
         source,
     })?;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<(String, u64), StageError>>>> =
-        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    type Slot = std::sync::Mutex<Option<Result<(String, u64), StageError>>>;
+    let results: Vec<Slot> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let workers = workers.clamp(1, files.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {

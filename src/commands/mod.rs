@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod run;
+mod status;
+
 use crate::config;
 use crate::exit;
 
@@ -60,22 +63,77 @@ pub fn plan(pipeline: &Path, state: Option<&Path>) -> i32 {
     }
 }
 
+/// `relgate run`.
 pub fn run(args: RunArgs) -> i32 {
-    let _ = args;
-    eprintln!("relgate: run is not wired yet");
-    exit::CONFIG
+    run::run(args)
 }
 
+/// `relgate status`.
 pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
-    let _ = (pipeline, state, version, format);
-    eprintln!("relgate: status is not wired yet");
-    exit::CONFIG
+    status::status(pipeline, state, version, format)
 }
 
+/// `relgate replay`.
 pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
-    let _ = (path, signers, format);
-    eprintln!("relgate: replay is not wired yet");
-    exit::CONFIG
+    let override_text = match signers {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("relgate: cannot read {}: {e}", f.display());
+                return exit::CONFIG;
+            }
+        },
+        None => None,
+    };
+    let report = crate::replay::replay(path, override_text.as_deref());
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Human => {
+            if let Some(p) = &report.problem {
+                if p.line > 0 {
+                    eprintln!(
+                        "relgate: replay failed: {}/log.jsonl line {}: {}",
+                        report.record.display(),
+                        p.line,
+                        p.message
+                    );
+                } else {
+                    eprintln!(
+                        "relgate: replay failed: {}: {}",
+                        report.record.display(),
+                        p.message
+                    );
+                }
+            } else {
+                println!(
+                    "relgate: replay verified {}: {} lines, {} run(s), {} verdict(s) judged again from their evidence{}",
+                    report.record.display(),
+                    report.lines,
+                    report.runs,
+                    report.verdicts_rejudged,
+                    if report.published {
+                        ", published only with every gate green"
+                    } else {
+                        ""
+                    }
+                );
+                if let Some(s) = &report.checkpoint_signer {
+                    println!("  checkpoint signed by {s}");
+                }
+                for n in &report.notes {
+                    println!("  note: {n}");
+                }
+            }
+        }
+    }
+    if report.ok {
+        exit::SUCCESS
+    } else {
+        exit::REFUSED
+    }
 }
 
 pub fn verify(dir: &Path, signers: Option<&Path>) -> i32 {

@@ -1,26 +1,343 @@
 //! The `sign` gate: SSHSIG over SHA256SUMS (namespace `file`) with an OpenSSH Ed25519 key.
+//!
+//! Collect signs the staged `SHA256SUMS` bytes, writes `SHA256SUMS.sig` beside them and stores
+//! both in the evidence store. Judge verifies that stored signature again over those stored
+//! bytes, so replay re-checks the cryptography instead of trusting a recorded "ok".
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{CollectContext, CollectError, JudgeContext, Verdict};
+use crate::digest::sha256_hex;
 use crate::model::{GateSpec, SignSpec};
+use crate::sshsig;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The signature file written beside `SHA256SUMS`.
+pub const SIG_FILE: &str = "SHA256SUMS.sig";
+/// The checksum file (written by staging).
+pub const SUMS_FILE: &str = "SHA256SUMS";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SignEvidence {
-    pub exit_code: Option<i32>,
+    /// The principal the pipeline names as signer.
+    pub signer: String,
+    /// The key path as written in the pipeline.
+    pub key: String,
+    /// The key path after `${VAR}` expansion and resolution, when expansion worked.
+    pub key_path: Option<String>,
+    /// Why the configured key could not be used (absent when it was).
+    pub key_problem: Option<KeyProblem>,
+    /// A dry run without the key signed with a fresh throwaway key.
+    pub throwaway: bool,
+    /// A line for the terminal, e.g. that a throwaway key was used.
+    pub note: Option<String>,
+    /// Digest of the signed SHA256SUMS bytes (evidence store).
+    pub sums: Option<String>,
+    /// Whether `SHA256SUMS` on disk holds exactly the signed bytes.
+    pub sums_written: bool,
+    /// Digest of the armored signature (evidence store).
+    pub signature: Option<String>,
+    /// `SHA256:...` of the signing key.
+    pub key_fingerprint: Option<String>,
+    /// `ssh-ed25519 AAAA...` of the signing key.
+    pub public_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KeyProblem {
+    /// `unavailable` (unset variable, missing file) or `unusable` (not Ed25519, encrypted,
+    /// malformed).
+    pub kind: KeyProblemKind,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyProblemKind {
+    Unavailable,
+    Unusable,
+}
+
+/// The signing key's file: `${VAR}` expanded from the environment (an unset or empty variable
+/// is an error naming it), a relative path resolved against the pipeline root.
+pub fn key_path(spec: &SignSpec, root: &Path) -> Result<PathBuf, String> {
+    let expanded = expand_env(&spec.key, |name| std::env::var(name).ok())?;
+    if expanded.is_empty() {
+        return Err("the key path is empty".into());
+    }
+    let p = PathBuf::from(expanded);
+    Ok(if p.is_absolute() { p } else { root.join(p) })
+}
+
+/// Expand every `${NAME}` in `text` with `lookup`. A `$` not followed by `{` stays as it is.
+fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated ${{ in key path {text:?}"))?;
+        let name = &after[..end];
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "invalid variable name {name:?} in key path {text:?}"
+            ));
+        }
+        match lookup(name) {
+            Some(v) if !v.is_empty() => out.push_str(&v),
+            Some(_) => return Err(format!("environment variable {name} is empty")),
+            None => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 pub async fn collect(
     _gate: &GateSpec,
-    _spec: &SignSpec,
-    _cx: &CollectContext,
+    spec: &SignSpec,
+    cx: &CollectContext,
 ) -> Result<SignEvidence, CollectError> {
-    Err(CollectError::Other("sign: placeholder".into()))
+    if *cx.cancel.borrow() {
+        return Err(CollectError::Interrupted);
+    }
+    let mut ev = SignEvidence {
+        signer: spec.signer.clone(),
+        key: spec.key.clone(),
+        key_path: None,
+        key_problem: None,
+        throwaway: false,
+        note: None,
+        sums: None,
+        sums_written: false,
+        signature: None,
+        key_fingerprint: None,
+        public_key: None,
+    };
+
+    let loaded = match key_path(spec, &cx.pipeline.root) {
+        Ok(path) => {
+            ev.key_path = Some(path.display().to_string());
+            if path.is_file() {
+                // The file is there but cannot serve: malformed, encrypted, not Ed25519.
+                sshsig::load_private_key(&path).map_err(|e| KeyProblem {
+                    kind: KeyProblemKind::Unusable,
+                    message: e.to_string(),
+                })
+            } else {
+                Err(KeyProblem {
+                    kind: KeyProblemKind::Unavailable,
+                    message: format!("key file {} does not exist", path.display()),
+                })
+            }
+        }
+        Err(message) => Err(KeyProblem {
+            kind: KeyProblemKind::Unavailable,
+            message,
+        }),
+    };
+
+    let key = match loaded {
+        Ok(k) => k,
+        // A dry run shows what the release would look like without holding the release key;
+        // an unusable key (wrong type, encrypted) is still reported, since a real run would
+        // fail on it too.
+        Err(p) if cx.dry_run && p.kind == KeyProblemKind::Unavailable => {
+            ev.throwaway = true;
+            ev.note = Some(format!(
+                "signed with a throwaway key: {} (dry run)",
+                p.message
+            ));
+            sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
+        }
+        Err(p) => {
+            ev.key_problem = Some(p);
+            return Ok(ev);
+        }
+    };
+
+    let sums = &cx.staged.sums;
+    let armored = sshsig::sign(&key, sshsig::NS_FILE, sums)
+        .map_err(|e| CollectError::Other(format!("sign {SUMS_FILE}: {e}")))?;
+    let sig_path = cx.staged.dir.join(SIG_FILE);
+    let io_err =
+        |e: std::io::Error| CollectError::Other(format!("write {}: {e}", sig_path.display()));
+    crate::stage::write_synced(&sig_path, armored.as_bytes()).map_err(io_err)?;
+    crate::record::sync_dir(&cx.staged.dir).map_err(io_err)?;
+
+    // SHA256SUMS is what gets published; make sure it holds the bytes that were signed.
+    ev.sums_written = std::fs::read(cx.staged.dir.join(SUMS_FILE)).is_ok_and(|b| &b == sums);
+    ev.sums = Some(cx.record.put(sums)?);
+    ev.signature = Some(cx.record.put(armored.as_bytes())?);
+    ev.key_fingerprint = Some(sshsig::fingerprint(key.public_key()));
+    ev.public_key = Some(sshsig::public_line(key.public_key()));
+    Ok(ev)
 }
 
-pub fn judge(_spec: &SignSpec, ev: &SignEvidence, _cx: &JudgeContext<'_>) -> Verdict {
-    match ev.exit_code {
-        Some(0) => Verdict::green(),
-        _ => Verdict::red("command-failed", "placeholder"),
+pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdict {
+    if let Some(p) = &ev.key_problem {
+        let code = match p.kind {
+            KeyProblemKind::Unavailable => "key-unavailable",
+            KeyProblemKind::Unusable => "key-unusable",
+        };
+        return Verdict::red(code, format!("signing key {}: {}", ev.key, p.message));
+    }
+    let (Some(sums_digest), Some(sig_digest)) = (&ev.sums, &ev.signature) else {
+        return Verdict::red(
+            "signature-missing",
+            "no signature over SHA256SUMS was recorded",
+        );
+    };
+    let sums = match cx.blobs.get(sums_digest) {
+        Ok(b) => b,
+        Err(e) => return Verdict::red("evidence-unreadable", format!("SHA256SUMS: {e}")),
+    };
+    let sig_bytes = match cx.blobs.get(sig_digest) {
+        Ok(b) => b,
+        Err(e) => return Verdict::red("evidence-unreadable", format!("{SIG_FILE}: {e}")),
+    };
+    if !ev.sums_written {
+        return Verdict::red(
+            "sums-not-written",
+            format!("{SUMS_FILE} in the staging folder does not hold the signed bytes"),
+        );
+    }
+    let actual = format!("sha256:{}", sha256_hex(&sums));
+    if actual != cx.subject {
+        return Verdict::red(
+            "subject-mismatch",
+            format!(
+                "the signed SHA256SUMS is {actual}, the release subject is {}",
+                cx.subject
+            ),
+        );
+    }
+    let Ok(armored) = std::str::from_utf8(&sig_bytes) else {
+        return Verdict::red("signature-invalid", format!("{SIG_FILE} is not text"));
+    };
+    let key = match sshsig::signature_key(armored) {
+        Ok(k) => k,
+        Err(e) => return Verdict::red("signature-invalid", format!("{SIG_FILE}: {e}")),
+    };
+    if let Err(e) = sshsig::verify_with_key(&key, sshsig::NS_FILE, &sums, armored) {
+        return Verdict::red("signature-invalid", format!("{SIG_FILE}: {e}"));
+    }
+    let fp = sshsig::fingerprint(&key);
+    if ev.key_fingerprint.as_deref() != Some(fp.as_str()) {
+        return Verdict::red(
+            "signature-invalid",
+            format!(
+                "{SIG_FILE} is signed by {fp}, the evidence names {}",
+                ev.key_fingerprint.as_deref().unwrap_or("no key")
+            ),
+        );
+    }
+    if ev.throwaway {
+        // A throwaway key is in no allowed_signers file; it only shows the shape of a dry run.
+        return if cx.dry_run {
+            Verdict::green()
+        } else {
+            Verdict::red(
+                "throwaway-key",
+                format!("{SIG_FILE} was made with a throwaway key ({fp}) outside a dry run"),
+            )
+        };
+    }
+    let Some(text) = cx.signers else {
+        return Verdict::red(
+            "signers-missing",
+            format!(
+                "no allowed_signers is recorded to check {} against",
+                spec.signer
+            ),
+        );
+    };
+    let signers = match crate::signers::parse(text) {
+        Ok(s) => s,
+        Err(errs) => {
+            let first = errs.first().map(ToString::to_string).unwrap_or_default();
+            return Verdict::red(
+                "signers-invalid",
+                format!("allowed_signers has {} bad line(s); {first}", errs.len()),
+            );
+        }
+    };
+    if signers.allows(&spec.signer, &key, sshsig::NS_FILE, cx.started_at) {
+        return Verdict::green();
+    }
+    let others = signers.principals_for_key(&key, sshsig::NS_FILE, cx.started_at);
+    let detail = if others.is_empty() {
+        "which allowed_signers does not list for namespace file at this time".to_string()
+    } else {
+        format!("which allowed_signers lists only for {}", others.join(", "))
+    };
+    Verdict::red(
+        "signer-not-allowed",
+        format!(
+            "{SIG_FILE} is signed by {fp}, {detail}; the signer is {}",
+            spec.signer
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(name: &str) -> Option<String> {
+        match name {
+            "KEY" => Some("/keys/release".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expansion_names_the_missing_variable() {
+        assert_eq!(expand_env("${KEY}", lookup).unwrap(), "/keys/release");
+        assert_eq!(
+            expand_env("a/${KEY}/b$c", lookup).unwrap(),
+            "a//keys/release/b$c"
+        );
+        assert_eq!(expand_env("plain", lookup).unwrap(), "plain");
+        let e = expand_env("${NOPE}", lookup).unwrap_err();
+        assert!(e.contains("NOPE") && e.contains("not set"), "{e}");
+        let e = expand_env("${EMPTY}", lookup).unwrap_err();
+        assert!(e.contains("EMPTY") && e.contains("empty"), "{e}");
+        assert!(
+            expand_env("${KEY", lookup)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(expand_env("${1X}", lookup).unwrap_err().contains("invalid"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_root() {
+        let spec = SignSpec {
+            key: "keys/release".into(),
+            signer: "r@x".into(),
+        };
+        assert_eq!(
+            key_path(&spec, Path::new("/pipe")).unwrap(),
+            PathBuf::from("/pipe/keys/release")
+        );
+        let spec = SignSpec {
+            key: "/abs/key".into(),
+            signer: "r@x".into(),
+        };
+        assert_eq!(
+            key_path(&spec, Path::new("/pipe")).unwrap(),
+            PathBuf::from("/abs/key")
+        );
     }
 }

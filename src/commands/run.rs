@@ -1,0 +1,107 @@
+//! `relgate run`: load the pipeline, run the release, report, and map the decision to an exit code.
+
+use std::sync::Arc;
+
+use super::{Format, RunArgs};
+use crate::engine::{self, RunOptions};
+use crate::{config, exit, report};
+
+pub fn run(args: RunArgs) -> i32 {
+    let loaded = match config::load(&args.pipeline, args.state.as_deref()) {
+        Ok(l) => l,
+        Err(diags) => {
+            eprint!("{diags}");
+            eprintln!(
+                "relgate: nothing was run: {} configuration problem(s)",
+                diags.0.len()
+            );
+            return exit::CONFIG;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("relgate: cannot start the runtime: {e}");
+            return exit::REFUSED;
+        }
+    };
+    rt.block_on(run_async(args, loaded))
+}
+
+async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    // Ctrl-C: tell every gate to stop (they kill their process groups); the run records the
+    // abort and exits non-zero. A second Ctrl-C is left to the default handler's successor.
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = cancel_tx.send(true);
+        }
+    });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let quiet = args.format == Format::Json;
+    let display = tokio::spawn(report::terminal::consume(rx, quiet));
+    let pipeline = Arc::new(loaded.pipeline);
+    let opts = RunOptions {
+        pipeline: pipeline.clone(),
+        sources: loaded.sources,
+        version: args.version.clone(),
+        dry_run: args.dry_run,
+        operator: args.operator.clone(),
+        rerun: args.rerun,
+        cancel: cancel_rx,
+    };
+    let result = engine::run(opts, tx).await;
+    let _ = display.await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("relgate: {e}");
+            return e.exit_code();
+        }
+    };
+    if let Some(path) = &args.junit {
+        match report::junit::render(&summary, &pipeline.project, &args.version) {
+            Ok(xml) => {
+                if let Err(e) = std::fs::write(path, xml) {
+                    eprintln!("relgate: cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("relgate: cannot render JUnit: {e}"),
+        }
+    }
+    for line in report::refusal_lines(&summary) {
+        eprintln!("{line}");
+    }
+    match args.format {
+        Format::Json => {
+            let doc = report::json::document(
+                &summary,
+                &pipeline.project,
+                &args.version,
+                args.dry_run,
+                None,
+            );
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Human => {
+            let what = match summary.decision {
+                crate::log::Decision::Published => match &summary.published {
+                    Some(p) => format!("published {}", p.display()),
+                    None => "accepted (no publish target configured)".into(),
+                },
+                crate::log::Decision::Refused => "refused: not published".into(),
+                crate::log::Decision::Pending => "pending: awaiting sign-off; not published".into(),
+                crate::log::Decision::DryRun => "dry run: nothing is red (never published)".into(),
+                crate::log::Decision::Aborted => {
+                    "interrupted: not published; the next run resumes".into()
+                }
+            };
+            println!("relgate: {} {}: {what}", pipeline.project, args.version);
+            println!("  subject {}", summary.subject);
+        }
+    }
+    summary.exit_code
+}

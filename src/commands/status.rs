@@ -1,0 +1,142 @@
+//! `relgate status`: each gate's state in the latest run, derived from the log alone.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::Format;
+use crate::log::Record as LogRecord;
+use crate::{config, engine, exit};
+
+pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
+    let loaded = match config::load(pipeline, state) {
+        Ok(l) => l,
+        Err(diags) => {
+            eprint!("{diags}");
+            return exit::CONFIG;
+        }
+    };
+    let p = loaded.pipeline;
+    if !engine::valid_version(version) {
+        eprintln!("relgate: {version:?} is not a valid release version");
+        return exit::CONFIG;
+    }
+    let dir = engine::record_dir(&p, version, false);
+    let log_path = dir.join(crate::record::LOG_FILE);
+    if !log_path.is_file() {
+        eprintln!(
+            "relgate: no release record for {version} in {}",
+            dir.display()
+        );
+        return exit::REFUSED;
+    }
+    let bytes = match std::fs::read(&log_path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("relgate: cannot read {}: {e}", log_path.display());
+            return exit::REFUSED;
+        }
+    };
+    let entries = match crate::log::read_log(&bytes) {
+        Ok((e, _)) => e,
+        Err(problem) => {
+            eprintln!("relgate: the release log is damaged: {problem}");
+            return exit::REFUSED;
+        }
+    };
+    let Some(start) = entries
+        .iter()
+        .rposition(|e| matches!(e.record, LogRecord::RunStarted(_)))
+    else {
+        eprintln!("relgate: the release log holds no run");
+        return exit::REFUSED;
+    };
+    let LogRecord::RunStarted(run) = &entries[start].record else {
+        return exit::REFUSED;
+    };
+    let mut gates: Vec<serde_json::Value> = Vec::new();
+    let mut decision = None;
+    for g in &run.pipeline.gates {
+        let mut state = json!({ "id": g.id, "kind": g.kind.name(), "state": "not-run" });
+        for e in &entries[start..] {
+            match &e.record {
+                LogRecord::GateStarted(s) if s.gate == g.id => {
+                    state["state"] = json!("running-or-interrupted")
+                }
+                LogRecord::GateVerdict(v) if v.gate == g.id => {
+                    state["state"] = json!(v.outcome);
+                    state["reasons"] = json!(v.reasons);
+                    state["line"] = json!(e.line);
+                    if v.reused_from.is_some() {
+                        state["reused"] = json!(true);
+                    }
+                }
+                LogRecord::GateBlocked(b) if b.gate == g.id => {
+                    state["state"] = json!("blocked");
+                    state["waiting_on"] = json!(b.waiting_on);
+                }
+                LogRecord::GateSkipped(s) if s.gate == g.id => {
+                    state["state"] = json!("skipped");
+                    state["skipped_because"] = json!(s.reason);
+                }
+                LogRecord::GateAborted(a) if a.gate == g.id => state["state"] = json!("aborted"),
+                _ => {}
+            }
+        }
+        gates.push(state);
+    }
+    for e in &entries[start..] {
+        if let LogRecord::RunFinished(f) = &e.record {
+            decision = Some(f.decision);
+        }
+    }
+    let doc = json!({
+        "project": run.project,
+        "version": run.version,
+        "run": run.run,
+        "subject": run.subject,
+        "operator": run.operator,
+        "decision": decision,
+        "record": dir.display().to_string(),
+        "gates": gates,
+    });
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
+        Format::Human => {
+            println!("{} {} (run {})", run.project, run.version, run.run);
+            println!("  subject {}", run.subject);
+            if let Some(d) = decision {
+                println!(
+                    "  decision {}",
+                    serde_json::to_value(d)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("")
+                );
+            }
+            for g in &gates {
+                let st = g["state"].as_str().unwrap_or("");
+                println!(
+                    "  {:<24} {:<16} {}",
+                    g["id"].as_str().unwrap_or(""),
+                    g["kind"].as_str().unwrap_or(""),
+                    st
+                );
+                if let Some(rs) = g["reasons"].as_array() {
+                    for r in rs {
+                        println!(
+                            "      {}: {}",
+                            r["code"].as_str().unwrap_or(""),
+                            r["message"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                if let Some(w) = g["waiting_on"].as_array() {
+                    let names: Vec<&str> = w.iter().filter_map(|x| x.as_str()).collect();
+                    println!("      waiting on {}", names.join(", "));
+                }
+            }
+        }
+    }
+    exit::SUCCESS
+}

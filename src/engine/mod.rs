@@ -1,0 +1,531 @@
+//! The engine: drive one run of a release — stage, record, run gates concurrently along
+//! `needs`, decide, publish — writing every step to the log before acting on it.
+
+pub mod events;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use events::{Event, GateState};
+
+use crate::config::SourceFile;
+use crate::digest::{canonical_json, sha256_hex};
+use crate::gates::Outcome;
+use crate::log::{
+    self, CheckpointKey, Decision, Entry, LogWriter, Record as LogRecord, RunFinished, RunStarted,
+};
+use crate::model::Pipeline;
+use crate::record::Record;
+use crate::stage::{self, Staged};
+use crate::{exit, publish, sshsig};
+
+/// What `relgate run` was asked to do, after the pipeline was validated.
+pub struct RunOptions {
+    pub pipeline: Arc<Pipeline>,
+    pub sources: Vec<SourceFile>,
+    pub version: String,
+    pub dry_run: bool,
+    pub operator: Option<String>,
+    pub rerun: bool,
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub decision: Decision,
+    pub exit_code: i32,
+    pub subject: String,
+    pub record: PathBuf,
+    pub published: Option<PathBuf>,
+    pub gates: Vec<(String, String, GateState)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("version {0:?} is not a valid release version (letters, digits, `.`, `_`, `+`, `-`)")]
+    BadVersion(String),
+    #[error(transparent)]
+    Log(#[from] log::writer::LogError),
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+    #[error(transparent)]
+    Stage(#[from] stage::StageError),
+    #[error("artefacts: {0}")]
+    Artefacts(String),
+    #[error("cannot read signers file {path}: {source}")]
+    Signers {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "release {version} is already published at {to}; a published release is never overwritten"
+    )]
+    AlreadyPublished { version: String, to: PathBuf },
+    #[error("another relgate run holds the release record {0}")]
+    Locked(PathBuf),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RunError {
+    /// Exit code for a run that could not be carried out.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::BadVersion(_)
+            | RunError::Artefacts(_)
+            | RunError::Signers { .. }
+            | RunError::Locked(_) => exit::CONFIG,
+            _ => exit::REFUSED,
+        }
+    }
+}
+
+pub fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.as_bytes()[0].is_ascii_alphanumeric()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+}
+
+/// The release record folder of `version` (dry runs get a fresh one each time).
+pub fn record_dir(pipeline: &Pipeline, version: &str, dry_run: bool) -> PathBuf {
+    if dry_run {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.nanosecond()
+        );
+        pipeline
+            .state_dir
+            .join("dry-runs")
+            .join(version)
+            .join(stamp)
+    } else {
+        pipeline.state_dir.join("releases").join(version)
+    }
+}
+
+/// Shared, ordered access to the log for the gate tasks.
+pub(crate) type SharedLog = Arc<Mutex<LogWriter>>;
+
+pub(crate) fn append(log: &SharedLog, record: LogRecord) -> Result<Entry, RunError> {
+    let mut w = log
+        .lock()
+        .map_err(|_| RunError::Io("log writer poisoned by a panic".into()))?;
+    Ok(w.append(record)?)
+}
+
+/// Run a release.
+pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<RunSummary, RunError> {
+    let p = opts.pipeline.clone();
+    if !valid_version(&opts.version) {
+        return Err(RunError::BadVersion(opts.version.clone()));
+    }
+    if !opts.dry_run
+        && let Some(publish) = &p.publish
+    {
+        let to = publish.target(&p.root, &p.project, &opts.version);
+        if to.exists() {
+            return Err(RunError::AlreadyPublished {
+                version: opts.version.clone(),
+                to,
+            });
+        }
+    }
+    let record = Record::new(record_dir(&p, &opts.version, opts.dry_run));
+    std::fs::create_dir_all(&record.dir)
+        .map_err(|e| RunError::Io(format!("cannot create {}: {e}", record.dir.display())))?;
+    let _lock = lock_record(&record)?;
+    let (writer, prior) = LogWriter::open(&record.log_path())?;
+    let log: SharedLog = Arc::new(Mutex::new(writer));
+
+    // Stage: one copy, hashed in the same read. Everything later concerns these bytes.
+    let files = stage::resolve(&p.root, &p.artefacts).map_err(|problems| {
+        RunError::Artefacts(
+            problems
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let staged = stage_into_record(&record, &p, &files)?;
+    let sums_digest = record.put(&staged.sums)?;
+
+    // The signers in force, kept verbatim so replay and verify need nothing else.
+    let signers_text = match &p.signers {
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|source| RunError::Signers {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let signers_digest = match &signers_text {
+        Some(t) => {
+            std::fs::write(record.dir.join("allowed_signers"), t)
+                .map_err(|e| RunError::Io(format!("cannot write allowed_signers: {e}")))?;
+            Some(record.put(t.as_bytes())?)
+        }
+        None => None,
+    };
+
+    let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let run_no = prior
+        .iter()
+        .filter(|e| matches!(e.record, LogRecord::RunStarted(_)))
+        .count() as u32
+        + 1;
+    let previous_subject = prior.iter().rev().find_map(|e| match &e.record {
+        LogRecord::RunStarted(r) => Some(r.subject.clone()),
+        _ => None,
+    });
+    let subject_changed = previous_subject
+        .as_ref()
+        .is_some_and(|s| *s != staged.subject);
+    let (checkpoint_key, ck_note) = checkpoint_key(&p, opts.dry_run);
+    let pipeline_digest = opts
+        .sources
+        .first()
+        .map(|s| sha256_hex(s.text.as_bytes()))
+        .unwrap_or_default();
+    append(
+        &log,
+        LogRecord::RunStarted(Box::new(RunStarted {
+            run: run_no,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            project: p.project.clone(),
+            version: opts.version.clone(),
+            dry_run: opts.dry_run,
+            operator: opts.operator.clone(),
+            started_at,
+            pipeline_digest,
+            sources: opts.sources.clone(),
+            pipeline: (*p).clone(),
+            signers: signers_digest,
+            subject: staged.subject.clone(),
+            sums: sums_digest,
+            artefacts: staged.artefacts.clone(),
+            subject_changed,
+            checkpoint_key: checkpoint_key.as_ref().map(|(_, k)| k.clone()),
+        })),
+    )?;
+    let mut notes = Vec::new();
+    if subject_changed {
+        notes.push(format!(
+            "the artefacts changed since the last run: new subject {} (earlier sign-offs no longer count)",
+            staged.subject
+        ));
+    }
+    notes.extend(ck_note);
+    let _ = events.send(Event::RunStarted {
+        project: p.project.clone(),
+        version: opts.version.clone(),
+        subject: staged.subject.clone(),
+        dry_run: opts.dry_run,
+        record: record.dir.display().to_string(),
+        gates: p
+            .gates
+            .iter()
+            .map(|g| (g.id.clone(), g.kind.name().to_string()))
+            .collect(),
+        notes,
+    });
+
+    let staged = Arc::new(staged);
+    let cx = crate::gates::CollectContext {
+        pipeline: p.clone(),
+        record: record.clone(),
+        staged: staged.clone(),
+        version: opts.version.clone(),
+        operator: opts.operator.clone(),
+        dry_run: opts.dry_run,
+        started_at,
+        cancel: opts.cancel.clone(),
+    };
+    let sched = schedule::Scheduler {
+        log: log.clone(),
+        cx,
+        run: run_no,
+        rerun: opts.rerun,
+        prior: prior.clone(),
+        signers_text: signers_text.clone(),
+        events: events.clone(),
+    };
+    let states = sched.run_all().await?;
+
+    // Decide.
+    let any = |f: fn(&GateState) -> bool| states.values().any(f);
+    let (decision, exit_code) = if any(|s| matches!(s, GateState::Aborted)) || *opts.cancel.borrow()
+    {
+        (Decision::Aborted, exit::REFUSED)
+    } else if any(|s| matches!(s, GateState::Red { .. })) {
+        (Decision::Refused, exit::REFUSED)
+    } else if opts.dry_run {
+        (Decision::DryRun, exit::SUCCESS)
+    } else if any(|s| matches!(s, GateState::Pending { .. } | GateState::Blocked { .. })) {
+        (Decision::Pending, exit::PENDING)
+    } else {
+        (Decision::Published, exit::SUCCESS)
+    };
+
+    let mut published = None;
+    let mut message = None;
+    let (decision, exit_code) = if decision == Decision::Published {
+        match &p.publish {
+            Some(publish) => {
+                let to = publish.target(&p.root, &p.project, &opts.version);
+                match publish::publish(
+                    &log,
+                    &record,
+                    &staged,
+                    &to,
+                    run_no,
+                    checkpoint_key.as_ref().map(|(k, _)| k),
+                    &origin(&p, &opts.version),
+                ) {
+                    Ok(()) => {
+                        append(
+                            &log,
+                            LogRecord::Published(log::Published {
+                                run: run_no,
+                                to: to.display().to_string(),
+                            }),
+                        )?;
+                        let _ = events.send(Event::Published {
+                            to: to.display().to_string(),
+                        });
+                        published = Some(to);
+                        (Decision::Published, exit::SUCCESS)
+                    }
+                    Err(e) => {
+                        message = Some(format!("publish failed: {e}"));
+                        (Decision::Refused, exit::REFUSED)
+                    }
+                }
+            }
+            None => (Decision::Published, exit::SUCCESS),
+        }
+    } else {
+        (decision, exit_code)
+    };
+
+    append(
+        &log,
+        LogRecord::RunFinished(RunFinished {
+            run: run_no,
+            decision,
+            exit_code,
+        }),
+    )?;
+    write_checkpoint(
+        &log,
+        &record,
+        checkpoint_key.as_ref().map(|(k, _)| k),
+        &origin(&p, &opts.version),
+    )?;
+    let _ = events.send(Event::Finished {
+        decision,
+        exit_code,
+        message,
+    });
+    let gates = p
+        .gates
+        .iter()
+        .filter_map(|g| {
+            states
+                .get(&g.id)
+                .map(|s| (g.id.clone(), g.kind.name().to_string(), s.clone()))
+        })
+        .collect();
+    Ok(RunSummary {
+        decision,
+        exit_code,
+        subject: staged.subject.clone(),
+        record: record.dir.clone(),
+        published,
+        gates,
+    })
+}
+
+/// `relgate/<project>/<version>`: what a checkpoint speaks about.
+pub fn origin(p: &Pipeline, version: &str) -> String {
+    format!("relgate/{}/{}", p.project, version)
+}
+
+pub(crate) fn write_checkpoint(
+    log: &SharedLog,
+    record: &Record,
+    key: Option<&ssh_key::PrivateKey>,
+    origin: &str,
+) -> Result<(), RunError> {
+    let (size, head) = {
+        let w = log
+            .lock()
+            .map_err(|_| RunError::Io("log writer poisoned by a panic".into()))?;
+        (w.len(), w.head())
+    };
+    let cp = log::checkpoint::Checkpoint::new(origin, size, head);
+    match key {
+        Some(k) => log::checkpoint::write(&record.dir, &cp, k).map_err(RunError::Io),
+        None => {
+            // No key: the checkpoint is written unsigned, and replay will say so.
+            let _ = std::fs::remove_file(record.dir.join(crate::record::CHECKPOINT_SIG_FILE));
+            log::checkpoint::atomic_write(
+                &record.dir.join(crate::record::CHECKPOINT_FILE),
+                cp.text().as_bytes(),
+            )
+            .map_err(RunError::Io)
+        }
+    }
+}
+
+/// The key that signs checkpoints: the sign gate's key, or in a dry run without one, a
+/// throwaway key.
+fn checkpoint_key(
+    p: &Pipeline,
+    dry_run: bool,
+) -> (Option<(ssh_key::PrivateKey, CheckpointKey)>, Option<String>) {
+    let loaded = p
+        .sign_gate()
+        .ok_or_else(|| "the pipeline has no sign gate".to_string())
+        .and_then(|(_, spec)| crate::gates::sign::key_path(spec, &p.root))
+        .and_then(|path| sshsig::load_private_key(&path).map_err(|e| e.to_string()));
+    let (key, throwaway, note) = match loaded {
+        Ok(k) => (k, false, None),
+        Err(why) if dry_run => match sshsig::throwaway_key() {
+            Ok(k) => (
+                k,
+                true,
+                Some(format!(
+                    "signing key not available ({why}): this dry run signs with a throwaway key"
+                )),
+            ),
+            Err(_) => return (None, Some(format!("signing key not available ({why})"))),
+        },
+        Err(why) => {
+            return (
+                None,
+                Some(format!(
+                    "signing key not available ({why}): the log checkpoint stays unsigned"
+                )),
+            );
+        }
+    };
+    let info = CheckpointKey {
+        public: sshsig::public_line(key.public_key()),
+        fingerprint: sshsig::fingerprint(key.public_key()),
+        throwaway,
+    };
+    (Some((key, info)), note)
+}
+
+/// Stage the artefacts into `<record>/staged/<subject>/`, replacing an earlier copy of the
+/// same subject so that the bytes used are always the ones just read.
+fn stage_into_record(
+    record: &Record,
+    p: &Pipeline,
+    files: &[stage::ArtefactFile],
+) -> Result<Staged, RunError> {
+    let base = record.dir.join(crate::record::STAGED_DIR);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| RunError::Io(format!("cannot create {}: {e}", base.display())))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(&base)
+        .map_err(|e| {
+            RunError::Io(format!(
+                "cannot create a staging folder in {}: {e}",
+                base.display()
+            ))
+        })?;
+    let workdir = tmp.path().join("s");
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let staged = stage::stage(&p.root, files, &workdir, workers)?;
+    let dest = record.staged_dir(staged.subject_hex());
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)
+            .map_err(|e| RunError::Io(format!("cannot replace {}: {e}", dest.display())))?;
+    }
+    std::fs::rename(&workdir, &dest)
+        .map_err(|e| RunError::Io(format!("cannot move staging into {}: {e}", dest.display())))?;
+    crate::record::sync_dir(&base).map_err(|e| RunError::Io(e.to_string()))?;
+    Ok(Staged {
+        dir: dest,
+        ..staged
+    })
+}
+
+/// An exclusive lock on the record for the whole run.
+fn lock_record(record: &Record) -> Result<std::fs::File, RunError> {
+    let path = record.dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RunError::Io(format!("cannot open {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RunError::Locked(record.dir.clone())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(RunError::Io(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}
+
+/// Digest of what a gate's verdict depends on, for reuse on resume.
+pub fn inputs_digest(
+    gate: &crate::model::GateSpec,
+    subject: &str,
+    project: &str,
+    version: &str,
+    signers: Option<&str>,
+) -> String {
+    let v = serde_json::json!({
+        "gate": gate,
+        "subject": subject,
+        "project": project,
+        "version": version,
+        "signers": signers.map(|s| sha256_hex(s.as_bytes())),
+    });
+    sha256_hex(canonical_json(&v).unwrap_or_default().as_bytes())
+}
+
+/// Per-gate latest verdict in `entries`, for status and resume.
+pub fn latest_verdicts(entries: &[Entry]) -> BTreeMap<String, (u64, log::GateVerdict)> {
+    let mut out = BTreeMap::new();
+    for e in entries {
+        if let LogRecord::GateVerdict(v) = &e.record {
+            out.insert(v.gate.clone(), (e.seq, v.clone()));
+        }
+    }
+    out
+}
+
+pub(crate) fn outcome_state(
+    outcome: Outcome,
+    reasons: Vec<crate::gates::Reason>,
+    reused: bool,
+) -> GateState {
+    match outcome {
+        Outcome::Green => GateState::Green { reused },
+        Outcome::Red => GateState::Red { reasons },
+        Outcome::Pending => GateState::Pending { reasons },
+    }
+}

@@ -1,0 +1,314 @@
+//! Running the gates concurrently along `needs`: a gate starts once every gate it needs has
+//! finished; if one of them is not green it is blocked instead, and never started.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+
+use super::{Event, GateState, RunError, SharedLog, append, inputs_digest, outcome_state};
+use crate::gates::{self, CollectContext, CollectError, JudgeContext, Outcome};
+use crate::log::{self, Entry, Record as LogRecord};
+use crate::model::{Bump, GateSpec, Pipeline};
+
+pub(crate) struct Scheduler {
+    pub log: SharedLog,
+    pub cx: CollectContext,
+    pub run: u32,
+    pub rerun: bool,
+    pub prior: Vec<Entry>,
+    pub signers_text: Option<String>,
+    pub events: UnboundedSender<Event>,
+}
+
+impl Scheduler {
+    pub async fn run_all(self) -> Result<BTreeMap<String, GateState>, RunError> {
+        let this = Arc::new(self);
+        let gates = this.cx.pipeline.gates.clone();
+        let mut states: BTreeMap<String, GateState> = BTreeMap::new();
+        let mut started: HashSet<String> = HashSet::new();
+        let mut running: JoinSet<(String, Result<GateState, RunError>)> = JoinSet::new();
+        loop {
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for g in &gates {
+                    if started.contains(&g.id) || !g.needs.iter().all(|n| states.contains_key(n)) {
+                        continue;
+                    }
+                    started.insert(g.id.clone());
+                    let unmet: Vec<String> = g
+                        .needs
+                        .iter()
+                        .filter(|n| !states.get(*n).is_some_and(GateState::satisfies_needs))
+                        .cloned()
+                        .collect();
+                    if *this.cx.cancel.borrow() {
+                        append(
+                            &this.log,
+                            LogRecord::GateAborted(log::GateAborted {
+                                run: this.run,
+                                gate: g.id.clone(),
+                            }),
+                        )?;
+                        this.finish(g, GateState::Aborted, Instant::now(), Vec::new());
+                        states.insert(g.id.clone(), GateState::Aborted);
+                        progressed = true;
+                    } else if !unmet.is_empty() {
+                        append(
+                            &this.log,
+                            LogRecord::GateBlocked(log::GateBlocked {
+                                run: this.run,
+                                gate: g.id.clone(),
+                                waiting_on: unmet.clone(),
+                            }),
+                        )?;
+                        let state = GateState::Blocked { waiting_on: unmet };
+                        this.finish(g, state.clone(), Instant::now(), Vec::new());
+                        states.insert(g.id.clone(), state);
+                        progressed = true;
+                    } else {
+                        let me = this.clone();
+                        let gate = g.clone();
+                        running.spawn(async move {
+                            let id = gate.id.clone();
+                            (id, me.run_gate(&gate).await)
+                        });
+                    }
+                }
+            }
+            match running.join_next().await {
+                None => break,
+                Some(Ok((id, result))) => {
+                    states.insert(id, result?);
+                }
+                Some(Err(e)) => return Err(RunError::Io(format!("a gate task failed: {e}"))),
+            }
+        }
+        Ok(states)
+    }
+
+    fn finish(&self, gate: &GateSpec, state: GateState, since: Instant, notes: Vec<String>) {
+        let _ = self.events.send(Event::GateFinished {
+            gate: gate.id.clone(),
+            kind: gate.kind.name().to_string(),
+            state,
+            elapsed_ms: since.elapsed().as_millis() as u64,
+            notes,
+        });
+    }
+
+    async fn run_gate(&self, gate: &GateSpec) -> Result<GateState, RunError> {
+        let t0 = Instant::now();
+        let p = &self.cx.pipeline;
+        let subject = self.cx.staged.subject.clone();
+        let inputs = inputs_digest(
+            gate,
+            &subject,
+            &p.project,
+            &self.cx.version,
+            self.signers_text.as_deref(),
+        );
+
+        if let Some(why) = not_applicable(gate, p, &self.cx.version) {
+            append(
+                &self.log,
+                LogRecord::GateSkipped(log::GateSkipped {
+                    run: self.run,
+                    gate: gate.id.clone(),
+                    reason: why.clone(),
+                }),
+            )?;
+            let state = GateState::Skipped { reason: why };
+            self.finish(gate, state.clone(), t0, Vec::new());
+            return Ok(state);
+        }
+
+        if gate.kind.reusable()
+            && !self.rerun
+            && let Some((seq, v)) = self.reusable(gate, &inputs)
+        {
+            append(
+                &self.log,
+                LogRecord::GateVerdict(log::GateVerdict {
+                    run: self.run,
+                    gate: gate.id.clone(),
+                    kind: gate.kind.name().to_string(),
+                    inputs,
+                    outcome: Outcome::Green,
+                    reasons: Vec::new(),
+                    evidence: v.evidence.clone(),
+                    reused_from: Some(seq),
+                }),
+            )?;
+            let state = GateState::Green { reused: true };
+            self.finish(
+                gate,
+                state.clone(),
+                t0,
+                vec![format!(
+                    "kept the green result of log line {} (same inputs)",
+                    seq + 1
+                )],
+            );
+            return Ok(state);
+        }
+
+        append(
+            &self.log,
+            LogRecord::GateStarted(log::GateStarted {
+                run: self.run,
+                gate: gate.id.clone(),
+                inputs: inputs.clone(),
+            }),
+        )?;
+        let _ = self.events.send(Event::GateStarted {
+            gate: gate.id.clone(),
+        });
+
+        // The gate enforces its own timeout (killing what it started); this is a backstop.
+        let backstop = Duration::from_secs(gate.timeout_secs.saturating_add(30));
+        let collected = tokio::time::timeout(backstop, gates::collect(gate, &self.cx)).await;
+        let (verdict, evidence, notes) = match collected {
+            Ok(Ok(ev)) => {
+                let digest = self.cx.record.put_json(&ev)?;
+                let jcx = JudgeContext {
+                    project: &p.project,
+                    version: &self.cx.version,
+                    subject: &subject,
+                    operator: self.cx.operator.as_deref(),
+                    started_at: self.cx.started_at,
+                    dry_run: self.cx.dry_run,
+                    signers: self.signers_text.as_deref(),
+                    pipeline: p,
+                    blobs: &self.cx.record,
+                };
+                let verdict = gates::judge(gate, &ev, &jcx);
+                (verdict, Some(digest), evidence_notes(&ev))
+            }
+            Ok(Err(CollectError::Interrupted)) => {
+                append(
+                    &self.log,
+                    LogRecord::GateAborted(log::GateAborted {
+                        run: self.run,
+                        gate: gate.id.clone(),
+                    }),
+                )?;
+                self.finish(gate, GateState::Aborted, t0, Vec::new());
+                return Ok(GateState::Aborted);
+            }
+            Ok(Err(e)) => (
+                gates::Verdict::red("collect-error", e.to_string()),
+                None,
+                Vec::new(),
+            ),
+            Err(_) => (
+                gates::Verdict::red(
+                    "timeout",
+                    format!("did not finish within {}s", gate.timeout_secs),
+                ),
+                None,
+                Vec::new(),
+            ),
+        };
+        append(
+            &self.log,
+            LogRecord::GateVerdict(log::GateVerdict {
+                run: self.run,
+                gate: gate.id.clone(),
+                kind: gate.kind.name().to_string(),
+                inputs,
+                outcome: verdict.outcome,
+                reasons: verdict.reasons.clone(),
+                evidence,
+                reused_from: None,
+            }),
+        )?;
+        let state = outcome_state(verdict.outcome, verdict.reasons, false);
+        self.finish(gate, state.clone(), t0, notes);
+        Ok(state)
+    }
+
+    /// The latest green verdict of `gate` with the same inputs in an earlier run.
+    fn reusable(&self, gate: &GateSpec, inputs: &str) -> Option<(u64, log::GateVerdict)> {
+        self.prior.iter().rev().find_map(|e| match &e.record {
+            LogRecord::GateVerdict(v)
+                if v.gate == gate.id
+                    && v.inputs == inputs
+                    && v.outcome == Outcome::Green
+                    && v.evidence.is_some() =>
+            {
+                Some((v.reused_from.unwrap_or(e.seq), v.clone()))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Short notes a gate wants shown (an optional `notes` array of strings in its evidence).
+fn evidence_notes(ev: &serde_json::Value) -> Vec<String> {
+    ev.get("notes")
+        .and_then(|n| n.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `Some(reason)` when `when.bump` rules the gate out for this version.
+pub(crate) fn not_applicable(gate: &GateSpec, p: &Pipeline, version: &str) -> Option<String> {
+    let when = gate.when.as_ref()?;
+    let base = p.changes.as_ref()?.range.split("..").next()?.to_string();
+    let bump = bump_of(&base, version)?;
+    if when.bump.contains(&bump) {
+        None
+    } else {
+        Some(
+            format!(
+                "{base} -> {version} is a {bump:?} bump; the gate applies to {:?}",
+                when.bump
+            )
+            .to_lowercase(),
+        )
+    }
+}
+
+fn semver(v: &str) -> Option<(u64, u64, u64)> {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let core = v.split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|x| x.parse::<u64>().ok());
+    let out = (it.next()??, it.next()??, it.next()??);
+    if it.next().is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+/// The kind of bump from `base` to `version`; `None` when it cannot be worked out.
+pub fn bump_of(base: &str, version: &str) -> Option<Bump> {
+    let (a, b) = (semver(base)?, semver(version)?);
+    if b.0 != a.0 {
+        Some(Bump::Major)
+    } else if b.1 != a.1 {
+        Some(Bump::Minor)
+    } else {
+        Some(Bump::Patch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bumps() {
+        assert_eq!(bump_of("v1.3.0", "2.0.0"), Some(Bump::Major));
+        assert_eq!(bump_of("v1.3.0", "1.4.0"), Some(Bump::Minor));
+        assert_eq!(bump_of("1.3.0", "1.3.1"), Some(Bump::Patch));
+        assert_eq!(bump_of("HEAD~3", "1.3.1"), None);
+    }
+}
