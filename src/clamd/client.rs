@@ -291,29 +291,29 @@ impl Client {
         let (raw, read_err) = {
             let writer = send_chunks(&mut wr, &mut src, progress, io);
             tokio::pin!(writer);
-            loop {
-                tokio::select! {
-                    r = &mut reader => break r,
-                    w = &mut writer => {
-                        if let Err(e) = w {
-                            send_error = Some(e);
-                        }
-                        // Everything is sent (or sending failed): the reply must now come
-                        // within the I/O timeout.
-                        match tokio::time::timeout(io, &mut reader).await {
-                            Ok(r) => break r,
-                            Err(_) => {
-                                let msg = format!(
-                                    "clamd at {} did not answer within {}s",
-                                    self.addr_text(),
-                                    io.as_secs()
-                                );
-                                let error = match send_error {
-                                    Some(s) => format!("{s}; {msg}"),
-                                    None => msg,
-                                };
-                                return (None, Some(error), false);
-                            }
+            // Whichever comes first: the reply (possibly early, e.g. a size-limit error while
+            // we are still writing), or the end of sending.
+            tokio::select! {
+                r = &mut reader => r,
+                w = &mut writer => {
+                    if let Err(e) = w {
+                        send_error = Some(e);
+                    }
+                    // Everything is sent (or sending failed): the reply must now come
+                    // within the I/O timeout.
+                    match tokio::time::timeout(io, &mut reader).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            let msg = format!(
+                                "clamd at {} did not answer within {}s",
+                                self.addr_text(),
+                                io.as_secs()
+                            );
+                            let error = match send_error {
+                                Some(s) => format!("{s}; {msg}"),
+                                None => msg,
+                            };
+                            return (None, Some(error), false);
                         }
                     }
                 }
