@@ -310,6 +310,34 @@ async fn one_infected_among_twenty_clean_is_the_only_one_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_clamd_scans_the_same_way() {
+    let opts = DaemonOptions {
+        unix_socket: true,
+        ..DaemonOptions::default()
+    };
+    let d = PrivateClamd::start(&fixture_db("db"), &opts, None)
+        .await
+        .unwrap();
+    let clamd::Address::Unix(sock) = d.address().clone() else {
+        panic!("expected a unix socket, got {}", d.address());
+    };
+    let spec = Release::spec(ClamdAddr::Unix(sock.clone()));
+    let mut r = Release::new()
+        .file("clean.txt", b"clean")
+        .file("bad.txt", &eicar());
+    let ev = r.collect(&spec, &quick()).await;
+    assert_eq!(ev.clamd, format!("unix:{}", sock.display()));
+    let v = r.judge(&spec, &ev);
+    assert_eq!(codes(&v), ["virus-found"], "{}", messages(&v));
+    assert!(
+        v.reasons[0]
+            .message
+            .starts_with("bad.txt: Relgate.Test.EICAR")
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_over_clamds_limit_is_red_with_clamds_error() {
     // clamd's StreamMaxLength (1 MiB) below the gate's max_size: clamd refuses mid-stream and
     // resets the connection; its reply must still be read and recorded.

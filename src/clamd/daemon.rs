@@ -22,6 +22,8 @@ pub struct DaemonOptions {
     pub max_threads: u32,
     /// How long clamd may take to load its database and answer PING.
     pub startup_timeout: Duration,
+    /// Listen on a Unix socket in the temporary folder instead of a loopback TCP port.
+    pub unix_socket: bool,
 }
 
 impl Default for DaemonOptions {
@@ -31,6 +33,7 @@ impl Default for DaemonOptions {
             max_size: 100 * 1024 * 1024,
             max_threads: 4,
             startup_timeout: Duration::from_secs(60),
+            unix_socket: false,
         }
     }
 }
@@ -125,11 +128,23 @@ impl PrivateClamd {
             path: dir.path().to_path_buf(),
             source,
         };
-        let port = free_port().map_err(setup)?;
+        let (listen, addr) = if opts.unix_socket {
+            let sock = dir.path().join("clamd.sock");
+            (
+                format!("LocalSocket {}\n", sock.display()),
+                Address::Unix(sock),
+            )
+        } else {
+            let port = free_port().map_err(setup)?;
+            (
+                format!("TCPSocket {port}\nTCPAddr 127.0.0.1\n"),
+                Address::Tcp(format!("127.0.0.1:{port}")),
+            )
+        };
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).map_err(setup)?;
         let conf = dir.path().join("clamd.conf");
-        std::fs::write(&conf, config_text(port, database, dir.path(), opts)).map_err(setup)?;
+        std::fs::write(&conf, config_text(&listen, database, dir.path(), opts)).map_err(setup)?;
         let out = std::fs::File::create(dir.path().join("clamd.out")).map_err(setup)?;
         let err = out.try_clone().map_err(setup)?;
         let mut child = tokio::process::Command::new(program)
@@ -151,7 +166,6 @@ impl PrivateClamd {
                 }
             })?;
         let pid = child.id();
-        let addr = Address::Tcp(format!("127.0.0.1:{port}"));
         let mut probe = Client::new(addr.clone()).with_timeouts(Timeouts {
             connect: Duration::from_secs(1),
             io: Duration::from_secs(5),
@@ -253,7 +267,7 @@ impl Drop for PrivateClamd {
 }
 
 /// The clamd.conf for a private clamd. See clamd.conf(5).
-fn config_text(port: u16, database: &Path, dir: &Path, opts: &DaemonOptions) -> String {
+fn config_text(listen: &str, database: &Path, dir: &Path, opts: &DaemonOptions) -> String {
     // ClamAV cannot handle streams or files of 2 GB or more.
     const CLAMAV_LIMIT: u64 = (2 << 30) - 1;
     let size = opts.max_size.clamp(1, CLAMAV_LIMIT);
@@ -261,8 +275,7 @@ fn config_text(port: u16, database: &Path, dir: &Path, opts: &DaemonOptions) -> 
     let d = dir.display();
     format!(
         "# Written by relgate for one run; removed when the run ends.\n\
-         TCPSocket {port}\n\
-         TCPAddr 127.0.0.1\n\
+         {listen}\
          DatabaseDirectory {db}\n\
          Foreground yes\n\
          LogFile {d}/clamd.log\n\
