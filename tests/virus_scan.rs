@@ -704,6 +704,43 @@ async fn size_limit_error_is_read_even_though_the_send_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_never_retried() {
+    for kind in [Fake::SizeLimit, Fake::Garbled, Fake::ResetMidStream] {
+        let (v, _, seen) = against_fake(kind, &vec![3u8; (2 * MIB) as usize]).await;
+        assert!(!v.is_green());
+        assert_eq!(seen.lock().unwrap().commands, ["zVERSION", "zINSTREAM"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_with_backoff() {
+    // Nothing listens at first; the server comes up while the client backs off.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (a2, s2) = (addr.clone(), seen.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let l = tokio::net::TcpListener::bind(&a2).await.unwrap();
+        loop {
+            let (sock, _) = l.accept().await.unwrap();
+            let seen = s2.clone();
+            tokio::spawn(async move { serve(sock, Fake::Ok, seen).await });
+        }
+    });
+    let spec = Release::spec(ClamdAddr::Tcp(addr));
+    let mut r = Release::new().file("a.txt", b"clean");
+    let mut opts = quick();
+    opts.retries = 3; // waits 200 ms, 400 ms, 600 ms between attempts
+    let ev = r.collect(&spec, &opts).await;
+    let v = r.judge(&spec, &ev);
+    assert!(v.is_green(), "{}", messages(&v));
+    assert_eq!(seen.lock().unwrap().commands, ["zVERSION", "zINSTREAM"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_before_the_stream_ended_is_not_clean() {
     let (v, _, _) = against_fake(Fake::EarlyOk, &vec![3u8; (4 * MIB) as usize]).await;
     assert_eq!(codes(&v), ["digest-mismatch"], "{}", messages(&v));
