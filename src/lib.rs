@@ -5,6 +5,7 @@
 //! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
+pub mod approval;
 pub mod clamd;
 pub mod commands;
 pub mod config;
@@ -12,12 +13,14 @@ pub mod digest;
 pub mod engine;
 pub mod exit;
 pub mod gates;
+pub mod git;
 pub mod log;
 pub mod model;
 pub mod publish;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod sarif;
 pub mod signers;
 pub mod sshsig;
 pub mod stage;

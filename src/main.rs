@@ -66,12 +66,39 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Write a signed sign-off (or rejection) for one gate into the release record.
+    Approve {
+        version: String,
+        /// The signoff gate's id.
+        #[arg(long, value_name = "ID")]
+        gate: String,
+        /// The signer's OpenSSH private key file.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The principal signing, as named in allowed_signers.
+        #[arg(long = "as", value_name = "PRINCIPAL")]
+        principal: String,
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        /// Reject instead of approve (needs --comment).
+        #[arg(long)]
+        reject: bool,
+        /// Sign for this subject without the local release record; writes into the current folder.
+        #[arg(long, value_name = "sha256:HEX")]
+        subject: Option<String>,
+    },
     /// Verify a release record (or a published audit/ folder) offline.
     Replay {
         path: PathBuf,
         /// An allowed_signers file to trust instead of the recorded one.
         #[arg(long, value_name = "FILE")]
         signers: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// The security review's findings: severity and its source, assignment, verdict.
+    Findings {
+        version: String,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
@@ -121,11 +148,33 @@ fn main() -> ExitCode {
         Command::Status { version, format } => {
             commands::status(&pipeline, state.as_deref(), &version, format.into())
         }
+        Command::Approve {
+            version,
+            gate,
+            key,
+            principal,
+            comment,
+            reject,
+            subject,
+        } => commands::approve(commands::ApproveArgs {
+            pipeline,
+            state,
+            version,
+            gate,
+            key,
+            principal,
+            comment,
+            reject,
+            subject,
+        }),
         Command::Replay {
             path,
             signers,
             format,
         } => commands::replay(&path, signers.as_deref(), format.into()),
+        Command::Findings { version, format } => {
+            commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
+        }
         Command::Verify { dir, signers } => commands::verify(&dir, signers.as_deref()),
     };
     ExitCode::from(code as u8)

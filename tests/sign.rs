@@ -1,8 +1,4 @@
 //! The `sign` gate and the SSHSIG helpers against the real `ssh-keygen`.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a panic is how a test reports failure"
-)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! The commands behind the CLI. Each returns an exit code from [`crate::exit`]; output goes to
 //! stdout (results) and stderr (problems, refusals).
 
+pub mod approve;
+pub mod findings;
+
 use std::path::{Path, PathBuf};
 
 mod run;
@@ -8,6 +11,10 @@ mod status;
 
 use crate::config;
 use crate::exit;
+
+pub mod verify;
+
+pub use approve::{ApproveArgs, approve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -137,7 +144,5 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
 }
 
 pub fn verify(dir: &Path, signers: Option<&Path>) -> i32 {
-    let _ = (dir, signers);
-    eprintln!("relgate: verify is not wired yet");
-    exit::CONFIG
+    verify::run(dir, signers)
 }

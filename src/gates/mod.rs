@@ -4,8 +4,11 @@
 //! depend only on its spec, its evidence, and the [`JudgeContext`] (which is itself recorded).
 //! Adding a gate kind means adding its module and one arm in [`collect`] and [`judge`].
 
+pub mod change_record;
 pub mod regression;
+pub mod security_review;
 pub mod sign;
+pub mod signoff;
 pub mod verdict;
 pub mod virus_scan;
 
@@ -68,11 +71,10 @@ pub async fn collect(gate: &GateSpec, cx: &CollectContext) -> Result<Value, Coll
         GateKind::Regression(spec) => to_value(regression::collect(gate, spec, cx).await?)?,
         GateKind::Sign(spec) => to_value(sign::collect(gate, spec, cx).await?)?,
         GateKind::VirusScan(spec) => to_value(virus_scan::collect(gate, spec, cx).await?)?,
-        GateKind::Signoff(_) | GateKind::ChangeRecord(_) | GateKind::SecurityReview(_) => {
-            return Err(CollectError::Other(format!(
-                "gate kind {} is not implemented yet",
-                gate.kind.name()
-            )));
+        GateKind::Signoff(spec) => to_value(signoff::collect(gate, spec, cx).await?)?,
+        GateKind::ChangeRecord(spec) => to_value(change_record::collect(gate, spec, cx).await?)?,
+        GateKind::SecurityReview(spec) => {
+            to_value(security_review::collect(gate, spec, cx).await?)?
         }
     };
     Ok(value)
@@ -93,12 +95,18 @@ pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdic
             Ok(ev) => virus_scan::judge(spec, &ev, cx),
             Err(v) => v,
         },
-        GateKind::Signoff(_) | GateKind::ChangeRecord(_) | GateKind::SecurityReview(_) => {
-            Verdict::red(
-                "kind-not-implemented",
-                format!("gate kind {} is not implemented yet", gate.kind.name()),
-            )
-        }
+        GateKind::Signoff(spec) => match from_value(evidence) {
+            Ok(ev) => signoff::judge(gate, spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::ChangeRecord(spec) => match from_value(evidence) {
+            Ok(ev) => change_record::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::SecurityReview(spec) => match from_value(evidence) {
+            Ok(ev) => security_review::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
     }
 }
 

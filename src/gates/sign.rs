@@ -321,6 +321,144 @@ mod tests {
         assert!(expand_env("${1X}", lookup).unwrap_err().contains("invalid"));
     }
 
+    /// Evidence blobs held in memory, checked by digest like the real store.
+    struct MemBlobs(std::collections::BTreeMap<String, Vec<u8>>);
+
+    impl crate::record::Blobs for MemBlobs {
+        fn get(&self, digest: &str) -> Result<Vec<u8>, crate::record::RecordError> {
+            self.0
+                .get(digest)
+                .cloned()
+                .ok_or_else(|| crate::record::RecordError::BadDigest(digest.to_string()))
+        }
+    }
+
+    fn pipeline() -> crate::model::Pipeline {
+        crate::model::Pipeline {
+            file: "/p/pipeline.yaml".into(),
+            root: "/p".into(),
+            project: "acme".into(),
+            state_dir: "/p/.relgate".into(),
+            artefacts: vec![],
+            signers: None,
+            roles: Default::default(),
+            changes: None,
+            gates: vec![],
+            publish: None,
+        }
+    }
+
+    /// Evidence for `sums` signed by `key`, with the blobs that hold it.
+    fn signed(key: &ssh_key::PrivateKey, sums: &[u8], throwaway: bool) -> (SignEvidence, MemBlobs) {
+        let sig = sshsig::sign(key, sshsig::NS_FILE, sums).unwrap();
+        let mut blobs = std::collections::BTreeMap::new();
+        blobs.insert(sha256_hex(sums), sums.to_vec());
+        blobs.insert(sha256_hex(sig.as_bytes()), sig.as_bytes().to_vec());
+        let ev = SignEvidence {
+            signer: "r@x".into(),
+            key: "k".into(),
+            key_path: Some("/p/k".into()),
+            key_problem: None,
+            throwaway,
+            note: None,
+            sums: Some(sha256_hex(sums)),
+            sums_written: true,
+            signature: Some(sha256_hex(sig.as_bytes())),
+            key_fingerprint: Some(sshsig::fingerprint(key.public_key())),
+            public_key: Some(sshsig::public_line(key.public_key())),
+        };
+        (ev, MemBlobs(blobs))
+    }
+
+    fn judged(
+        ev: &SignEvidence,
+        blobs: &MemBlobs,
+        signers: Option<&str>,
+        dry_run: bool,
+    ) -> Vec<String> {
+        let p = pipeline();
+        let sums = blobs
+            .0
+            .get(ev.sums.as_deref().unwrap_or(""))
+            .cloned()
+            .unwrap_or_default();
+        let subject = format!("sha256:{}", sha256_hex(&sums));
+        let cx = JudgeContext {
+            project: "acme",
+            version: "1.0.0",
+            subject: &subject,
+            operator: None,
+            started_at: 1_795_000_000,
+            dry_run,
+            signers,
+            pipeline: &p,
+            blobs,
+        };
+        let spec = SignSpec {
+            key: "k".into(),
+            signer: "r@x".into(),
+        };
+        judge(&spec, ev, &cx)
+            .reasons
+            .into_iter()
+            .map(|r| r.code)
+            .collect()
+    }
+
+    #[test]
+    fn judge_codes() {
+        let key = sshsig::throwaway_key().unwrap();
+        let allowed = format!("r@x {}", sshsig::public_line(key.public_key()));
+        let (ev, blobs) = signed(&key, b"sums\n", false);
+        assert!(judged(&ev, &blobs, Some(&allowed), false).is_empty());
+        assert_eq!(judged(&ev, &blobs, None, false), ["signers-missing"]);
+        assert_eq!(
+            judged(&ev, &blobs, Some("garbage"), false),
+            ["signers-invalid"]
+        );
+        let other = format!("s@x {}", sshsig::public_line(key.public_key()));
+        assert_eq!(
+            judged(&ev, &blobs, Some(&other), false),
+            ["signer-not-allowed"]
+        );
+
+        let mut wrong_fp = ev.clone();
+        wrong_fp.key_fingerprint = Some("SHA256:other".into());
+        assert_eq!(
+            judged(&wrong_fp, &blobs, Some(&allowed), false),
+            ["signature-invalid"]
+        );
+
+        let mut unsigned = ev.clone();
+        unsigned.signature = None;
+        assert_eq!(
+            judged(&unsigned, &blobs, Some(&allowed), false),
+            ["signature-missing"]
+        );
+
+        let mut no_key = ev.clone();
+        no_key.key_problem = Some(KeyProblem {
+            kind: KeyProblemKind::Unavailable,
+            message: "environment variable K is not set".into(),
+        });
+        assert_eq!(
+            judged(&no_key, &blobs, Some(&allowed), false),
+            ["key-unavailable"]
+        );
+
+        let (tw, tw_blobs) = signed(&sshsig::throwaway_key().unwrap(), b"sums\n", true);
+        assert!(judged(&tw, &tw_blobs, Some(&allowed), true).is_empty());
+        assert_eq!(
+            judged(&tw, &tw_blobs, Some(&allowed), false),
+            ["throwaway-key"]
+        );
+        // A dry run does not make a real key acceptable when it is not allowed.
+        assert_eq!(
+            judged(&ev, &blobs, Some(&other), true),
+            ["signer-not-allowed"]
+        );
+    }
+
     #[test]
     fn relative_paths_resolve_against_the_root() {
         let spec = SignSpec {

@@ -1,0 +1,487 @@
+//! The `gates` mapping: each gate (with its `uses:` file merged in), then the `needs` graph,
+//! the single `sign` gate and the topological order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path};
+
+use super::cx::{Cx, Map, join, report_duplicates, report_unknown};
+use super::kinds;
+use super::suggest;
+use super::yaml::{self, Node};
+use crate::model::{Bump, GateSpec, When};
+
+/// What gates need to know about the rest of the pipeline.
+pub(crate) struct GateEnv<'a> {
+    pub root: &'a Path,
+    /// The pipeline folder as the user named it, for naming `uses:` files in diagnostics.
+    pub shown_root: &'a Path,
+    pub roles: &'a BTreeMap<String, Vec<String>>,
+    /// False when `roles` itself had problems (then unknown-role checks stay quiet).
+    pub roles_ok: bool,
+    /// Principals in `signers`, when that file could be read and parsed.
+    pub principals: Option<&'a BTreeSet<String>>,
+    pub has_changes: bool,
+}
+
+const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "when", "uses"];
+pub(crate) const KINDS: &[&str] = &[
+    "regression",
+    "change-record",
+    "signoff",
+    "security-review",
+    "virus-scan",
+    "sign",
+];
+const DEFAULT_TIMEOUT_SECS: u64 = 3600;
+
+/// A gate as read, before the graph checks.
+struct Parsed<'a> {
+    id: String,
+    id_node: &'a Node,
+    needs: Vec<(String, &'a Node)>,
+    spec: Option<GateSpec>,
+    is_sign: bool,
+}
+
+/// Validate the `gates` mapping. `key` is the `gates` key node, `node` its value.
+pub(crate) fn validate(
+    cx: &mut Cx,
+    key: &Node,
+    node: &Node,
+    env: &GateEnv,
+) -> Option<Vec<GateSpec>> {
+    let map = Map::new(
+        cx,
+        node,
+        key.pos,
+        "gates",
+        "a mapping of gate id to gate",
+        None,
+    )?;
+    if map.entries.is_empty() {
+        cx.expected(
+            node,
+            "gates",
+            "at least one gate (and exactly one `sign` gate)",
+        );
+        return None;
+    }
+    // Load every `uses:` file first: the gates below borrow nodes from them.
+    let mut seen = BTreeSet::new();
+    let mut firsts = Vec::new();
+    for (k, v) in &map.entries {
+        if seen.insert(k.key_text()) {
+            firsts.push((*k, *v)); // later ones were reported as duplicate keys
+        }
+    }
+    let used: Vec<Option<Node>> = firsts
+        .iter()
+        .map(|(k, v)| {
+            let uses = v
+                .as_map()?
+                .iter()
+                .find(|(uk, _)| uk.as_str() == Some("uses"))?;
+            load_uses(cx, &uses.1, &format!("gates.{}", k.key_text()), env)
+        })
+        .collect();
+    let mut parsed = Vec::new();
+    for ((k, v), u) in firsts.iter().zip(&used) {
+        parsed.push(gate(cx, k, v, u.as_ref(), &k.key_text(), env));
+    }
+
+    let ids: Vec<&str> = parsed.iter().map(|p| p.id.as_str()).collect();
+    let mut graph_ok = true;
+    for p in &parsed {
+        for (i, (need, n)) in p.needs.iter().enumerate() {
+            let path = format!("gates.{}.needs[{i}]", p.id);
+            if !ids.contains(&need.as_str()) {
+                graph_ok = false;
+                let help = suggest::did_you_mean(need, ids.iter().copied());
+                cx.error(n.pos, &path, format!("unknown gate id `{need}`"))
+                    .help = help;
+            } else if p.needs[..i].iter().any(|(x, _)| x == need) {
+                cx.error(n.pos, &path, format!("`{need}` is listed twice"));
+            }
+        }
+    }
+    // Unknown ids are skipped by the walk, so cycles among the known ones still show.
+    graph_ok &= report_cycles(cx, &parsed);
+
+    let signs: Vec<&Parsed> = parsed.iter().filter(|p| p.is_sign).collect();
+    if signs.is_empty() {
+        cx.error(
+            key.pos,
+            "gates",
+            "no gate of kind `sign`; a pipeline needs exactly one (it signs SHA256SUMS)",
+        );
+    }
+    for extra in signs.iter().skip(1) {
+        cx.error(
+            extra.id_node.pos,
+            &format!("gates.{}", extra.id),
+            format!(
+                "a second gate of kind `sign` (the first is `{}`); a pipeline needs exactly one",
+                signs[0].id
+            ),
+        );
+    }
+
+    if !graph_ok {
+        return None;
+    }
+    let specs: Option<Vec<GateSpec>> = parsed.into_iter().map(|p| p.spec).collect();
+    Some(topo_order(specs?))
+}
+
+fn valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+fn gate<'a>(
+    cx: &mut Cx,
+    key: &'a Node,
+    body: &'a Node,
+    used: Option<&'a Node>,
+    id: &str,
+    env: &GateEnv,
+) -> Parsed<'a> {
+    let path = format!("gates.{id}");
+    let mut out = Parsed {
+        id: id.to_string(),
+        id_node: key,
+        needs: Vec::new(),
+        spec: None,
+        is_sign: false,
+    };
+    let id_ok = key.as_str().is_some() && valid_id(id);
+    if !id_ok {
+        cx.expected(
+            key,
+            &path,
+            "a gate id of lowercase letters, digits and `-`, starting with a letter or digit",
+        );
+    }
+    let Some(own) = body.as_map() else {
+        cx.expected(body, &path, "a mapping (the gate, with at least `kind`)");
+        return out;
+    };
+    let own: Vec<(&Node, &Node)> = own.iter().map(|(k, v)| (k, v)).collect();
+    report_duplicates(cx, &own, &path);
+
+    // `uses:` first, so that the keys written here override the shared definition.
+    let mut entries: Vec<(&Node, &Node)> = Vec::new();
+    if let Some(m) = used.and_then(Node::as_map) {
+        for (k, v) in m {
+            if !own.iter().any(|(o, _)| o.key_text() == k.key_text()) {
+                entries.push((k, v));
+            }
+        }
+    }
+    entries.extend(own.iter().copied());
+    let map = Map {
+        entries,
+        anchor: key.pos,
+        path: path.clone(),
+    };
+
+    let kind = map
+        .require(
+            cx,
+            "kind",
+            "one of regression, change-record, signoff, security-review, virus-scan, sign",
+        )
+        .and_then(|n| {
+            let k = n.as_str().filter(|k| KINDS.contains(k));
+            if k.is_none() {
+                let found = n.as_str().unwrap_or_default();
+                let help = suggest::did_you_mean(found, KINDS.iter().copied());
+                cx.expected(
+                    n,
+                    &map.sub("kind"),
+                    &format!("a gate kind ({})", KINDS.join(", ")),
+                )
+                .help = help;
+            }
+            k.map(|k| (k, n))
+        });
+    out.is_sign = kind.is_some_and(|(k, _)| k == "sign");
+
+    if let Some((k, _)) = kind {
+        let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
+        allowed.extend_from_slice(kinds::keys(k));
+        report_unknown(cx, &map.entries, &path, &allowed, |name| {
+            KINDS
+                .iter()
+                .find(|other| kinds::keys(other).contains(&name))
+                .map(|other| format!("`{name}` belongs to a `{other}` gate, not a `{k}` gate"))
+        });
+    } else {
+        // Without a kind only the common keys can be judged; say nothing about the rest.
+    }
+
+    if let Some(n) = map.get("needs") {
+        match cx.str_list(n, &map.sub("needs"), "gate ids", false) {
+            Some(list) => out.needs = list.into_iter().map(|(s, n)| (s.to_string(), n)).collect(),
+            None => out.needs.clear(),
+        }
+    }
+    let timeout = match map.get("timeout") {
+        Some(n) => cx.duration(n, &map.sub("timeout")),
+        None => Some(DEFAULT_TIMEOUT_SECS),
+    };
+    let when = match map.get("when") {
+        Some(n) => when(cx, n, &map),
+        None => Some(None),
+    };
+    let spec = kind.and_then(|(k, kn)| kinds::spec(cx, k, kn, &map, env));
+
+    if let (true, Some(timeout_secs), Some(when), Some(kind)) = (id_ok, timeout, when, spec) {
+        out.spec = Some(GateSpec {
+            id: id.to_string(),
+            needs: out.needs.iter().map(|(s, _)| s.clone()).collect(),
+            timeout_secs,
+            when,
+            kind,
+        });
+    }
+    out
+}
+
+fn when(cx: &mut Cx, n: &Node, gate: &Map) -> Option<Option<When>> {
+    let anchor = gate.entry("when").map(|(k, _)| k.pos).unwrap_or_default();
+    let path = gate.sub("when");
+    let m = Map::new(
+        cx,
+        n,
+        anchor,
+        &path,
+        "a mapping with `bump`",
+        Some(&["bump"]),
+    )?;
+    let b = m.require(cx, "bump", "a list of major, minor, patch")?;
+    let list = cx.str_list(b, &m.sub("bump"), "bumps (major, minor, patch)", true)?;
+    let mut bumps = Vec::new();
+    let mut ok = true;
+    for (i, (s, node)) in list.iter().enumerate() {
+        let bump = match *s {
+            "major" => Bump::Major,
+            "minor" => Bump::Minor,
+            "patch" => Bump::Patch,
+            _ => {
+                let help = suggest::did_you_mean(s, ["major", "minor", "patch"]);
+                cx.expected(
+                    node,
+                    &format!("{}[{i}]", m.sub("bump")),
+                    "major, minor or patch",
+                )
+                .help = help;
+                ok = false;
+                continue;
+            }
+        };
+        if !bumps.contains(&bump) {
+            bumps.push(bump);
+        }
+    }
+    ok.then_some(Some(When { bump: bumps }))
+}
+
+/// Read, parse and sanity-check a `uses:` file. Its nodes carry its own source id, so every
+/// problem inside it points at that file.
+fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, env: &GateEnv) -> Option<Node> {
+    let root = env.root;
+    let path = join(gate_path, "uses");
+    let rel = cx.str(n, &path, "the path of a file holding one gate")?;
+    let p = Path::new(rel);
+    if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        cx.error(
+            n.pos,
+            &path,
+            format!("{rel:?} leaves the pipeline folder; shared stages must live inside it"),
+        );
+        return None;
+    }
+    let full = root.join(p);
+    // A symlink inside the folder could still point outside it.
+    if let (Ok(real), Ok(real_root)) = (full.canonicalize(), root.canonicalize())
+        && !real.starts_with(&real_root)
+    {
+        cx.error(
+            n.pos,
+            &path,
+            format!("{rel:?} leaves the pipeline folder (through a symbolic link)"),
+        );
+        return None;
+    }
+    let shown = env.shown_root.join(p);
+    let text = match super::read_limited(&full, &shown) {
+        Ok(t) => t,
+        Err(e) => {
+            cx.error(n.pos, &path, e.to_string());
+            return None;
+        }
+    };
+    let src = cx.sources.len();
+    cx.sources.push(super::cx::Source {
+        display: shown,
+        rel: p
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/"),
+        text,
+    });
+    let parsed = yaml::parse(&cx.sources[src].text, src);
+    let tree = match parsed {
+        Ok(t) => t,
+        Err(e) => {
+            cx.error(e.pos, "", e.message);
+            return None;
+        }
+    };
+    let Some(entries) = tree.as_map() else {
+        cx.expected(
+            &tree,
+            "",
+            "a mapping (one gate, as written under `gates.<id>`)",
+        );
+        return None;
+    };
+    let entries: Vec<(&Node, &Node)> = entries.iter().map(|(k, v)| (k, v)).collect();
+    report_duplicates(cx, &entries, "");
+    for (k, _) in &entries {
+        if k.as_str() == Some("uses") {
+            cx.error(
+                k.pos,
+                "uses",
+                "a `uses:` file cannot itself use another file",
+            );
+        }
+    }
+    Some(tree)
+}
+
+/// Report each cycle once, naming it. Returns true when there is none.
+fn report_cycles(cx: &mut Cx, gates: &[Parsed]) -> bool {
+    let index: BTreeMap<&str, usize> = gates
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.as_str(), i))
+        .collect();
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; gates.len()];
+    let mut reported: BTreeSet<BTreeSet<usize>> = BTreeSet::new();
+    let mut ok = true;
+    for start in 0..gates.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        // Iterative DFS: (gate, next need to look at); `stack` is the current path.
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (g, ref mut next)) = stack.last_mut() {
+            let needs = &gates[g].needs;
+            if *next >= needs.len() {
+                state[g] = 2;
+                stack.pop();
+                continue;
+            }
+            let (need, node) = &needs[*next];
+            *next += 1;
+            let Some(&t) = index.get(need.as_str()) else {
+                continue;
+            };
+            match state[t] {
+                0 => {
+                    state[t] = 1;
+                    stack.push((t, 0));
+                }
+                1 => {
+                    ok = false;
+                    let from = stack.iter().position(|(x, _)| *x == t).unwrap_or(0);
+                    let members: Vec<usize> = stack[from..].iter().map(|(x, _)| *x).collect();
+                    if reported.insert(members.iter().copied().collect()) {
+                        let mut names: Vec<&str> =
+                            members.iter().map(|m| gates[*m].id.as_str()).collect();
+                        names.push(gates[t].id.as_str());
+                        let i = gates[g]
+                            .needs
+                            .iter()
+                            .position(|(x, _)| x == need)
+                            .unwrap_or(0);
+                        cx.error(
+                            node.pos,
+                            &format!("gates.{}.needs[{i}]", gates[g].id),
+                            format!("`needs` form a cycle: {}", names.join(" -> ")),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    ok
+}
+
+/// Kahn's algorithm; among the gates that are ready, the one declared first goes first.
+fn topo_order(specs: Vec<GateSpec>) -> Vec<GateSpec> {
+    let mut remaining: Vec<Option<GateSpec>> = specs.into_iter().map(Some).collect();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::with_capacity(remaining.len());
+    loop {
+        let next = remaining.iter().position(|g| {
+            g.as_ref()
+                .is_some_and(|g| g.needs.iter().all(|n| done.contains(n)))
+        });
+        let Some(i) = next else { break };
+        if let Some(g) = remaining[i].take() {
+            done.insert(g.id.clone());
+            out.push(g);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "unit-tests", "0day", "a-", "x9"] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", "-a", "Unit", "unit_tests", "a.b", "é"] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn topological_order_keeps_declaration_order_among_ready_gates() {
+        let g = |id: &str, needs: &[&str]| GateSpec {
+            id: id.into(),
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            timeout_secs: 1,
+            when: None,
+            kind: crate::model::GateKind::Sign(crate::model::SignSpec {
+                key: String::new(),
+                signer: String::new(),
+            }),
+        };
+        let order: Vec<String> = topo_order(vec![
+            g("sign", &["b", "a"]),
+            g("b", &["a"]),
+            g("c", &[]),
+            g("a", &[]),
+        ])
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+        assert_eq!(order, ["c", "a", "b", "sign"]);
+    }
+}

@@ -1,0 +1,342 @@
+//! The pipeline's top level: spanned tree -> [`crate::model::Pipeline`], every problem collected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::cx::{Cx, Map};
+use super::diag::Diagnostic;
+use super::gate::{self, GateEnv};
+use super::suggest;
+use super::yaml::{Node, Pos, Value};
+use crate::model::{Changes, Pipeline, Publish};
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "project",
+    "state_dir",
+    "artefacts",
+    "signers",
+    "roles",
+    "changes",
+    "gates",
+    "publish",
+];
+
+/// Where the pipeline lives and what the command line overrides.
+pub(crate) struct Inputs {
+    /// Absolute pipeline file.
+    pub file: PathBuf,
+    /// Absolute pipeline folder.
+    pub root: PathBuf,
+    /// The pipeline folder as the user named it (how diagnostics name other files).
+    pub shown_root: PathBuf,
+    /// `--state`, already absolute.
+    pub state: Option<PathBuf>,
+}
+
+/// Validate the whole pipeline. Returns a pipeline only when nothing was reported.
+pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipeline> {
+    let start = Pos {
+        src: 0,
+        line: 1,
+        column: 1,
+    };
+    if tree.value == Value::Null {
+        cx.error(
+            start,
+            "",
+            "expected a mapping with version, project, artefacts, signers and gates, found an empty file",
+        );
+        return None;
+    }
+    let top = Map::new(
+        cx,
+        tree,
+        start,
+        "",
+        "a mapping with version, project, artefacts, signers and gates",
+        Some(TOP_KEYS),
+    )?;
+
+    if let Some(v) = top.require(cx, "version", "the schema version, 1")
+        && v.value != Value::Int(1)
+    {
+        cx.expected(v, "version", "1 (the only schema version)");
+    }
+    let project = top
+        .require(cx, "project", "the project name")
+        .and_then(|n| project_name(cx, n));
+
+    let state_dir = match (&inp.state, top.get("state_dir")) {
+        (Some(over), Some(n)) => {
+            // Still check it, so a typo does not hide until `--state` is dropped.
+            cx.str(n, "state_dir", "a folder path");
+            over.clone()
+        }
+        (Some(over), None) => over.clone(),
+        (None, Some(n)) => cx
+            .str(n, "state_dir", "a folder path")
+            .map(|s| inp.root.join(s))
+            .unwrap_or_default(),
+        (None, None) => inp.root.join(".relgate"),
+    };
+
+    let signers = top
+        .require(cx, "signers", "an OpenSSH allowed_signers file")
+        .and_then(|n| signers_file(cx, n, inp));
+    let principals = signers.as_ref().and_then(|(_, p)| p.clone());
+
+    let roles = top
+        .get("roles")
+        .map(|n| {
+            let shown = top
+                .get("signers")
+                .and_then(Node::as_str)
+                .unwrap_or_default();
+            roles(cx, n, &top, principals.as_ref(), shown)
+        })
+        .unwrap_or((BTreeMap::new(), true));
+
+    let changes = top.get("changes").and_then(|n| changes(cx, n, &top, inp));
+
+    let artefacts = top
+        .require(cx, "artefacts", "a list of globs naming the release files")
+        .and_then(|n| artefacts(cx, n, &inp.root));
+
+    let gates = match top.entry("gates") {
+        Some((k, v)) => {
+            let env = GateEnv {
+                root: &inp.root,
+                shown_root: &inp.shown_root,
+                roles: &roles.0,
+                roles_ok: roles.1,
+                principals: principals.as_ref(),
+                has_changes: top.get("changes").is_some(),
+            };
+            gate::validate(cx, k, v, &env)
+        }
+        None => {
+            top.require(cx, "gates", "a mapping of gate id to gate");
+            None
+        }
+    };
+
+    let publish = top.get("publish").and_then(|n| publish(cx, n, &top));
+
+    Some(Pipeline {
+        file: inp.file.clone(),
+        root: inp.root.clone(),
+        project: project?,
+        state_dir,
+        artefacts: artefacts?,
+        signers: Some(signers?.0),
+        roles: roles.0,
+        changes,
+        gates: gates?,
+        publish,
+    })
+}
+
+fn project_name(cx: &mut Cx, n: &Node) -> Option<String> {
+    let ok = n.as_str().is_some_and(|s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    });
+    if ok {
+        n.as_str().map(str::to_string)
+    } else {
+        cx.expected(
+            n,
+            "project",
+            "a project name of letters, digits, `.`, `_` and `-`",
+        );
+        None
+    }
+}
+
+/// Read and parse the signers file. Returns its path and, when it parsed, its principals.
+fn signers_file(
+    cx: &mut Cx,
+    n: &Node,
+    inp: &Inputs,
+) -> Option<(PathBuf, Option<BTreeSet<String>>)> {
+    let rel = cx.str(n, "signers", "the path of an OpenSSH allowed_signers file")?;
+    let path = inp.root.join(rel);
+    let shown = inp.shown_root.join(rel);
+    let text = match super::read_limited(&path, &shown) {
+        Ok(t) => t,
+        Err(e) => {
+            cx.error(n.pos, "signers", format!("{e}"));
+            return Some((path, None));
+        }
+    };
+    match crate::signers::parse(&text) {
+        Ok(set) => Some((path, Some(set.principals()))),
+        Err(errors) => {
+            for e in errors {
+                cx.push(
+                    n.pos.src,
+                    Diagnostic {
+                        file: shown.clone(),
+                        line: e.line,
+                        column: 1,
+                        key_path: "signers".into(),
+                        message: format!("not a valid allowed_signers line: {}", e.message),
+                        source_line: text
+                            .lines()
+                            .nth(e.line.saturating_sub(1))
+                            .map(str::to_string),
+                        help: None,
+                    },
+                );
+            }
+            Some((path, None))
+        }
+    }
+}
+
+/// Roles and whether every one of them was valid (a broken role must not also produce
+/// "unknown role" problems in the gates that name it).
+fn roles(
+    cx: &mut Cx,
+    n: &Node,
+    top: &Map,
+    principals: Option<&BTreeSet<String>>,
+    signers_shown: &str,
+) -> (BTreeMap<String, Vec<String>>, bool) {
+    let anchor = top.entry("roles").map(|(k, _)| k.pos).unwrap_or_default();
+    let Some(map) = Map::new(
+        cx,
+        n,
+        anchor,
+        "roles",
+        "a mapping of role name to a list of principals",
+        None,
+    ) else {
+        return (BTreeMap::new(), false);
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (k, v) in &map.entries {
+        let name = k.key_text();
+        let path = map.sub(&name);
+        let Some(list) = cx.str_list(v, &path, "principals", true) else {
+            ok = false;
+            continue;
+        };
+        let mut members = Vec::new();
+        for (p, node) in list {
+            if let Some(known) = principals
+                && !known.contains(p)
+            {
+                let help = suggest::did_you_mean(p, known.iter().map(String::as_str));
+                cx.error(
+                    node.pos,
+                    &path,
+                    format!("principal `{p}` is not in the signers file {signers_shown}"),
+                )
+                .help = help;
+            }
+            if !members.iter().any(|m| m == p) {
+                members.push(p.to_string());
+            }
+        }
+        out.entry(name).or_insert(members);
+    }
+    (out, ok)
+}
+
+fn changes(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Changes> {
+    let anchor = top.entry("changes").map(|(k, _)| k.pos).unwrap_or_default();
+    let map = Map::new(
+        cx,
+        n,
+        anchor,
+        "changes",
+        "a mapping with `repo` and `range`",
+        Some(&["repo", "range"]),
+    )?;
+    let repo = match map.get("repo") {
+        Some(r) => {
+            let rel = cx.str(r, "changes.repo", "a folder path (a git work tree)")?;
+            let path = inp.root.join(rel);
+            if !path.is_dir() {
+                cx.error(
+                    r.pos,
+                    "changes.repo",
+                    format!("folder {rel} does not exist"),
+                );
+                return None;
+            }
+            path
+        }
+        None => inp.root.clone(),
+    };
+    let range = map.require(cx, "range", "a git revision range like v1.3.0..HEAD")?;
+    let range = cx.str(
+        range,
+        "changes.range",
+        "a git revision range like v1.3.0..HEAD",
+    )?;
+    Some(Changes {
+        repo,
+        range: range.to_string(),
+    })
+}
+
+fn artefacts(cx: &mut Cx, n: &Node, root: &Path) -> Option<Vec<String>> {
+    let list = cx.str_list(n, "artefacts", "globs", true)?;
+    let patterns: Vec<String> = list.iter().map(|(s, _)| s.to_string()).collect();
+    match crate::stage::resolve(root, &patterns) {
+        Ok(_) => Some(patterns),
+        Err(problems) => {
+            for p in problems {
+                let idx = list.iter().position(|(s, _)| *s == p.pattern());
+                let (pos, path) = match idx {
+                    Some(i) => (list[i].1.pos, format!("artefacts[{i}]")),
+                    None => (n.pos, "artefacts".to_string()),
+                };
+                cx.error(pos, &path, p.to_string());
+            }
+            None
+        }
+    }
+}
+
+fn publish(cx: &mut Cx, n: &Node, top: &Map) -> Option<Publish> {
+    let anchor = top.entry("publish").map(|(k, _)| k.pos).unwrap_or_default();
+    let map = Map::new(
+        cx,
+        n,
+        anchor,
+        "publish",
+        "a mapping with `to`",
+        Some(&["to"]),
+    )?;
+    let to = map.require(
+        cx,
+        "to",
+        "the release folder, e.g. dist/releases/{project}/{version}",
+    )?;
+    let what = "a folder template holding {version}, e.g. dist/releases/{project}/{version}";
+    let s = cx.str(to, "publish.to", what)?;
+    // Only `{project}` and `{version}` are substituted; any other brace is a typo.
+    let rest = s.replace("{project}", "").replace("{version}", "");
+    if rest.contains(['{', '}']) {
+        cx.error(
+            to.pos,
+            "publish.to",
+            format!(
+                "unknown placeholder in {s:?}; only {{project}} and {{version}} are substituted"
+            ),
+        );
+        return None;
+    }
+    if !s.contains("{version}") {
+        // Each release gets its own folder, and a folder is never overwritten.
+        cx.expected(to, "publish.to", what);
+        return None;
+    }
+    Some(Publish { to: s.to_string() })
+}

@@ -1,0 +1,172 @@
+//! The `regression` gate: run a command (under `sh -c` or as argv), capture its output, read
+//! its JUnit reports, and judge exit status, timeout, failures and `min_tests`.
+//!
+//! Collect runs the command in its own process group and kills the whole group when the
+//! command ends, times out or is interrupted, so no background process outlives the gate.
+//! Output is kept bounded (see [`capture`]) but hashed in full; JUnit reports written during
+//! the run are stored whole (up to [`junit::MAX_REPORT_BYTES`]) for the judge to parse.
+
+mod capture;
+mod judge;
+pub mod junit;
+mod process;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CollectContext, CollectError};
+use crate::model::{Command, GateSpec, RegressionSpec};
+use crate::record::Record;
+
+pub use capture::{HEAD_BYTES, StreamCapture, TAIL_BYTES};
+pub use judge::judge;
+pub use junit::{BadPattern, JunitFile, JunitState, Tally};
+pub use process::ProcessRecord;
+
+/// Everything the regression judge needs, as recorded in the release log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RegressionEvidence {
+    /// The command as run (nothing is substituted into it).
+    pub command: Command,
+    /// The working folder it ran in.
+    pub dir: PathBuf,
+    pub process: ProcessRecord,
+    pub stdout: StreamCapture,
+    pub stderr: StreamCapture,
+    /// Every file the `junit` globs matched after the command, fresh or not, sorted by path.
+    /// Empty when the command did not run to its end.
+    pub junit: Vec<JunitFile>,
+    pub junit_bad_patterns: Vec<BadPattern>,
+    /// Test counts over the fresh reports as seen at collect time, for people reading the
+    /// record (flaky tests are listed here). The judge does not trust it: it parses the
+    /// stored reports again.
+    pub tests: Option<Tally>,
+    /// One-line remarks for the run's display (flaky tests, killed strays, truncated output,
+    /// ignored reports). Informational: the judge does not read them.
+    pub notes: Vec<String>,
+}
+
+pub async fn collect(
+    gate: &GateSpec,
+    spec: &RegressionSpec,
+    cx: &CollectContext,
+) -> Result<RegressionEvidence, CollectError> {
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Set last so the pipeline's `env` cannot pass off another release's identity.
+    env.push(("RELGATE_PROJECT".into(), cx.pipeline.project.clone()));
+    env.push(("RELGATE_VERSION".into(), cx.version.clone()));
+    env.push((
+        "RELGATE_RECORD".into(),
+        cx.record.dir.to_string_lossy().into_owned(),
+    ));
+
+    let fresh_after = fresh_reference(&cx.record);
+    let out = process::run(process::Launch {
+        command: &spec.run,
+        dir: &spec.dir,
+        env,
+        timeout: Duration::from_secs(gate.timeout_secs),
+        cancel: cx.cancel.clone(),
+    })
+    .await;
+    if out.process.interrupted {
+        // The group is dead by now; an interrupted gate has no verdict, the engine aborts it.
+        return Err(CollectError::Interrupted);
+    }
+
+    let stdout = store_stream(&cx.record, out.stdout)?;
+    let stderr = store_stream(&cx.record, out.stderr)?;
+    let ran_to_end =
+        out.process.spawn_error.is_none() && !out.process.timed_out && !out.process.interrupted;
+    let (junit, junit_bad_patterns) = if ran_to_end && !spec.junit.is_empty() {
+        junit::gather(&cx.pipeline.root, &spec.junit, fresh_after, &cx.record)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let tests = (!junit.is_empty()).then(|| judge::tally(&junit, &cx.record).0);
+    let notes = notes(&out.process, &stdout, &stderr, &junit, tests.as_ref());
+    Ok(RegressionEvidence {
+        command: spec.run.clone(),
+        dir: spec.dir.clone(),
+        process: out.process,
+        stdout,
+        stderr,
+        junit,
+        junit_bad_patterns,
+        tests,
+        notes,
+    })
+}
+
+fn notes(
+    process: &ProcessRecord,
+    stdout: &StreamCapture,
+    stderr: &StreamCapture,
+    junit: &[JunitFile],
+    tests: Option<&Tally>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(t) = tests
+        && !t.flaky.is_empty()
+    {
+        notes.push(format!("passed on retry (flaky): {}", t.flaky.join(", ")));
+    }
+    if process.strays_killed {
+        notes.push("processes left running by the command were killed".into());
+    }
+    for (name, s) in [("stdout", stdout), ("stderr", stderr)] {
+        if s.omitted > 0 {
+            notes.push(format!(
+                "{name}: {} bytes, kept the first and last parts ({} omitted)",
+                s.len, s.omitted
+            ));
+        }
+        if !s.complete {
+            notes.push(format!(
+                "{name}: stopped reading; a process outside the command's group held it open"
+            ));
+        }
+    }
+    for f in junit {
+        if f.state == JunitState::Stale {
+            notes.push(format!("{}: older than the run, ignored", f.path));
+        }
+    }
+    notes
+}
+
+/// The instant before which a report counts as stale.
+///
+/// File times come from the kernel's coarse clock, which can lag `SystemTime::now()` by a few
+/// milliseconds: a report written right after the start could look older than the start. So
+/// the reference is the modification time of a file we write just before spawning, taken
+/// from that same clock (in the record folder, normally on the project's file system).
+fn fresh_reference(record: &Record) -> SystemTime {
+    let now = SystemTime::now();
+    let _ = std::fs::create_dir_all(&record.dir);
+    tempfile::NamedTempFile::new_in(&record.dir)
+        .ok()
+        .and_then(|f| f.as_file().metadata().ok())
+        .and_then(|m| m.modified().ok())
+        .map_or(now, |m| m.min(now))
+}
+
+fn store_stream(
+    record: &Record,
+    (f, complete): (capture::Finished, bool),
+) -> Result<StreamCapture, CollectError> {
+    Ok(StreamCapture {
+        sha256: f.sha256,
+        len: f.len,
+        head: record.put(&f.head)?,
+        tail: f.tail.map(|t| record.put(&t)).transpose()?,
+        omitted: f.omitted,
+        complete,
+    })
+}

@@ -1,0 +1,357 @@
+//! The pure part of the security review: recorded bytes in, findings table and reasons out.
+//! Shared by the judge, the collect step (for the table) and `relgate findings`.
+
+use time::{Date, OffsetDateTime};
+
+use super::pentest::{Pentests, parse_pentests};
+use super::register::{Entry, Register, Status, parse_register};
+use super::severity::{Assessed, assess};
+use super::table::FindingRow;
+use super::{RecordedFile, SecurityReviewEvidence};
+use crate::gates::Reason;
+use crate::model::SecurityReviewSpec;
+use crate::record::Blobs;
+use crate::sarif::Finding;
+
+const DAY: i64 = 86_400;
+
+/// Everything the gate concluded.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub rows: Vec<FindingRow>,
+    /// Each makes the gate red.
+    pub reasons: Vec<Reason>,
+    /// Worth a look, but not red.
+    pub warnings: Vec<Reason>,
+}
+
+/// The date of `started_at` (UTC): the review's "today".
+pub fn today(started_at: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp(started_at)
+        .map(|t| t.date())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH.date())
+}
+
+/// Judge the recorded files. Reads nothing but its arguments.
+pub fn analyse(
+    spec: &SecurityReviewSpec,
+    ev: &SecurityReviewEvidence,
+    blobs: &dyn Blobs,
+    started_at: i64,
+) -> Analysis {
+    let mut a = Analysis::default();
+    let today = today(started_at);
+
+    if spec.findings.is_empty() {
+        a.red(
+            "findings-missing",
+            "no `findings` files are configured".into(),
+        );
+    }
+    for glob in &ev.unmatched {
+        a.red(
+            "findings-missing",
+            format!("no SARIF file matches {glob:?}: did the scanner run?"),
+        );
+    }
+
+    let mut findings: Vec<(&RecordedFile, Finding)> = Vec::new();
+    for file in &ev.sarif {
+        let Some(bytes) = a.bytes(file, "sarif-unreadable", blobs) else {
+            continue;
+        };
+        match crate::sarif::parse(&bytes) {
+            Ok(found) => findings.extend(found.into_iter().map(|f| (file, f))),
+            Err(e) => {
+                a.red("sarif-unreadable", format!("{}: {e}", file.path));
+            }
+        }
+    }
+
+    let reg_path = ev.register.path.as_str();
+    let register = match a.bytes(&ev.register, "register-invalid", blobs) {
+        Some(bytes) => parse_register(reg_path, &bytes),
+        None => Register::default(),
+    };
+    for d in &register.diagnostics {
+        a.red("register-invalid", one_line(d));
+    }
+
+    // Without a register every finding would read as unassigned: say once why instead.
+    let no_register = (!register.parsed).then(|| {
+        a.reasons
+            .last()
+            .map(|r| r.code.clone())
+            .unwrap_or_else(|| "register-invalid".into())
+    });
+    let mut used = vec![false; register.entries.len()];
+    for (file, f) in &findings {
+        let assessed = assess(f);
+        let matched = best_entry(&register, f);
+        let mut codes = Vec::new();
+        let name = format!("{} ({}, {})", f.label(), f.tool, assessed.describe());
+        match matched {
+            None if no_register.is_some() => codes.extend(no_register.clone()),
+            None => {
+                codes.push(a.red(
+                    "finding-unassigned",
+                    format!(
+                        "{name}: no entry in {reg_path} names its rule id, guid or a fingerprint"
+                    ),
+                ));
+            }
+            Some(i) => {
+                used[i] = true;
+                let e = &register.entries[i];
+                let entry = e.label(reg_path);
+                let missing = e.missing_assignment();
+                if !missing.is_empty() {
+                    codes.push(a.red(
+                        "finding-unassigned",
+                        format!("{name}: entry {entry} lacks {}", missing.join(", ")),
+                    ));
+                }
+                if let Some(code) = a.overdue(e, &name, &entry, today) {
+                    codes.push(code);
+                }
+                if let (Some(opened), Some(due), Some(sla)) = (
+                    e.opened,
+                    e.due,
+                    spec.sla_secs.get(assessed.severity.as_str()),
+                ) {
+                    let allowed = (due - opened).whole_seconds();
+                    if allowed > i64::try_from(*sla).unwrap_or(i64::MAX) {
+                        codes.push(a.red(
+                            "sla-exceeded",
+                            format!(
+                                "{name}: entry {entry} gives {} days from {opened} to {due}; the {} SLA is {} days",
+                                allowed / DAY,
+                                assessed.severity.as_str(),
+                                sla / DAY as u64
+                            ),
+                        ));
+                    }
+                }
+                let open = !matches!(e.status, Some(Status::Fixed | Status::Accepted));
+                if open && spec.block.iter().any(|b| b == assessed.severity.as_str()) {
+                    codes.push(a.red(
+                        "severity-blocks",
+                        format!(
+                            "{name}: open {} finding blocks the release (entry {entry})",
+                            assessed.severity.as_str()
+                        ),
+                    ));
+                }
+                if e.status == Some(Status::Fixed) {
+                    a.warn(
+                        "fixed-still-reported",
+                        format!(
+                            "{name}: entry {entry} says fixed, but the finding is still reported"
+                        ),
+                    );
+                }
+            }
+        }
+        a.rows.push(row(
+            file,
+            f,
+            &assessed,
+            matched.map(|i| &register.entries[i]),
+            codes,
+        ));
+    }
+
+    if let (Some(ps), Some(file)) = (&spec.pentest, &ev.pentest) {
+        let pentests = match a.bytes(file, "pentest-invalid", blobs) {
+            Some(bytes) => parse_pentests(&file.path, &bytes),
+            None => Pentests::default(),
+        };
+        for d in &pentests.diagnostics {
+            a.red("pentest-invalid", one_line(d));
+        }
+        match pentests.newest() {
+            // An unreadable file has already made the gate red; it says nothing about age.
+            None if !pentests.parsed => {}
+            None => {
+                a.red(
+                    "pentest-stale",
+                    format!("{}: no pentest is recorded", file.path),
+                );
+            }
+            Some(p) => {
+                let age = (today - p.date).whole_seconds();
+                if age > i64::try_from(ps.max_age_secs).unwrap_or(i64::MAX) {
+                    a.red(
+                        "pentest-stale",
+                        format!(
+                            "{}:{}: the newest pentest ({}) is {} days old; at most {} days allowed",
+                            file.path,
+                            p.line,
+                            p.date,
+                            age / DAY,
+                            ps.max_age_secs / DAY as u64
+                        ),
+                    );
+                }
+            }
+        }
+        for p in &pentests.records {
+            for (id, line) in &p.findings {
+                let idx = register.entries.iter().position(|e| &e.finding == id);
+                let mut codes = Vec::new();
+                let entry = idx.map(|i| &register.entries[i]);
+                match idx {
+                    None if no_register.is_some() => codes.extend(no_register.clone()),
+                    None => codes.push(a.red(
+                        "pentest-finding-unassigned",
+                        format!(
+                            "{}:{line}: pentest finding {id} (pentest of {}) has no entry in {reg_path}",
+                            file.path, p.date
+                        ),
+                    )),
+                    Some(i) if !used[i] => {
+                        used[i] = true;
+                        let e = &register.entries[i];
+                        let name = format!("pentest finding {id} ({})", p.date);
+                        if let Some(code) = a.overdue(e, &name, &e.label(reg_path), today) {
+                            codes.push(code);
+                        }
+                    }
+                    Some(_) => {}
+                }
+                a.rows.push(FindingRow {
+                    finding: id.clone(),
+                    tool: format!("pentest {}", p.date),
+                    severity: None,
+                    severity_source: None,
+                    location: format!("{}:{line}", file.path),
+                    message: p.focus.clone().unwrap_or_default(),
+                    owner: entry.and_then(|e| e.owner.clone()),
+                    ticket: entry.and_then(|e| e.ticket.clone()),
+                    due: entry.and_then(|e| e.due).map(|d| d.to_string()),
+                    status: entry.and_then(|e| e.status).map(|s| s.as_str().to_string()),
+                    verdict: codes,
+                });
+            }
+        }
+    }
+
+    for (e, used) in register.entries.iter().zip(&used) {
+        if !used {
+            a.warn(
+                "register-entry-stale",
+                format!(
+                    "entry {} for {:?} matches no current finding",
+                    e.label(reg_path),
+                    e.finding
+                ),
+            );
+        }
+    }
+    a
+}
+
+impl Analysis {
+    /// Add a red reason; returns its code for the finding's row.
+    fn red(&mut self, code: &str, message: String) -> String {
+        self.reasons.push(Reason::new(code, message));
+        code.to_string()
+    }
+
+    fn warn(&mut self, code: &str, message: String) {
+        self.warnings.push(Reason::new(code, message));
+    }
+
+    /// The recorded bytes of `file`, or a red reason saying why there are none.
+    fn bytes(&mut self, file: &RecordedFile, code: &str, blobs: &dyn Blobs) -> Option<Vec<u8>> {
+        match (&file.digest, &file.error) {
+            (Some(d), _) => match blobs.get(d) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.red(
+                        "evidence-unreadable",
+                        format!("{}: recorded copy: {e}", file.path),
+                    );
+                    None
+                }
+            },
+            (None, e) => {
+                let why = e.as_deref().unwrap_or("not recorded");
+                self.red(code, format!("{}: {why}", file.path));
+                None
+            }
+        }
+    }
+
+    fn overdue(&mut self, e: &Entry, name: &str, entry: &str, today: Date) -> Option<String> {
+        let due = e.due?;
+        if due < today && e.status != Some(Status::Fixed) {
+            let status = e.status.map(Status::as_str).unwrap_or("status unknown");
+            return Some(self.red(
+                "remediation-overdue",
+                format!("{name}: entry {entry} was due {due} and is {status} (today is {today})"),
+            ));
+        }
+        None
+    }
+}
+
+/// The entry for a finding: by guid, else by a fingerprint, else by rule id (the most
+/// specific match wins, so one rule-wide entry can be refined for one occurrence).
+fn best_entry(register: &Register, f: &Finding) -> Option<usize> {
+    let by = |key: &str| register.entries.iter().position(|e| e.finding == key);
+    f.guid
+        .as_deref()
+        .and_then(by)
+        .or_else(|| f.fingerprints.iter().find_map(|(_, v)| by(v)))
+        .or_else(|| f.rule_id.as_deref().and_then(by))
+}
+
+fn row(
+    file: &RecordedFile,
+    f: &Finding,
+    assessed: &Assessed,
+    e: Option<&Entry>,
+    verdict: Vec<String>,
+) -> FindingRow {
+    FindingRow {
+        finding: f.rule_id.clone().unwrap_or_else(|| "(no rule id)".into()),
+        tool: f.tool.clone(),
+        severity: Some(assessed.severity.as_str().to_string()),
+        severity_source: Some(match assessed.score {
+            Some(s) => format!("{} {s:.1}", assessed.source),
+            None => assessed.source.clone(),
+        }),
+        location: match f.locations.first() {
+            Some(l) => l.to_string(),
+            None => file.path.clone(),
+        },
+        message: f.message.clone(),
+        owner: e.and_then(|e| e.owner.clone()),
+        ticket: e.and_then(|e| e.ticket.clone()),
+        due: e.and_then(|e| e.due).map(|d| d.to_string()),
+        status: e.and_then(|e| e.status).map(|s| s.as_str().to_string()),
+        verdict,
+    }
+}
+
+fn one_line(d: &crate::config::Diagnostic) -> String {
+    let mut s = format!("{}:{}:{}: ", d.file.display(), d.line, d.column);
+    if !d.key_path.is_empty() {
+        s.push_str(&d.key_path);
+        s.push_str(": ");
+    }
+    s.push_str(&d.message);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn today_is_the_utc_date_of_started_at() {
+        assert_eq!(today(0).to_string(), "1970-01-01");
+        assert_eq!(today(1_795_000_000).to_string(), "2026-11-18");
+    }
+}

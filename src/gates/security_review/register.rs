@@ -1,0 +1,377 @@
+//! The remediation register (SPEC §2): who fixes which finding, how, and by when. Parsed with
+//! positions kept, then checked entry by entry, every problem reported at once.
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+use time::Date;
+
+use crate::config::Diagnostic;
+
+/// `open | fixed | accepted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Open,
+    Fixed,
+    Accepted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Fixed => "fixed",
+            Status::Accepted => "accepted",
+        }
+    }
+}
+
+/// One checked register entry. Fields that were missing or malformed are `None` (and a
+/// diagnostic says why), so the entry still matches its finding and the judge can name it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub finding: String,
+    pub owner: Option<String>,
+    pub ticket: Option<String>,
+    pub plan: Option<String>,
+    pub opened: Option<Date>,
+    pub due: Option<Date>,
+    pub status: Option<Status>,
+    pub target: Option<String>,
+    /// Where the entry starts in the register file (1-based).
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Entry {
+    /// The required fields this entry lacks, by name.
+    pub fn missing_assignment(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.owner.is_none() {
+            out.push("owner");
+        }
+        if self.plan.is_none() {
+            out.push("plan");
+        }
+        if self.due.is_none() {
+            out.push("due");
+        }
+        out
+    }
+
+    /// `register.yaml:12:3 (SEC-123)` — how a reason names this entry.
+    pub fn label(&self, file: &str) -> String {
+        match &self.ticket {
+            Some(t) => format!("{file}:{}:{} ({t})", self.line, self.column),
+            None => format!("{file}:{}:{}", self.line, self.column),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Register {
+    /// False when the file could not be read as a list of entries at all.
+    pub parsed: bool,
+    pub entries: Vec<Entry>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    finding: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+    ticket: Option<Spanned<String>>,
+    plan: Option<Spanned<String>>,
+    opened: Option<Spanned<String>>,
+    due: Option<Spanned<String>>,
+    status: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+}
+
+/// Parse and check a register. `file` is the path shown in diagnostics.
+pub fn parse_register(file: &str, bytes: &[u8]) -> Register {
+    let mut reg = Register::default();
+    let raw: Vec<Spanned<RawEntry>> = match parse_list(file, bytes) {
+        Ok(raw) => raw,
+        Err(d) => {
+            reg.diagnostics.push(*d);
+            return reg;
+        }
+    };
+    reg.parsed = true;
+    let d =
+        |loc: &Location, key: String, message: String| diagnostic(file, bytes, loc, key, message);
+    for (i, item) in raw.into_iter().enumerate() {
+        let at = item.referenced;
+        let e = item.value;
+        let key = |name: &str| format!("[{i}].{name}");
+        let Some(finding) = e.finding.filter(|f| !f.value.trim().is_empty()) else {
+            reg.diagnostics.push(d(
+                &at,
+                format!("[{i}]"),
+                "missing `finding` (a rule id, guid or fingerprint)".into(),
+            ));
+            continue;
+        };
+        if let Some(first) = reg.entries.iter().find(|x| x.finding == finding.value) {
+            reg.diagnostics.push(Diagnostic {
+                help: Some(format!("the first entry for it is at line {}", first.line)),
+                ..d(
+                    &finding.referenced,
+                    key("finding"),
+                    format!("duplicate entry for finding {:?}", finding.value),
+                )
+            });
+            continue;
+        }
+        let mut required = |name: &str, v: Option<Spanned<String>>| -> Option<Spanned<String>> {
+            match v.filter(|s| !s.value.trim().is_empty()) {
+                Some(s) => Some(s),
+                None => {
+                    reg.diagnostics
+                        .push(d(&at, key(name), format!("missing `{name}`")));
+                    None
+                }
+            }
+        };
+        let owner = required("owner", e.owner);
+        let plan = required("plan", e.plan);
+        let opened = required("opened", e.opened);
+        let due = required("due", e.due);
+        let status = required("status", e.status);
+        let mut date = |name: &str, v: Option<Spanned<String>>| -> Option<Date> {
+            let v = v?;
+            match parse_date(&v.value) {
+                Some(date) => Some(date),
+                None => {
+                    reg.diagnostics.push(d(
+                        &v.referenced,
+                        key(name),
+                        format!("expected a date YYYY-MM-DD, found {:?}", v.value),
+                    ));
+                    None
+                }
+            }
+        };
+        let opened = date("opened", opened);
+        let due = date("due", due);
+        let status = status.and_then(|s| match s.value.trim() {
+            "open" => Some(Status::Open),
+            "fixed" => Some(Status::Fixed),
+            "accepted" => Some(Status::Accepted),
+            other => {
+                reg.diagnostics.push(d(
+                    &s.referenced,
+                    key("status"),
+                    format!("expected open, fixed or accepted, found {other:?}"),
+                ));
+                None
+            }
+        });
+        if let (Some(o), Some(u)) = (opened, due)
+            && u < o
+        {
+            reg.diagnostics
+                .push(d(&at, key("due"), format!("due {u} is before opened {o}")));
+        }
+        reg.entries.push(Entry {
+            finding: finding.value,
+            owner: owner.map(|s| s.value),
+            ticket: e.ticket.map(|s| s.value),
+            plan: plan.map(|s| s.value),
+            opened,
+            due,
+            status,
+            target: e.target.map(|s| s.value),
+            line: to_usize(at.line()),
+            column: to_usize(at.column()),
+        });
+    }
+    reg
+}
+
+/// Parse a YAML list of mappings; an empty file is an empty list.
+pub(crate) fn parse_list<T: serde::de::DeserializeOwned>(
+    file: &str,
+    bytes: &[u8],
+) -> Result<Vec<T>, Box<Diagnostic>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Diagnostic {
+            file: file.into(),
+            line: 0,
+            column: 0,
+            key_path: String::new(),
+            message: format!("not UTF-8: {e}"),
+            source_line: None,
+            help: None,
+        })
+        .map_err(Box::new)?;
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(Vec::new());
+    }
+    serde_saphyr::from_str::<Vec<T>>(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (to_usize(l.line()), to_usize(l.column())))
+            .unwrap_or((0, 0));
+        Box::new(Diagnostic {
+            file: file.into(),
+            line,
+            column,
+            key_path: String::new(),
+            message: yaml_message(&e.without_snippet().to_string()),
+            source_line: source_line(bytes, line),
+            help: Some("the file is a YAML list of mappings, each starting with `- `".into()),
+        })
+    })
+}
+
+pub(crate) fn diagnostic(
+    file: &str,
+    bytes: &[u8],
+    at: &Location,
+    key_path: String,
+    message: String,
+) -> Diagnostic {
+    let line = to_usize(at.line());
+    Diagnostic {
+        file: file.into(),
+        line,
+        column: to_usize(at.column()),
+        key_path,
+        message,
+        source_line: source_line(bytes, line),
+        help: None,
+    }
+}
+
+/// `YYYY-MM-DD`, nothing else.
+pub fn parse_date(s: &str) -> Option<Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s.trim(), format).ok()
+}
+
+fn source_line(bytes: &[u8], line: usize) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines()
+        .nth(line.checked_sub(1)?)
+        .map(|l| l.to_string())
+}
+
+/// The parser's message without what the diagnostic already says (the position) or what
+/// only applies to the library's API (its options).
+fn yaml_message(s: &str) -> String {
+    let mut m = s.lines().next().unwrap_or_default().to_string();
+    if let Some(i) = m.rfind(" at line ") {
+        m.truncate(i);
+    }
+    m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+- finding: B602
+  owner: dave@acme.test
+  ticket: SEC-123
+  plan: drop shell=True
+  opened: 2026-11-01
+  due: 2026-11-20
+  status: open
+  target: 1.5.0
+";
+
+    #[test]
+    fn a_good_entry_parses() {
+        let r = parse_register("security/remediations.yaml", GOOD.as_bytes());
+        assert_eq!(r.diagnostics, []);
+        let e = &r.entries[0];
+        assert_eq!(e.finding, "B602");
+        assert_eq!(e.due, parse_date("2026-11-20"));
+        assert_eq!(e.status, Some(Status::Open));
+        assert_eq!(e.target.as_deref(), Some("1.5.0"));
+        assert_eq!((e.line, e.column), (1, 3));
+        assert!(e.missing_assignment().is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_position() {
+        let text = format!(
+            "{GOOD}\
+- finding: B105
+  plan: rotate
+  opened: 2026-13-01
+  due: next week
+  status: wontfix
+- owner: erin@acme.test
+- finding: B602
+  owner: x
+  plan: y
+  opened: 2026-11-01
+  due: 2026-11-02
+  status: open
+"
+        );
+        let r = parse_register("reg.yaml", text.as_bytes());
+        let lines: Vec<String> = r
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{}: {}: {}", d.line, d.column, d.key_path, d.message))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "9:3: [1].owner: missing `owner`",
+                "11:11: [1].opened: expected a date YYYY-MM-DD, found \"2026-13-01\"",
+                "12:8: [1].due: expected a date YYYY-MM-DD, found \"next week\"",
+                "13:11: [1].status: expected open, fixed or accepted, found \"wontfix\"",
+                "14:3: [2]: missing `finding` (a rule id, guid or fingerprint)",
+                "15:12: [3].finding: duplicate entry for finding \"B602\"",
+            ],
+            "{:#?}",
+            r.diagnostics
+        );
+        assert_eq!(
+            r.diagnostics[0].source_line.as_deref(),
+            Some("- finding: B105")
+        );
+        // The incomplete entry is kept so that its finding is named as unassigned.
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.entries[1].missing_assignment(), ["owner", "due"]);
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_have_positions() {
+        let r = parse_register("reg.yaml", b"- finding: A\n  owner: x\n  colour: red\n");
+        assert_eq!(r.diagnostics.len(), 1);
+        let d = &r.diagnostics[0];
+        assert_eq!(d.line, 3, "{d}");
+        assert_eq!(
+            d.message,
+            "unknown field `colour`, expected one of finding, owner, ticket, plan, opened, due, status, target"
+        );
+        let r = parse_register(
+            "reg.yaml",
+            b"- finding: A\n  due: 2026-01-01\n  due: 2026-01-02\n",
+        );
+        assert_eq!(
+            (r.diagnostics[0].line, r.diagnostics[0].message.as_str()),
+            (3, "duplicate mapping key: due")
+        );
+        let r = parse_register("reg.yaml", b"- finding: [unclosed\n");
+        assert_eq!(r.diagnostics.len(), 1);
+        assert!(!r.parsed);
+        assert!(r.diagnostics[0].line >= 1, "{}", r.diagnostics[0]);
+        let empty = parse_register("reg.yaml", b"# nothing yet\n");
+        assert!(empty.parsed && empty.entries.is_empty() && empty.diagnostics.is_empty());
+    }
+}

@@ -1,0 +1,142 @@
+//! Test harness: a temporary project folder, real `ssh-keygen` keys, and the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_relgate");
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> &Self {
+        let p = self.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.join(rel)).expect("read")
+    }
+
+    /// Make an Ed25519 key with real ssh-keygen at `keys/NAME`; returns the public key line.
+    pub fn keygen(&self, name: &str) -> String {
+        let path = self.join(&format!("keys/{name}"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success(), "ssh-keygen failed: {out:?}");
+        let public = std::fs::read_to_string(path.with_extension("pub")).expect("pub");
+        let mut parts = public.split_whitespace();
+        format!(
+            "{} {}",
+            parts.next().expect("type"),
+            parts.next().expect("key")
+        )
+    }
+
+    /// A release key `keys/release` and an allowed_signers file listing it for `release@acme.test`.
+    pub fn release_key(&self) -> &Self {
+        let public = self.keygen("release");
+        self.write(
+            "keys/allowed_signers",
+            format!("release@acme.test {public}\n"),
+        );
+        self
+    }
+
+    /// Run relgate in the project folder.
+    pub fn relgate(&self, args: &[&str]) -> Output {
+        self.relgate_env(args, &[])
+    }
+
+    pub fn relgate_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.path())
+            .args(args)
+            .env_remove("RELGATE_OPERATOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run relgate")
+    }
+
+    pub fn log(&self, version: &str) -> String {
+        self.read(&format!(".relgate/releases/{version}/log.jsonl"))
+    }
+
+    pub fn record(&self, version: &str) -> PathBuf {
+        self.join(&format!(".relgate/releases/{version}"))
+    }
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Assert the exit code, showing both streams when it differs.
+#[track_caller]
+pub fn expect_code(out: &Output, want: i32) {
+    assert_eq!(
+        code(out),
+        want,
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// A pipeline with one artefact folder `dist/`, the release key, and `gates` (YAML text,
+/// indented by two spaces) plus the sign gate.
+pub fn pipeline(gates: &str) -> String {
+    format!(
+        "version: 1
+project: acme
+artefacts:
+  - dist/*
+signers: keys/allowed_signers
+gates:
+{gates}
+  sign:
+    kind: sign
+    key: keys/release
+    signer: release@acme.test
+publish:
+  to: published/{{project}}/{{version}}
+"
+    )
+}

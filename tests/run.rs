@@ -1,0 +1,288 @@
+//! End to end: `relgate run` stages, runs gates along `needs`, signs, publishes all or nothing,
+//! and resumes; the published folder checks with stock tools.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use relgate::exit;
+
+fn entries(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn ts(v: &serde_json::Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        v["ts"].as_str().expect("ts"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("rfc3339")
+}
+
+fn find<'a>(es: &'a [serde_json::Value], kind: &str, gate: &str) -> Vec<&'a serde_json::Value> {
+    es.iter()
+        .filter(|e| e["type"] == kind && e["body"]["gate"] == gate)
+        .collect()
+}
+
+fn green_project(gates: &str) -> Project {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/acme-1.0.0.tar.gz", b"pretend tarball\n");
+    p.write("dist/notes.txt", b"release notes\n");
+    p.write("pipeline.yaml", pipeline(gates));
+    p
+}
+
+const PASSING: &str = "  unit-tests:\n    kind: regression\n    run: \"true\"\n";
+
+#[test]
+fn green_release_is_published_and_checks_with_stock_tools() {
+    let p = green_project(PASSING);
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::SUCCESS);
+    let pubdir = p.join("published/acme/1.0.0");
+    assert!(pubdir.join("acme-1.0.0.tar.gz").is_file());
+    assert!(pubdir.join("audit/log.jsonl").is_file());
+    assert!(
+        !pubdir.join("audit/staged").exists(),
+        "staged copies stay out of audit/"
+    );
+
+    let sums = Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(&pubdir)
+        .output()
+        .expect("sha256sum");
+    assert!(sums.status.success(), "sha256sum -c: {sums:?}");
+
+    let sig = Command::new("sh")
+        .arg("-c")
+        .arg("ssh-keygen -Y verify -f \"$1\" -I release@acme.test -n file -s SHA256SUMS.sig < SHA256SUMS")
+        .arg("sh")
+        .arg(p.join("keys/allowed_signers"))
+        .current_dir(&pubdir)
+        .output()
+        .expect("ssh-keygen");
+    assert!(sig.status.success(), "ssh-keygen -Y verify: {sig:?}");
+
+    let pubdir_s = pubdir.to_str().expect("utf8");
+    expect_code(&p.relgate(&["verify", pubdir_s]), exit::SUCCESS);
+    expect_code(&p.relgate(&["replay", pubdir_s]), exit::SUCCESS);
+    let record = p.record("1.0.0");
+    expect_code(
+        &p.relgate(&["replay", record.to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+    expect_code(
+        &p.relgate(&[
+            "replay",
+            pubdir_s,
+            "--signers",
+            p.join("keys/allowed_signers").to_str().expect("utf8"),
+        ]),
+        exit::SUCCESS,
+    );
+}
+
+#[test]
+fn failing_command_is_refused_and_nothing_is_published() {
+    let p = green_project("  unit-tests:\n    kind: regression\n    run: exit 3\n");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("relgate: unit-tests: red: command-failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.join("published").exists());
+    // The refused run still replays: every decision follows from its evidence.
+    expect_code(
+        &p.relgate(&["replay", p.record("1.0.0").to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+}
+
+#[test]
+fn a_gate_whose_needs_are_not_green_is_blocked_and_never_started() {
+    let p = green_project(
+        "  a:\n    kind: regression\n    run: exit 1\n  b:\n    kind: regression\n    needs: [a]\n    run: touch b-ran\n",
+    );
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("relgate: b: blocked: needs-not-green: waiting on a"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.join("b-ran").exists(), "a blocked gate must not run");
+    let es = entries(&p.log("1.0.0"));
+    assert_eq!(find(&es, "gate-blocked", "b").len(), 1);
+    assert!(find(&es, "gate-started", "b").is_empty());
+}
+
+#[test]
+fn independent_gates_overlap_in_time() {
+    let p = green_project(
+        "  slow-a:\n    kind: regression\n    run: sleep 1\n  slow-b:\n    kind: regression\n    run: sleep 1\n",
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    let es = entries(&p.log("1.0.0"));
+    let start_a = ts(find(&es, "gate-started", "slow-a")[0]);
+    let start_b = ts(find(&es, "gate-started", "slow-b")[0]);
+    let end_a = ts(find(&es, "gate-verdict", "slow-a")[0]);
+    let end_b = ts(find(&es, "gate-verdict", "slow-b")[0]);
+    assert!(
+        start_a < end_b && start_b < end_a,
+        "the two gates did not overlap"
+    );
+}
+
+#[test]
+fn an_existing_release_folder_is_never_overwritten() {
+    let p = green_project(PASSING);
+    p.write("published/acme/1.0.0/keep.txt", b"someone else's");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("already published"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.read("published/acme/1.0.0/keep.txt"), "someone else's");
+    assert!(!p.join("published/acme/1.0.0/SHA256SUMS").exists());
+}
+
+#[test]
+fn a_second_run_of_a_published_version_is_refused() {
+    let p = green_project(PASSING);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    let before = p.read("published/acme/1.0.0/SHA256SUMS");
+    p.write("dist/notes.txt", b"changed\n");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    assert_eq!(p.read("published/acme/1.0.0/SHA256SUMS"), before);
+}
+
+#[test]
+fn dry_run_never_publishes_and_signs_with_a_throwaway_key_when_none_is_available() {
+    let p = green_project(PASSING);
+    p.write(
+        "pipeline.yaml",
+        pipeline(PASSING).replace("key: keys/release", "key: ${RELGATE_TEST_NO_SUCH_KEY}"),
+    );
+    let out = p.relgate(&["run", "1.0.0", "--dry-run"]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(!p.join("published").exists());
+    assert!(
+        !p.record("1.0.0").exists(),
+        "a dry run keeps its record apart"
+    );
+    assert!(stderr(&out).contains("throwaway"), "{}", stderr(&out));
+    let dry = p.join(".relgate/dry-runs/1.0.0");
+    let runs: Vec<_> = std::fs::read_dir(&dry).expect("dry-runs").collect();
+    assert_eq!(runs.len(), 1);
+    let rec = runs[0].as_ref().expect("entry").path();
+    expect_code(
+        &p.relgate(&["replay", rec.to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+    // The same record without a key is refused in a real run.
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(stderr(&out).contains("key-unavailable"), "{}", stderr(&out));
+}
+
+#[test]
+fn resume_keeps_green_automated_gates_and_reruns_the_rest() {
+    let p = green_project(
+        "  counted:\n    kind: regression\n    run: echo x >> runs.txt\n  flaky:\n    kind: regression\n    run: test -f fixed\n",
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    p.write("fixed", b"");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::SUCCESS);
+    assert_eq!(
+        p.read("runs.txt").lines().count(),
+        1,
+        "the green gate was not run again"
+    );
+    let es = entries(&p.log("1.0.0"));
+    let verdicts = find(&es, "gate-verdict", "counted");
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[1]["body"]["reused_from"], verdicts[0]["seq"]);
+    assert_eq!(find(&es, "gate-verdict", "flaky").len(), 2);
+    expect_code(
+        &p.relgate(&["replay", p.record("1.0.0").to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+}
+
+#[test]
+fn rerun_forces_automated_gates_and_changed_artefacts_change_the_subject() {
+    let p = green_project(
+        "  counted:\n    kind: regression\n    run: echo x >> runs.txt\n  red:\n    kind: regression\n    run: exit 1\n",
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    expect_code(&p.relgate(&["run", "1.0.0", "--rerun"]), exit::REFUSED);
+    assert_eq!(
+        p.read("runs.txt").lines().count(),
+        2,
+        "--rerun runs green gates again"
+    );
+    p.write("dist/notes.txt", b"new notes\n");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert_eq!(
+        p.read("runs.txt").lines().count(),
+        3,
+        "new artefacts, new inputs"
+    );
+    let es = entries(&p.log("1.0.0"));
+    let starts: Vec<_> = es.iter().filter(|e| e["type"] == "run-started").collect();
+    assert_eq!(starts.len(), 3);
+    assert_ne!(starts[1]["body"]["subject"], starts[2]["body"]["subject"]);
+    assert_eq!(starts[2]["body"]["subject_changed"], true);
+    assert!(stderr(&out).contains("new subject"), "{}", stderr(&out));
+}
+
+#[test]
+fn json_and_junit_reports_describe_every_gate() {
+    let p = green_project(
+        "  ok:\n    kind: regression\n    run: \"true\"\n  bad:\n    kind: regression\n    run: exit 2\n",
+    );
+    let out = p.relgate(&["run", "1.0.0", "--format", "json", "--junit", "gates.xml"]);
+    expect_code(&out, exit::REFUSED);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["decision"], "refused");
+    assert!(
+        doc["subject"]
+            .as_str()
+            .expect("subject")
+            .starts_with("sha256:")
+    );
+    let gates = doc["gates"].as_array().expect("gates");
+    assert_eq!(gates.len(), 3);
+    let bad = gates.iter().find(|g| g["id"] == "bad").expect("bad");
+    assert_eq!(bad["state"], "red");
+    assert_eq!(bad["reasons"][0]["code"], "command-failed");
+    let xml = p.read("gates.xml");
+    assert!(xml.contains("<testcase name=\"bad\""), "{xml}");
+    assert!(xml.contains("<failure"), "{xml}");
+    assert!(xml.contains("tests=\"3\""), "{xml}");
+}
+
+#[test]
+fn exit_codes_for_usage_and_configuration_errors() {
+    let p = Project::new();
+    expect_code(&p.relgate(&["run"]), exit::CONFIG);
+    expect_code(&p.relgate(&["no-such-command"]), exit::CONFIG);
+    expect_code(&p.relgate(&["check"]), exit::CONFIG);
+    let p = green_project(PASSING);
+    expect_code(&p.relgate(&["check"]), exit::SUCCESS);
+    expect_code(&p.relgate(&["run", "../escape"]), exit::CONFIG);
+    assert!(!p.join("published").exists());
+}
