@@ -16,6 +16,8 @@ use relgate::record::Record;
 use relgate::stage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+
 const STARTED_AT: i64 = 1_795_000_000; // 2026-11-18
 const MIB: u64 = 1024 * 1024;
 
@@ -829,4 +831,64 @@ fn install_hint_is_the_documented_one() {
         clamd::INSTALL_HINT,
         "install clamav-daemon (apt-get install clamav-daemon)"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary: `relgate run` with a virus-scan gate on a private clamd
+// ---------------------------------------------------------------------------------------------
+
+fn scan_project(extra: &str) -> common::Project {
+    let p = common::Project::new();
+    p.release_key();
+    p.write("dist/acme-1.0.0.tar.gz", b"pretend tarball\n");
+    p.write("dist/notes.txt", b"release notes\n");
+    let gates = format!(
+        "  virus-scan:\n    kind: virus-scan\n    clamd: {{database: {}}}\n{extra}",
+        fixture_db("db").display()
+    );
+    p.write("pipeline.yaml", common::pipeline(&gates));
+    p
+}
+
+#[test]
+fn run_publishes_a_clean_release_and_replay_agrees() {
+    let p = scan_project("");
+    let out = p.relgate(&["run", "1.0.0"]);
+    common::expect_code(&out, relgate::exit::SUCCESS);
+    assert!(p.join("published/acme/1.0.0/notes.txt").exists());
+    let log = p.log("1.0.0");
+    assert!(log.contains("virus-scan"), "{log}");
+    common::expect_code(
+        &p.relgate(&["replay", p.join("published/acme/1.0.0").to_str().unwrap()]),
+        relgate::exit::SUCCESS,
+    );
+}
+
+#[test]
+fn run_refuses_an_infected_artefact_and_publishes_nothing() {
+    let p = scan_project("");
+    p.write("dist/a.txt", eicar());
+    let out = p.relgate(&["run", "1.0.0"]);
+    common::expect_code(&out, relgate::exit::REFUSED);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("virus-scan") && err.contains("a.txt: Relgate.Test.EICAR.UNOFFICIAL FOUND"),
+        "{err}"
+    );
+    assert!(!p.join("published").exists());
+    // The refusal replays: the red verdict follows again from the recorded evidence.
+    common::expect_code(
+        &p.relgate(&["replay", p.record("1.0.0").to_str().unwrap()]),
+        relgate::exit::SUCCESS,
+    );
+}
+
+#[test]
+fn run_refuses_an_artefact_over_max_size_and_an_undated_database() {
+    let p = scan_project("    max_size: 10\n    max_signature_age: 24h\n");
+    let out = p.relgate(&["run", "1.0.0"]);
+    common::expect_code(&out, relgate::exit::REFUSED);
+    let err = common::stderr(&out);
+    assert!(err.contains("too-large"), "{err}");
+    assert!(err.contains("signatures-undated"), "{err}");
 }

@@ -144,7 +144,8 @@ pub async fn collect_with(
                 Err(clamd::DaemonError::Interrupted) => return Err(CollectError::Interrupted),
                 Err(e) => {
                     ev.scanner_error = Some(format!(
-                        "cannot start a private clamd: {}",
+                        "cannot start a private clamd on {}: {}",
+                        db.display(),
                         clamd::client::error_chain(&e)
                     ));
                     return Ok(ev);
@@ -273,10 +274,8 @@ async fn scan_one(client: &Client, a: &StagedArtefact, path: PathBuf, max_size: 
 /// staged bytes, with exactly `stream: OK`, and the signatures were fresh enough.
 pub fn judge(spec: &VirusScanSpec, ev: &VirusScanEvidence, cx: &JudgeContext<'_>) -> Verdict {
     if let Some(e) = &ev.scanner_error {
-        return Verdict::red(
-            "scanner-unavailable",
-            format!("clamd {}: {e}", ev.clamd.trim()),
-        );
+        // The recorded error names the address (or the private clamd's database folder).
+        return Verdict::red("scanner-unavailable", e.clone());
     }
     let mut reasons = Vec::new();
     let expected = match staged_list(ev, cx) {
