@@ -3,9 +3,9 @@
 //! clamd prints `"ClamAV %s/%u/%s"` (`print_ver()` in clamd/session.c): the engine, the version
 //! of the loaded `daily` container, and that container's build time in `ctime()` form
 //! (`Fri Nov  7 08:11:31 2026`, day space-padded). With only custom signature files there is no
-//! `daily` container and the reply is just `ClamAV 1.4.6`. ctime carries no zone; relgate reads
-//! it as UTC (Debian's clamd runs with TZ unset, i.e. UTC, in most service setups), so on a
-//! clamd host with another zone the age is off by that zone's offset. See docs/virus-scan.md.
+//! `daily` container and the reply is just `ClamAV 1.4.6`. ctime prints the clamd host's local
+//! time with no zone; relgate reads it as UTC (the zone of most servers), so on a clamd host in
+//! another zone the age is off by that zone's offset. See docs/virus-scan.md.
 
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, PrimitiveDateTime, Time, Weekday};

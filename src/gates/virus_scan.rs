@@ -86,6 +86,8 @@ impl ScanOptions {
             retries: 3,
             daemon: DaemonOptions {
                 max_size: effective_max(spec),
+                // One clamd thread per stream in flight; clamd's own default is 10.
+                max_threads: u32::try_from(spec.concurrency.clamp(1, 32)).unwrap_or(4),
                 ..DaemonOptions::default()
             },
         }
