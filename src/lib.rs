@@ -6,6 +6,7 @@
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
 pub mod approval;
+pub mod clamd;
 pub mod commands;
 pub mod config;
 pub mod digest;
