@@ -1,9 +1,9 @@
 //! `relgate findings VERSION`: the security review's findings table — finding, tool, severity
 //! and its source, location, assignment and verdict — for the security engineer.
 //!
-//! For now the table is built from the pipeline's current files (collect into a throwaway
-//! record, then the same pure analysis the judge uses). Once the release log can be read, the
-//! same [`findings_table`] runs on the evidence recorded for VERSION instead.
+//! The table comes from the evidence recorded for VERSION (the latest security-review verdict in
+//! its release log, judged under the recorded policy and the run's time). Before any run of
+//! VERSION it is built from the pipeline's current files instead, and says so.
 
 use std::path::Path;
 
@@ -20,6 +20,8 @@ use crate::record::Record;
 #[derive(Serialize)]
 struct GateReport<'a> {
     gate: &'a str,
+    /// Where the table comes from: a log line of the release record, or the working tree.
+    source: String,
     rows: Vec<FindingRow>,
     reasons: Vec<Reason>,
     warnings: Vec<Reason>,
@@ -57,10 +59,44 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         version,
         gates: Vec::new(),
     };
+    let recorded = super::read_release_log(p, version).ok();
     for gate in &p.gates {
         let GateKind::SecurityReview(spec) = &gate.kind else {
             continue;
         };
+        if let Some(log) = &recorded
+            && let Some((run, line, digest)) = super::latest_evidence(&log.entries, &gate.id)
+        {
+            let record = Record::new(&log.dir);
+            let recorded_spec = match run.pipeline.gate(&gate.id).map(|g| &g.kind) {
+                Some(GateKind::SecurityReview(s)) => s,
+                _ => spec,
+            };
+            let ev = crate::record::Blobs::get(&record, &digest)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+            match ev {
+                Ok(ev) => {
+                    let a = analyse(recorded_spec, &ev, &record, run.started_at);
+                    report.gates.push(GateReport {
+                        gate: &gate.id,
+                        source: format!(
+                            "recorded: {}/log.jsonl line {line} (run {})",
+                            log.dir.display(),
+                            run.run
+                        ),
+                        rows: a.rows,
+                        reasons: a.reasons,
+                        warnings: a.warnings,
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("relgate: {}: recorded evidence unreadable: {e}", gate.id);
+                    return exit::REFUSED;
+                }
+            }
+        }
         let record = Record::new(scratch.path().join(&gate.id));
         let ev = match collect_blocking(&p.root, spec, &record, started_at) {
             Ok(ev) => ev,
@@ -72,6 +108,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         let a = analyse(spec, &ev, &record, started_at);
         report.gates.push(GateReport {
             gate: &gate.id,
+            source: format!("working tree: {version} has no recorded security review yet"),
             rows: a.rows,
             reasons: a.reasons,
             warnings: a.warnings,
@@ -94,7 +131,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         },
         Format::Human => {
             for g in &report.gates {
-                println!("{} ({version})", g.gate);
+                println!("{} ({version}) — {}", g.gate, g.source);
                 print!("{}", render_human(&g.rows));
                 for w in &g.warnings {
                     println!("warning[{}]: {}", w.code, w.message);

@@ -146,3 +146,46 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
 pub fn verify(dir: &Path, signers: Option<&Path>) -> i32 {
     verify::run(dir, signers)
 }
+
+/// A release's log, read and verified (status, findings and approve read the record this way).
+pub(crate) struct ReleaseLog {
+    pub dir: PathBuf,
+    pub entries: Vec<crate::log::Entry>,
+}
+
+pub(crate) fn read_release_log(
+    p: &crate::model::Pipeline,
+    version: &str,
+) -> Result<ReleaseLog, String> {
+    if !crate::engine::valid_version(version) {
+        return Err(format!("{version:?} is not a valid release version"));
+    }
+    let dir = crate::engine::record_dir(p, version, false);
+    let path = dir.join(crate::record::LOG_FILE);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| format!("no release record for {version} ({}: {e})", path.display()))?;
+    let (entries, _) = crate::log::read_log(&bytes)
+        .map_err(|problem| format!("the release log is damaged: {problem}"))?;
+    Ok(ReleaseLog { dir, entries })
+}
+
+/// The latest verdict of `gate` that has evidence, with the run it belongs to and its line.
+pub(crate) fn latest_evidence<'a>(
+    entries: &'a [crate::log::Entry],
+    gate: &str,
+) -> Option<(&'a crate::log::RunStarted, usize, String)> {
+    let mut run = None;
+    let mut found = None;
+    for e in entries {
+        match &e.record {
+            crate::log::Record::RunStarted(r) => run = Some(r.as_ref()),
+            crate::log::Record::GateVerdict(v) if v.gate == gate => {
+                if let (Some(r), Some(d)) = (run, &v.evidence) {
+                    found = Some((r, e.line, d.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}

@@ -17,31 +17,15 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         }
     };
     let p = loaded.pipeline;
-    if !engine::valid_version(version) {
-        eprintln!("relgate: {version:?} is not a valid release version");
-        return exit::CONFIG;
-    }
-    let dir = engine::record_dir(&p, version, false);
-    let log_path = dir.join(crate::record::LOG_FILE);
-    if !log_path.is_file() {
-        eprintln!(
-            "relgate: no release record for {version} in {}",
-            dir.display()
-        );
-        return exit::REFUSED;
-    }
-    let bytes = match std::fs::read(&log_path) {
-        Ok(b) => b,
+    let (dir, entries) = match super::read_release_log(&p, version) {
+        Ok(log) => (log.dir, log.entries),
         Err(e) => {
-            eprintln!("relgate: cannot read {}: {e}", log_path.display());
-            return exit::REFUSED;
-        }
-    };
-    let entries = match crate::log::read_log(&bytes) {
-        Ok((e, _)) => e,
-        Err(problem) => {
-            eprintln!("relgate: the release log is damaged: {problem}");
-            return exit::REFUSED;
+            eprintln!("relgate: {e}");
+            return if engine::valid_version(version) {
+                exit::REFUSED
+            } else {
+                exit::CONFIG
+            };
         }
     };
     let Some(start) = entries
@@ -70,6 +54,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                     if v.reused_from.is_some() {
                         state["reused"] = json!(true);
                     }
+                    state["evidence"] = json!(v.evidence);
                 }
                 LogRecord::GateBlocked(b) if b.gate == g.id => {
                     state["state"] = json!("blocked");
@@ -81,6 +66,16 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                 }
                 LogRecord::GateAborted(a) if a.gate == g.id => state["state"] = json!("aborted"),
                 _ => {}
+            }
+        }
+        if let (crate::model::GateKind::ChangeRecord(_), Some(d)) =
+            (&g.kind, state["evidence"].as_str())
+        {
+            let record = crate::record::Record::new(&dir);
+            if let Ok(bytes) = crate::record::Blobs::get(&record, d)
+                && let Ok(ev) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            {
+                state["changes"] = ev["changes"].clone();
             }
         }
         gates.push(state);
@@ -128,6 +123,26 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                             "      {}: {}",
                             r["code"].as_str().unwrap_or(""),
                             r["message"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                if let Some(rows) = g["changes"].as_array() {
+                    for r in rows {
+                        let short: String =
+                            r["hash"].as_str().unwrap_or("").chars().take(10).collect();
+                        let reviewers: Vec<&str> = r["reviewers"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                            .unwrap_or_default();
+                        println!(
+                            "      {short} {} — {}; reviewed by {}",
+                            r["description"].as_str().unwrap_or(""),
+                            r["author"].as_str().unwrap_or(""),
+                            if reviewers.is_empty() {
+                                "nobody".to_string()
+                            } else {
+                                reviewers.join(", ")
+                            }
                         );
                     }
                 }
