@@ -18,7 +18,10 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
         ProgressDrawTarget::hidden()
     });
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg} {elapsed}")
+    let running = ProgressStyle::with_template("{spinner} {prefix:<32} {msg} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    // Waiting and finished lines have no spinner; a finished one keeps its verdict on screen.
+    let still = ProgressStyle::with_template("  {prefix:<32} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let plain = |line: String| {
         if !quiet {
@@ -55,7 +58,7 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                 }
                 for (id, kind) in gates {
                     let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_style(style.clone());
+                    bar.set_style(still.clone());
                     bar.set_prefix(format!("{id} ({kind})"));
                     bar.set_message("waiting");
                     bars.insert(id, bar);
@@ -63,6 +66,8 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
             }
             Event::GateStarted { gate } => {
                 if let Some(bar) = bars.get(&gate) {
+                    bar.set_style(running.clone());
+                    bar.reset_elapsed();
                     bar.set_message("running");
                     bar.enable_steady_tick(Duration::from_millis(120));
                 }
@@ -80,7 +85,8 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                 let text = describe(&state);
                 let secs = elapsed_ms as f64 / 1000.0;
                 if let Some(bar) = bars.get(&gate) {
-                    bar.finish_with_message(text.clone());
+                    bar.set_style(still.clone());
+                    bar.finish_with_message(format!("{text} ({secs:.1}s)"));
                 }
                 if !live {
                     plain(format!("  {gate}: {text} ({secs:.1}s)"));
@@ -105,7 +111,6 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
             Event::Finished { .. } => {}
         }
     }
-    let _ = multi.clear();
 }
 
 fn describe(state: &GateState) -> String {
