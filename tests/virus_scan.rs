@@ -881,6 +881,26 @@ fn run_refuses_an_infected_artefact_and_publishes_nothing() {
         &p.relgate(&["replay", p.record("1.0.0").to_str().unwrap()]),
         relgate::exit::SUCCESS,
     );
+    // The recorded reply edited to clean: replay fails.
+    let evidence = p.record("1.0.0").join("evidence");
+    let mut edited = 0;
+    for e in std::fs::read_dir(&evidence).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("Relgate.Test.EICAR.UNOFFICIAL FOUND") {
+            let forged = text.replace("Relgate.Test.EICAR.UNOFFICIAL FOUND", "OK");
+            std::fs::write(&path, forged).unwrap();
+            edited += 1;
+        }
+    }
+    assert!(edited > 0, "no recorded reply found");
+    let out = p.relgate(&["replay", p.record("1.0.0").to_str().unwrap()]);
+    common::expect_code(&out, relgate::exit::REFUSED);
+    assert!(
+        common::stderr(&out).contains("replay failed"),
+        "{}",
+        common::stderr(&out)
+    );
 }
 
 #[test]
