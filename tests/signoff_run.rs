@@ -177,3 +177,84 @@ fn an_operator_cannot_approve_their_own_release_and_edited_approvals_fail_replay
     let r = relgate::replay::replay(work.path(), None);
     assert!(!r.ok, "an edited recorded approval must fail replay");
 }
+
+#[test]
+fn approve_refuses_clear_mistakes_and_works_offline_with_subject() {
+    let p = project();
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::PENDING);
+    let not_signoff = p.relgate(&[
+        "approve",
+        "1.0.0",
+        "--gate",
+        "unit-tests",
+        "--key",
+        "keys/alice",
+        "--as",
+        "alice@acme.test",
+    ]);
+    expect_code(&not_signoff, exit::CONFIG);
+    assert!(
+        stderr(&not_signoff).contains("unit-tests"),
+        "{}",
+        stderr(&not_signoff)
+    );
+    let wrong_key = p.relgate(&[
+        "approve",
+        "1.0.0",
+        "--gate",
+        "manual",
+        "--key",
+        "keys/bob",
+        "--as",
+        "alice@acme.test",
+    ]);
+    expect_code(&wrong_key, exit::CONFIG);
+    let unknown = p.relgate(&[
+        "approve",
+        "9.9.9",
+        "--gate",
+        "manual",
+        "--key",
+        "keys/alice",
+        "--as",
+        "alice@acme.test",
+    ]);
+    expect_code(&unknown, exit::CONFIG);
+    assert!(stderr(&unknown).contains("9.9.9"), "{}", stderr(&unknown));
+
+    // An approver on another machine signs the subject they were given; the pair lands in the
+    // current folder and counts once the release engineer drops it into approvals/.
+    let status = p.relgate(&["status", "1.0.0", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let subject = doc["subject"].as_str().expect("subject").to_string();
+    let inbox = p.join("inbox");
+    std::fs::create_dir_all(&inbox).expect("mkdir");
+    for who in ["alice", "bob"] {
+        let out = Command::new(BIN)
+            .current_dir(&inbox)
+            .args([
+                "-p",
+                p.join("pipeline.yaml").to_str().expect("utf8"),
+                "approve",
+                "1.0.0",
+                "--gate",
+                "manual",
+                "--key",
+                p.join(&format!("keys/{who}")).to_str().expect("utf8"),
+                "--as",
+                &format!("{who}@acme.test"),
+                "--subject",
+                &subject,
+            ])
+            .output()
+            .expect("approve");
+        expect_code(&out, exit::SUCCESS);
+    }
+    let approvals = p.record("1.0.0").join("approvals");
+    std::fs::create_dir_all(&approvals).expect("mkdir");
+    for e in std::fs::read_dir(&inbox).expect("inbox") {
+        let path = e.expect("entry").path();
+        std::fs::copy(&path, approvals.join(path.file_name().expect("name"))).expect("copy");
+    }
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+}
