@@ -286,3 +286,32 @@ fn exit_codes_for_usage_and_configuration_errors() {
     expect_code(&p.relgate(&["run", "../escape"]), exit::CONFIG);
     assert!(!p.join("published").exists());
 }
+
+#[test]
+fn when_bump_skips_a_gate_for_other_bumps_and_replay_agrees() {
+    let p = green_project(
+        "  pentest:\n    kind: regression\n    run: echo ran >> pentest.txt\n    when: {bump: [major]}\n",
+    );
+    let text = p.read("pipeline.yaml").replace(
+        "gates:\n",
+        "changes:\n  repo: .\n  range: v1.3.0..HEAD\ngates:\n",
+    );
+    p.write("pipeline.yaml", text);
+    let out = p.relgate(&["run", "1.3.1"]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        !p.join("pentest.txt").exists(),
+        "a patch release skips the gate"
+    );
+    assert!(p.log("1.3.1").contains("\"gate-skipped\""));
+    expect_code(
+        &p.relgate(&["replay", p.record("1.3.1").to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+    expect_code(&p.relgate(&["run", "2.0.0"]), exit::SUCCESS);
+    assert_eq!(
+        p.read("pentest.txt").lines().count(),
+        1,
+        "a major release runs it"
+    );
+}
