@@ -56,7 +56,7 @@ fn every_single_byte_change_to_the_log_fails() {
     let original = std::fs::read(&log_path).expect("log");
     assert!(replay_ok(work.path()));
     for i in 0..original.len() {
-        for flip in [0x01u8, 0x80] {
+        for flip in [0x01u8, 0x80, 0xff] {
             let mut bytes = original.clone();
             bytes[i] ^= flip;
             std::fs::write(&log_path, &bytes).expect("write");

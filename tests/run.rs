@@ -86,6 +86,29 @@ fn green_release_is_published_and_checks_with_stock_tools() {
         ]),
         exit::SUCCESS,
     );
+
+    // An altered artefact or signature in the published folder fails verify.
+    let tarball = pubdir.join("acme-1.0.0.tar.gz");
+    let original = std::fs::read(&tarball).expect("read");
+    std::fs::write(&tarball, b"tampered").expect("write");
+    let out = p.relgate(&["verify", pubdir_s]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("acme-1.0.0.tar.gz"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&tarball, &original).expect("restore");
+    let sig = pubdir.join("SHA256SUMS.sig");
+    let good_sig = std::fs::read_to_string(&sig).expect("sig");
+    let lines: Vec<&str> = good_sig.lines().collect();
+    let mut forged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mid = forged.len() / 2;
+    forged[mid] = forged[mid].chars().rev().collect();
+    std::fs::write(&sig, forged.join("\n") + "\n").expect("write");
+    expect_code(&p.relgate(&["verify", pubdir_s]), exit::REFUSED);
+    std::fs::write(&sig, good_sig).expect("restore");
+    expect_code(&p.relgate(&["verify", pubdir_s]), exit::SUCCESS);
 }
 
 #[test]
