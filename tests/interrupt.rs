@@ -101,3 +101,28 @@ fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
     assert_eq!(p.read("quick.txt").lines().count(), 1);
 }
+
+#[test]
+fn sigterm_is_handled_like_ctrl_c() {
+    let p = project(
+        "  hangs:\n    kind: regression\n    run: sleep 300 & echo $! > bg.pid; sleep 300\n",
+    );
+    let child = Command::new(BIN)
+        .current_dir(p.path())
+        .args(["run", "1.0.0"])
+        .env_remove("RELGATE_OPERATOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let bg = wait_for(&p.join("bg.pid"), Duration::from_secs(20));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("wait");
+    expect_code(&out, exit::REFUSED);
+    assert!(!alive(&bg), "background process {bg} survived SIGTERM");
+    assert!(p.log("1.0.0").contains("\"decision\":\"aborted\""));
+}

@@ -34,11 +34,22 @@ pub fn run(args: RunArgs) -> i32 {
 async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     // Ctrl-C: tell every gate to stop (they kill their process groups); the run records the
-    // abort and exits non-zero. A second Ctrl-C is left to the default handler's successor.
+    // abort and exits non-zero.
+    // SIGTERM (what CI systems send when a job is cancelled) is treated the same way.
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = cancel_tx.send(true);
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { return },
+            () = term => {}
         }
+        let _ = cancel_tx.send(true);
     });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let quiet = args.format == Format::Json;
