@@ -318,8 +318,12 @@ pub fn sums_text(artefacts: &[StagedArtefact]) -> Vec<u8> {
 /// Bytes per read. Larger chunks mean fewer syscalls and larger direct writes for the disk;
 /// 2 MiB × [`BUFFERS`] keeps a copy's memory at 8 MiB whatever the file's size.
 const CHUNK: usize = 2 << 20;
-/// Chunks in flight per copy: one being read and written, the rest queued for the hasher.
+/// Chunks in flight per copy: one being read, the others being hashed and written.
 const BUFFERS: usize = 4;
+/// Threads writing one copy. A direct write returns only once the device has the data, so
+/// one writer leaves the disk idle between chunks; two keep a write queued (measured: one
+/// stream of 2 MiB direct writes reached about 1 GiB/s, two about 1.7 GiB/s).
+const WRITERS: usize = 2;
 /// Direct I/O wants the buffer address, the file offset and the length aligned to the
 /// device's logical block size; 4096 covers every common one.
 const ALIGN: usize = 4096;
@@ -457,44 +461,94 @@ impl Chunk {
     }
 }
 
-/// Read on this thread, hash on another, write each chunk at its offset: through `direct`
-/// while chunk and offset are aligned (all but a short last chunk), else through `output`.
+/// Read on this thread, hash on another, and write on [`WRITERS`] more, each chunk at its
+/// offset: through `direct` while chunk and offset are aligned (all but a short last chunk),
+/// else through `output`. A chunk goes back to the reader once both its hash and its write are
+/// done (whoever drops the second-last handle sends it; the reader keeps only the last).
 fn copy_pipelined(
     input: &mut fs::File,
     output: &fs::File,
-    mut direct: Option<fs::File>,
+    direct: Option<fs::File>,
 ) -> Result<(String, u64), CopyError> {
     use std::os::unix::fs::FileExt;
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc::sync_channel;
+    use std::sync::{Arc, Mutex};
 
+    let stopped = || CopyError::Read(std::io::Error::other("a copying thread stopped"));
     let (to_hasher, hasher_rx) = sync_channel::<Arc<Chunk>>(BUFFERS);
-    let (to_reader, returned) = sync_channel::<Arc<Chunk>>(BUFFERS);
+    let (to_writers, writers_rx) = sync_channel::<(u64, Arc<Chunk>)>(BUFFERS);
+    let writers_rx = Mutex::new(writers_rx);
+    // Every chunk comes back twice (from the hasher and from a writer): room for all.
+    let (back, returned) = sync_channel::<Arc<Chunk>>(2 * BUFFERS);
+    let direct_ok = AtomicBool::new(direct.is_some());
+    let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
     std::thread::scope(|s| {
+        let back_h = back.clone();
         let hasher = s.spawn(move || {
             let mut hasher = Sha256::new();
             for chunk in hasher_rx {
                 hasher.update(chunk.data());
                 // The reader may be gone after an error; the chunk is then simply dropped.
-                let _ = to_reader.send(chunk);
+                let _ = back_h.send(chunk);
             }
             hex::encode(hasher.finalize())
         });
+        for _ in 0..WRITERS {
+            let back = back.clone();
+            let (rx, direct, direct_ok, failed) = (&writers_rx, &direct, &direct_ok, &failed);
+            s.spawn(move || {
+                loop {
+                    let next = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((offset, chunk)) = next else { break };
+                    let mut result = Err(std::io::Error::other("not written"));
+                    if let Some(d) = direct
+                        && direct_ok.load(Ordering::Relaxed)
+                        && chunk.aligned()
+                        && offset.is_multiple_of(ALIGN as u64)
+                    {
+                        result = d.write_all_at(chunk.data(), offset);
+                        // The filesystem refuses direct writes after all: go buffered.
+                        if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+                            direct_ok.store(false, Ordering::Relaxed);
+                        }
+                    }
+                    if matches!(&result, Err(e) if e.raw_os_error().is_none_or(|c| c == libc::EINVAL))
+                    {
+                        result = output.write_all_at(chunk.data(), offset);
+                    }
+                    if let Err(e) = result
+                        && let Ok(mut f) = failed.lock()
+                    {
+                        f.get_or_insert(e);
+                    }
+                    let _ = back.send(chunk);
+                }
+            });
+        }
+        drop(back);
         let copied = (|| {
             let mut fresh = BUFFERS;
             let mut size = 0u64;
             loop {
+                if let Ok(mut f) = failed.lock()
+                    && let Some(e) = f.take()
+                {
+                    return Err(CopyError::Write(e));
+                }
                 let mut chunk = if fresh > 0 {
                     fresh -= 1;
                     Chunk::new()
                 } else {
-                    let back = returned.recv().map_err(|_| {
-                        CopyError::Read(std::io::Error::other("the hashing thread stopped"))
-                    })?;
-                    // The hasher sends a chunk back only after hashing it and this thread
-                    // drops its own handle right after writing, so this is the last handle;
-                    // were it not, a new chunk is just as good.
-                    Arc::try_unwrap(back).unwrap_or_else(|_| Chunk::new())
+                    // Wait for a chunk that both the hasher and its writer are done with.
+                    loop {
+                        if let Ok(c) = Arc::try_unwrap(returned.recv().map_err(|_| stopped())?) {
+                            break c;
+                        }
+                    }
                 };
                 let n = read_full(input, chunk.space())?;
                 if n == 0 {
@@ -502,34 +556,23 @@ fn copy_pipelined(
                 }
                 chunk.len = n;
                 let chunk = Arc::new(chunk);
-                to_hasher.send(chunk.clone()).map_err(|_| {
-                    CopyError::Read(std::io::Error::other("the hashing thread stopped"))
-                })?;
-                let mut written = false;
-                if let Some(d) = &direct
-                    && chunk.aligned()
-                    && size.is_multiple_of(ALIGN as u64)
-                {
-                    match d.write_all_at(chunk.data(), size) {
-                        Ok(()) => written = true,
-                        // The filesystem refuses direct writes after all: go buffered.
-                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => direct = None,
-                        Err(e) => return Err(CopyError::Write(e)),
-                    }
-                }
-                if !written {
-                    output
-                        .write_all_at(chunk.data(), size)
-                        .map_err(CopyError::Write)?;
-                }
+                to_hasher.send(chunk.clone()).map_err(|_| stopped())?;
+                to_writers.send((size, chunk)).map_err(|_| stopped())?;
                 size += n as u64;
             }
         })();
         drop(to_hasher);
-        let digest = hasher
-            .join()
-            .map_err(|_| CopyError::Read(std::io::Error::other("the hashing thread panicked")))?;
-        Ok((digest, copied?))
+        drop(to_writers);
+        let digest = hasher.join().map_err(|_| stopped())?;
+        // The scope joins the writers; only then is every write done and `failed` final.
+        Ok::<_, CopyError>((digest, copied))
+    })
+    .and_then(|(digest, copied)| {
+        let size = copied?;
+        match failed.into_inner().ok().flatten() {
+            Some(e) => Err(CopyError::Write(e)),
+            None => Ok((digest, size)),
+        }
     })
 }
 
