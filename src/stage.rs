@@ -335,9 +335,9 @@ const MAX_WORKERS: usize = 4;
 ///
 /// Speed: SHA-256 runs at about the speed a page-cached file can be read, so a loop that
 /// reads, hashes, then writes spends the write time on top of the hash time. Above one chunk
-/// the copy is therefore pipelined: this thread reads each chunk once and writes it, while a
-/// second thread hashes the very same (shared, immutable) buffer; buffers are reused through
-/// a small bounded channel. The write uses `O_DIRECT` where the filesystem allows it: the
+/// the copy is therefore pipelined: this thread reads each chunk once, a second thread hashes
+/// it while two more write the very same (shared, immutable) buffer; buffers are reused
+/// through small bounded channels. The write uses `O_DIRECT` where the filesystem allows it: the
 /// bytes go straight from our buffer to the disk instead of into a second gigabyte of page
 /// cache, which on the measured machine was both the slowest part of a buffered copy and what
 /// made the final fsync long (see docs/benchmarks.md). The final `sync_all` stays: it flushes
