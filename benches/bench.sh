@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# relgate's speed and memory goals, measured side by side on this machine.
+#
+#   bash benches/bench.sh            # all goals, ~2-3 minutes, needs ~3.5 GiB free in /tmp
+#   ROUNDS=9 bash benches/bench.sh   # more rounds per measurement (best of ROUNDS is kept)
+#
+# Every timing is the best of ROUNDS runs, the reference and relgate interleaved, so that
+# other load on a shared machine hurts both sides alike. The page cache is warmed first.
+# Nothing here is an assertion in the test suite: the table at the end is the result.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-5}
+SIZE_MIB=${SIZE_MIB:-1024}
+LOG_LINES=${LOG_LINES:-200000}
+GATES=${GATES:-50}
+
+need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing ($2)" >&2; exit 2; }; }
+need openssl "apt-get install openssl"
+need ssh-keygen "apt-get install openssh-client"
+need taskset "apt-get install util-linux"
+[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
+
+echo "bench: building (release)" >&2
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+HELPER=$(cargo bench --no-run --quiet --manifest-path "$ROOT/Cargo.toml" --bench relgate_bench \
+    --message-format=json | grep -o '"executable":"[^"]*/relgate_bench-[^"]*"' | tail -1 | cut -d'"' -f4)
+RELGATE="$ROOT/target/release/relgate"
+[ -x "$HELPER" ] && [ -x "$RELGATE" ] || { echo "bench: build products not found" >&2; exit 2; }
+
+T=$(mktemp -d /tmp/relgate-bench.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+now() { date +%s.%N; }
+# secs CMD...: wall seconds of one run of CMD (its output discarded).
+secs() { local a b; a=$(now); "$@" >/dev/null 2>"$T/last.err" || { echo "bench: failed: $*" >&2; cat "$T/last.err" >&2; exit 1; }; b=$(now); echo "$a $b" | awk '{printf "%.3f", $2-$1}'; }
+min() { printf '%s\n' "$@" | sort -g | head -1; }
+calc() { awk "BEGIN{printf \"%.2f\", $1}"; }
+ge() { awk "BEGIN{exit !($1 >= $2)}"; }
+verdict() { if ge "$1" "$2"; then echo PASS; else echo FAIL; fi; }
+ROWS=()
+row() { ROWS+=("$(printf '%-4s | %-52s | %-22s | %s' "$1" "$2" "$3" "$4")"); }
+
+# A project folder: keys, allowed_signers, and a pipeline with GATES_YAML and a sign gate.
+project() { # DIR GATES_YAML
+    local d=$1
+    mkdir -p "$d/dist" "$d/keys"
+    ssh-keygen -q -t ed25519 -N "" -C release -f "$d/keys/release"
+    echo "release@bench.test $(cut -d' ' -f1,2 "$d/keys/release.pub")" >"$d/keys/allowed_signers"
+    cat >"$d/pipeline.yaml" <<EOF
+version: 1
+project: bench
+artefacts:
+  - dist/*
+signers: keys/allowed_signers
+gates:
+$2
+  sign:
+    kind: sign
+    key: keys/release
+    signer: release@bench.test
+EOF
+}
+
+grep -q -m1 sha_ni /proc/cpuinfo && SHANI=yes || SHANI="no (compared anyway)"
+echo "bench: $(nproc) cores, SHA-NI: $SHANI, rounds: $ROUNDS" >&2
+
+# --- 1. one big file: staging vs openssl merely hashing it -------------------------------
+echo "bench: 1. writing a ${SIZE_MIB} MiB file" >&2
+mkdir -p "$T/one"
+head -c $((SIZE_MIB * 1048576)) /dev/urandom >"$T/one/big.bin"
+cat "$T/one/big.bin" >/dev/null
+o=(); s=()
+for _ in $(seq "$ROUNDS"); do
+    o+=("$(secs openssl dgst -sha256 "$T/one/big.bin")")
+    rm -f "$T/one/copy"
+    s+=("$(secs "$HELPER" stage-one "$T/one/big.bin" "$T/one/copy")")
+done
+cmp -s "$T/one/big.bin" "$T/one/copy" || { echo "bench: the staged copy differs" >&2; exit 1; }
+rm -f "$T/one/copy"
+O=$(min "${o[@]}"); S=$(min "${s[@]}"); R1=$(calc "$O / $S")
+row 1 "stage ${SIZE_MIB} MiB vs openssl dgst -sha256 (${O}s)" "${S}s = ${R1}x" ">= 0.80x  $(verdict "$R1" 0.8)"
+
+# --- 2. several files on both cores vs one core --------------------------------------------
+echo "bench: 2. several files, one core vs both" >&2
+mkdir -p "$T/many"
+split -b $((SIZE_MIB * 1048576 / 8)) "$T/one/big.bin" "$T/many/part-"
+cat "$T/many"/part-* >/dev/null
+# The same split for openssl (one process over all files vs one process per half) says how
+# much parallelism the machine gives right now: on a shared machine it can be well below 2.
+P=("$T/many"/part-*); H=$((${#P[@]} / 2))
+two_openssl() { openssl dgst -sha256 "${P[@]:0:H}" & openssl dgst -sha256 "${P[@]:H}" & wait; }
+one=(); both=(); ref1=(); ref2=()
+for _ in $(seq "$ROUNDS"); do
+    ref1+=("$(secs openssl dgst -sha256 "${P[@]}")")
+    ref2+=("$(secs two_openssl)")
+    rm -rf "$T/many-out"
+    one+=("$(secs taskset -c 0 "$HELPER" stage-dir "$T/many" "$T/many-out" 1)")
+    rm -rf "$T/many-out"
+    both+=("$(secs "$HELPER" stage-dir "$T/many" "$T/many-out" "$(nproc)")")
+done
+rm -rf "$T/many-out" "$T/many"
+ONE=$(min "${one[@]}"); BOTH=$(min "${both[@]}"); R2=$(calc "$ONE / $BOTH")
+REF=$(calc "$(min "${ref1[@]}") / $(min "${ref2[@]}")")
+row 2 "stage 8 files: one core (${ONE}s) vs $(nproc) (openssl: ${REF}x)" "${BOTH}s = ${R2}x" ">= 1.60x  $(verdict "$R2" 1.6)"
+
+# --- 3. peak memory of a dry run with the big artefact and a sign gate -----------------------
+echo "bench: 3. peak memory of a dry run" >&2
+project "$T/mem" ""
+mv "$T/one/big.bin" "$T/mem/dist/big.bin"
+(cd "$T/mem" && /usr/bin/time -v "$RELGATE" run 1.0.0 --dry-run >"$T/mem.out" 2>"$T/mem.err") || {
+    cat "$T/mem.out" "$T/mem.err" >&2; exit 1; }
+RSS_KB=$(grep "Maximum resident set size" "$T/mem.err" | awk '{print $NF}')
+RSS=$(calc "$RSS_KB / 1024")
+rm -rf "$T/mem"
+row 3 "peak RSS, dry run, ${SIZE_MIB} MiB artefact + sign gate" "${RSS} MiB" "< 64 MiB  $(verdict 64 "$RSS")"
+
+# --- 4. 50 trivial gates ----------------------------------------------------------------------
+echo "bench: 4. $GATES trivial gates" >&2
+G=""
+for i in $(seq "$GATES"); do
+    G+="  g$i:"$'\n'"    kind: regression"$'\n'"    run: \"true\""$'\n'
+    # Every fifth gate starts a chain of four: g1 <- g2 <- g3 <- g4, g6 <- g7 ...
+    if [ $((i % 5)) -ne 1 ]; then G+="    needs: [g$((i - 1))]"$'\n'; fi
+done
+project "$T/gates" "$G"
+echo small >"$T/gates/dist/a.txt"
+w=(); sh=()
+for _ in $(seq "$ROUNDS"); do
+    w+=("$(cd "$T/gates" && secs "$RELGATE" run 1.0.0 --dry-run)")
+    sh+=("$(secs bash -c "for i in \$(seq $GATES); do sh -c true; done")")
+done
+(cd "$T/gates" && "$RELGATE" run 1.0.0 --dry-run >/dev/null 2>&1) || { echo "bench: the $GATES-gate dry run failed" >&2; exit 1; }
+W=$(min "${w[@]}"); SH=$(min "${sh[@]}"); OVER=$(calc "$W - $SH")
+row 4 "$GATES true gates: dry run wall (spawning $GATES sh: ${SH}s)" "${W}s, overhead ${OVER}s" "< 1 s      $(verdict 1 "$OVER")"
+
+# --- 5. replay of a large log -------------------------------------------------------------------
+echo "bench: 5. replay of a $LOG_LINES-line log" >&2
+project "$T/replay" "  tests:"$'\n'"    kind: regression"$'\n'"    run: \"true\""
+echo small >"$T/replay/dist/a.txt"
+(cd "$T/replay" && "$RELGATE" run 1.0.0 --dry-run >/dev/null 2>&1) || { echo "bench: the replay dry run failed" >&2; exit 1; }
+REC=$(ls -d "$T"/replay/.relgate/dry-runs/1.0.0/*/)
+"$HELPER" extend-log "$REC" "$T/replay/keys/release" "$LOG_LINES" >/dev/null
+LINES=$(wc -l <"$REC/log.jsonl")
+rp=()
+for _ in $(seq "$ROUNDS"); do rp+=("$(secs "$RELGATE" replay "$REC")"); done
+"$RELGATE" replay "$REC" >/dev/null 2>&1 || { echo "bench: replay rejected the extended log" >&2; "$RELGATE" replay "$REC" >&2; exit 1; }
+RP=$(min "${rp[@]}"); RATE=$(calc "$LINES / $RP")
+READ=$("$HELPER" read-log "$REC/log.jsonl" "$ROUNDS" | sed 's/.*lines_per_s=//')
+row 5 "relgate replay, $LINES lines (read_log alone: $READ/s)" "$RATE lines/s" ">= 100000  $(verdict "$RATE" 100000)"
+
+echo
+printf '%-4s | %-52s | %-22s | %s\n' goal "measure" "measured" "target"
+printf -- '-----+------------------------------------------------------+------------------------+----------------\n'
+printf '%s\n' "${ROWS[@]}"
+if printf '%s\n' "${ROWS[@]}" | grep -q FAIL; then exit 1; fi
