@@ -321,7 +321,7 @@ pub fn copy_and_hash(src: &Path, dst: &Path) -> Result<(String, u64), StageError
         let path = path.to_path_buf();
         move |source| StageError::Io { path, source }
     };
-    let mut input = open_nofollow(src).map_err(ioerr(src))?;
+    let input = open_nofollow(src).map_err(ioerr(src))?;
     let before = input.metadata().map_err(ioerr(src))?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(ioerr(parent))?;
@@ -330,6 +330,9 @@ pub fn copy_and_hash(src: &Path, dst: &Path) -> Result<(String, u64), StageError
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
+    // Read at most one byte more than the size seen at open: a file that keeps growing is
+    // caught as changed at once instead of being chased forever (endless data).
+    let mut input = Read::take(input, before.len().saturating_add(1));
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
