@@ -52,7 +52,20 @@ pub(crate) fn publish(
     let parent = to
         .parent()
         .ok_or_else(|| format!("{} has no parent folder", to.display()))?;
+    // Folders created here must be durable too, or a power loss can drop the published
+    // release together with a parent that was never synced.
+    let existing = parent
+        .ancestors()
+        .find(|a| a.is_dir())
+        .map(Path::to_path_buf);
     fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    if let Some(existing) = existing {
+        for a in parent.ancestors().take_while(|a| *a != existing) {
+            if let Some(up) = a.parent() {
+                sync_dir(up).map_err(|e| format!("cannot sync {}: {e}", up.display()))?;
+            }
+        }
+    }
     let name = to
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
