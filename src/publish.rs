@@ -22,7 +22,8 @@ pub(crate) fn publish(
     key: Option<&ssh_key::PrivateKey>,
     origin: &str,
 ) -> Result<(), String> {
-    if to.exists() {
+    // symlink_metadata: a dangling symlink at the target counts as existing.
+    if to.symlink_metadata().is_ok() {
         return Err(format!(
             "{} already exists; a published release is never overwritten",
             to.display()
@@ -51,11 +52,25 @@ pub(crate) fn publish(
     let parent = to
         .parent()
         .ok_or_else(|| format!("{} has no parent folder", to.display()))?;
+    // Folders created here must be durable too, or a power loss can drop the published
+    // release together with a parent that was never synced.
+    let existing = parent
+        .ancestors()
+        .find(|a| a.is_dir())
+        .map(Path::to_path_buf);
     fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    if let Some(existing) = existing {
+        for a in parent.ancestors().take_while(|a| *a != existing) {
+            if let Some(up) = a.parent() {
+                sync_dir(up).map_err(|e| format!("cannot sync {}: {e}", up.display()))?;
+            }
+        }
+    }
     let name = to
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "release".into());
+    remove_stale_partials(parent, &name);
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.partial-"))
         .tempdir_in(parent)
@@ -73,6 +88,23 @@ pub(crate) fn publish(
     let _ = tmp.keep();
     sync_dir(parent).map_err(|e| format!("cannot sync {}: {e}", parent.display()))?;
     Ok(())
+}
+
+/// Remove `.NAME.partial-*` folders a killed publish left beside the target. The caller holds
+/// the release record's lock, so no live run of this release is building one (a run from
+/// another state folder aimed at the same target would lose its folder and publish nothing,
+/// never half). Best effort: a leftover is hidden and harmless, never a reason to refuse.
+fn remove_stale_partials(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.partial-");
+    let Ok(rd) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Fill `dir` with the staged artefacts (re-hashed while copied), the checksums, the

@@ -94,6 +94,9 @@ impl Record {
         tmp.write_all(bytes).map_err(werr)?;
         tmp.as_file().sync_all().map_err(werr)?;
         tmp.persist(&path).map_err(|e| werr(e.error))?;
+        // The log line naming this digest is fsynced next; the file's name must be durable
+        // before it, or a power loss leaves a verdict whose evidence is gone.
+        sync_dir(&dir).map_err(werr)?;
         Ok(digest)
     }
 

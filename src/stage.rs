@@ -347,12 +347,15 @@ pub fn copy_and_hash(src: &Path, dst: &Path) -> Result<(String, u64), StageError
         let path = path.to_path_buf();
         move |source| StageError::Io { path, source }
     };
-    let mut input = open_nofollow(src).map_err(ioerr(src))?;
+    let input = open_nofollow(src).map_err(ioerr(src))?;
     let before = input.metadata().map_err(ioerr(src))?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(ioerr(parent))?;
     }
     let output = fs::File::create(dst).map_err(ioerr(dst))?;
+    // Read at most one byte more than the size seen at open: a file that keeps growing is
+    // caught as changed at once instead of being chased forever (endless data).
+    let mut input = Read::take(input, before.len().saturating_add(1));
     let (digest, size) = if before.len() <= CHUNK as u64 {
         copy_small(&mut input, &output).map_err(|e| e.at(src, dst))?
     } else {
@@ -400,7 +403,7 @@ fn open_direct(dst: &Path) -> Option<fs::File> {
 }
 
 /// Fill `buf` unless the file ends first; returns the bytes read.
-fn read_full(input: &mut fs::File, buf: &mut [u8]) -> Result<usize, CopyError> {
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, CopyError> {
     let mut n = 0;
     while n < buf.len() {
         match input.read(&mut buf[n..]) {
@@ -414,7 +417,7 @@ fn read_full(input: &mut fs::File, buf: &mut [u8]) -> Result<usize, CopyError> {
 }
 
 /// A file that fits one chunk: one read, one hash, one buffered write.
-fn copy_small(input: &mut fs::File, output: &fs::File) -> Result<(String, u64), CopyError> {
+fn copy_small(input: &mut impl Read, output: &fs::File) -> Result<(String, u64), CopyError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -466,7 +469,7 @@ impl Chunk {
 /// else through `output`. A chunk goes back to the reader once both its hash and its write are
 /// done (whoever drops the second-last handle sends it; the reader keeps only the last).
 fn copy_pipelined(
-    input: &mut fs::File,
+    input: &mut (impl Read + Send),
     output: &fs::File,
     direct: Option<fs::File>,
 ) -> Result<(String, u64), CopyError> {

@@ -31,11 +31,9 @@ pub fn approve(args: ApproveArgs) -> i32 {
         }
     };
     let pipeline = &loaded.pipeline;
-    if args.version.is_empty()
-        || args.version.contains(['/', '\\'])
-        || args.version.starts_with('.')
-    {
-        eprintln!("error: {:?} is not a release version", args.version);
+    // The same rule as `run`: a version that could never have a record is refused up front.
+    if !crate::engine::valid_version(&args.version) {
+        eprintln!("error: {:?} is not a valid release version", args.version);
         return exit::CONFIG;
     }
     let located = match &args.subject {

@@ -86,6 +86,10 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     for line in report::refusal_lines(&summary) {
         eprintln!("{line}");
     }
+    // A refusal with every gate green (a failed publish) must still say why, on stderr.
+    if let Some(m) = &summary.message {
+        eprintln!("relgate: {m}");
+    }
     match args.format {
         Format::Json => {
             let doc = report::json::document(
@@ -93,7 +97,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
                 &pipeline.project,
                 &args.version,
                 args.dry_run,
-                None,
+                summary.message.as_deref(),
             );
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }

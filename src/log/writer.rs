@@ -39,6 +39,15 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// The size the checkpoint beside the log claims, if there is a readable one.
+fn checkpoint_size(log: &Path) -> Option<u64> {
+    let dir = log.parent()?;
+    let text = std::fs::read_to_string(dir.join(crate::record::CHECKPOINT_FILE)).ok()?;
+    super::checkpoint::Checkpoint::parse(&text)
+        .ok()
+        .map(|c| c.size)
+}
+
 impl LogWriter {
     /// Open (or create) the log at `path`, verifying what is there. A torn last line is copied
     /// aside, cut off and the recovery recorded; any other defect refuses to resume.
@@ -68,11 +77,39 @@ impl LogWriter {
                     .rposition(|&b| b == b'\n')
                     .map_or(0, |i| i + 1);
                 let tail = &bytes[cut..];
+                let good = read_log(&bytes[..cut]).map_err(|problem| LogError::Damaged {
+                    path: path.to_path_buf(),
+                    problem,
+                })?;
+                // A checkpoint is only written after the lines it covers were fsynced, so a
+                // crash can tear a line only past the checkpoint. A "torn" line the checkpoint
+                // covers was complete once: that is damage, and cutting it off would erase a
+                // signed record. Refuse rather than recover.
+                if let Some(size) = checkpoint_size(path)
+                    && size > good.0.len() as u64
+                {
+                    return Err(LogError::Damaged {
+                        path: path.to_path_buf(),
+                        problem: super::reader::LogProblem {
+                            line: good.0.len() + 1,
+                            message: format!(
+                                "damaged although the signed checkpoint covers {size} lines, so \
+                                 it was complete once and was not torn by a crash ({})",
+                                p.message
+                            ),
+                            torn_tail: false,
+                        },
+                    });
+                }
                 let saved = path.with_extension(format!(
                     "torn-{}",
                     crate::digest::sha256_hex(tail).get(..12).unwrap_or("x")
                 ));
-                std::fs::write(&saved, tail).map_err(io)?;
+                // The copy is made durable before the cut, so the bytes are never lost.
+                crate::stage::write_synced(&saved, tail).map_err(io)?;
+                if let Some(parent) = path.parent() {
+                    crate::record::sync_dir(parent).map_err(io)?;
+                }
                 let f = OpenOptions::new().write(true).open(path).map_err(io)?;
                 f.set_len(cut as u64).map_err(io)?;
                 f.sync_all().map_err(io)?;
@@ -84,10 +121,7 @@ impl LogWriter {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                 });
-                read_log(&bytes[..cut]).map_err(|problem| LogError::Damaged {
-                    path: path.to_path_buf(),
-                    problem,
-                })?
+                good
             }
             Err(problem) => {
                 return Err(LogError::Damaged {
