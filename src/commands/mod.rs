@@ -122,7 +122,7 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
                     report.runs,
                     report.verdicts_rejudged,
                     if report.published {
-                        ", published only with every gate green"
+                        ", every publish decided with every gate green"
                     } else {
                         ""
                     }

@@ -40,6 +40,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     };
     let mut gates: Vec<serde_json::Value> = Vec::new();
     let mut decision = None;
+    let mut finish_message: Option<String> = None;
     for g in &run.pipeline.gates {
         let mut state = json!({ "id": g.id, "kind": g.kind.name(), "state": "not-run" });
         for e in &entries[start..] {
@@ -83,6 +84,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     for e in &entries[start..] {
         if let LogRecord::RunFinished(f) = &e.record {
             decision = Some(f.decision);
+            finish_message = f.message.clone();
         }
     }
     let doc = json!({
@@ -92,6 +94,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         "subject": run.subject,
         "operator": run.operator,
         "decision": decision,
+        "message": finish_message,
         "record": dir.display().to_string(),
         "gates": gates,
     });
@@ -100,6 +103,9 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         Format::Human => {
             println!("{} {} (run {})", run.project, run.version, run.run);
             println!("  subject {}", run.subject);
+            if let Some(m) = &finish_message {
+                println!("  note {m}");
+            }
             if let Some(d) = decision {
                 println!(
                     "  decision {}",

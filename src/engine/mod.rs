@@ -157,8 +157,6 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     std::fs::create_dir_all(&record.dir)
         .map_err(|e| RunError::Io(format!("cannot create {}: {e}", record.dir.display())))?;
     let _lock = lock_record(&record)?;
-    let (writer, prior) = LogWriter::open(&record.log_path())?;
-    let log: SharedLog = Arc::new(Mutex::new(writer));
 
     // Stage: one copy, hashed in the same read. Everything later concerns these bytes.
     let files = stage::resolve(&p.root, &p.artefacts).map_err(|problems| {
@@ -191,6 +189,11 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         }
         None => None,
     };
+
+    // The log is opened (and created) only once staging worked, so a run that cannot stage
+    // leaves no empty log behind.
+    let (writer, prior) = LogWriter::open(&record.log_path())?;
+    let log: SharedLog = Arc::new(Mutex::new(writer));
 
     let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
     let run_no = prior
@@ -344,6 +347,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
             run: run_no,
             decision,
             exit_code,
+            message: message.clone(),
         }),
     )?;
     write_checkpoint(
@@ -458,6 +462,7 @@ fn complete_interrupted_publish(
             run: intent.run,
             decision: Decision::Published,
             exit_code: exit::SUCCESS,
+            message: Some("completed a publish interrupted after the rename".into()),
         }),
     )?;
     write_checkpoint(

@@ -116,6 +116,9 @@ pub struct RunFinished {
     pub run: u32,
     pub decision: Decision,
     pub exit_code: i32,
+    /// Why the run ended as it did when no gate says so (e.g. a publish that failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
