@@ -2,6 +2,7 @@
 //! `needs`, decide, publish — writing every step to the log before acting on it.
 
 pub mod events;
+mod recover;
 pub mod schedule;
 
 use std::collections::BTreeMap;
@@ -144,7 +145,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         if to.symlink_metadata().is_ok() {
             // A run that died after the rename but before recording it left a complete
             // release: record the completion instead of refusing forever.
-            if let Some(summary) = complete_interrupted_publish(&opts, &to, &events)? {
+            if let Some(summary) = recover::complete_interrupted_publish(&opts, &to, &events)? {
                 return Ok(summary);
             }
             return Err(RunError::AlreadyPublished {
@@ -379,138 +380,6 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         gates,
         message,
     })
-}
-
-/// Finish a publish that a killed run left between the rename and its `published` record.
-///
-/// Returns `Ok(None)` unless the record's log ends with a `publish` to `to` (nothing after it
-/// but torn-tail recovery) and the folder at `to` is that very release: its `audit/log.jsonl`
-/// is the log up to that `publish` line (same length and chain head) and its `SHA256SUMS`
-/// hashes to the recorded subject. Then `published` and `run-finished` are recorded for that
-/// run, the checkpoint is signed again, and the release counts as published. Anything else
-/// at `to` stays a hard failure.
-fn complete_interrupted_publish(
-    opts: &RunOptions,
-    to: &std::path::Path,
-    events: &UnboundedSender<Event>,
-) -> Result<Option<RunSummary>, RunError> {
-    let p = &opts.pipeline;
-    let record = Record::new(record_dir(p, &opts.version, false));
-    if !record.log_path().is_file() {
-        return Ok(None);
-    }
-    let _lock = lock_record(&record)?;
-    let (writer, prior) = LogWriter::open(&record.log_path())?;
-    let Some(at) = prior
-        .iter()
-        .rposition(|e| matches!(e.record, LogRecord::Publish(_)))
-    else {
-        return Ok(None);
-    };
-    let LogRecord::Publish(intent) = &prior[at].record else {
-        return Ok(None);
-    };
-    if intent.to != to.display().to_string()
-        || prior[at + 1..]
-            .iter()
-            .any(|e| !matches!(e.record, LogRecord::RecoveredTornTail(_)))
-    {
-        return Ok(None);
-    }
-    let same_log = std::fs::read(to.join(publish::AUDIT_DIR).join(crate::record::LOG_FILE))
-        .ok()
-        .and_then(|bytes| log::read_log(&bytes).ok())
-        .is_some_and(|(entries, head)| entries.len() == at + 1 && head == prior[at].head);
-    let same_sums = std::fs::read(to.join("SHA256SUMS"))
-        .is_ok_and(|sums| format!("sha256:{}", sha256_hex(&sums)) == intent.subject);
-    if !same_log || !same_sums {
-        return Ok(None);
-    }
-    let Some((start, started)) =
-        prior[..at]
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(i, e)| match &e.record {
-                LogRecord::RunStarted(r) if r.run == intent.run => Some((i, r)),
-                _ => None,
-            })
-    else {
-        return Ok(None);
-    };
-    // The checkpoint must stay signed by the key the run recorded, or replay would reject it.
-    let (key, _) = checkpoint_key(p, false);
-    let recorded = started.checkpoint_key.as_ref().map(|k| &k.fingerprint);
-    if key.as_ref().map(|(_, k)| &k.fingerprint) != recorded {
-        return Err(RunError::Io(format!(
-            "cannot record the interrupted publish of {}: the signing key differs from the one \
-             its run recorded",
-            to.display()
-        )));
-    }
-    let log: SharedLog = Arc::new(Mutex::new(writer));
-    append(
-        &log,
-        LogRecord::Published(log::Published {
-            run: intent.run,
-            to: intent.to.clone(),
-        }),
-    )?;
-    append(
-        &log,
-        LogRecord::RunFinished(RunFinished {
-            run: intent.run,
-            decision: Decision::Published,
-            exit_code: exit::SUCCESS,
-            message: Some("completed a publish interrupted after the rename".into()),
-        }),
-    )?;
-    write_checkpoint(
-        &log,
-        &record,
-        key.as_ref().map(|(k, _)| k),
-        &origin(p, &opts.version),
-    )?;
-    let message = format!(
-        "run {} was interrupted after publishing {}; its completion is now recorded",
-        intent.run,
-        to.display()
-    );
-    let _ = events.send(Event::Published {
-        to: to.display().to_string(),
-    });
-    let _ = events.send(Event::Finished {
-        decision: Decision::Published,
-        exit_code: exit::SUCCESS,
-        message: Some(message.clone()),
-    });
-    // The gates as that run left them.
-    let mut gates = Vec::new();
-    for g in &started.pipeline.gates {
-        let state = prior[start..at].iter().rev().find_map(|e| match &e.record {
-            LogRecord::GateVerdict(v) if v.gate == g.id => Some(outcome_state(
-                v.outcome,
-                v.reasons.clone(),
-                v.reused_from.is_some(),
-            )),
-            LogRecord::GateSkipped(s) if s.gate == g.id => Some(GateState::Skipped {
-                reason: s.reason.clone(),
-            }),
-            _ => None,
-        });
-        if let Some(state) = state {
-            gates.push((g.id.clone(), g.kind.name().to_string(), state));
-        }
-    }
-    Ok(Some(RunSummary {
-        decision: Decision::Published,
-        exit_code: exit::SUCCESS,
-        subject: started.subject.clone(),
-        record: record.dir.clone(),
-        published: Some(to.to_path_buf()),
-        gates,
-        message: Some(message),
-    }))
 }
 
 /// `relgate/<project>/<version>`: what a checkpoint speaks about.
