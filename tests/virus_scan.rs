@@ -859,6 +859,202 @@ async fn a_file_over_max_size_is_red_and_never_sent() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A fake clamd on a Unix socket that receives the descriptor (FILDES)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum FakeFd {
+    /// Reads the file through the descriptor received, answers `fd[N]: OK`.
+    Ok,
+    /// Answers as if for a stream: not an answer for a descriptor.
+    StreamReply,
+    /// Rewrites the file through /proc/self/fd/N (as something else could, during a scan),
+    /// then answers `fd[N]: OK`.
+    Rewrite,
+}
+
+/// What the fake received over FILDES: the command bytes, the offset the descriptor was at,
+/// and the file's content read through it.
+#[derive(Default, Debug)]
+struct FdSeen {
+    command: Vec<u8>,
+    offset: Option<u64>,
+    content: Option<Vec<u8>>,
+}
+
+/// Receive bytes and at most one SCM_RIGHTS descriptor (recvmsg).
+#[allow(
+    unsafe_code,
+    reason = "recvmsg with ancillary data in a test's fake server"
+)]
+fn recv_with_fd(
+    sock: &std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msg points at `iov` (over `buf`) and `control`, both alive for the call; the
+    // control message is read only when the kernel filled one of the expected type and size,
+    // and the descriptor it carries is new and owned by us.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut fd = None;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            && (*cmsg).cmsg_len as usize == libc::CMSG_LEN(4) as usize
+        {
+            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            fd = Some(std::os::fd::OwnedFd::from_raw_fd(raw));
+        }
+        Ok((n as usize, fd))
+    }
+}
+
+/// One connection: read the command a byte at a time with recvmsg (so a descriptor is never
+/// dropped by a plain read), answer VERSION, or take FILDES's extra byte and descriptor.
+fn serve_fd(mut sock: std::os::unix::net::UnixStream, kind: FakeFd, seen: Arc<Mutex<FdSeen>>) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+    let mut got = Vec::new();
+    let mut fd = None;
+    let mut one = [0u8; 1];
+    while !got.ends_with(b"\0") {
+        match recv_with_fd(&sock, &mut one) {
+            Ok((0, _)) | Err(_) => return,
+            Ok((_, f)) => {
+                got.push(one[0]);
+                fd = fd.or(f);
+            }
+        }
+    }
+    if got == b"zVERSION\0" {
+        let _ = sock.write_all(b"ClamAV 1.4.6\0");
+        return;
+    }
+    if got != b"zFILDES\0" {
+        let _ = sock.write_all(b"UNKNOWN COMMAND\0");
+        return;
+    }
+    // The byte that carries the descriptor.
+    match recv_with_fd(&sock, &mut one) {
+        Ok((1, f)) => {
+            got.push(one[0]);
+            fd = fd.or(f);
+        }
+        _ => return,
+    }
+    let mut seen = seen.lock().unwrap();
+    seen.command = got;
+    let Some(fd) = fd else {
+        let _ = sock.write_all(b"FILDES: didn't receive file descriptor. ERROR\0");
+        return;
+    };
+    let n = fd.as_raw_fd();
+    let mut file = std::fs::File::from(fd);
+    seen.offset = file.stream_position().ok();
+    let mut content = Vec::new();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    file.read_to_end(&mut content).unwrap();
+    seen.content = Some(content);
+    let reply = match kind {
+        FakeFd::Ok => format!("fd[{n}]: OK\0"),
+        FakeFd::StreamReply => "stream: OK\0".to_string(),
+        FakeFd::Rewrite => {
+            // Same length, other bytes: only the change stamps can tell.
+            let mut w = fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/self/fd/{n}"))
+                .unwrap();
+            w.write_all(b"X").unwrap();
+            format!("fd[{n}]: OK\0")
+        }
+    };
+    let _ = sock.write_all(reply.as_bytes());
+}
+
+/// Serve on a Unix socket in `dir`; returns the socket path and what FILDES received.
+fn fake_fd_server(dir: &Path, kind: FakeFd) -> (PathBuf, Arc<Mutex<FdSeen>>) {
+    let path = dir.join("fake.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let seen = Arc::new(Mutex::new(FdSeen::default()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for sock in l.incoming() {
+            let Ok(sock) = sock else { return };
+            let seen = s2.clone();
+            std::thread::spawn(move || serve_fd(sock, kind, seen));
+        }
+    });
+    (path, seen)
+}
+
+async fn against_fake_fd(
+    kind: FakeFd,
+    payload: &[u8],
+) -> (Release, Verdict, VirusScanEvidence, Arc<Mutex<FdSeen>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, seen) = fake_fd_server(dir.path(), kind);
+    let spec = Release::spec(ClamdAddr::Unix(sock));
+    let mut r = Release::new().file("a.bin", payload);
+    let ev = r.collect(&spec, &quick()).await;
+    let v = r.judge(&spec, &ev);
+    drop(dir);
+    (r, v, ev, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fildes_passes_the_hashed_descriptor_rewound() {
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (_r, v, ev, seen) = against_fake_fd(FakeFd::Ok, &payload).await;
+    assert!(v.is_green(), "{}", messages(&v));
+    let seen = seen.lock().unwrap();
+    // Exactly clamdscan's framing: the command, then one NUL byte carrying the descriptor.
+    assert_eq!(seen.command, b"zFILDES\0\0");
+    // The descriptor was rewound after hashing, and it is the staged file.
+    assert_eq!(seen.offset, Some(0));
+    assert_eq!(seen.content.as_deref(), Some(payload.as_slice()));
+    assert_eq!(ev.files[0].method, ScanMethod::Fildes);
+    assert_eq!(ev.files[0].sent, payload.len() as u64);
+    assert!(ev.files[0].complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fildes_reply_for_a_stream_is_not_clean() {
+    let (_r, v, ev, _) = against_fake_fd(FakeFd::StreamReply, b"some bytes").await;
+    assert_eq!(codes(&v), ["scan-error"], "{}", messages(&v));
+    assert_eq!(ev.files[0].reply.as_deref(), Some("stream: OK\0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_rewritten_during_the_scan_is_not_clean() {
+    let (_r, v, ev, seen) = against_fake_fd(FakeFd::Rewrite, &[b'a'; 100_000]).await;
+    assert!(seen.lock().unwrap().content.is_some());
+    assert!(!ev.files[0].complete, "{:?}", ev.files[0]);
+    assert_eq!(codes(&v), ["digest-mismatch"], "{}", messages(&v));
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("changed while clamd scanned it"),
+        "{}",
+        messages(&v)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Replay: the judge over recorded evidence
 // ---------------------------------------------------------------------------------------------
 
