@@ -115,15 +115,15 @@ impl ScanOptions {
     }
 }
 
-/// MaxThreads for the private clamd: one per scan in flight, but no more than this host's
-/// cores. The private clamd runs here, and scanning is CPU-bound once the staged files are in
-/// the page cache: more threads than cores only contend with each other and with the hashing
-/// of the next files, while the files in flight beyond MaxThreads wait in clamd's queue, so a
-/// thread never idles between two files (benches/clamd.sh: on 2 cores, 4 in flight on 2
-/// threads beat 4 on 4). clamd's own default is 10.
+/// MaxThreads for the private clamd: one per scan in clamd at once, which over its Unix socket
+/// is at most one per core of this host (see [`scan_all`]). clamd's own default is 10.
 fn private_threads(concurrency: usize) -> u32 {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    u32::try_from(concurrency.clamp(1, 32).min(cores.max(1))).unwrap_or(2)
+    u32::try_from(concurrency.clamp(1, 32).min(host_cores())).unwrap_or(2)
+}
+
+/// The cores this process may use (affinity and cgroup quota included), at least 1.
+fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn effective_max(spec: &VirusScanSpec) -> u64 {
@@ -231,8 +231,16 @@ async fn scan_all(
     // `window` bounds the files open at once (hashed, waiting for clamd, or in clamd); `scans`
     // bounds those in clamd. Hashing the next files while clamd scans the current ones keeps
     // clamd's threads busy; the window keeps the open descriptors few for large releases.
+    // A clamd behind a Unix socket runs on this host and scanning warm files is CPU-bound:
+    // more scans at once than cores only make clamd's threads and the hashing contend (on 2
+    // cores, benches/clamd.sh: 3.1 s with 2 scans at once, 4.2 s with 4), so it gets at most
+    // one per core. A clamd over TCP may have any number of cores: `concurrency` it is.
+    let in_clamd = match &client.addr {
+        Address::Unix(_) => concurrency.min(host_cores()),
+        Address::Tcp(_) => concurrency,
+    };
     let window = Arc::new(tokio::sync::Semaphore::new(concurrency * 2));
-    let scans = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let scans = Arc::new(tokio::sync::Semaphore::new(in_clamd));
     let mut set = tokio::task::JoinSet::new();
     for a in &cx.staged.artefacts {
         let client = client.clone();
