@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use relgate::clamd::{self, DaemonOptions, PrivateClamd, Timeouts};
-use relgate::gates::virus_scan::{self, ScanOptions, VirusScanEvidence};
+use relgate::gates::virus_scan::{self, ScanMethod, ScanOptions, VirusScanEvidence};
 use relgate::gates::{CollectContext, CollectError, JudgeContext, Outcome, Verdict};
 use relgate::model::{ClamdAddr, GateKind, GateSpec, Pipeline, VirusScanSpec};
 use relgate::record::Record;
@@ -160,6 +160,14 @@ fn quick() -> ScanOptions {
     }
 }
 
+/// A private clamd on a loopback TCP port, as an operator's networked clamd would be.
+fn tcp() -> DaemonOptions {
+    DaemonOptions {
+        unix_socket: false,
+        ..DaemonOptions::default()
+    }
+}
+
 fn codes(v: &Verdict) -> Vec<&str> {
     v.reasons.iter().map(|r| r.code.as_str()).collect()
 }
@@ -215,21 +223,30 @@ async fn clean_set_is_green_and_the_private_clamd_is_gone_afterwards() {
     let v = r.judge(&spec, &ev);
     assert_eq!(v.outcome, Outcome::Green, "{}", messages(&v));
     assert_eq!(ev.files.len(), 3);
+    // The private clamd listens on a Unix socket, so every file went by descriptor (FILDES)
+    // and clamd answered for a descriptor, not a stream.
     for f in &ev.files {
-        assert_eq!(f.reply.as_deref(), Some("stream: OK\0"), "{f:?}");
+        assert_eq!(f.method, ScanMethod::Fildes, "{f:?}");
+        let reply = f.reply.as_deref().unwrap();
+        assert!(
+            reply.starts_with("fd[") && reply.ends_with("]: OK\0"),
+            "{f:?}"
+        );
         assert!(f.complete);
     }
     assert_eq!(ev.engine.as_deref().map(|e| !e.is_empty()), Some(true));
-    // The evidence's digests are those of the bytes sent, equal to the staged ones.
+    // The evidence's digests are those of the bytes read through the descriptor clamd
+    // scanned, equal to the staged ones.
     let staged = &r.cx.as_ref().unwrap().staged;
     for (f, a) in ev.files.iter().zip(&staged.artefacts) {
+        assert_eq!(f.release_path, a.release_path);
         assert_eq!(f.sha256.as_deref(), Some(a.sha256.as_str()));
         assert_eq!(f.sent, a.size);
     }
-    // The private clamd listened on a loopback port; nothing listens there any more.
-    let addr = ev.clamd.rsplit_once("tcp://").unwrap().1.to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "{}", ev.clamd);
-    assert!(port_refuses(&addr), "clamd still listens on {addr}");
+    // The private clamd listened on a socket in its temporary folder; both are gone.
+    let sock = ev.clamd.rsplit_once(" unix:").unwrap().1.to_string();
+    assert!(sock.ends_with("/clamd.sock"), "{}", ev.clamd);
+    assert!(!Path::new(&sock).exists(), "{sock} is still there");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,8 +299,8 @@ async fn eicar_inside_a_tar_gz_is_red() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_infected_among_twenty_clean_is_the_only_one_named() {
-    // A shared clamd, addressed over TCP as an operator's would be.
-    let d = PrivateClamd::start(&fixture_db("db"), &DaemonOptions::default(), None)
+    // A shared clamd, addressed over TCP as an operator's would be: streamed with INSTREAM.
+    let d = PrivateClamd::start(&fixture_db("db"), &tcp(), None)
         .await
         .unwrap();
     let spec = Release::spec(ClamdAddr::Tcp(
@@ -303,12 +320,22 @@ async fn one_infected_among_twenty_clean_is_the_only_one_named() {
     let ev = r.collect(&spec, &quick()).await;
     let v = r.judge(&spec, &ev);
     assert_eq!(ev.files.len(), 21);
+    for f in &ev.files {
+        assert_eq!(f.method, ScanMethod::Instream, "{f:?}");
+        assert!(f.reply.as_deref().unwrap().starts_with("stream: "), "{f:?}");
+    }
     assert_eq!(codes(&v), ["virus-found"], "{}", messages(&v));
     assert_eq!(
         v.reasons[0].message,
         "clean-07-not.bin: Relgate.Test.EICAR.UNOFFICIAL FOUND"
     );
+    let addr = d
+        .address()
+        .to_string()
+        .trim_start_matches("tcp://")
+        .to_string();
     d.stop().await;
+    assert!(port_refuses(&addr), "clamd still listens on {addr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,12 +358,71 @@ async fn unix_socket_clamd_scans_the_same_way() {
     assert_eq!(ev.clamd, format!("unix:{}", sock.display()));
     let v = r.judge(&spec, &ev);
     assert_eq!(codes(&v), ["virus-found"], "{}", messages(&v));
+    assert_eq!(
+        v.reasons[0].message,
+        "bad.txt: Relgate.Test.EICAR.UNOFFICIAL FOUND"
+    );
+    // Both went by descriptor; the digests recorded are the staged ones.
+    let staged = &r.cx.as_ref().unwrap().staged;
+    for (f, a) in ev.files.iter().zip(&staged.artefacts) {
+        assert_eq!(f.method, ScanMethod::Fildes, "{f:?}");
+        assert_eq!(f.sha256.as_deref(), Some(a.sha256.as_str()), "{f:?}");
+        assert!(f.complete, "{f:?}");
+    }
+    assert!(ev.files[0].reply.as_deref().unwrap().ends_with(" FOUND\0"));
+
+    // A staged file changed after staging is not handed to clamd: its digest is not the
+    // staged one, and the gate says so.
+    let mut r = Release::new()
+        .file("clean.txt", b"clean")
+        .file("other.txt", b"other");
+    let cx = r.stage(&spec).clone();
+    let victim = cx.staged.path_of(&cx.staged.artefacts[0]);
+    fs::write(&victim, b"swapped").unwrap();
+    let ev = virus_scan::collect_with(&spec, &cx, &quick())
+        .await
+        .unwrap();
+    assert_eq!(ev.files[0].reply, None, "{:?}", ev.files[0]);
+    let v = r.judge(&spec, &ev);
+    assert_eq!(codes(&v), ["digest-mismatch"], "{}", messages(&v));
     assert!(
         v.reasons[0]
             .message
-            .starts_with("bad.txt: Relgate.Test.EICAR")
+            .starts_with("clean.txt: the staged file has sha256"),
+        "{}",
+        messages(&v)
     );
     d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_recorded_before_fildes_replays_unchanged() {
+    // A TCP scan records method instream; drop the field, as records from before FILDES lack
+    // it, and the judge must read them exactly as before.
+    let d = PrivateClamd::start(&fixture_db("db"), &tcp(), None)
+        .await
+        .unwrap();
+    let spec = Release::spec(ClamdAddr::Tcp(
+        d.address().to_string().trim_start_matches("tcp://").into(),
+    ));
+    let mut r = Release::new()
+        .file("clean.txt", b"clean")
+        .file("bad.txt", &eicar());
+    let ev = r.collect(&spec, &quick()).await;
+    d.stop().await;
+    let mut json = serde_json::to_value(&ev).unwrap();
+    for f in json["files"].as_array_mut().unwrap() {
+        assert_eq!(f["method"], "instream");
+        f.as_object_mut().unwrap().remove("method");
+    }
+    let old: VirusScanEvidence = serde_json::from_value(json).unwrap();
+    assert_eq!(old, ev);
+    let v = r.judge(&spec, &old);
+    assert_eq!(codes(&v), ["virus-found"], "{}", messages(&v));
+    assert_eq!(
+        v.reasons[0].message,
+        "bad.txt: Relgate.Test.EICAR.UNOFFICIAL FOUND"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +431,7 @@ async fn stream_over_clamds_limit_is_red_with_clamds_error() {
     // resets the connection; its reply must still be read and recorded.
     let opts = DaemonOptions {
         max_size: MIB,
-        ..DaemonOptions::default()
+        ..tcp()
     };
     let d = PrivateClamd::start(&fixture_db("db"), &opts, None)
         .await
@@ -773,6 +859,202 @@ async fn a_file_over_max_size_is_red_and_never_sent() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A fake clamd on a Unix socket that receives the descriptor (FILDES)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum FakeFd {
+    /// Reads the file through the descriptor received, answers `fd[N]: OK`.
+    Ok,
+    /// Answers as if for a stream: not an answer for a descriptor.
+    StreamReply,
+    /// Rewrites the file through /proc/self/fd/N (as something else could, during a scan),
+    /// then answers `fd[N]: OK`.
+    Rewrite,
+}
+
+/// What the fake received over FILDES: the command bytes, the offset the descriptor was at,
+/// and the file's content read through it.
+#[derive(Default, Debug)]
+struct FdSeen {
+    command: Vec<u8>,
+    offset: Option<u64>,
+    content: Option<Vec<u8>>,
+}
+
+/// Receive bytes and at most one SCM_RIGHTS descriptor (recvmsg).
+#[allow(
+    unsafe_code,
+    reason = "recvmsg with ancillary data in a test's fake server"
+)]
+fn recv_with_fd(
+    sock: &std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msg points at `iov` (over `buf`) and `control`, both alive for the call; the
+    // control message is read only when the kernel filled one of the expected type and size,
+    // and the descriptor it carries is new and owned by us.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut fd = None;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            && (*cmsg).cmsg_len as usize == libc::CMSG_LEN(4) as usize
+        {
+            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            fd = Some(std::os::fd::OwnedFd::from_raw_fd(raw));
+        }
+        Ok((n as usize, fd))
+    }
+}
+
+/// One connection: read the command a byte at a time with recvmsg (so a descriptor is never
+/// dropped by a plain read), answer VERSION, or take FILDES's extra byte and descriptor.
+fn serve_fd(mut sock: std::os::unix::net::UnixStream, kind: FakeFd, seen: Arc<Mutex<FdSeen>>) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+    let mut got = Vec::new();
+    let mut fd = None;
+    let mut one = [0u8; 1];
+    while !got.ends_with(b"\0") {
+        match recv_with_fd(&sock, &mut one) {
+            Ok((0, _)) | Err(_) => return,
+            Ok((_, f)) => {
+                got.push(one[0]);
+                fd = fd.or(f);
+            }
+        }
+    }
+    if got == b"zVERSION\0" {
+        let _ = sock.write_all(b"ClamAV 1.4.6\0");
+        return;
+    }
+    if got != b"zFILDES\0" {
+        let _ = sock.write_all(b"UNKNOWN COMMAND\0");
+        return;
+    }
+    // The byte that carries the descriptor.
+    match recv_with_fd(&sock, &mut one) {
+        Ok((1, f)) => {
+            got.push(one[0]);
+            fd = fd.or(f);
+        }
+        _ => return,
+    }
+    let mut seen = seen.lock().unwrap();
+    seen.command = got;
+    let Some(fd) = fd else {
+        let _ = sock.write_all(b"FILDES: didn't receive file descriptor. ERROR\0");
+        return;
+    };
+    let n = fd.as_raw_fd();
+    let mut file = std::fs::File::from(fd);
+    seen.offset = file.stream_position().ok();
+    let mut content = Vec::new();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    file.read_to_end(&mut content).unwrap();
+    seen.content = Some(content);
+    let reply = match kind {
+        FakeFd::Ok => format!("fd[{n}]: OK\0"),
+        FakeFd::StreamReply => "stream: OK\0".to_string(),
+        FakeFd::Rewrite => {
+            // Same length, other bytes: only the change stamps can tell.
+            let mut w = fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/self/fd/{n}"))
+                .unwrap();
+            w.write_all(b"X").unwrap();
+            format!("fd[{n}]: OK\0")
+        }
+    };
+    let _ = sock.write_all(reply.as_bytes());
+}
+
+/// Serve on a Unix socket in `dir`; returns the socket path and what FILDES received.
+fn fake_fd_server(dir: &Path, kind: FakeFd) -> (PathBuf, Arc<Mutex<FdSeen>>) {
+    let path = dir.join("fake.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let seen = Arc::new(Mutex::new(FdSeen::default()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for sock in l.incoming() {
+            let Ok(sock) = sock else { return };
+            let seen = s2.clone();
+            std::thread::spawn(move || serve_fd(sock, kind, seen));
+        }
+    });
+    (path, seen)
+}
+
+async fn against_fake_fd(
+    kind: FakeFd,
+    payload: &[u8],
+) -> (Release, Verdict, VirusScanEvidence, Arc<Mutex<FdSeen>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, seen) = fake_fd_server(dir.path(), kind);
+    let spec = Release::spec(ClamdAddr::Unix(sock));
+    let mut r = Release::new().file("a.bin", payload);
+    let ev = r.collect(&spec, &quick()).await;
+    let v = r.judge(&spec, &ev);
+    drop(dir);
+    (r, v, ev, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fildes_passes_the_hashed_descriptor_rewound() {
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (_r, v, ev, seen) = against_fake_fd(FakeFd::Ok, &payload).await;
+    assert!(v.is_green(), "{}", messages(&v));
+    let seen = seen.lock().unwrap();
+    // Exactly clamdscan's framing: the command, then one NUL byte carrying the descriptor.
+    assert_eq!(seen.command, b"zFILDES\0\0");
+    // The descriptor was rewound after hashing, and it is the staged file.
+    assert_eq!(seen.offset, Some(0));
+    assert_eq!(seen.content.as_deref(), Some(payload.as_slice()));
+    assert_eq!(ev.files[0].method, ScanMethod::Fildes);
+    assert_eq!(ev.files[0].sent, payload.len() as u64);
+    assert!(ev.files[0].complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fildes_reply_for_a_stream_is_not_clean() {
+    let (_r, v, ev, _) = against_fake_fd(FakeFd::StreamReply, b"some bytes").await;
+    assert_eq!(codes(&v), ["scan-error"], "{}", messages(&v));
+    assert_eq!(ev.files[0].reply.as_deref(), Some("stream: OK\0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_rewritten_during_the_scan_is_not_clean() {
+    let (_r, v, ev, seen) = against_fake_fd(FakeFd::Rewrite, &[b'a'; 100_000]).await;
+    assert!(seen.lock().unwrap().content.is_some());
+    assert!(!ev.files[0].complete, "{:?}", ev.files[0]);
+    assert_eq!(codes(&v), ["digest-mismatch"], "{}", messages(&v));
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("changed while clamd scanned it"),
+        "{}",
+        messages(&v)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Replay: the judge over recorded evidence
 // ---------------------------------------------------------------------------------------------
 
@@ -792,9 +1074,18 @@ async fn recorded_infected_run_stays_red_and_edits_are_judged_honestly() {
 
     // The reply edited to clean: the judge, given only the evidence, calls it green (the log's
     // chain is what catches such an edit).
+    assert_eq!(recorded.files[0].method, ScanMethod::Fildes);
     let mut edited = recorded.clone();
-    edited.files[0].reply = Some("stream: OK\0".into());
+    edited.files[0].reply = Some("fd[12]: OK\0".into());
     assert!(r.judge(&spec, &edited).is_green());
+    // ... but a stream's OK is not an answer for a descriptor, nor the other way round.
+    let mut streamed = recorded.clone();
+    streamed.files[0].reply = Some("stream: OK\0".into());
+    assert_eq!(codes(&r.judge(&spec, &streamed)), ["scan-error"]);
+    streamed.files[0].method = ScanMethod::Instream;
+    assert!(r.judge(&spec, &streamed).is_green());
+    streamed.files[0].reply = Some("fd[12]: OK\0".into());
+    assert_eq!(codes(&r.judge(&spec, &streamed)), ["scan-error"]);
 
     // ... but not if the scanned bytes are not the staged ones.
     let mut wrong_bytes = edited.clone();

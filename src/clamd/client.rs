@@ -1,5 +1,6 @@
 //! A small, strict async clamd client: `z`-framed PING, VERSION and INSTREAM over TCP or a
-//! Unix socket, with connect, I/O and overall timeouts and bounded retries on connect only.
+//! Unix socket (and FILDES over a Unix socket, in [`super::fdpass`]), with connect, I/O and
+//! overall timeouts and bounded retries on connect only.
 //!
 //! INSTREAM sends `zINSTREAM\0`, then `<u32 big-endian length><bytes>` chunks, then a zero
 //! length. The reply is read concurrently with sending: clamd answers
@@ -168,10 +169,25 @@ impl Client {
     /// Connect and send `z<command>\0`, retrying (bounded, with backoff) while nothing but the
     /// command has been sent.
     async fn open(&self, command: &str) -> Result<Box<dyn Stream>, ClamdError> {
+        self.open_with(command, || self.connect_once()).await
+    }
+
+    /// [`Client::open`] over a connection of the caller's kind (FILDES needs the Unix stream
+    /// itself, not a boxed one).
+    pub(super) async fn open_with<S, F, Fut>(
+        &self,
+        command: &str,
+        connect: F,
+    ) -> Result<S, ClamdError>
+    where
+        S: AsyncWrite + Unpin,
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::io::Result<S>>,
+    {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let err = match tokio::time::timeout(self.timeouts.connect, self.connect_once()).await {
+            let err = match tokio::time::timeout(self.timeouts.connect, connect()).await {
                 Err(_) => {
                     return Err(ClamdError::ConnectTimeout {
                         addr: self.addr_text(),
@@ -388,7 +404,9 @@ async fn send_chunks<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
 
 /// Read one NUL-terminated reply (or up to EOF, an error, or [`MAX_REPLY`] bytes).
 /// Returns what arrived, lossily decoded, and the read error if one ended it.
-async fn read_reply<R: AsyncRead + Unpin>(rd: &mut R) -> (String, Option<std::io::Error>) {
+pub(super) async fn read_reply<R: AsyncRead + Unpin>(
+    rd: &mut R,
+) -> (String, Option<std::io::Error>) {
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
     let mut error = None;

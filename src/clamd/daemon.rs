@@ -1,5 +1,5 @@
-//! A private clamd for one run: a temporary clamd.conf on a free loopback port, over a given
-//! signature folder; started, waited for (PONG), and always stopped — by [`PrivateClamd::stop`],
+//! A private clamd for one run: a temporary clamd.conf on a Unix socket in its temporary folder
+//! (or, when that cannot work, a free loopback port), over a given signature folder; started, waited for (PONG), and always stopped — by [`PrivateClamd::stop`],
 //! or by `Drop` (kill) when the run is interrupted or the gate fails on the way.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,9 @@ pub struct DaemonOptions {
     pub max_threads: u32,
     /// How long clamd may take to load its database and answer PING.
     pub startup_timeout: Duration,
-    /// Listen on a Unix socket in the temporary folder instead of a loopback TCP port.
+    /// Listen on a Unix socket in the temporary folder (so scans can pass descriptors with
+    /// FILDES) rather than on a loopback TCP port. Falls back to TCP when the socket path is
+    /// too long for `sun_path` or clamd cannot start on it.
     pub unix_socket: bool,
 }
 
@@ -33,7 +35,7 @@ impl Default for DaemonOptions {
             max_size: 100 * 1024 * 1024,
             max_threads: 4,
             startup_timeout: Duration::from_secs(60),
-            unix_socket: false,
+            unix_socket: true,
         }
     }
 }
@@ -99,12 +101,17 @@ impl PrivateClamd {
             None => find_clamd().ok_or(DaemonError::NotInstalled)?,
         };
         // The free port is picked by binding and releasing it; another process may take it in
-        // between, in which case clamd exits at once and a fresh port is tried.
+        // between, in which case clamd exits at once and a fresh port is tried. A clamd that
+        // exits on its Unix socket is tried again on TCP.
         let mut last = None;
+        let mut unix = opts.unix_socket;
         for _ in 0..3 {
-            match Self::start_once(&program, &database, opts, cancel.clone()).await {
+            match Self::start_once(&program, &database, opts, unix, cancel.clone()).await {
                 Ok(d) => return Ok(d),
-                Err(e @ DaemonError::Exited { .. }) => last = Some(e),
+                Err(e @ DaemonError::Exited { .. }) => {
+                    last = Some(e);
+                    unix = false;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -115,6 +122,7 @@ impl PrivateClamd {
         program: &Path,
         database: &Path,
         opts: &DaemonOptions,
+        unix: bool,
         cancel: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<PrivateClamd, DaemonError> {
         let dir = tempfile::Builder::new()
@@ -128,8 +136,8 @@ impl PrivateClamd {
             path: dir.path().to_path_buf(),
             source,
         };
-        let (listen, addr) = if opts.unix_socket {
-            let sock = dir.path().join("clamd.sock");
+        let sock = dir.path().join("clamd.sock");
+        let (listen, addr) = if unix && fits_sun_path(&sock) {
             (
                 format!("LocalSocket {}\n", sock.display()),
                 Address::Unix(sock),
@@ -291,6 +299,13 @@ fn config_text(listen: &str, database: &Path, dir: &Path, opts: &DaemonOptions) 
         db = database.display(),
         threads = opts.max_threads.max(1),
     )
+}
+
+/// Does `path` fit in a Unix socket address (`sun_path`: 108 bytes with the NUL)? A long
+/// TMPDIR can make it not fit; clamd would then fail to bind.
+fn fits_sun_path(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().len() < 108
 }
 
 fn free_port() -> std::io::Result<u16> {

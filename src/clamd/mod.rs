@@ -3,10 +3,12 @@
 
 pub mod client;
 pub mod daemon;
+pub mod fdpass;
 pub mod reply;
 pub mod version;
 
 pub use client::{Address, ClamdError, Client, Instream, Timeouts};
 pub use daemon::{DaemonError, DaemonOptions, INSTALL_HINT, PrivateClamd};
-pub use reply::{ScanReply, parse_scan_reply};
+pub use fdpass::Fildes;
+pub use reply::{ScanReply, parse_fildes_reply, parse_scan_reply};
 pub use version::{ClamdVersion, VersionError, parse_version};

@@ -1,23 +1,38 @@
-//! Strict parsing of clamd's INSTREAM reply: only exactly `stream: OK` is clean.
+//! Strict parsing of clamd's scan replies: only exactly `stream: OK` (INSTREAM) or
+//! `fd[N]: OK` (FILDES) is clean.
 //!
 //! clamd's replies are `<path>: OK`, `<path>: <virname> FOUND` and `<path>: <message> ERROR`
 //! (`conn_reply*` in clamd/session.c); with `z` framing each ends with one NUL. Anything else —
 //! an empty reply, a missing terminator, extra text, a size-limit message — is not clean, and
 //! the text is kept so a reader can see what clamd (or whatever answered) actually said.
 
-/// What a recorded INSTREAM reply means.
+/// What a recorded scan reply means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScanReply {
-    /// Exactly `stream: OK` + NUL.
+    /// Exactly `stream: OK` (or `fd[N]: OK`) + NUL.
     Clean,
-    /// `stream: NAME FOUND` + NUL; holds NAME.
+    /// `stream: NAME FOUND` (or `fd[N]: NAME FOUND`) + NUL; holds NAME.
     Found(String),
     /// Anything else; holds a one-line description.
     NotClean(String),
 }
 
-/// Parse a raw reply as received (including its NUL terminator, when one arrived).
+/// Parse a raw INSTREAM reply as received (including its NUL terminator, when one arrived).
 pub fn parse_scan_reply(raw: &str) -> ScanReply {
+    parse_with(raw, |body| body.strip_prefix("stream: "))
+}
+
+/// Parse a raw FILDES reply: `fd[N]: ...`, N being decimal digits (clamd's descriptor number).
+pub fn parse_fildes_reply(raw: &str) -> ScanReply {
+    parse_with(raw, |body| {
+        let rest = body.strip_prefix("fd[")?;
+        let (n, rest) = rest.split_once("]: ")?;
+        (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
+    })
+}
+
+/// `verdict` strips the exact subject prefix (`stream: `, `fd[N]: `), or says it is not there.
+fn parse_with(raw: &str, verdict: impl Fn(&str) -> Option<&str>) -> ScanReply {
     let Some(body) = raw.strip_suffix('\0') else {
         return ScanReply::NotClean(if raw.is_empty() {
             "clamd closed the connection without a reply".to_string()
@@ -28,14 +43,15 @@ pub fn parse_scan_reply(raw: &str) -> ScanReply {
     if body.contains('\0') {
         return ScanReply::NotClean(format!("garbled reply: {}", shown(body)));
     }
-    if body == "stream: OK" {
-        return ScanReply::Clean;
-    }
-    if let Some(rest) = body.strip_prefix("stream: ")
-        && let Some(name) = rest.strip_suffix(" FOUND")
-        && is_signature_name(name)
-    {
-        return ScanReply::Found(name.to_string());
+    if let Some(rest) = verdict(body) {
+        if rest == "OK" {
+            return ScanReply::Clean;
+        }
+        if let Some(name) = rest.strip_suffix(" FOUND")
+            && is_signature_name(name)
+        {
+            return ScanReply::Found(name.to_string());
+        }
     }
     if body.ends_with(" ERROR") {
         return ScanReply::NotClean(format!("clamd error: {}", shown(body)));
@@ -109,6 +125,45 @@ mod tests {
         }
         match parse_scan_reply("stream: garbage") {
             ScanReply::NotClean(m) => assert!(m.contains("not terminated"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_exact_fildes_ok_is_clean() {
+        assert_eq!(parse_fildes_reply("fd[11]: OK\0"), ScanReply::Clean);
+        assert_eq!(
+            parse_fildes_reply("fd[9]: Relgate.Test.EICAR.UNOFFICIAL FOUND\0"),
+            ScanReply::Found("Relgate.Test.EICAR.UNOFFICIAL".into())
+        );
+        for raw in [
+            "fd[11]: OK",
+            "fd[11]: OK\n",
+            "fd[]: OK\0",
+            "fd[x]: OK\0",
+            "fd[-1]: OK\0",
+            "fd[11]:  OK\0",
+            "fd[11] OK\0",
+            "fd11: OK\0",
+            " fd[11]: OK\0",
+            "fd[11]: OK \0",
+            "stream: OK\0",
+            "1: fd[11]: OK\0",
+            "fd[11]: OK\0fd[11]: OK\0",
+            "fd[11]: two words FOUND\0",
+        ] {
+            assert!(
+                matches!(parse_fildes_reply(raw), ScanReply::NotClean(_)),
+                "{raw:?} must not be clean"
+            );
+        }
+        // And the INSTREAM parser does not accept a FILDES reply either.
+        assert!(matches!(
+            parse_scan_reply("fd[11]: OK\0"),
+            ScanReply::NotClean(_)
+        ));
+        match parse_fildes_reply("fd[9]: Not a regular file ERROR\0") {
+            ScanReply::NotClean(m) => assert!(m.contains("Not a regular file"), "{m}"),
             other => panic!("{other:?}"),
         }
     }
