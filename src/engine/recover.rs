@@ -9,7 +9,8 @@ use super::*;
 /// Finish a publish that a killed run left between the rename and its `published` record.
 ///
 /// Returns `Ok(None)` unless the record's log ends with a `publish` to `to` (nothing after it
-/// but torn-tail recovery) and the folder at `to` is that very release: its `audit/log.jsonl`
+/// but torn-tail recovery, and possibly that run's `published` and `run-finished` without a
+/// checkpoint covering them) and the folder at `to` is that very release: its `audit/log.jsonl`
 /// is the log up to that `publish` line (same length and chain head) and its `SHA256SUMS`
 /// hashes to the recorded subject. Then `published` and `run-finished` are recorded for that
 /// run, the checkpoint is signed again, and the release counts as published. Anything else
@@ -35,12 +36,41 @@ pub(super) fn complete_interrupted_publish(
     let LogRecord::Publish(intent) = &prior[at].record else {
         return Ok(None);
     };
-    if intent.to != to.display().to_string()
-        || prior[at + 1..]
-            .iter()
-            .any(|e| !matches!(e.record, LogRecord::RecoveredTornTail(_)))
-    {
+    if intent.to != to.display().to_string() {
         return Ok(None);
+    }
+    // The run may also have died after recording `published`, or after `run-finished` but
+    // before sealing the log with its checkpoint: complete whatever is missing.
+    let mut already_published = false;
+    let mut already_finished = false;
+    for e in &prior[at + 1..] {
+        match &e.record {
+            LogRecord::RecoveredTornTail(_) => {}
+            LogRecord::Published(done)
+                if done.run == intent.run && done.to == intent.to && !already_published =>
+            {
+                already_published = true;
+            }
+            LogRecord::RunFinished(f)
+                if f.run == intent.run
+                    && f.decision == Decision::Published
+                    && already_published
+                    && !already_finished =>
+            {
+                already_finished = true;
+            }
+            _ => return Ok(None),
+        }
+    }
+    if already_finished {
+        // A checkpoint covering every line means the run completed normally: nothing to do.
+        let sealed = std::fs::read_to_string(record.dir.join(crate::record::CHECKPOINT_FILE))
+            .ok()
+            .and_then(|t| log::checkpoint::Checkpoint::parse(&t).ok())
+            .is_some_and(|cp| cp.size == prior.len() as u64);
+        if sealed {
+            return Ok(None);
+        }
     }
     let same_log = std::fs::read(to.join(publish::AUDIT_DIR).join(crate::record::LOG_FILE))
         .ok()
@@ -74,22 +104,26 @@ pub(super) fn complete_interrupted_publish(
         )));
     }
     let log: SharedLog = Arc::new(Mutex::new(writer));
-    append(
-        &log,
-        LogRecord::Published(log::Published {
-            run: intent.run,
-            to: intent.to.clone(),
-        }),
-    )?;
-    append(
-        &log,
-        LogRecord::RunFinished(RunFinished {
-            run: intent.run,
-            decision: Decision::Published,
-            exit_code: exit::SUCCESS,
-            message: Some("completed a publish interrupted after the rename".into()),
-        }),
-    )?;
+    if !already_published {
+        append(
+            &log,
+            LogRecord::Published(log::Published {
+                run: intent.run,
+                to: intent.to.clone(),
+            }),
+        )?;
+    }
+    if !already_finished {
+        append(
+            &log,
+            LogRecord::RunFinished(RunFinished {
+                run: intent.run,
+                decision: Decision::Published,
+                exit_code: exit::SUCCESS,
+                message: Some("completed a publish interrupted after the rename".into()),
+            }),
+        )?;
+    }
     write_checkpoint(
         &log,
         &record,

@@ -170,6 +170,7 @@ impl LogWriter {
         // A failed fsync is fatal: never retried, never acted upon (fsyncgate).
         self.file.sync_data().map_err(io)?;
         self.head = self.head.next(line.as_bytes());
+        crash_point(self.next_seq + 1);
         let entry = Entry {
             seq: self.next_seq,
             line: self.next_seq as usize + 1,
@@ -192,5 +193,21 @@ impl LogWriter {
 
     pub fn is_empty(&self) -> bool {
         self.next_seq == 0
+    }
+}
+
+/// A test hook for crash-consistency tests: with `RELGATE_CRASH_AFTER_LINES=N` the process
+/// aborts (as a `kill -9` would stop it) right after the log durably reached N lines. Every
+/// decision relgate takes is preceded by its line, so this stops it at each point between
+/// recording something and acting on it.
+fn crash_point(lines: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("RELGATE_CRASH_AFTER_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *at == Some(lines) {
+        std::process::abort();
     }
 }

@@ -1,0 +1,77 @@
+//! Crash consistency: a run killed right after any line of its log (as `kill -9` would stop
+//! it between recording a decision and acting on it) leaves nothing half-published, and the
+//! next run converges to a verified, replayable release.
+
+mod common;
+
+use common::*;
+use relgate::exit;
+
+fn project() -> Project {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.tar.gz", b"tarball\n");
+    p.write("dist/b.txt", b"notes\n");
+    p.write(
+        "pipeline.yaml",
+        pipeline(
+            "  unit:\n    kind: regression\n    run: echo unit >> runs.txt\n  lint:\n    kind: regression\n    needs: [unit]\n    run: \"true\"\n",
+        ),
+    );
+    p
+}
+
+#[test]
+fn a_run_killed_after_any_log_line_resumes_to_a_verified_release() {
+    let clean = project();
+    expect_code(&clean.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    let lines = clean.log("1.0.0").lines().count();
+    assert!(lines >= 8, "{lines}");
+
+    for k in 1..=lines {
+        let p = project();
+        let k_text = k.to_string();
+        let out = p.relgate_env(&["run", "1.0.0"], &[("RELGATE_CRASH_AFTER_LINES", &k_text)]);
+        assert_eq!(
+            out.status.code(),
+            None,
+            "line {k}: the run was not stopped: {out:?}"
+        );
+        assert_eq!(
+            p.log("1.0.0").lines().count(),
+            k,
+            "line {k}: the log holds the lines written"
+        );
+
+        // A reader sees no release, or a whole one.
+        let target = p.join("published/acme/1.0.0");
+        let target_s = target.to_str().expect("utf8").to_string();
+        if target.exists() {
+            expect_code(&p.relgate(&["verify", &target_s]), exit::SUCCESS);
+        }
+
+        // The next run converges.
+        let out = p.relgate(&["run", "1.0.0"]);
+        expect_code(&out, exit::SUCCESS);
+        expect_code(&p.relgate(&["verify", &target_s]), exit::SUCCESS);
+        expect_code(&p.relgate(&["replay", &target_s]), exit::SUCCESS);
+        let record = p.record("1.0.0");
+        let r = relgate::replay::replay(&record, None);
+        assert!(
+            r.ok,
+            "line {k}: the local record does not replay: {:?}",
+            r.problem
+        );
+        // A third run: the release is there and complete; it is never published twice.
+        expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+        let leftovers: Vec<_> = std::fs::read_dir(p.join("published/acme"))
+            .expect("parent")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            leftovers,
+            ["1.0.0"],
+            "line {k}: stray folders beside the release"
+        );
+    }
+}
