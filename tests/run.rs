@@ -338,3 +338,42 @@ fn when_bump_skips_a_gate_for_other_bumps_and_replay_agrees() {
         "a major release runs it"
     );
 }
+
+#[test]
+fn secret_values_printed_by_a_gate_stay_out_of_the_record() {
+    let secret = "tok-3f9a/77+Zq";
+    let p = green_project(
+        "  leaky:\n    kind: regression\n    run: |\n      echo \"token: $DEPLOY_TOKEN\"\n      printf %s \"$DEPLOY_TOKEN\" | base64\n      printf 'https://x.test/?t=%s\\n' \"$(printf %s \"$DEPLOY_TOKEN\" | sed 's#/#%2F#g; s#+#%2B#g')\" >&2\n",
+    );
+    let out = p.relgate_env(&["run", "1.0.0"], &[("DEPLOY_TOKEN", secret)]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        stderr(&out).contains("secret value(s) cut"),
+        "{}",
+        stderr(&out)
+    );
+    let encoded = [
+        "tok-3f9a/77+Zq",
+        "dG9rLTNmOWEvNzcrWnE",
+        "tok-3f9a%2F77%2BZq",
+    ];
+    let published = p.join("published/acme/1.0.0");
+    let mut redacted_seen = false;
+    for e in walkdir::WalkDir::new(&published) {
+        let e = e.expect("walk");
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(e.path()).expect("read");
+        let text = String::from_utf8_lossy(&bytes);
+        for form in encoded {
+            assert!(!text.contains(form), "{} holds {form}", e.path().display());
+        }
+        redacted_seen |= text.contains("[REDACTED:DEPLOY_TOKEN]");
+    }
+    assert!(redacted_seen, "the captured output was not kept at all");
+    expect_code(
+        &p.relgate(&["replay", published.to_str().expect("utf8")]),
+        exit::SUCCESS,
+    );
+}

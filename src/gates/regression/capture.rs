@@ -28,6 +28,10 @@ pub struct StreamCapture {
     /// False when reading stopped before end of file (a process outside the group kept the
     /// pipe open, or a read failed): `sha256` and `len` then cover only what was read.
     pub complete: bool,
+    /// Secret values cut from the stored bytes (see `redact`); `sha256` and `len` still
+    /// describe the stream as printed.
+    #[serde(default)]
+    pub redacted: u32,
 }
 
 /// Accumulates a stream chunk by chunk.

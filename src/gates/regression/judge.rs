@@ -266,6 +266,7 @@ mod tests {
             tail: None,
             omitted: 0,
             complete: true,
+            redacted: 0,
         }
     }
 

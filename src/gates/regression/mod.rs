@@ -10,6 +10,7 @@ mod capture;
 mod judge;
 pub mod junit;
 mod process;
+mod redact;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -80,8 +81,9 @@ pub async fn collect(
         return Err(CollectError::Interrupted);
     }
 
-    let stdout = store_stream(&cx.record, out.stdout)?;
-    let stderr = store_stream(&cx.record, out.stderr)?;
+    let secrets = redact::Secrets::from_env();
+    let stdout = store_stream(&cx.record, out.stdout, &secrets)?;
+    let stderr = store_stream(&cx.record, out.stderr, &secrets)?;
     let ran_to_end =
         out.process.spawn_error.is_none() && !out.process.timed_out && !out.process.interrupted;
     let (junit, junit_bad_patterns) = if ran_to_end && !spec.junit.is_empty() {
@@ -132,6 +134,12 @@ fn notes(
                 "{name}: stopped reading; a process outside the command's group held it open"
             ));
         }
+        if s.redacted > 0 {
+            notes.push(format!(
+                "{name}: {} secret value(s) cut from the recorded output",
+                s.redacted
+            ));
+        }
     }
     for f in junit {
         if f.state == JunitState::Stale {
@@ -157,16 +165,44 @@ fn fresh_reference(record: &Record) -> SystemTime {
         .map_or(now, |m| m.min(now))
 }
 
+/// Store the kept bytes of a stream, with secret values cut out (see [`redact`]).
 fn store_stream(
     record: &Record,
     (f, complete): (capture::Finished, bool),
+    secrets: &redact::Secrets,
 ) -> Result<StreamCapture, CollectError> {
+    let mut redacted = 0;
+    let (head, tail) = if secrets.is_empty() {
+        (f.head, f.tail)
+    } else if f.omitted == 0 && f.tail.is_some() {
+        // Head and tail are contiguous: redact them as one, so a secret across the seam goes too.
+        let split = f.head.len();
+        let mut whole = f.head;
+        whole.extend_from_slice(f.tail.as_deref().unwrap_or_default());
+        let (cut, n) = secrets.redact(&whole);
+        redacted += n;
+        let at = split.min(cut.len());
+        (
+            cut[..at].to_vec(),
+            Some(cut[at..].to_vec()).filter(|t| !t.is_empty()),
+        )
+    } else {
+        let (h, n) = secrets.redact(&f.head);
+        redacted += n;
+        let t = f.tail.map(|t| {
+            let (t, n) = secrets.redact(&t);
+            redacted += n;
+            t
+        });
+        (h, t)
+    };
     Ok(StreamCapture {
         sha256: f.sha256,
         len: f.len,
-        head: record.put(&f.head)?,
-        tail: f.tail.map(|t| record.put(&t)).transpose()?,
+        head: record.put(&head)?,
+        tail: tail.map(|t| record.put(&t)).transpose()?,
         omitted: f.omitted,
         complete,
+        redacted,
     })
 }
