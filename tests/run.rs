@@ -377,3 +377,28 @@ fn secret_values_printed_by_a_gate_stay_out_of_the_record() {
         exit::SUCCESS,
     );
 }
+
+#[test]
+fn a_passing_command_with_a_failing_junit_test_or_too_few_tests_is_red() {
+    let junit = r#"<testsuite name="s" tests="2" failures="1"><testcase classname="calc" name="adds"/><testcase classname="calc" name="divides"><failure message="boom"/></testcase></testsuite>"#;
+    let p = green_project(
+        "  unit:\n    kind: regression\n    run: cp report.xml build/junit.xml\n    junit: [build/*.xml]\n",
+    );
+    p.write("report.xml", junit);
+    std::fs::create_dir_all(p.join("build")).expect("mkdir");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(stderr(&out).contains("tests-failed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("divides"), "{}", stderr(&out));
+
+    let passing = r#"<testsuites><testsuite name="s" tests="1"><testcase classname="calc" name="adds"/></testsuite></testsuites>"#;
+    let p = green_project(
+        "  unit:\n    kind: regression\n    run: cp report.xml build/junit.xml\n    junit: [build/*.xml]\n    min_tests: 5\n",
+    );
+    p.write("report.xml", passing);
+    std::fs::create_dir_all(p.join("build")).expect("mkdir");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(stderr(&out).contains("too-few-tests"), "{}", stderr(&out));
+    assert!(!p.join("published").exists());
+}
