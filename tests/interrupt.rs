@@ -32,17 +32,35 @@ fn wait_for(path: &std::path::Path, limit: Duration) -> String {
     }
 }
 
-fn project(gate: &str) -> Project {
-    let p = Project::new();
-    p.release_key();
-    p.write("dist/a.txt", b"a\n");
-    p.write("pipeline.yaml", pipeline(gate));
-    p
+/// Start `relgate run 1.0.0`, wait until the gate wrote `bg.pid`, send `signal`; returns the
+/// run's output and the background pid.
+fn run_and_signal(p: &Project, signal: &str) -> (std::process::Output, String) {
+    let child = Command::new(BIN)
+        .current_dir(p.path())
+        .args(["run", "1.0.0"])
+        .env_remove("RELGATE_OPERATOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let bg = wait_for(&p.join("bg.pid"), Duration::from_secs(20));
+    let t0 = Instant::now();
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "relgate did not stop promptly"
+    );
+    (out, bg)
 }
 
 #[test]
 fn a_timeout_kills_the_whole_process_group() {
-    let p = project(
+    let p = project_with(
         "  hangs:\n    kind: regression\n    run: sleep 300 & echo $! > bg.pid; sleep 300\n    timeout: 1s\n",
     );
     let out = p.relgate(&["run", "1.0.0"]);
@@ -58,29 +76,10 @@ fn a_timeout_kills_the_whole_process_group() {
 
 #[test]
 fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
-    let p = project(
+    let p = project_with(
         "  quick:\n    kind: regression\n    run: echo x >> quick.txt\n  hangs:\n    kind: regression\n    run: test -f done || { sleep 300 & echo $! > bg.pid; sleep 300; }\n",
     );
-    let child = Command::new(BIN)
-        .current_dir(p.path())
-        .args(["run", "1.0.0"])
-        .env_remove("RELGATE_OPERATOR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let bg = wait_for(&p.join("bg.pid"), Duration::from_secs(20));
-    let t0 = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        t0.elapsed() < Duration::from_secs(20),
-        "relgate did not stop promptly"
-    );
+    let (out, bg) = run_and_signal(&p, "-INT");
     expect_code(&out, exit::REFUSED);
     assert!(
         stderr(&out).contains("relgate: hangs: aborted"),
@@ -104,24 +103,10 @@ fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
 
 #[test]
 fn sigterm_is_handled_like_ctrl_c() {
-    let p = project(
+    let p = project_with(
         "  hangs:\n    kind: regression\n    run: sleep 300 & echo $! > bg.pid; sleep 300\n",
     );
-    let child = Command::new(BIN)
-        .current_dir(p.path())
-        .args(["run", "1.0.0"])
-        .env_remove("RELGATE_OPERATOR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let bg = wait_for(&p.join("bg.pid"), Duration::from_secs(20));
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let out = child.wait_with_output().expect("wait");
+    let (out, bg) = run_and_signal(&p, "-TERM");
     expect_code(&out, exit::REFUSED);
     assert!(!alive(&bg), "background process {bg} survived SIGTERM");
     assert!(p.log("1.0.0").contains("\"decision\":\"aborted\""));

@@ -7,25 +7,13 @@ use std::path::Path;
 use common::*;
 use relgate::exit;
 
-fn copy(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.expect("walk");
-        let dst = to.join(e.path().strip_prefix(from).expect("rel"));
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&dst).expect("mkdir");
-        } else if e.file_type().is_file() {
-            std::fs::copy(e.path(), &dst).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn relgates_own_pipeline_checks_once_artefacts_are_built() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = Project::new();
     std::fs::copy(root.join("pipeline.yaml"), p.join("pipeline.yaml")).expect("copy");
     for dir in ["release", "stages", "security"] {
-        copy(&root.join(dir), &p.join(dir));
+        copy_dir(&root.join(dir), &p.join(dir));
     }
     p.write(
         "dist/relgate-0.1.0-x86_64-linux.tar.gz",
@@ -46,7 +34,7 @@ fn the_example_pipeline_checks_once_release_sh_prepared_it() {
     for part in ["pipeline.yaml", "src", "tests", "reports"] {
         let from = root.join("examples/acme").join(part);
         if from.is_dir() {
-            copy(&from, &p.join(part));
+            copy_dir(&from, &p.join(part));
         } else {
             std::fs::copy(&from, p.join(part)).expect("copy");
         }
@@ -60,7 +48,7 @@ fn the_example_pipeline_checks_once_release_sh_prepared_it() {
         format!("release@acme.test {release}\nalice@acme.test {alice}\nbob@acme.test {bob}\n"),
     );
     p.write("dist/acme-widget-1.0.0.tar.gz", b"tarball");
-    copy(&root.join("fixtures/clamav/db"), &p.join("clamav-db"));
+    copy_dir(&root.join("fixtures/clamav/db"), &p.join("clamav-db"));
     p.write("security/remediations.yaml", "[]\n");
     p.write("security/pentests.yaml", "[]\n");
     let out = p.relgate(&["check"]);

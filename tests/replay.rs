@@ -21,19 +21,6 @@ fn released() -> (Project, PathBuf) {
     (p, rec)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.expect("walk");
-        let rel = e.path().strip_prefix(from).expect("rel");
-        let dst = to.join(rel);
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&dst).expect("mkdir");
-        } else if e.file_type().is_file() {
-            std::fs::copy(e.path(), &dst).expect("copy");
-        }
-    }
-}
-
 fn replay_ok(dir: &Path) -> bool {
     relgate::replay::replay(dir, None).ok
 }

@@ -140,3 +140,25 @@ publish:
 "
     )
 }
+
+/// A project with the release key, one artefact `dist/a.txt` and `gates` (see [`pipeline`]).
+pub fn project_with(gates: &str) -> Project {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.txt", b"a\n");
+    p.write("pipeline.yaml", pipeline(gates));
+    p
+}
+
+/// Copy a folder tree (regular files and folders only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.expect("walk");
+        let dst = to.join(e.path().strip_prefix(from).expect("rel"));
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).expect("mkdir");
+        } else if e.file_type().is_file() {
+            std::fs::copy(e.path(), &dst).expect("copy");
+        }
+    }
+}
