@@ -170,6 +170,18 @@ pub struct SignoffSpec {
     pub role: String,
     pub quorum: u32,
     pub expires_secs: Option<u64>,
+    /// Segregation of duties (`segregation:`; all three by default): sign-offs by commit
+    /// authors, by the operator, or by the sign gate's signer do not count.
+    #[serde(default = "yes")]
+    pub bar_authors: bool,
+    #[serde(default = "yes")]
+    pub bar_operator: bool,
+    #[serde(default = "yes")]
+    pub bar_signer: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -93,6 +93,9 @@ impl Fixture {
                         role: "qa".into(),
                         quorum,
                         expires_secs,
+                        bar_authors: true,
+                        bar_operator: true,
+                        bar_signer: true,
                     }),
                 },
                 GateSpec {

@@ -258,3 +258,39 @@ fn approve_refuses_clear_mistakes_and_works_offline_with_subject() {
     }
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
 }
+
+#[test]
+fn segregation_can_be_narrowed_for_a_gate() {
+    // A two-person team: the operator may sign off the manual regression, but only with
+    // `segregation` saying so explicitly.
+    let p = project();
+    let text = p.read("pipeline.yaml").replace(
+        "    quorum: 2\n",
+        "    quorum: 2\n    segregation: [authors, signer]\n",
+    );
+    p.write("pipeline.yaml", text);
+    let env = [("RELGATE_OPERATOR", "alice@acme.test")];
+    expect_code(&p.relgate_env(&["run", "1.0.0"], &env), exit::PENDING);
+    expect_code(&approve(&p, "alice", &[]), exit::SUCCESS);
+    expect_code(&approve(&p, "bob", &[]), exit::SUCCESS);
+    expect_code(&p.relgate_env(&["run", "1.0.0"], &env), exit::SUCCESS);
+
+    let bad = project();
+    let text = bad.read("pipeline.yaml").replace(
+        "    quorum: 2\n",
+        "    quorum: 2\n    segregation: [authors, operater]\n",
+    );
+    bad.write("pipeline.yaml", text);
+    let out = bad.relgate(&["check"]);
+    expect_code(&out, exit::CONFIG);
+    assert!(
+        stderr(&out).contains("gates.manual.segregation[1]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("did you mean `operator`"),
+        "{}",
+        stderr(&out)
+    );
+}

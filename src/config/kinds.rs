@@ -28,7 +28,7 @@ pub(crate) fn keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "regression" => &["run", "dir", "env", "junit", "min_tests"],
         "change-record" => &["require", "test_paths"],
-        "signoff" => &["role", "quorum", "expires"],
+        "signoff" => &["role", "quorum", "expires", "segregation"],
         "security-review" => &["findings", "register", "block", "sla", "pentest"],
         "virus-scan" => &["clamd", "max_signature_age", "max_size", "concurrency"],
         "sign" => &["key", "signer"],
@@ -296,11 +296,49 @@ fn signoff(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
         Some(n) => cx.duration(n, &m.sub("expires")).map(Some),
         None => Some(None),
     };
+    // Who may not sign off: all three unless `segregation` lists fewer (`[]`: nobody barred).
+    let (mut authors, mut operator, mut signer) = (true, true, true);
+    let mut segregation_ok = true;
+    if let Some(n) = m.get("segregation") {
+        let path = m.sub("segregation");
+        match cx.str_list(
+            n,
+            &path,
+            "who may not sign off (authors, operator, signer)",
+            false,
+        ) {
+            Some(list) => {
+                (authors, operator, signer) = (false, false, false);
+                for (i, (s, node)) in list.iter().enumerate() {
+                    match *s {
+                        "authors" => authors = true,
+                        "operator" => operator = true,
+                        "signer" => signer = true,
+                        _ => {
+                            let help = suggest::did_you_mean(s, ["authors", "operator", "signer"]);
+                            cx.expected(
+                                node,
+                                &format!("{path}[{i}]"),
+                                "authors, operator or signer",
+                            )
+                            .help = help;
+                            segregation_ok = false;
+                        }
+                    }
+                }
+            }
+            None => segregation_ok = false,
+        }
+    }
     members?;
+    segregation_ok.then_some(())?;
     Some(SignoffSpec {
         role: role.to_string(),
         quorum: quorum?,
         expires_secs: expires?,
+        bar_authors: authors,
+        bar_operator: operator,
+        bar_signer: signer,
     })
 }
 

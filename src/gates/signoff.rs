@@ -277,19 +277,19 @@ pub fn assess(
     };
     // Who may not sign off, by default, and why.
     let mut barred: BTreeMap<String, (&'static str, &'static str)> = BTreeMap::new();
-    for a in &authors {
+    for a in authors.iter().filter(|_| spec.bar_authors) {
         barred.insert(
             a.clone(),
             ("approval-by-author", "authored a commit in changes.range"),
         );
     }
-    if let Some(op) = cx.operator {
+    if let Some(op) = cx.operator.filter(|_| spec.bar_operator) {
         barred.insert(
             op.to_ascii_lowercase(),
             ("approval-by-operator", "is the operator of this run"),
         );
     }
-    if let Some((_, sign)) = cx.pipeline.sign_gate() {
+    if let Some((_, sign)) = cx.pipeline.sign_gate().filter(|_| spec.bar_signer) {
         barred.insert(
             sign.signer.to_ascii_lowercase(),
             ("approval-by-release-signer", "is the sign gate's signer"),
