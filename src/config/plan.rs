@@ -116,6 +116,19 @@ fn describe(p: &Pipeline, g: &GateSpec) -> String {
                     format_duration(e)
                 );
             }
+            let barred: Vec<&str> = [
+                (s.bar_authors, "commit authors"),
+                (s.bar_operator, "the operator"),
+                (s.bar_signer, "the release signer"),
+            ]
+            .into_iter()
+            .filter_map(|(on, who)| on.then_some(who))
+            .collect();
+            if barred.is_empty() {
+                t.push_str("; anyone in the role may sign");
+            } else {
+                let _ = write!(t, "; not counted: {}", barred.join(", "));
+            }
             t
         }
         GateKind::SecurityReview(s) => {
