@@ -45,6 +45,15 @@ pub enum ResolveProblem {
         first: String,
         second: String,
     },
+    #[error(
+        "{first} and {second} differ only in letter case or Unicode normalisation; they would \
+         overwrite each other when the release is unpacked on macOS or Windows"
+    )]
+    NearCollision {
+        pattern: String,
+        first: String,
+        second: String,
+    },
     #[error("cannot read {path}: {message}")]
     Io {
         pattern: String,
@@ -63,6 +72,7 @@ impl ResolveProblem {
             | ResolveProblem::Symlink { pattern, .. }
             | ResolveProblem::BadName { pattern, .. }
             | ResolveProblem::Collision { pattern, .. }
+            | ResolveProblem::NearCollision { pattern, .. }
             | ResolveProblem::Io { pattern, .. } => pattern,
         }
     }
@@ -107,6 +117,27 @@ pub fn resolve(root: &Path, patterns: &[String]) -> Result<Vec<ArtefactFile>, Ve
                 first: pair[0].source.display().to_string(),
                 second: pair[1].source.display().to_string(),
             });
+        }
+    }
+    // Names equal after case folding and NFC normalisation are one file on case-insensitive
+    // or normalising file systems (macOS, Windows): refuse them as well.
+    let mut folded: std::collections::BTreeMap<String, &ArtefactFile> =
+        std::collections::BTreeMap::new();
+    for f in &files {
+        use unicode_normalization::UnicodeNormalization;
+        let key: String = f.release_path.nfc().collect::<String>().to_lowercase();
+        match folded.get(&key) {
+            Some(first) if first.release_path != f.release_path => {
+                problems.push(ResolveProblem::NearCollision {
+                    pattern: f.pattern.clone(),
+                    first: first.release_path.clone(),
+                    second: f.release_path.clone(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                folded.insert(key, f);
+            }
         }
     }
     if problems.is_empty() {
@@ -476,6 +507,23 @@ mod tests {
                 "copy of {size} bytes differs"
             );
         }
+    }
+
+    #[test]
+    fn names_equal_up_to_case_or_normalisation_collide() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("d")).unwrap();
+        fs::write(t.path().join("d/README.txt"), b"1").unwrap();
+        fs::write(t.path().join("d/readme.txt"), b"2").unwrap();
+        fs::write(t.path().join("d/caf\u{e9}.txt"), b"3").unwrap();
+        fs::write(t.path().join("d/cafe\u{301}.txt"), b"4").unwrap();
+        fs::write(t.path().join("d/other.txt"), b"5").unwrap();
+        let err = resolve(t.path(), &["d/*".into()]).unwrap_err();
+        let near = err
+            .iter()
+            .filter(|p| matches!(p, ResolveProblem::NearCollision { .. }))
+            .count();
+        assert_eq!(near, 2, "{err:?}");
     }
 
     #[test]
