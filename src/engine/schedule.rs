@@ -45,27 +45,29 @@ impl Scheduler {
                         .filter(|n| !states.get(*n).is_some_and(GateState::satisfies_needs))
                         .cloned()
                         .collect();
-                    if *this.cx.cancel.borrow() {
-                        append(
-                            &this.log,
+                    // A gate that will not start: record why, show it, and count it as done.
+                    let not_started = if *this.cx.cancel.borrow() {
+                        Some((
                             LogRecord::GateAborted(log::GateAborted {
                                 run: this.run,
                                 gate: g.id.clone(),
                             }),
-                        )?;
-                        this.finish(g, GateState::Aborted, Instant::now(), Vec::new());
-                        states.insert(g.id.clone(), GateState::Aborted);
-                        progressed = true;
+                            GateState::Aborted,
+                        ))
                     } else if !unmet.is_empty() {
-                        append(
-                            &this.log,
+                        Some((
                             LogRecord::GateBlocked(log::GateBlocked {
                                 run: this.run,
                                 gate: g.id.clone(),
                                 waiting_on: unmet.clone(),
                             }),
-                        )?;
-                        let state = GateState::Blocked { waiting_on: unmet };
+                            GateState::Blocked { waiting_on: unmet },
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some((record, state)) = not_started {
+                        append(&this.log, record)?;
                         this.finish(g, state.clone(), Instant::now(), Vec::new());
                         states.insert(g.id.clone(), state);
                         progressed = true;
