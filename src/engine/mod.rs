@@ -5,7 +5,6 @@ pub mod events;
 mod recover;
 pub mod schedule;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -526,17 +525,6 @@ pub fn inputs_digest(
         "signers": signers.map(|s| sha256_hex(s.as_bytes())),
     });
     sha256_hex(canonical_json(&v).unwrap_or_default().as_bytes())
-}
-
-/// Per-gate latest verdict in `entries`, for status and resume.
-pub fn latest_verdicts(entries: &[Entry]) -> BTreeMap<String, (u64, log::GateVerdict)> {
-    let mut out = BTreeMap::new();
-    for e in entries {
-        if let LogRecord::GateVerdict(v) = &e.record {
-            out.insert(v.gate.clone(), (e.seq, v.clone()));
-        }
-    }
-    out
 }
 
 pub(crate) fn outcome_state(
