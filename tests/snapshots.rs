@@ -1,0 +1,80 @@
+//! Snapshots of what users and CI servers read: rendered configuration diagnostics, the JSON
+//! document of a run and its JUnit report. Temp paths, digests and times are redacted.
+
+mod common;
+
+use common::*;
+use relgate::exit;
+
+/// Replace what differs between runs: the temp folder, sha256 digests, durations.
+fn redact(p: &Project, text: &str) -> String {
+    let root = p.path().to_str().expect("utf8");
+    let mut out = text.replace(root, "[ROOT]");
+    // 64-hex digests (subjects, evidence).
+    let mut cleaned = String::new();
+    let mut run = String::new();
+    for c in out.chars() {
+        if c.is_ascii_hexdigit() && !c.is_ascii_uppercase() {
+            run.push(c);
+        } else {
+            flush(&mut cleaned, &mut run);
+            cleaned.push(c);
+        }
+    }
+    flush(&mut cleaned, &mut run);
+    out = cleaned;
+    out
+}
+
+fn flush(out: &mut String, run: &mut String) {
+    if run.len() == 64 {
+        out.push_str("[SHA256]");
+    } else {
+        out.push_str(run);
+    }
+    run.clear();
+}
+
+#[test]
+fn check_renders_every_problem_with_position_key_path_and_caret() {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.txt", b"a\n");
+    p.write(
+        "pipeline.yaml",
+        "version: 1
+project: acme
+artefacts: [dist/*]
+signers: keys/allowed_signers
+gates:
+  unit:
+    kind: regression
+    run: cargo test
+    timout: 30m
+  manual:
+    kind: signoff
+    needs: [unti]
+    role: qa
+  sign:
+    kind: sign
+    key: keys/release
+    signer: release@acme.test
+",
+    );
+    let out = p.relgate(&["check"]);
+    expect_code(&out, exit::CONFIG);
+    insta::assert_snapshot!(redact(&p, &stderr(&out)));
+}
+
+#[test]
+fn json_document_and_junit_report_of_a_refused_run() {
+    let p = project_with(
+        "  ok:\n    kind: regression\n    run: \"true\"\n  bad:\n    kind: regression\n    run: exit 2\n  after:\n    kind: regression\n    needs: [bad]\n    run: \"true\"\n",
+    );
+    let out = p.relgate(&["run", "1.0.0", "--format", "json", "--junit", "gates.xml"]);
+    expect_code(&out, exit::REFUSED);
+    insta::assert_snapshot!("run_json", redact(&p, &stdout(&out)));
+    let xml = p.read("gates.xml");
+    // Times in the JUnit report are not recorded per gate; keep the file as written.
+    insta::assert_snapshot!("run_junit", redact(&p, &xml));
+}
