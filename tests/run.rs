@@ -268,6 +268,15 @@ fn rerun_forces_automated_gates_and_changed_artefacts_change_the_subject() {
     assert_eq!(starts.len(), 3);
     assert_ne!(starts[1]["body"]["subject"], starts[2]["body"]["subject"]);
     assert_eq!(starts[2]["body"]["subject_changed"], true);
+    let staged: Vec<_> = std::fs::read_dir(p.record("1.0.0").join("staged"))
+        .expect("staged")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        staged.len(),
+        1,
+        "only the current subject's copy is kept: {staged:?}"
+    );
     assert!(stderr(&out).contains("new subject"), "{}", stderr(&out));
 }
 

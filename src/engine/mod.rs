@@ -484,6 +484,22 @@ fn stage_into_record(
     }
     std::fs::rename(&workdir, &dest)
         .map_err(|e| RunError::Io(format!("cannot move staging into {}: {e}", dest.display())))?;
+    // Only this subject's copy is ever used again (publish reads it; older subjects' sign-offs
+    // no longer count), so earlier copies and the leftovers of a killed run go: a record must
+    // not grow by a full set of artefacts each time they change. We hold the record's lock.
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path != dest && path != tmp.path() {
+                std::fs::remove_dir_all(&path).map_err(|e| {
+                    RunError::Io(format!(
+                        "cannot remove the old copy {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+    }
     crate::record::sync_dir(&base).map_err(|e| RunError::Io(e.to_string()))?;
     Ok(Staged {
         dir: dest,
