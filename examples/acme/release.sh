@@ -17,7 +17,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "prepare: example keys, artefacts, signature database, register"
 rm -rf keys dist build clamav-db published .relgate security/remediations.yaml security/pentests.yaml
-mkdir -p keys dist
+mkdir -p keys dist security
 for who in release alice bob; do
   ssh-keygen -q -t ed25519 -N '' -C "$who@acme.test (example only)" -f "keys/$who"
 done
