@@ -114,7 +114,7 @@ fn extend_log(record: &Path, key: &Path, n: &str) -> Result<(), String> {
     let key = relgate::sshsig::load_private_key(key).map_err(|e| e.to_string())?;
     let origin = format!("relgate/{}/{}", started.project, started.version);
     let cp = log::checkpoint::Checkpoint::new(&origin, seq, head);
-    log::checkpoint::write(record, &cp, &key)?;
+    log::checkpoint::write(record, &cp, Some(&key))?;
     println!("lines={seq} bytes={}", bytes.len() + out.len());
     Ok(())
 }

@@ -69,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         operator: None,
         dry_run: true,
         started_at: 0,
+        policy: String::new(),
+        subject_since: 0,
+        prior: Arc::new(Vec::new()),
         cancel: rx,
     };
     let t = Instant::now();
@@ -85,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         dry_run: true,
         signers: None,
         pipeline: &cx.pipeline,
+        policy: &cx.policy,
+        subject_since: 0,
         blobs: &cx.record,
     };
     let v = virus_scan::judge(&spec, &ev, &jcx);

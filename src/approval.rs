@@ -50,6 +50,9 @@ pub struct Statement {
     pub gate: String,
     /// `sha256:<hex>` of the release's SHA256SUMS.
     pub subject: String,
+    /// `sha256:<hex>` of the pipeline sources the sign-off is given under
+    /// ([`crate::digest::policy_digest`]): a changed policy needs new sign-offs.
+    pub policy: String,
     /// The principal, as written in allowed_signers.
     pub signer: String,
     pub decision: Decision,
@@ -146,11 +149,13 @@ pub struct Verified {
 
 /// Check one pair: the statement parses strictly, the signature verifies over its exact bytes
 /// in namespace relgate-approval, the key is the one the statement names, and allowed_signers
-/// lets the statement's signer use that key at the statement's time. Pure.
+/// lets the statement's signer use that key at `valid_at` (unix seconds) — the time the
+/// statement is counted, never the time it claims for itself, which its signer chose. Pure.
 pub fn verify_pair(
     statement: &[u8],
     signature: &[u8],
     signers: &AllowedSigners,
+    valid_at: i64,
 ) -> Result<Verified, PairProblem> {
     let st = parse_statement(statement)?;
     let at = st
@@ -169,11 +174,15 @@ pub fn verify_pair(
             actual,
         });
     }
-    if !signers.allows(&st.signer, &key, NS_APPROVAL, at) {
+    if !signers.allows(&st.signer, &key, NS_APPROVAL, valid_at) {
+        let time = OffsetDateTime::from_unix_timestamp(valid_at)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| valid_at.to_string());
         return Err(PairProblem::SignerNotAllowed {
             signer: st.signer.clone(),
             key: actual,
-            time: st.time.clone(),
+            time,
         });
     }
     Ok(Verified {
@@ -315,6 +324,8 @@ pub struct ApproveRequest<'a> {
     pub reject: bool,
     /// `sha256:<hex>`: the release subject being signed for.
     pub subject: &'a str,
+    /// `sha256:<hex>`: the policy (pipeline sources) the sign-off is given under.
+    pub policy: &'a str,
     /// Where the pair is written: the record's approvals/ folder, or the current folder.
     pub out_dir: &'a Path,
     /// Unix seconds; the statement's time.
@@ -406,6 +417,7 @@ pub fn approve(req: &ApproveRequest<'_>) -> Result<PathBuf, ApproveError> {
         version: req.version.to_string(),
         gate: req.gate.to_string(),
         subject: req.subject.to_string(),
+        policy: req.policy.to_string(),
         signer: req.principal.to_string(),
         decision: if req.reject {
             Decision::Reject
@@ -492,34 +504,6 @@ pub fn record_dir(pipeline: &Pipeline, version: &str) -> PathBuf {
     pipeline.state_dir.join("releases").join(version)
 }
 
-/// The subject of the release's latest run, read from its log (the source of truth).
-pub fn staged_subject(record: &crate::record::Record) -> Result<String, ApproveError> {
-    let path = record.log_path();
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApproveError::NoSubject {
-                dir: record.dir.clone(),
-            });
-        }
-        Err(source) => return Err(ApproveError::ReadSubject { path, source }),
-    };
-    let (entries, _) = crate::log::read_log(&bytes).map_err(|p| ApproveError::ReadSubject {
-        path: path.clone(),
-        source: std::io::Error::other(p.to_string()),
-    })?;
-    entries
-        .iter()
-        .rev()
-        .find_map(|e| match &e.record {
-            crate::log::Record::RunStarted(r) => Some(r.subject.clone()),
-            _ => None,
-        })
-        .ok_or(ApproveError::NoSubject {
-            dir: record.dir.clone(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +515,7 @@ mod tests {
             version: "1.0.0".into(),
             gate: "qa".into(),
             subject: format!("sha256:{}", "a".repeat(64)),
+            policy: format!("sha256:{}", "b".repeat(64)),
             signer: "alice@x.test".into(),
             decision: Decision::Approve,
             comment: String::new(),
@@ -580,7 +565,7 @@ mod tests {
         st.key = sshsig::fingerprint(key.public_key());
         let bytes = st.to_bytes();
         let sig = sshsig::sign(&key, sshsig::NS_FILE, &bytes).unwrap();
-        let got = verify_pair(&bytes, sig.as_bytes(), &AllowedSigners::default());
+        let got = verify_pair(&bytes, sig.as_bytes(), &AllowedSigners::default(), 0);
         assert!(matches!(got, Err(PairProblem::BadSignature(_))), "{got:?}");
     }
 }

@@ -44,6 +44,15 @@ pub fn is_hex_digest(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `sha256:` + the SHA-256 of the canonical JSON of a run's pipeline sources (the pipeline file
+/// and every `uses:` file, with their paths): one digest for the whole policy as written.
+pub fn policy_digest(sources: &[crate::config::SourceFile]) -> String {
+    format!(
+        "sha256:{}",
+        sha256_hex(canonical_json(sources).unwrap_or_default().as_bytes())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,3 +78,4 @@ mod tests {
         );
     }
 }
+

@@ -6,6 +6,7 @@
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
 pub mod approval;
+pub mod audit;
 pub mod clamd;
 pub mod commands;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod gates;
 pub mod git;
 pub mod log;
 pub mod model;
+pub mod names;
 pub mod publish;
 pub mod record;
 pub mod replay;
@@ -24,3 +26,5 @@ pub mod sarif;
 pub mod signers;
 pub mod sshsig;
 pub mod stage;
+pub mod trust;
+pub mod verify;

@@ -87,12 +87,17 @@ enum Command {
         #[arg(long, value_name = "sha256:HEX")]
         subject: Option<String>,
     },
-    /// Verify a release record (or a published audit/ folder) offline.
+    /// Verify a release record, or a published release folder, offline: the chain, every
+    /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
     Replay {
+        /// A release record folder, or a published release folder (its record is `audit/`).
         path: PathBuf,
-        /// An allowed_signers file to trust instead of the recorded one.
+        #[command(flatten)]
+        trust: TrustOpts,
+        /// A checkpoint kept from earlier (with FILE.sig beside it): the record must extend it,
+        /// so a record rolled back or forked to an earlier state is caught.
         #[arg(long, value_name = "FILE")]
-        signers: Option<PathBuf>,
+        checkpoint: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
@@ -102,12 +107,41 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
-    /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig.
+    /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
+    /// made by the release signer under a trust root given from outside the folder.
     Verify {
+        /// The published release folder.
         dir: PathBuf,
-        #[arg(long, value_name = "FILE")]
-        signers: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustOpts,
     },
+}
+
+/// Where `verify` and `replay` take the keys they trust from: never from the folder or record
+/// they check. Without these options, the pipeline of the project they run in (`-p`).
+#[derive(clap::Args)]
+struct TrustOpts {
+    /// An OpenSSH allowed_signers file to trust (the release signer's key must be in it).
+    #[arg(long, value_name = "FILE", conflicts_with = "trust_key")]
+    signers: Option<PathBuf>,
+    /// The principal in --signers that signs releases (default: the project's sign gate
+    /// signer, or the file's only principal).
+    #[arg(long, value_name = "PRINCIPAL", requires = "signers")]
+    signer: Option<String>,
+    /// Trust exactly this release key, by its fingerprint as `ssh-keygen -l` prints it
+    /// (SHA256:…); repeatable.
+    #[arg(long = "trust-key", value_name = "SHA256:FPR")]
+    trust_key: Vec<String>,
+}
+
+impl From<TrustOpts> for relgate::trust::TrustArgs {
+    fn from(t: TrustOpts) -> Self {
+        relgate::trust::TrustArgs {
+            signers: t.signers,
+            signer: t.signer,
+            trust_keys: t.trust_key,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -169,13 +203,14 @@ fn main() -> ExitCode {
         }),
         Command::Replay {
             path,
-            signers,
+            trust,
+            checkpoint,
             format,
-        } => commands::replay(&path, signers.as_deref(), format.into()),
+        } => commands::replay(&path, &trust.into(), &pipeline, &checkpoint, format.into()),
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
-        Command::Verify { dir, signers } => commands::verify(&dir, signers.as_deref()),
+        Command::Verify { dir, trust } => commands::verify(&dir, &trust.into(), &pipeline),
     };
     ExitCode::from(code as u8)
 }

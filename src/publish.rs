@@ -5,9 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::audit::Accounted;
 use crate::engine::{SharedLog, append, write_checkpoint};
 use crate::log::{self, Record as LogRecord};
-use crate::record::{Record, STAGED_DIR, sync_dir};
+use crate::record::{EVIDENCE_DIR, LOG_FILE, Record, sync_dir};
 use crate::stage::{Staged, copy_and_hash};
 
 /// The folder inside a published release that holds the release record.
@@ -138,38 +139,41 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Copy the release record, without the staged copies (they are the release itself) and
-/// without the lock and torn-tail leftovers.
+/// Copy the release record into `to`: the log, its checkpoints, and exactly the files the log
+/// accounts for ([`crate::audit`]) — no staged copies, lock or torn-line leftovers, no
+/// sign-off handed in after the signoff gate read the folder, no evidence of a run killed before
+/// its verdict. Replay of the published release refuses anything else in `audit/`.
 pub fn copy_record(from: &Path, to: &Path) -> Result<(), String> {
+    let log_bytes = crate::record::read_capped(&from.join(LOG_FILE), crate::replay::MAX_LOG_BYTES)
+        .map_err(|e| format!("cannot read the release log: {e}"))?;
+    let (entries, _) = log::read_log(&log_bytes).map_err(|e| e.to_string())?;
+    let files = crate::audit::list_files(from)?;
+    let evidence: std::collections::BTreeSet<&str> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix(&format!("{EVIDENCE_DIR}/")))
+        .collect();
+    let accounted =
+        crate::audit::accounted(&entries, &Record::new(from), &|d| evidence.contains(d))?;
     fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
-    for entry in walkdir::WalkDir::new(from)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| format!("cannot read the release record: {e}"))?;
-        let rel = entry.path().strip_prefix(from).map_err(|e| e.to_string())?;
-        let first = rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned());
-        if rel.as_os_str().is_empty() {
-            continue;
+    for rel in &files {
+        if !Accounted::is_structural(rel, &files) {
+            if !Accounted::may_cover(rel) {
+                continue;
+            }
+            let digest = crate::audit::file_digest(from, rel)?;
+            if !accounted.covers(rel, &digest) {
+                continue;
+            }
         }
-        if let Some(first) = &first
-            && (first == STAGED_DIR || first == ".lock" || first.contains(".torn-"))
-        {
-            continue;
-        }
+        let src = from.join(rel);
+        let bytes = crate::record::read_capped(&src, crate::record::MAX_EVIDENCE_BYTES)
+            .map_err(|e| format!("cannot read {}: {e}", src.display()))?;
         let dst = to.join(rel);
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            fs::create_dir_all(&dst)
-                .map_err(|e| format!("cannot create {}: {e}", dst.display()))?;
-        } else if ft.is_file() {
-            let bytes = fs::read(entry.path())
-                .map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
-            write_file(&dst, &bytes)?;
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
+        write_file(&dst, &bytes)?;
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ pub enum RecordError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read evidence {digest} in {dir}")]
+    #[error("cannot read evidence {digest} in {dir}: {source}")]
     Read {
         dir: PathBuf,
         digest: String,
@@ -116,16 +116,68 @@ impl Blobs for Record {
     }
 }
 
+/// The largest evidence file read back. Collectors cap what they store well below this (JUnit
+/// and SARIF files at 64 MiB, captured output at its tail); the cap keeps a hostile record from
+/// making a reader allocate without bound.
+pub const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
+
+/// Open `path` for reading only if it is a regular file: a symbolic link is not followed
+/// (`O_NOFOLLOW`), and a FIFO or device is refused before anything is read (`O_NONBLOCK`
+/// keeps the open itself from waiting for a FIFO's writer).
+pub fn open_regular(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other("is a symbolic link")
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other(
+            "is not a regular file (a FIFO, device, socket or folder)",
+        ));
+    }
+    Ok(file)
+}
+
+/// Read a regular file (see [`open_regular`]) of at most `cap` bytes; a bigger one is an error,
+/// and never more than `cap + 1` bytes are read even if it grows meanwhile.
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > cap {
+        return Err(std::io::Error::other(format!(
+            "is {len} bytes, over the limit of {cap}"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "grew past the limit of {cap} bytes while read"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Read and check one evidence file from an evidence folder.
 pub fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>, RecordError> {
     if !is_hex_digest(digest) {
         return Err(RecordError::BadDigest(digest.to_string()));
     }
-    let bytes = fs::read(dir.join(digest)).map_err(|source| RecordError::Read {
-        dir: dir.to_path_buf(),
-        digest: digest.to_string(),
-        source,
-    })?;
+    let bytes =
+        read_capped(&dir.join(digest), MAX_EVIDENCE_BYTES).map_err(|source| RecordError::Read {
+            dir: dir.to_path_buf(),
+            digest: digest.to_string(),
+            source,
+        })?;
     let actual = sha256_hex(&bytes);
     if actual != digest {
         return Err(RecordError::Mismatch {

@@ -121,6 +121,9 @@ impl Repo {
             operator: operator.map(str::to_string),
             dry_run: false,
             started_at: 1_790_000_000,
+            policy: String::new(),
+            subject_since: 0,
+            prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
         };
         let gate = pipeline.gate("change-record").unwrap().clone();
@@ -151,6 +154,8 @@ fn judge(
         dry_run: false,
         signers: None,
         pipeline,
+        policy: "",
+        subject_since: 0,
         blobs: record,
     };
     gates::judge(gate, ev, &jcx)

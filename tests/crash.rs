@@ -56,7 +56,7 @@ fn a_run_killed_after_any_log_line_resumes_to_a_verified_release() {
         expect_code(&p.relgate(&["verify", &target_s]), exit::SUCCESS);
         expect_code(&p.relgate(&["replay", &target_s]), exit::SUCCESS);
         let record = p.record("1.0.0");
-        let r = relgate::replay::replay(&record, None);
+        let r = replay_in(&p, &record);
         assert!(
             r.ok,
             "line {k}: the local record does not replay: {:?}",

@@ -60,6 +60,9 @@ impl Env {
             operator: None,
             dry_run: false,
             started_at: 1_790_000_000,
+            policy: String::new(),
+            subject_since: 0,
+            prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
         };
         Env {
@@ -98,6 +101,8 @@ impl Env {
             dry_run: false,
             signers: None,
             pipeline: &self.cx.pipeline,
+            policy: "",
+            subject_since: 0,
             blobs: &self.cx.record,
         };
         regression::judge(spec, ev, &cx)

@@ -21,14 +21,14 @@ fn released() -> (Project, PathBuf) {
     (p, rec)
 }
 
-fn replay_ok(dir: &Path) -> bool {
-    relgate::replay::replay(dir, None).ok
+fn replay_ok(p: &Project, dir: &Path) -> bool {
+    replay_in(p, dir).ok
 }
 
 #[test]
 fn untouched_record_replays() {
-    let (_p, rec) = released();
-    let r = relgate::replay::replay(&rec, None);
+    let (p, rec) = released();
+    let r = replay_in(&p, &rec);
     assert!(r.ok, "{:?}", r.problem);
     assert!(r.verdicts_rejudged >= 2);
     assert!(r.published);
@@ -36,31 +36,31 @@ fn untouched_record_replays() {
 
 #[test]
 fn every_single_byte_change_to_the_log_fails() {
-    let (_p, rec) = released();
+    let (p, rec) = released();
     let work = tempfile::tempdir().expect("tmp");
     copy_dir(&rec, work.path());
     let log_path = work.path().join("log.jsonl");
     let original = std::fs::read(&log_path).expect("log");
-    assert!(replay_ok(work.path()));
+    assert!(replay_ok(&p, work.path()));
     for i in 0..original.len() {
         for flip in [0x01u8, 0x80, 0xff] {
             let mut bytes = original.clone();
             bytes[i] ^= flip;
             std::fs::write(&log_path, &bytes).expect("write");
             assert!(
-                !replay_ok(work.path()),
+                !replay_ok(&p, work.path()),
                 "replay passed with byte {i} xor {flip:#x} ({:?})",
                 original[i] as char
             );
         }
     }
     std::fs::write(&log_path, &original).expect("restore");
-    assert!(replay_ok(work.path()));
+    assert!(replay_ok(&p, work.path()));
 }
 
 #[test]
 fn deleted_duplicated_swapped_and_truncated_lines_fail() {
-    let (_p, rec) = released();
+    let (p, rec) = released();
     let work = tempfile::tempdir().expect("tmp");
     copy_dir(&rec, work.path());
     let log_path = work.path().join("log.jsonl");
@@ -77,19 +77,27 @@ fn deleted_duplicated_swapped_and_truncated_lines_fail() {
         let mut deleted = lines.clone();
         deleted.remove(i);
         write(&deleted);
-        assert!(!replay_ok(work.path()), "deleting line {} passed", i + 1);
+        assert!(
+            !replay_ok(&p, work.path()),
+            "deleting line {} passed",
+            i + 1
+        );
 
         let mut dup = lines.clone();
         dup.insert(i, lines[i]);
         write(&dup);
-        assert!(!replay_ok(work.path()), "duplicating line {} passed", i + 1);
+        assert!(
+            !replay_ok(&p, work.path()),
+            "duplicating line {} passed",
+            i + 1
+        );
 
         if i + 1 < lines.len() {
             let mut swapped = lines.clone();
             swapped.swap(i, i + 1);
             write(&swapped);
             assert!(
-                !replay_ok(work.path()),
+                !replay_ok(&p, work.path()),
                 "swapping lines {} and {} passed",
                 i + 1,
                 i + 2
@@ -97,13 +105,16 @@ fn deleted_duplicated_swapped_and_truncated_lines_fail() {
         }
         // A tail cut at a line boundary is only caught by the signed checkpoint.
         write(&lines[..i]);
-        assert!(!replay_ok(work.path()), "truncating to {i} lines passed");
+        assert!(
+            !replay_ok(&p, work.path()),
+            "truncating to {i} lines passed"
+        );
     }
     // A cut in the middle of the last line.
     std::fs::write(&log_path, &original.as_bytes()[..original.len() - 5]).expect("write");
-    assert!(!replay_ok(work.path()));
+    assert!(!replay_ok(&p, work.path()));
     write(&lines);
-    assert!(replay_ok(work.path()));
+    assert!(replay_ok(&p, work.path()));
 }
 
 #[test]
@@ -125,18 +136,18 @@ fn an_altered_evidence_file_fails_replay() {
         }
         std::fs::write(file, &bytes).expect("write");
         assert!(
-            !replay_ok(work.path()),
+            !replay_ok(&p, work.path()),
             "altering {} passed",
             file.display()
         );
         std::fs::remove_file(file).expect("rm");
         assert!(
-            !replay_ok(work.path()) || !is_referenced(work.path(), file),
+            !replay_ok(&p, work.path()) || !is_referenced(work.path(), file),
             "deleting a referenced evidence file passed"
         );
         std::fs::write(file, &original).expect("restore");
     }
-    assert!(replay_ok(work.path()));
+    assert!(replay_ok(&p, work.path()));
     // Through the binary: exit 1 and the problem named.
     let first = &evidence[0];
     std::fs::write(first, b"forged").expect("write");
@@ -167,12 +178,12 @@ fn a_forged_checkpoint_or_wrong_signers_fail() {
         cp.replace("size ", "size 1"),
     )
     .expect("w");
-    assert!(!replay_ok(work.path()));
+    assert!(!replay_ok(&p, work.path()));
     std::fs::write(work.path().join("checkpoint"), &cp).expect("w");
     std::fs::remove_file(work.path().join("checkpoint.sig")).expect("rm");
-    assert!(!replay_ok(work.path()));
+    assert!(!replay_ok(&p, work.path()));
     copy_dir(&rec, work.path());
-    assert!(replay_ok(work.path()));
+    assert!(replay_ok(&p, work.path()));
     // An auditor's own signers file that does not list the release key.
     let other = p.keygen("stranger");
     p.write("auditor_signers", format!("release@acme.test {other}\n"));
@@ -221,8 +232,8 @@ fn a_recorded_verdict_that_does_not_follow_from_its_evidence_fails() {
     }
     let key = relgate::sshsig::load_private_key(&p.join("keys/release")).expect("key");
     let cp = relgate::log::checkpoint::Checkpoint::new("relgate/acme/1.0.0", w.len(), w.head());
-    relgate::log::checkpoint::write(&rec, &cp, &key).expect("cp");
-    let r = relgate::replay::replay(&rec, None);
+    relgate::log::checkpoint::write(&rec, &cp, Some(&key)).expect("cp");
+    let r = replay_in(&p, &rec);
     assert!(!r.ok);
     let problem = r.problem.expect("problem");
     assert!(

@@ -131,6 +131,9 @@ impl Case {
             operator: None,
             dry_run: false,
             started_at,
+            policy: String::new(),
+            subject_since: 0,
+            prior: std::sync::Arc::new(Vec::new()),
             cancel,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -178,6 +181,8 @@ impl Run {
             dry_run: false,
             signers: None,
             pipeline: &self.pipeline,
+            policy: "",
+            subject_since: 0,
             blobs,
         };
         gates::judge(&self.gate, &self.evidence, &jcx)

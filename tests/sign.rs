@@ -155,6 +155,9 @@ impl Fixture {
             operator: None,
             dry_run,
             started_at: STARTED_AT,
+            policy: String::new(),
+            subject_since: STARTED_AT,
+            prior: Arc::new(Vec::new()),
             cancel: rx,
         };
         Fixture {
@@ -184,6 +187,8 @@ impl Fixture {
             dry_run: self.cx.dry_run,
             signers: Some(&self.signers),
             pipeline: &self.cx.pipeline,
+            policy: &self.cx.policy,
+            subject_since: STARTED_AT,
             blobs: &self.cx.record,
         };
         // Through the registry, as the engine and replay call it.

@@ -12,6 +12,10 @@ use relgate::record::Record;
 use relgate::stage;
 
 const VERSION: &str = "1.0.0";
+/// The policy digest every statement of these tests is given under.
+const POLICY: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+/// When the subject was first staged: a day before the run.
+const SUBJECT_SINCE: i64 = NOW - 86_400;
 const NOW: i64 = 1_790_000_000;
 
 struct Key {
@@ -145,6 +149,7 @@ impl Fixture {
             comment: None,
             reject: false,
             subject,
+            policy: POLICY,
             out_dir: Box::leak(self.record.approvals_dir().into_boxed_path()),
             now: NOW - 60,
         }
@@ -170,6 +175,9 @@ impl Fixture {
             operator: self.operator.clone(),
             dry_run: false,
             started_at: NOW,
+            policy: POLICY.into(),
+            subject_since: SUBJECT_SINCE,
+            prior: Arc::new(Vec::new()),
             cancel: rx,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -190,6 +198,8 @@ impl Fixture {
             dry_run: false,
             signers: Some(&self.signers_text),
             pipeline: &self.pipeline,
+            policy: POLICY,
+            subject_since: SUBJECT_SINCE,
             blobs: &self.record,
         };
         gates::judge(self.gate(), evidence, &jcx)
@@ -426,7 +436,7 @@ fn a_pair_made_by_hand_with_ssh_keygen_counts_and_a_non_canonical_one_does_not()
     };
     let statement = |who: &str| {
         format!(
-            r#"{{"comment":"by hand","decision":"approve","gate":"manual","key":"{}","project":"acme","signer":"{who}@x.test","subject":"{}","time":"2026-09-21T12:00:00Z","type":"relgate-approval/v1","version":"1.0.0"}}"#,
+            r#"{{"comment":"by hand","decision":"approve","gate":"manual","key":"{}","policy":"{POLICY}","project":"acme","signer":"{who}@x.test","subject":"{}","time":"2026-09-21T12:00:00Z","type":"relgate-approval/v1","version":"1.0.0"}}"#,
             fp(who),
             f.subject()
         )

@@ -147,7 +147,7 @@ fn an_operator_cannot_approve_their_own_release_and_edited_approvals_fail_replay
         .status()
         .expect("cp");
     assert!(status.success());
-    assert!(relgate::replay::replay(work.path(), None).ok);
+    assert!(replay_in(&p, work.path()).ok);
     let log = std::fs::read_to_string(work.path().join("log.jsonl")).expect("log");
     let last_signoff = log
         .lines()
@@ -174,7 +174,7 @@ fn an_operator_cannot_approve_their_own_release_and_edited_approvals_fail_replay
         .expect("a recorded statement");
     let text = std::fs::read_to_string(&target).expect("stmt");
     std::fs::write(&target, text.replace("approve", "reject")).expect("write");
-    let r = relgate::replay::replay(work.path(), None);
+    let r = replay_in(&p, work.path());
     assert!(!r.ok, "an edited recorded approval must fail replay");
 }
 

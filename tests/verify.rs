@@ -1,5 +1,6 @@
 //! `relgate verify DIR`: a published-looking folder built by hand with `sha256sum` and
-//! `ssh-keygen -Y sign`, checked by the real binary.
+//! `ssh-keygen -Y sign`, checked by the real binary under a trust root from outside the folder
+//! (`keys/trusted_signers`, beside it), run from a folder that is no project.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,10 @@ use std::process::{Command, Output};
 const SIGNER: &str = "release@acme.test";
 
 struct Folder {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     /// The published release folder.
     dir: PathBuf,
-    /// Holds the signing key, outside the release folder.
+    /// Holds the signing key and the trusted signers file, outside the release folder.
     keys: PathBuf,
 }
 
@@ -72,28 +73,32 @@ impl Folder {
         fs::write(dir.join("audit/log.jsonl"), b"{}\n").unwrap();
         fs::write(dir.join("audit/evidence/0000"), b"anything").unwrap();
         let public = keygen(&keys, "release");
-        fs::write(
-            dir.join("audit/allowed_signers"),
-            format!("# release signers\n{SIGNER} namespaces=\"file\" {public}\n"),
-        )
-        .unwrap();
+        let signers = format!("# release signers\n{SIGNER} namespaces=\"file\" {public}\n");
+        fs::write(dir.join("audit/allowed_signers"), &signers).unwrap();
+        fs::write(keys.join("trusted_signers"), &signers).unwrap();
         sum_and_sign(
             &dir,
             &keys.join("release"),
             &["acme-1.4.2.tar.gz", "linux/x.bin"],
         );
-        Folder {
-            _tmp: tmp,
-            dir,
-            keys,
-        }
+        Folder { tmp, dir, keys }
     }
 
+    /// `relgate verify DIR` under the trusted signers file.
     fn verify(&self, extra: &[&str]) -> Output {
+        let trusted = self.keys.join("trusted_signers");
+        let mut args = vec!["--signers", trusted.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.verify_raw(&args)
+    }
+
+    /// `relgate verify DIR ARGS` exactly, from a folder that holds no pipeline.
+    fn verify_raw(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_relgate"))
+            .current_dir(self.tmp.path())
             .arg("verify")
             .arg(&self.dir)
-            .args(extra)
+            .args(args)
             .output()
             .unwrap()
     }
@@ -130,9 +135,12 @@ fn good_folder_verifies_and_sha256sum_agrees() {
     let o = f.verify(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let fp = fingerprint(&f.keys.join("release.pub"));
-    assert_eq!(
-        stdout(&o),
-        format!("verified: 2 files, signed by {SIGNER} ({fp})\n")
+    assert!(
+        stdout(&o).starts_with(&format!(
+            "verified: 2 files, SHA256SUMS signed by {SIGNER} ({fp}) (trust root: --signers "
+        )),
+        "{}",
+        stdout(&o)
     );
     let st = Command::new("sha256sum")
         .args(["-c", "--strict", "--quiet", "SHA256SUMS"])
@@ -140,11 +148,8 @@ fn good_folder_verifies_and_sha256sum_agrees() {
         .status()
         .unwrap();
     assert!(st.success());
-    // An explicit --signers naming the same trust works too.
-    let o = f.verify(&[
-        "--signers",
-        f.dir.join("audit/allowed_signers").to_str().unwrap(),
-    ]);
+    // The release key pinned by its fingerprint works too.
+    let o = f.verify_raw(&["--trust-key", &fp]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
@@ -235,22 +240,121 @@ fn wrong_signers_file_is_refused() {
     let wrong = f.keys.join("allowed_signers");
     fs::write(&wrong, format!("{SIGNER} {other}\n")).unwrap();
     refused(
-        &f.verify(&["--signers", wrong.to_str().unwrap()]),
+        &f.verify_raw(&["--signers", wrong.to_str().unwrap()]),
         "does not allow",
     );
-    // The recorded copy naming another key is refused as well.
-    fs::copy(&wrong, f.dir.join("audit/allowed_signers")).unwrap();
-    refused(&f.verify(&[]), "audit/allowed_signers does not allow");
     // The right key, but not for files.
     let public = fs::read_to_string(f.keys.join("release.pub")).unwrap();
     fs::write(&wrong, format!("{SIGNER} namespaces=\"git\" {public}")).unwrap();
     refused(
-        &f.verify(&["--signers", wrong.to_str().unwrap()]),
+        &f.verify_raw(&["--signers", wrong.to_str().unwrap()]),
         "does not allow",
     );
-    // A missing signers file.
-    fs::remove_file(f.dir.join("audit/allowed_signers")).unwrap();
-    refused(&f.verify(&[]), "audit/allowed_signers: missing");
+    // Another key pinned.
+    let other_fp = fingerprint(&f.keys.join("other.pub"));
+    refused(
+        &f.verify_raw(&["--trust-key", &other_fp]),
+        "not a trusted key",
+    );
+    // A trust root that cannot be read is a usage error, not a verdict.
+    let o = f.verify_raw(&["--signers", "/nonexistent/allowed_signers"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = f.verify_raw(&["--trust-key", "SHA256:nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// Issue: the folder vouched for itself. A forger replaces an artefact, rewrites SHA256SUMS,
+/// signs it with a key of their own and puts that key into the folder's audit/allowed_signers.
+fn forge_with_own_key(f: &Folder) -> String {
+    let forger = keygen(&f.keys, "forger");
+    fs::write(f.dir.join("acme-1.4.2.tar.gz"), b"evil tarball\n").unwrap();
+    sum_and_sign(
+        &f.dir,
+        &f.keys.join("forger"),
+        &["acme-1.4.2.tar.gz", "linux/x.bin"],
+    );
+    fs::write(
+        f.dir.join("audit/allowed_signers"),
+        format!("{SIGNER} {forger}\n"),
+    )
+    .unwrap();
+    fingerprint(&f.keys.join("forger.pub"))
+}
+
+#[test]
+fn a_folder_signed_by_a_key_it_names_itself_is_not_verified() {
+    let f = Folder::new();
+    let forger_fp = forge_with_own_key(&f);
+    // Without a trust root from outside, verify refuses to judge at all (exit 2), and shows
+    // what the folder claims only as untrusted.
+    let o = f.verify_raw(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no trust root"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--signers"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--trust-key"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("UNTRUSTED"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&forger_fp), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    // With the real trust root, the forgery is refused.
+    refused(&f.verify(&[]), "SHA256SUMS.sig: signed by");
+    let real = fingerprint(&f.keys.join("release.pub"));
+    refused(&f.verify_raw(&["--trust-key", &real]), "not a trusted key");
+}
+
+#[test]
+fn a_folder_verified_inside_a_project_is_checked_against_the_projects_signers() {
+    let f = Folder::new();
+    forge_with_own_key(&f);
+    // A project whose pipeline names the real signers: its signers are the trust root.
+    let project = f.tmp.path().join("project");
+    fs::create_dir_all(project.join("keys")).unwrap();
+    fs::copy(
+        f.keys.join("trusted_signers"),
+        project.join("keys/allowed_signers"),
+    )
+    .unwrap();
+    fs::write(
+        project.join("pipeline.yaml"),
+        format!(
+            "version: 1\nproject: acme\nartefacts: [dist/*]\nsigners: keys/allowed_signers\n\
+             gates:\n  sign:\n    kind: sign\n    key: keys/release\n    signer: {SIGNER}\n"
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        .current_dir(&project)
+        .arg("verify")
+        .arg(&f.dir)
+        .output()
+        .unwrap();
+    refused(&o, "the pipeline's signers");
+}
+
+#[test]
+fn a_release_signed_by_a_qa_approver_is_not_verified() {
+    let f = Folder::new();
+    // alice may sign files (no namespaces= restriction), but she is not the release signer.
+    let alice = keygen(&f.keys, "alice");
+    let release = fs::read_to_string(f.keys.join("release.pub")).unwrap();
+    let both = f.keys.join("team_signers");
+    fs::write(
+        &both,
+        format!("{SIGNER} {release}alice@acme.test {alice}\n"),
+    )
+    .unwrap();
+    sum_and_sign(
+        &f.dir,
+        &f.keys.join("alice"),
+        &["acme-1.4.2.tar.gz", "linux/x.bin"],
+    );
+    // Two principals: say which signs releases.
+    let o = f.verify_raw(&["--signers", both.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--signer PRINCIPAL"), "{}", stderr(&o));
+    refused(
+        &f.verify_raw(&["--signers", both.to_str().unwrap(), "--signer", SIGNER]),
+        "the key belongs to alice@acme.test, who does not sign releases",
+    );
 }
 
 #[test]
@@ -280,12 +384,36 @@ fn non_strict_sums_file_is_refused() {
 
 #[test]
 fn missing_folder_is_refused() {
-    let t = tempfile::tempdir().unwrap();
+    let f = Folder::new();
     let o = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        .current_dir(f.tmp.path())
         .arg("verify")
-        .arg(t.path().join("nope"))
+        .arg(f.tmp.path().join("nope"))
+        .args(["--signers", "keys/trusted_signers"])
         .output()
         .unwrap();
     refused(&o, "cannot open the folder");
     assert!(stderr(&o).contains("nope"));
+}
+
+#[test]
+fn names_that_read_wrong_are_refused_with_their_code_point() {
+    for (name, needle) in [
+        ("a\tb.txt", "control character U+0009"),
+        (
+            "evil\u{202E}txt.exe",
+            "bidirectional control character U+202E",
+        ),
+        ("zero\u{200B}width.txt", "invisible character U+200B"),
+        ("cafe\u{301}.txt", "Normalization Form C"),
+    ] {
+        let f = Folder::new();
+        fs::write(f.dir.join(name), b"x").unwrap();
+        sum_and_sign(
+            &f.dir,
+            &f.keys.join("release"),
+            &["acme-1.4.2.tar.gz", "linux/x.bin", name],
+        );
+        refused(&f.verify(&[]), needle);
+    }
 }

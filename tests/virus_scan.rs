@@ -104,6 +104,9 @@ impl Release {
             operator: None,
             dry_run: false,
             started_at: STARTED_AT,
+            policy: String::new(),
+            subject_since: 0,
+            prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
         });
         self.cx.as_ref().unwrap()
@@ -128,6 +131,8 @@ impl Release {
             dry_run: false,
             signers: None,
             pipeline: &cx.pipeline,
+            policy: "",
+            subject_since: 0,
             blobs: &cx.record,
         };
         let gate = GateSpec {

@@ -23,7 +23,8 @@ pub struct ApproveArgs {
 
 /// `relgate approve`.
 pub fn approve(args: ApproveArgs) -> i32 {
-    let loaded = match config::load(&args.pipeline, args.state.as_deref()) {
+    // The policy alone: an approver's checkout need not hold the build's artefacts.
+    let loaded = match config::load_policy(&args.pipeline) {
         Ok(l) => l,
         Err(diags) => {
             eprint!("{diags}");
@@ -38,24 +39,36 @@ pub fn approve(args: ApproveArgs) -> i32 {
     }
     let located = match &args.subject {
         Some(subject) => std::env::current_dir()
-            .map(|cwd| (subject.clone(), cwd))
+            .map(|cwd| {
+                (
+                    subject.clone(),
+                    crate::digest::policy_digest(&loaded.sources),
+                    cwd,
+                )
+            })
             .map_err(|source| ApproveError::Write {
                 path: PathBuf::from("."),
                 source,
             }),
         None => {
             let record = Record::new(approval::record_dir(pipeline, &args.version));
-            if record.dir.is_dir() {
-                approval::staged_subject(&record).map(|s| (s, record.approvals_dir()))
-            } else {
+            if !record.dir.is_dir() {
                 Err(ApproveError::UnknownRelease {
                     version: args.version.clone(),
                     dir: record.dir.clone(),
                 })
+            } else {
+                match latest_run(pipeline, &record) {
+                    Ok((subject, policy)) => Ok((subject, policy, record.approvals_dir())),
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        return exit::REFUSED;
+                    }
+                }
             }
         }
     };
-    let (subject, out_dir) = match located {
+    let (subject, policy, out_dir) = match located {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {}", chain(&e));
@@ -75,6 +88,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
         comment: args.comment.as_deref(),
         reject: args.reject,
         subject: &subject,
+        policy: &policy,
         out_dir: &out_dir,
         now,
     };
@@ -108,4 +122,50 @@ fn chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
+}
+
+/// The subject and policy of the release's latest run, from a record that verifies under the
+/// pipeline's signers: an approver is never led to sign a subject that only an unsigned or
+/// tampered record names.
+fn latest_run(
+    pipeline: &crate::model::Pipeline,
+    record: &Record,
+) -> Result<(String, String), String> {
+    let trust = crate::trust::TrustRoot::from_pipeline(pipeline).map_err(|e| e.to_string())?;
+    let used = crate::log::attest::read_for_use(&record.dir, &trust).map_err(|problem| {
+        format!(
+            "the release record {} does not verify, so its subject cannot be signed: {problem}. \
+             It may have been tampered with; keep it as evidence (mv {} {}.suspect), run the \
+             release again, and sign the new subject",
+            record.dir.display(),
+            record.dir.display(),
+            record.dir.display()
+        )
+    })?;
+    let latest = |entries: &[crate::log::Entry]| {
+        entries.iter().rev().find_map(|e| match &e.record {
+            crate::log::Record::RunStarted(r) => Some((e.line, r.clone())),
+            _ => None,
+        })
+    };
+    let Some((line, run)) = latest(used.attested_entries()) else {
+        return Err(format!(
+            "the release record {} holds no run that a signed checkpoint covers (the release key \
+             was not available, or no run finished); run the release with its key, or sign a \
+             subject you checked yourself with --subject",
+            record.dir.display()
+        ));
+    };
+    if let Some((later, _)) = latest(&used.entries)
+        && later != line
+    {
+        return Err(format!(
+            "the latest run (log line {later}) did not finish, so nothing vouches for what it \
+             staged; run the release again before signing"
+        ));
+    }
+    Ok((
+        run.subject.clone(),
+        crate::digest::policy_digest(&run.sources),
+    ))
 }

@@ -81,18 +81,36 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
 }
 
 /// `relgate replay`.
-pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
-    let override_text = match signers {
-        Some(f) => match std::fs::read_to_string(f) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("relgate: cannot read {}: {e}", f.display());
-                return exit::CONFIG;
+pub fn replay(
+    path: &Path,
+    trust_args: &crate::trust::TrustArgs,
+    pipeline: &Path,
+    checkpoints: &[PathBuf],
+    format: Format,
+) -> i32 {
+    let trust = match crate::trust::resolve(trust_args, pipeline) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("relgate: {e}");
+            if matches!(e, crate::trust::TrustError::Missing) {
+                let audit = path.join(crate::publish::AUDIT_DIR);
+                let dir = if audit.is_dir() {
+                    audit
+                } else {
+                    path.to_path_buf()
+                };
+                verify::show_untrusted_signers(&dir.join(crate::audit::SIGNERS_COPY));
             }
-        },
-        None => None,
+            return exit::CONFIG;
+        }
     };
-    let report = crate::replay::replay(path, override_text.as_deref());
+    let report = crate::replay::replay(
+        path,
+        &crate::replay::ReplayOptions {
+            trust: &trust,
+            checkpoints,
+        },
+    );
     match format {
         Format::Json => println!(
             "{}",
@@ -127,8 +145,16 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
                         ""
                     }
                 );
+                if report.folder_checked {
+                    println!(
+                        "  the published files are exactly the gated ones, and nothing else is there"
+                    );
+                }
                 if let Some(s) = &report.checkpoint_signer {
-                    println!("  checkpoint signed by {s}");
+                    println!(
+                        "  {} checkpoint(s), the newest signed by {s} (trust root: {})",
+                        report.checkpoints, report.trust_root
+                    );
                 }
                 for n in &report.notes {
                     println!("  note: {n}");
@@ -143,14 +169,17 @@ pub fn replay(path: &Path, signers: Option<&Path>, format: Format) -> i32 {
     }
 }
 
-pub fn verify(dir: &Path, signers: Option<&Path>) -> i32 {
-    verify::run(dir, signers)
+pub fn verify(dir: &Path, trust: &crate::trust::TrustArgs, pipeline: &Path) -> i32 {
+    verify::run(dir, trust, pipeline)
 }
 
-/// A release's log, read and verified (status, findings and approve read the record this way).
+/// A release's log, read and verified (status, findings and approve read the record this way):
+/// only the lines a checkpoint signed by the release signer covers.
 pub(crate) struct ReleaseLog {
     pub dir: PathBuf,
+    /// The attested lines.
     pub entries: Vec<crate::log::Entry>,
+    pub notes: Vec<String>,
 }
 
 pub(crate) fn read_release_log(
@@ -162,11 +191,30 @@ pub(crate) fn read_release_log(
     }
     let dir = crate::engine::record_dir(p, version, false);
     let path = dir.join(crate::record::LOG_FILE);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| format!("no release record for {version} ({}: {e})", path.display()))?;
-    let (entries, _) = crate::log::read_log(&bytes)
-        .map_err(|problem| format!("the release log is damaged: {problem}"))?;
-    Ok(ReleaseLog { dir, entries })
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Err(format!(
+            "no release record for {version} ({} does not exist)",
+            path.display()
+        ));
+    }
+    let trust = crate::trust::TrustRoot::from_pipeline(p).map_err(|e| e.to_string())?;
+    let used = crate::log::attest::read_for_use(&dir, &trust).map_err(|problem| {
+        format!(
+            "the release record {} does not verify, so nothing in it is shown: {problem}. It may \
+             have been tampered with; keep it as evidence (mv {} {}.suspect) and run the release again",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    let notes = used.notes.clone();
+    let mut entries = used.entries;
+    entries.truncate(used.attested);
+    Ok(ReleaseLog {
+        dir,
+        entries,
+        notes,
+    })
 }
 
 /// The latest verdict of `gate` that has evidence, with the run it belongs to and its line.

@@ -17,8 +17,8 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         }
     };
     let p = loaded.pipeline;
-    let (dir, entries) = match super::read_release_log(&p, version) {
-        Ok(log) => (log.dir, log.entries),
+    let (dir, entries, notes) = match super::read_release_log(&p, version) {
+        Ok(log) => (log.dir, log.entries, log.notes),
         Err(e) => {
             eprintln!("relgate: {e}");
             return if engine::valid_version(version) {
@@ -32,7 +32,10 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         .iter()
         .rposition(|e| matches!(e.record, LogRecord::RunStarted(_)))
     else {
-        eprintln!("relgate: the release log holds no run");
+        eprintln!("relgate: the release log holds no run that a signed checkpoint covers");
+        for n in &notes {
+            eprintln!("  note: {n}");
+        }
         return exit::REFUSED;
     };
     let LogRecord::RunStarted(run) = &entries[start].record else {
@@ -96,6 +99,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         "decision": decision,
         "message": finish_message,
         "record": dir.display().to_string(),
+        "notes": notes,
         "gates": gates,
     });
     match format {
@@ -103,6 +107,9 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         Format::Human => {
             println!("{} {} (run {})", run.project, run.version, run.run);
             println!("  subject {}", run.subject);
+            for n in &notes {
+                println!("  note {n}");
+            }
             if let Some(m) = &finish_message {
                 println!("  note {m}");
             }

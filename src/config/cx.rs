@@ -21,6 +21,35 @@ pub(crate) struct Cx {
     pub sources: Vec<Source>,
     /// (source index, diagnostic): sorted by file, then position, when reported.
     pub diags: Vec<(usize, Diagnostic)>,
+    /// Where the files the pipeline names come from, and which of them must exist.
+    pub mode: Mode,
+}
+
+/// What validation may look at besides the pipeline text.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Mode {
+    /// Everything the pipeline names must be there: `check`, `plan`, `run`.
+    #[default]
+    Disk,
+    /// The policy alone (signers, roles, gates, `uses:` files) read from disk, without
+    /// requiring artefacts, folders or a git work tree to exist: what a trust root needs when
+    /// an auditor verifies a release in a checkout that holds no build.
+    PolicyOnly,
+    /// Re-deriving a recorded policy: `uses:` files and the signers text come from the record
+    /// and nothing on disk is looked at.
+    Recorded {
+        /// `uses:` files by their path relative to the pipeline root.
+        files: std::collections::BTreeMap<String, String>,
+        /// The allowed_signers text the run recorded.
+        signers: Option<String>,
+    },
+}
+
+impl Mode {
+    /// Must files and folders the pipeline names exist on this machine?
+    pub fn checks_disk(&self) -> bool {
+        matches!(self, Mode::Disk)
+    }
 }
 
 impl Cx {

@@ -306,19 +306,38 @@ fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, env: &GateEnv) -> Option<No
         return None;
     }
     let full = root.join(p);
-    // A symlink inside the folder could still point outside it.
-    if let (Ok(real), Ok(real_root)) = (full.canonicalize(), root.canonicalize())
-        && !real.starts_with(&real_root)
-    {
-        cx.error(
-            n.pos,
-            &path,
-            format!("{rel:?} leaves the pipeline folder (through a symbolic link)"),
-        );
-        return None;
-    }
+    let rel_norm = p
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
     let shown = env.shown_root.join(p);
-    let text = match super::read_limited(&full, &shown) {
+    let read = match &cx.mode {
+        super::cx::Mode::Recorded { files, .. } => {
+            files
+                .get(&rel_norm)
+                .cloned()
+                .ok_or_else(|| super::ReadError::Missing {
+                    path: shown.clone(),
+                })
+        }
+        _ => {
+            // A symlink inside the folder could still point outside it.
+            if let (Ok(real), Ok(real_root)) = (full.canonicalize(), root.canonicalize())
+                && !real.starts_with(&real_root)
+            {
+                cx.error(
+                    n.pos,
+                    &path,
+                    format!("{rel:?} leaves the pipeline folder (through a symbolic link)"),
+                );
+                return None;
+            }
+            super::read_limited(&full, &shown)
+        }
+    };
+    let text = match read {
         Ok(t) => t,
         Err(e) => {
             cx.error(n.pos, &path, e.to_string());
@@ -328,12 +347,7 @@ fn load_uses(cx: &mut Cx, n: &Node, gate_path: &str, env: &GateEnv) -> Option<No
     let src = cx.sources.len();
     cx.sources.push(super::cx::Source {
         display: shown,
-        rel: p
-            .components()
-            .filter(|c| !matches!(c, Component::CurDir))
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/"),
+        rel: rel_norm,
         text,
     });
     let parsed = yaml::parse(&cx.sources[src].text, src);

@@ -121,6 +121,53 @@ pub(crate) fn read_limited(path: &Path, shown: &Path) -> Result<String, ReadErro
 
 /// Load and validate `file`. `state` overrides `state_dir`.
 pub fn load(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
+    load_with(file, state, cx::Mode::Disk)
+}
+
+/// Load the policy in `file` without requiring what it names on disk (artefacts, folders, a git
+/// work tree) to exist: the signers, roles and gates a trust root is taken from, in a checkout
+/// that holds no build.
+pub fn load_policy(file: &Path) -> Result<Loaded, Diagnostics> {
+    load_with(file, None, cx::Mode::PolicyOnly)
+}
+
+/// Validate the sources a run recorded again, reading nothing from disk: `uses:` files come
+/// from `sources`, the allowed_signers text is `signers`. `recorded` is the pipeline the run
+/// recorded, which gives the paths it was loaded from (file, root, state folder). The result
+/// is what that run's policy is, derived from its source bytes.
+pub fn derive_recorded(
+    recorded: &crate::model::Pipeline,
+    sources: &[SourceFile],
+    signers: Option<&str>,
+) -> Result<Loaded, Diagnostics> {
+    let Some((main, uses)) = sources.split_first() else {
+        return Err(Diagnostics(vec![Diagnostic {
+            file: recorded.file.clone(),
+            line: 0,
+            column: 0,
+            key_path: String::new(),
+            message: "no pipeline source was recorded".into(),
+            source_line: None,
+            help: None,
+        }]));
+    };
+    let mode = cx::Mode::Recorded {
+        files: uses
+            .iter()
+            .map(|s| (s.path.clone(), s.text.clone()))
+            .collect(),
+        signers: signers.map(str::to_string),
+    };
+    let inputs = validate::Inputs {
+        file: recorded.file.clone(),
+        root: recorded.root.clone(),
+        shown_root: PathBuf::new(),
+        state: Some(recorded.state_dir.clone()),
+    };
+    validate_text(PathBuf::from(&main.path), main.text.clone(), &inputs, mode)
+}
+
+fn load_with(file: &Path, state: Option<&Path>, mode: cx::Mode) -> Result<Loaded, Diagnostics> {
     let at_file = |message: String, line: usize, column: usize| {
         Diagnostics(vec![Diagnostic {
             file: file.to_path_buf(),
@@ -149,16 +196,32 @@ pub fn load(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
         }
         Err(e) => return Err(at_file(e.to_string(), 0, 0)),
     };
-    let rel = abs_file
+    let inputs = validate::Inputs {
+        file: abs_file.clone(),
+        root,
+        shown_root: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        state: state.map(abs),
+    };
+    validate_text(file.to_path_buf(), text, &inputs, mode)
+}
+
+/// Parse and validate the pipeline `text`; `display` is how diagnostics name it.
+fn validate_text(
+    display: PathBuf,
+    text: String,
+    inputs: &validate::Inputs,
+    mode: cx::Mode,
+) -> Result<Loaded, Diagnostics> {
+    let rel = inputs
+        .file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "pipeline.yaml".into());
-    let mut cx = cx::Cx::default();
-    cx.sources.push(cx::Source {
-        display: file.to_path_buf(),
-        rel,
-        text,
-    });
+    let mut cx = cx::Cx {
+        mode,
+        ..cx::Cx::default()
+    };
+    cx.sources.push(cx::Source { display, rel, text });
     let tree = match yaml::parse(&cx.sources[0].text, 0) {
         Ok(t) => t,
         Err(e) => {
@@ -166,13 +229,7 @@ pub fn load(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
             return Err(finish(cx));
         }
     };
-    let inputs = validate::Inputs {
-        file: abs_file.clone(),
-        root,
-        shown_root: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-        state: state.map(abs),
-    };
-    let pipeline = validate::pipeline(&mut cx, &tree, &inputs);
+    let pipeline = validate::pipeline(&mut cx, &tree, inputs);
     match pipeline {
         Some(pipeline) if cx.diags.is_empty() => {
             let mut sources: Vec<SourceFile> = Vec::new();

@@ -71,6 +71,17 @@ pub enum RunError {
     AlreadyPublished { version: String, to: PathBuf },
     #[error("another relgate run holds the release record {0}")]
     Locked(PathBuf),
+    #[error(
+        "the release record {dir} does not verify, so nothing in it is used: {problem}. It may \
+         have been tampered with. Keep it as evidence and start over: move it aside \
+         (mv {dir} {dir}.suspect) and run again; a new record starts from nothing"
+    )]
+    Tampered {
+        dir: PathBuf,
+        problem: crate::log::attest::AttestProblem,
+    },
+    #[error("the pipeline's signers cannot serve as the trust root: {0}")]
+    Trust(#[from] crate::trust::TrustError),
     #[error("{0}")]
     Io(String),
 }
@@ -82,6 +93,7 @@ impl RunError {
             RunError::BadVersion(_)
             | RunError::Artefacts(_)
             | RunError::Signers { .. }
+            | RunError::Trust(_)
             | RunError::Locked(_) => exit::CONFIG,
             _ => exit::REFUSED,
         }
@@ -157,6 +169,15 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     std::fs::create_dir_all(&record.dir)
         .map_err(|e| RunError::Io(format!("cannot create {}: {e}", record.dir.display())))?;
     let _lock = lock_record(&record)?;
+    // Nothing in an earlier run's record is used before its checkpoints verify under the
+    // pipeline's signers; only the lines they cover are relied on.
+    let trust = crate::trust::TrustRoot::from_pipeline(&p)?;
+    let verified = crate::log::attest::read_for_use(&record.dir, &trust).map_err(|problem| {
+        RunError::Tampered {
+            dir: record.dir.clone(),
+            problem,
+        }
+    })?;
 
     // Stage: one copy, hashed in the same read. Everything later concerns these bytes.
     let files = stage::resolve(&p.root, &p.artefacts).map_err(|problems| {
@@ -209,6 +230,15 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         .as_ref()
         .is_some_and(|s| *s != staged.subject);
     let (checkpoint_key, ck_note) = checkpoint_key(&p, opts.dry_run);
+    // What earlier runs left that a signed checkpoint covers: the only part relied on.
+    let attested: Vec<Entry> = prior.iter().take(verified.attested).cloned().collect();
+    let subject_since = attested
+        .iter()
+        .find_map(|e| match &e.record {
+            LogRecord::RunStarted(r) if r.subject == staged.subject => Some(r.started_at),
+            _ => None,
+        })
+        .unwrap_or(started_at);
     let pipeline_digest = opts
         .sources
         .first()
@@ -249,6 +279,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         ));
     }
     notes.extend(ck_note);
+    notes.extend(verified.notes);
     let _ = events.send(Event::RunStarted {
         project: p.project.clone(),
         version: opts.version.clone(),
@@ -272,6 +303,9 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         operator: opts.operator.clone(),
         dry_run: opts.dry_run,
         started_at,
+        policy: crate::digest::policy_digest(&opts.sources),
+        subject_since,
+        prior: Arc::new(attested.clone()),
         cancel: opts.cancel.clone(),
     };
     let sched = schedule::Scheduler {
@@ -279,7 +313,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         cx,
         run: run_no,
         rerun: opts.rerun,
-        prior: prior.clone(),
+        prior: attested,
         signers_text: signers_text.clone(),
         events: events.clone(),
     };
@@ -399,18 +433,8 @@ pub(crate) fn write_checkpoint(
         (w.len(), w.head())
     };
     let cp = log::checkpoint::Checkpoint::new(origin, size, head);
-    match key {
-        Some(k) => log::checkpoint::write(&record.dir, &cp, k).map_err(RunError::Io),
-        None => {
-            // No key: the checkpoint is written unsigned, and replay will say so.
-            let _ = std::fs::remove_file(record.dir.join(crate::record::CHECKPOINT_SIG_FILE));
-            log::checkpoint::atomic_write(
-                &record.dir.join(crate::record::CHECKPOINT_FILE),
-                cp.text().as_bytes(),
-            )
-            .map_err(RunError::Io)
-        }
-    }
+    // Without a key the checkpoint is written unsigned, and replay will say so.
+    log::checkpoint::write(&record.dir, &cp, key).map_err(RunError::Io)
 }
 
 /// The key that signs checkpoints: the sign gate's key, or in a dry run without one, a

@@ -26,6 +26,15 @@ pub(super) fn complete_interrupted_publish(
         return Ok(None);
     }
     let _lock = lock_record(&record)?;
+    // The publish decision must be one the release signer's checkpoint covers (it is written
+    // before any file moves); a record that does not verify is never completed.
+    let trust = crate::trust::TrustRoot::from_pipeline(p)?;
+    let verified = crate::log::attest::read_for_use(&record.dir, &trust).map_err(|problem| {
+        RunError::Tampered {
+            dir: record.dir.clone(),
+            problem,
+        }
+    })?;
     let (writer, prior) = LogWriter::open(&record.log_path())?;
     let Some(at) = prior
         .iter()
@@ -36,6 +45,9 @@ pub(super) fn complete_interrupted_publish(
     let LogRecord::Publish(intent) = &prior[at].record else {
         return Ok(None);
     };
+    if at >= verified.attested {
+        return Ok(None);
+    }
     if intent.to != to.display().to_string() {
         return Ok(None);
     }

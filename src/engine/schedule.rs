@@ -185,6 +185,8 @@ impl Scheduler {
                     dry_run: self.cx.dry_run,
                     signers: self.signers_text.as_deref(),
                     pipeline: p,
+                    policy: &self.cx.policy,
+                    subject_since: self.cx.subject_since,
                     blobs: &self.cx.record,
                 };
                 let verdict = gates::judge(gate, &ev, &jcx);

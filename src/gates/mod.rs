@@ -33,6 +33,13 @@ pub struct CollectContext {
     pub dry_run: bool,
     /// Unix seconds at the start of the run; "now" for every judge in this run.
     pub started_at: i64,
+    /// See [`JudgeContext::policy`].
+    pub policy: String,
+    /// See [`JudgeContext::subject_since`].
+    pub subject_since: i64,
+    /// The record's earlier lines that a signed checkpoint vouches for (nothing else of an
+    /// earlier run is relied on).
+    pub prior: Arc<Vec<crate::log::Entry>>,
     /// Flips to `true` when the run is interrupted: stop work, kill children, return.
     pub cancel: tokio::sync::watch::Receiver<bool>,
 }
@@ -49,6 +56,12 @@ pub struct JudgeContext<'a> {
     /// The allowed_signers text in force for the run (recorded), if the pipeline names one.
     pub signers: Option<&'a str>,
     pub pipeline: &'a Pipeline,
+    /// `sha256:` digest of the run's pipeline sources (the pipeline file and every `uses:`
+    /// file): what a sign-off statement binds as its policy.
+    pub policy: &'a str,
+    /// Unix seconds when the record first staged this subject: no statement about the subject
+    /// can be older.
+    pub subject_since: i64,
     pub blobs: &'a dyn Blobs,
 }
 

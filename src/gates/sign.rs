@@ -392,6 +392,8 @@ mod tests {
             dry_run,
             signers,
             pipeline: &p,
+            policy: "sha256:00",
+            subject_since: 0,
             blobs,
         };
         let spec = SignSpec {

@@ -16,9 +16,11 @@ use crate::approval::{self, Decision, Verified};
 use crate::git;
 use crate::model::{GateSpec, SignoffSpec};
 
-/// How far a statement's time may lie after the run's start (clocks differ, a run takes time)
-/// before it is ignored: a date in the future must not stretch `expires`.
-pub const FUTURE_SKEW_SECS: i64 = 24 * 3600;
+/// How far the clocks of an approver's machine and the release machine may disagree: a
+/// statement may be dated this much before the subject was first staged, or after the
+/// approvals folder was read, and still count. Anything further out is backdated or from the
+/// future, and does not count.
+pub const CLOCK_SKEW_SECS: i64 = 300;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SignoffEvidence {
@@ -29,6 +31,13 @@ pub struct SignoffEvidence {
     pub approvals: Vec<RecordedPair>,
     /// Files in approvals/ without their partner.
     pub unpaired: Vec<String>,
+    /// Pairs an earlier run of this record recorded for the same gate and subject that are no
+    /// longer in approvals/: a rejection stays in force, a withdrawn approval is reported.
+    #[serde(default)]
+    pub remembered: Vec<RecordedPair>,
+    /// Unix seconds when approvals/ was read: no statement dated after it can have been there.
+    #[serde(default)]
+    pub read_at: Option<i64>,
     /// The commit authors of `changes.range`, when the pipeline sets `changes`.
     pub authors: Option<AuthorsEvidence>,
 }
@@ -97,7 +106,7 @@ pub struct SignoffReport {
 }
 
 pub async fn collect(
-    _gate: &GateSpec,
+    gate: &GateSpec,
     _spec: &SignoffSpec,
     cx: &CollectContext,
 ) -> Result<SignoffEvidence, CollectError> {
@@ -109,6 +118,7 @@ pub async fn collect(
         None => None,
     };
     let dir = approvals_source(cx);
+    let read_at = time::OffsetDateTime::now_utc().unix_timestamp();
     let folder = approval::load_folder(&dir)
         .map_err(|e| CollectError::Other(format!("cannot read {}: {e}", dir.display())))?;
     let mut approvals = Vec::with_capacity(folder.pairs.len());
@@ -142,12 +152,46 @@ pub async fn collect(
             Some(a)
         }
     };
+    let remembered = remembered(gate, cx, &approvals);
     Ok(SignoffEvidence {
         signers,
         approvals,
         unpaired: folder.unpaired,
+        remembered,
+        read_at: Some(read_at),
         authors,
     })
+}
+
+/// The pairs earlier runs recorded for this gate and the current subject (in the lines a
+/// signed checkpoint covers) that are not among `present`. Their bytes are in the evidence
+/// store already.
+fn remembered(gate: &GateSpec, cx: &CollectContext, present: &[RecordedPair]) -> Vec<RecordedPair> {
+    let mut out: Vec<RecordedPair> = Vec::new();
+    let mut same_subject = false;
+    for e in cx.prior.iter() {
+        match &e.record {
+            crate::log::Record::RunStarted(r) => same_subject = r.subject == cx.staged.subject,
+            crate::log::Record::GateVerdict(v) if same_subject && v.gate == gate.id => {
+                let Some(ev) = v
+                    .evidence
+                    .as_ref()
+                    .and_then(|d| crate::record::Blobs::get(&cx.record, d).ok())
+                    .and_then(|b| serde_json::from_slice::<SignoffEvidence>(&b).ok())
+                else {
+                    continue;
+                };
+                for p in ev.approvals.into_iter().chain(ev.remembered) {
+                    let known = |q: &RecordedPair| q.statement == p.statement;
+                    if !present.iter().any(known) && !out.iter().any(known) {
+                        out.push(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The approvals folder to read: the release record's own; a dry run (whose record is kept
@@ -305,7 +349,13 @@ pub fn assess(
         });
     }
     let mut candidates = Vec::new();
-    for pair in &ev.approvals {
+    let read_at = ev.read_at.unwrap_or(cx.started_at);
+    let pairs = ev
+        .approvals
+        .iter()
+        .map(|p| (p, false))
+        .chain(ev.remembered.iter().map(|p| (p, true)));
+    for (pair, gone) in pairs {
         let (statement, signature) =
             match (cx.blobs.get(&pair.statement), cx.blobs.get(&pair.signature)) {
                 (Ok(s), Ok(g)) => (s, g),
@@ -326,7 +376,7 @@ pub fn assess(
                     reason,
                 });
             };
-        let v = match approval::verify_pair(&statement, &signature, &signers) {
+        let v = match approval::verify_pair(&statement, &signature, &signers, cx.started_at) {
             Ok(v) => v,
             Err(p) => {
                 let signer = approval::parse_statement(&statement).ok().map(|s| s.signer);
@@ -369,12 +419,32 @@ pub fn assess(
             );
         } else if let Some((code, why)) = barred.get(&st.signer.to_ascii_lowercase()) {
             ignore(&mut report, who, code, format!("{} {why}", st.signer));
-        } else if v.at > cx.started_at + FUTURE_SKEW_SECS {
+        } else if st.policy != cx.policy {
+            ignore(
+                &mut report,
+                who,
+                "approval-other-policy",
+                format!(
+                    "it was given under policy {}, not this run's {} (the pipeline changed)",
+                    st.policy, cx.policy
+                ),
+            );
+        } else if v.at > read_at + CLOCK_SKEW_SECS {
             ignore(
                 &mut report,
                 who,
                 "approval-from-future",
-                format!("it is dated {}, after the run started", st.time),
+                format!("it is dated {}, after the approvals were read", st.time),
+            );
+        } else if v.at < cx.subject_since - CLOCK_SKEW_SECS {
+            ignore(
+                &mut report,
+                who,
+                "approval-backdated",
+                format!(
+                    "it is dated {}, before this subject was first staged",
+                    st.time
+                ),
             );
         } else if spec.expires_secs.is_some_and(|exp| {
             cx.started_at.saturating_sub(v.at) > i64::try_from(exp).unwrap_or(i64::MAX)
@@ -384,6 +454,15 @@ pub fn assess(
                 who,
                 "approval-expired",
                 format!("it is dated {}, older than the gate's expires", st.time),
+            );
+        } else if gone && st.decision == Decision::Approve {
+            ignore(
+                &mut report,
+                who,
+                "approval-withdrawn",
+                "its files were removed from approvals/ after a run recorded them; a removed \
+                 approval no longer counts"
+                    .to_string(),
             );
         } else {
             candidates.push(Candidate {

@@ -66,14 +66,119 @@ impl Checkpoint {
     }
 }
 
-/// Write `checkpoint` and `checkpoint.sig` into `dir` (each via a temporary file and rename).
-pub fn write(dir: &Path, cp: &Checkpoint, key: &PrivateKey) -> Result<(), String> {
+/// The folder in a record that keeps every checkpoint ever written.
+pub const HISTORY_DIR: &str = "checkpoints";
+
+/// The history name of a checkpoint: its size (zero-padded, so names sort by size) and the
+/// start of its text's SHA-256 (two checkpoints of one size differ in time).
+pub fn history_name(cp: &Checkpoint) -> String {
+    let digest = crate::digest::sha256_hex(cp.text().as_bytes());
+    format!("{:012}-{}", cp.size, &digest[..16])
+}
+
+/// Write a checkpoint, signed when `key` is given: first into the history
+/// (`checkpoints/NAME` and `NAME.sig`, never overwritten), then as the latest `checkpoint` and
+/// `checkpoint.sig` (each via a temporary file and rename). A crash between the two latest files
+/// leaves them disagreeing, but never the history.
+pub fn write(dir: &Path, cp: &Checkpoint, key: Option<&PrivateKey>) -> Result<(), String> {
     let text = cp.text();
-    let sig =
-        sshsig::sign(key, sshsig::NS_CHECKPOINT, text.as_bytes()).map_err(|e| e.to_string())?;
-    atomic_write(&dir.join(CHECKPOINT_SIG_FILE), sig.as_bytes())?;
+    let sig = match key {
+        Some(k) => Some(
+            sshsig::sign(k, sshsig::NS_CHECKPOINT, text.as_bytes()).map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let history = dir.join(HISTORY_DIR);
+    let fresh = !history.is_dir();
+    std::fs::create_dir_all(&history)
+        .map_err(|e| format!("cannot create {}: {e}", history.display()))?;
+    if fresh {
+        crate::record::sync_dir(dir).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
+    }
+    let name = history_name(cp);
+    if let Some(sig) = &sig {
+        atomic_write(&history.join(format!("{name}.sig")), sig.as_bytes())?;
+    }
+    atomic_write(&history.join(&name), text.as_bytes())?;
+    match &sig {
+        Some(sig) => atomic_write(&dir.join(CHECKPOINT_SIG_FILE), sig.as_bytes())?,
+        None => match std::fs::remove_file(dir.join(CHECKPOINT_SIG_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove the old checkpoint.sig: {e}")),
+        },
+    }
     atomic_write(&dir.join(CHECKPOINT_FILE), text.as_bytes())?;
     Ok(())
+}
+
+/// One checkpoint as found in a record: its file name (relative to the record), its text and
+/// its signature, if there is one.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub file: String,
+    pub text: String,
+    pub sig: Option<String>,
+}
+
+/// The largest checkpoint or signature file read (a real one is a few hundred bytes).
+const MAX_CHECKPOINT_BYTES: u64 = 64 << 10;
+
+/// Read one checkpoint file and the `.sig` beside it (regular files only, size-capped).
+pub fn read_stored(path: &Path, shown: &str) -> Result<Stored, String> {
+    let read = |p: &Path| -> Result<Option<String>, String> {
+        match crate::record::read_capped(p, MAX_CHECKPOINT_BYTES) {
+            Ok(b) => String::from_utf8(b)
+                .map(Some)
+                .map_err(|_| format!("{} is not UTF-8", p.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        }
+    };
+    let text = read(path)?.ok_or_else(|| format!("{shown} is missing"))?;
+    let mut sig_path = path.as_os_str().to_owned();
+    sig_path.push(".sig");
+    let sig = read(Path::new(&sig_path))?;
+    Ok(Stored {
+        file: shown.to_string(),
+        text,
+        sig,
+    })
+}
+
+/// Every checkpoint in a record: the history, oldest first, then the latest `checkpoint`.
+pub fn list(dir: &Path) -> Result<Vec<Stored>, String> {
+    let mut out = Vec::new();
+    let history = dir.join(HISTORY_DIR);
+    match std::fs::symlink_metadata(&history) {
+        Ok(m) if m.is_dir() => {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&history)
+                .map_err(|e| format!("cannot read {}: {e}", history.display()))?
+            {
+                let entry = entry.map_err(|e| format!("cannot read {}: {e}", history.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".sig") && !name.starts_with('.') {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            for name in names {
+                out.push(read_stored(
+                    &history.join(&name),
+                    &format!("{HISTORY_DIR}/{name}"),
+                )?);
+            }
+        }
+        Ok(_) => return Err(format!("{HISTORY_DIR} is not a folder")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", history.display())),
+    }
+    let latest = dir.join(CHECKPOINT_FILE);
+    if std::fs::symlink_metadata(&latest).is_ok() {
+        out.push(read_stored(&latest, CHECKPOINT_FILE)?);
+    }
+    Ok(out)
 }
 
 /// tmp → fsync → rename → fsync the folder.

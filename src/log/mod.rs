@@ -2,6 +2,7 @@
 //! before relgate acts on what it records, and sealed by a signed checkpoint.
 //! The format is specified in docs/log-format.md.
 
+pub mod attest;
 pub mod chain;
 pub mod checkpoint;
 pub mod reader;

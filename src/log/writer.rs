@@ -39,13 +39,16 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// The size the checkpoint beside the log claims, if there is a readable one.
+/// The largest size any checkpoint beside the log claims (the history and the latest), if
+/// there is a readable one.
 fn checkpoint_size(log: &Path) -> Option<u64> {
     let dir = log.parent()?;
-    let text = std::fs::read_to_string(dir.join(crate::record::CHECKPOINT_FILE)).ok()?;
-    super::checkpoint::Checkpoint::parse(&text)
-        .ok()
+    super::checkpoint::list(dir)
+        .ok()?
+        .iter()
+        .filter_map(|s| super::checkpoint::Checkpoint::parse(&s.text).ok())
         .map(|c| c.size)
+        .max()
 }
 
 impl LogWriter {

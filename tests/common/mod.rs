@@ -162,3 +162,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The trust root the test projects use: their own `keys/allowed_signers`, whose release signer
+/// is `release@acme.test`.
+pub fn trust(p: &Project) -> relgate::trust::TrustRoot {
+    relgate::trust::TrustRoot::from_signers_file(
+        &p.join("keys/allowed_signers"),
+        Some("release@acme.test"),
+    )
+    .expect("trust root")
+}
+
+/// Replay `dir` in-process under the project's trust root.
+pub fn replay_in(p: &Project, dir: &Path) -> relgate::replay::ReplayReport {
+    let root = trust(p);
+    relgate::replay::replay(
+        dir,
+        &relgate::replay::ReplayOptions {
+            trust: &root,
+            checkpoints: &[],
+        },
+    )
+}

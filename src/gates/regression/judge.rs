@@ -320,6 +320,8 @@ mod tests {
             dry_run: false,
             signers: None,
             pipeline: &p,
+            policy: "sha256:00",
+            subject_since: 0,
             blobs,
         };
         judge(spec, ev, &cx)

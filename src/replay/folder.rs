@@ -1,0 +1,135 @@
+//! Replay step 6: a published folder is exactly what its record says was gated, and holds
+//! nothing the record does not account for.
+
+use std::path::Path;
+
+use super::runs::LogFacts;
+use super::{Problem, fail};
+use crate::audit::{self, Accounted};
+use crate::digest::sha256_hex;
+use crate::log::{Entry, Record as LogRecord};
+use crate::record::{APPROVALS_DIR, Blobs, Record, STAGED_DIR};
+use crate::trust::TrustRoot;
+use crate::verify;
+
+/// Check a published folder and its `audit/` record (`dir`, whose files are `files`).
+pub(super) fn check_published(
+    folder: &Path,
+    dir: &Path,
+    files: &[String],
+    entries: &[Entry],
+    facts: &LogFacts,
+    accounted: &Accounted,
+    trust: &TrustRoot,
+) -> Result<(), Problem> {
+    // The published record is the log as it stood at the publish decision.
+    let last = entries.len() - 1;
+    let Some(run) = facts.runs.iter().find(|r| r.publish == Some(last)) else {
+        return Err(fail(
+            entries.len(),
+            "the published record does not end with its publish decision",
+        ));
+    };
+    let LogRecord::RunStarted(started) = &entries[run.index].record else {
+        return Err(fail(0, "the publishing run has no start"));
+    };
+
+    // Every file in audit/ is the log, a checkpoint, or something the log accounts for.
+    for rel in files {
+        if Accounted::is_structural(rel, files) {
+            continue;
+        }
+        let digest = audit::file_digest(dir, rel).map_err(|m| fail(0, format!("audit/{m}")))?;
+        if !accounted.covers(rel, &digest) {
+            return Err(fail(
+                0,
+                format!(
+                    "audit/{rel} is not accounted for by the log (an added or edited file; \
+                     sha256 {digest})"
+                ),
+            ));
+        }
+    }
+
+    // The folder itself: every artefact against SHA256SUMS, nothing unlisted, and the signature
+    // by the release signer under the trust root, as of the run that published it.
+    let verified = verify::check(folder, trust, started.started_at).map_err(|problems| {
+        fail(
+            0,
+            format!(
+                "the published folder does not verify: {}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+    })?;
+    let rec = Record::new(dir);
+    let recorded_sums = rec
+        .get(&started.sums)
+        .map_err(|e| fail(entries[run.index].line, e.to_string()))?;
+    if verified.sums != recorded_sums {
+        return Err(fail(
+            entries[last].line,
+            format!(
+                "the published SHA256SUMS (sha256:{}) is not the one the log staged and gated ({})",
+                sha256_hex(&verified.sums),
+                started.subject
+            ),
+        ));
+    }
+    let sig_digest = sha256_hex(&verified.signature);
+    if run.signature.as_deref() != Some(sig_digest.as_str()) {
+        return Err(fail(
+            entries[last].line,
+            "the published SHA256SUMS.sig is not the signature the sign gate recorded",
+        ));
+    }
+    Ok(())
+}
+
+/// A local record may hold what a published one may not: the staged copies, the lock, a torn
+/// line set aside, sign-offs handed in since the last run, evidence of a run killed before its
+/// verdict. Say what is there beyond the log's account, without failing.
+pub(super) fn local_leftovers(dir: &Path, files: &[String], accounted: &Accounted) -> Vec<String> {
+    let mut pending = 0;
+    let mut unaccounted = Vec::new();
+    for rel in files {
+        if Accounted::is_structural(rel, files)
+            || rel.starts_with(&format!("{STAGED_DIR}/"))
+            || rel == ".lock"
+            || rel.starts_with("log.torn-")
+            || rel.starts_with(&format!("{}/", crate::log::checkpoint::HISTORY_DIR))
+        {
+            continue;
+        }
+        let Ok(digest) = audit::file_digest(dir, rel) else {
+            unaccounted.push(rel.clone());
+            continue;
+        };
+        if accounted.covers(rel, &digest) {
+            continue;
+        }
+        if rel.starts_with(&format!("{APPROVALS_DIR}/")) {
+            pending += 1;
+        } else {
+            unaccounted.push(rel.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    if pending > 0 {
+        notes.push(format!(
+            "{pending} file(s) in approvals/ not yet read by a run (they count from the next run)"
+        ));
+    }
+    if !unaccounted.is_empty() {
+        notes.push(format!(
+            "{} file(s) the log does not account for (never published): {}",
+            unaccounted.len(),
+            unaccounted.join(", ")
+        ));
+    }
+    notes
+}

@@ -1,0 +1,197 @@
+//! Replay: verify a release record — or a published release folder and the record in its
+//! `audit/` — offline, under a trust root from outside it. Never runs a command or contacts a
+//! server. The steps mirror docs/log-format.md ("What `relgate replay` checks"):
+//!
+//! 1. the record's files: regular files only, every read size-capped ([`crate::audit`]);
+//! 2. the log: canonical lines, contiguous chain ([`crate::log::read_log`]);
+//! 3. every evidence file matches its digest;
+//! 4. every run, line by line ([`runs`]): its pipeline derived again from the recorded source
+//!    bytes, every verdict inside its run and judged again from its evidence, every publish
+//!    decided with every gate green;
+//! 5. every checkpoint signed by the release signer under the trust root, the log extending
+//!    each, the newest covering every line, and any checkpoint the caller kept from earlier
+//!    ([`crate::log::attest`]);
+//! 6. for a published folder ([`folder`]): the artefacts, `SHA256SUMS` and its signature are
+//!    exactly what the log recorded, and every file there and in `audit/` is accounted for.
+
+mod folder;
+mod runs;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::log::attest::{self, CheckpointError, Strictness};
+use crate::log::{Entry, read_log};
+use crate::record::{self, EVIDENCE_DIR, LOG_FILE, Record};
+use crate::trust::TrustRoot;
+
+/// The largest log replay reads (a 200,000-line log is some 60 MiB).
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
+/// The first problem replay found; `line` is the 1-based log line (0: not about one line).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    pub record: PathBuf,
+    pub ok: bool,
+    pub lines: usize,
+    pub runs: usize,
+    pub verdicts_rejudged: usize,
+    pub published: bool,
+    /// True when PATH was a published folder and its files were bound to the record.
+    pub folder_checked: bool,
+    pub checkpoints: usize,
+    pub checkpoint_signer: Option<String>,
+    pub trust_root: String,
+    pub notes: Vec<String>,
+    pub problem: Option<Problem>,
+}
+
+pub(crate) fn fail(line: usize, message: impl Into<String>) -> Problem {
+    Problem {
+        line,
+        message: message.into(),
+    }
+}
+
+/// What replay is given besides the path.
+pub struct ReplayOptions<'a> {
+    pub trust: &'a TrustRoot,
+    /// Checkpoints kept from earlier (each with `FILE.sig`): the log must extend every one.
+    pub checkpoints: &'a [PathBuf],
+}
+
+/// Where the record is: `PATH/audit` for a published folder, else PATH itself.
+fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), Problem> {
+    let audit = path.join(crate::publish::AUDIT_DIR);
+    match std::fs::symlink_metadata(&audit) {
+        Ok(m) if m.file_type().is_symlink() => {
+            Err(fail(0, format!("{} is a symbolic link", audit.display())))
+        }
+        Ok(m) if m.is_dir() => Ok((audit, Some(path.to_path_buf()))),
+        _ => Ok((path.to_path_buf(), None)),
+    }
+}
+
+pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
+    let mut report = ReplayReport {
+        record: path.to_path_buf(),
+        ok: false,
+        lines: 0,
+        runs: 0,
+        verdicts_rejudged: 0,
+        published: false,
+        folder_checked: false,
+        checkpoints: 0,
+        checkpoint_signer: None,
+        trust_root: opts.trust.source.clone(),
+        notes: Vec::new(),
+        problem: None,
+    };
+    match check(path, opts, &mut report) {
+        Ok(()) => report.ok = true,
+        Err(p) => report.problem = Some(p),
+    }
+    report
+}
+
+fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Result<(), Problem> {
+    let (dir, published) = locate(path)?;
+    report.record = dir.clone();
+    // 1. Regular files only: nothing is opened before this says it may be.
+    let files = crate::audit::list_files(&dir).map_err(|m| fail(0, m))?;
+    if let Some(folder) = &published {
+        crate::audit::list_files(folder).map_err(|m| fail(0, m))?;
+    }
+    // 2. The log.
+    let bytes = record::read_capped(&dir.join(LOG_FILE), MAX_LOG_BYTES).map_err(|e| {
+        fail(
+            0,
+            format!("cannot read {}: {e}", dir.join(LOG_FILE).display()),
+        )
+    })?;
+    let (entries, _) = read_log(&bytes).map_err(|p| fail(p.line, p.message))?;
+    report.lines = entries.len();
+    if entries.is_empty() {
+        return Err(fail(0, "the log is empty"));
+    }
+    let rec = Record::new(&dir);
+    // 3. Every evidence file must match its name, referenced or not. Other names (the
+    // temporary file of a write a crash interrupted) are never read as evidence; in a local
+    // record they are noted, in a published one step 6 refuses them.
+    for f in files
+        .iter()
+        .filter_map(|f| f.strip_prefix(&format!("{EVIDENCE_DIR}/")))
+    {
+        if crate::digest::is_hex_digest(f) {
+            record::read_blob(&dir.join(EVIDENCE_DIR), f)
+                .map_err(|e| fail(0, format!("evidence/{f}: {e}")))?;
+        }
+    }
+    // 4. The runs, line by line.
+    let facts = runs::check(&rec, &entries)?;
+    report.runs = facts.runs.len();
+    report.verdicts_rejudged = facts.verdicts_rejudged;
+    report.published = facts.published;
+    // 5. The checkpoints, under the trust root.
+    let att = attest::attest(&dir, &entries, opts.trust, Strictness::Replay)
+        .map_err(|p| fail(p.line, p.to_string()))?;
+    report.checkpoints = att.checkpoints;
+    report.checkpoint_signer = att.signer.clone();
+    report.notes.extend(att.notes);
+    for kept in opts.checkpoints {
+        external_checkpoint(kept, &entries, opts.trust)?;
+        report.notes.push(format!(
+            "the record extends the checkpoint kept in {}",
+            kept.display()
+        ));
+    }
+    // 6. What the files are, according to the log.
+    let present: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| {
+            f.strip_prefix(&format!("{EVIDENCE_DIR}/"))
+                .map(str::to_string)
+        })
+        .collect();
+    let accounted = crate::audit::accounted(&entries, &rec, &|d| present.contains(d))
+        .map_err(|m| fail(0, m))?;
+    match &published {
+        Some(folder) => {
+            folder::check_published(
+                folder, &dir, &files, &entries, &facts, &accounted, opts.trust,
+            )?;
+            report.folder_checked = true;
+        }
+        None => report
+            .notes
+            .extend(folder::local_leftovers(&dir, &files, &accounted)),
+    }
+    Ok(())
+}
+
+/// A checkpoint kept from earlier must be signed by the release signer and extended by the log:
+/// a record rolled back (shorter) or forked (other lines) to an earlier state fails here.
+fn external_checkpoint(path: &Path, entries: &[Entry], trust: &TrustRoot) -> Result<(), Problem> {
+    let shown = path.display().to_string();
+    let stored = crate::log::checkpoint::read_stored(path, &shown).map_err(|m| fail(0, m))?;
+    match attest::check_checkpoint(&stored, entries, trust) {
+        Ok(c) if c.throwaway => Err(fail(
+            0,
+            format!("{shown}: signed by a dry run's throwaway key; it proves nothing"),
+        )),
+        Ok(_) => Ok(()),
+        Err(CheckpointError::Unsigned) => Err(fail(
+            0,
+            format!("{shown}: no {shown}.sig beside it; a checkpoint counts only when signed"),
+        )),
+        Err(CheckpointError::BadSignature(m)) => Err(fail(0, format!("{shown}: signature: {m}"))),
+        Err(CheckpointError::Invalid(line, m)) => Err(fail(line, format!("{shown}: {m}"))),
+    }
+}

@@ -1,0 +1,442 @@
+//! Replay step 4: every run of the log, line by line — each record inside its run, each verdict
+//! judged again under the policy derived from the run's recorded source bytes, each publish
+//! decided with every gate green.
+
+use std::collections::BTreeMap;
+
+use super::{Problem, fail};
+use crate::engine::inputs_digest;
+use crate::gates::{self, JudgeContext, Outcome};
+use crate::log::{Entry, Record as LogRecord, RunStarted};
+use crate::model::{GateKind, Pipeline};
+use crate::record::{Blobs, Record};
+use crate::{digest, stage};
+
+/// What one run of the log did, as far as the later steps need it.
+pub(super) struct RunFacts {
+    /// Index of its `run-started` entry.
+    pub index: usize,
+    /// Index of its `publish` entry, if it published.
+    pub publish: Option<usize>,
+    /// Digest of the signature over `SHA256SUMS` its sign gate recorded last.
+    pub signature: Option<String>,
+}
+
+pub(super) struct LogFacts {
+    pub runs: Vec<RunFacts>,
+    pub verdicts_rejudged: usize,
+    pub published: bool,
+}
+
+/// Where a run stands while its lines are read.
+struct Current<'a> {
+    started: &'a RunStarted,
+    /// The policy derived from the recorded sources (equal to the recorded one).
+    signers_text: Option<String>,
+    policy: String,
+    subject_since: i64,
+    /// gate → inputs of its `gate-started` in this run.
+    gates_started: BTreeMap<String, String>,
+    /// gate → its outcome in this run (verdict), or `None` for skipped/blocked/aborted.
+    decided: BTreeMap<String, Option<Outcome>>,
+    skipped: Vec<String>,
+    published_line: bool,
+    finished: bool,
+}
+
+pub(super) fn check(rec: &Record, entries: &[Entry]) -> Result<LogFacts, Problem> {
+    let mut facts = LogFacts {
+        runs: Vec::new(),
+        verdicts_rejudged: 0,
+        published: false,
+    };
+    let mut cur: Option<Current<'_>> = None;
+    // subject → started_at of the first run that staged it.
+    let mut first_staged: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut release: Option<(&str, &str)> = None;
+    for (i, e) in entries.iter().enumerate() {
+        let line = e.line;
+        if let LogRecord::RunStarted(r) = &e.record {
+            if r.run as usize != facts.runs.len() + 1 {
+                return Err(fail(line, format!("run number {} out of sequence", r.run)));
+            }
+            match release {
+                None => release = Some((&r.project, &r.version)),
+                Some((p, v)) if p == r.project && v == r.version => {}
+                Some((p, v)) => {
+                    return Err(fail(
+                        line,
+                        format!(
+                            "this run is of {} {}, the record's first run of {p} {v}",
+                            r.project, r.version
+                        ),
+                    ));
+                }
+            }
+            let signers_text = check_run_started(rec, line, r)?;
+            let since = *first_staged.entry(&r.subject).or_insert(r.started_at);
+            cur = Some(Current {
+                started: r,
+                policy: digest::policy_digest(&r.sources),
+                signers_text,
+                subject_since: since,
+                gates_started: BTreeMap::new(),
+                decided: BTreeMap::new(),
+                skipped: Vec::new(),
+                published_line: false,
+                finished: false,
+            });
+            facts.runs.push(RunFacts {
+                index: i,
+                publish: None,
+                signature: None,
+            });
+            continue;
+        }
+        if let LogRecord::RecoveredTornTail(_) = &e.record {
+            continue;
+        }
+        let kind = e.record.kind();
+        let Some(c) = cur.as_mut() else {
+            return Err(fail(line, format!("{kind} before any run started")));
+        };
+        let Some(run_no) = run_of(&e.record) else {
+            continue;
+        };
+        if run_no != c.started.run {
+            return Err(fail(
+                line,
+                format!(
+                    "{kind} names run {run_no}, but run {} is the current one",
+                    c.started.run
+                ),
+            ));
+        }
+        if c.finished {
+            return Err(fail(
+                line,
+                format!("{kind} after run {run_no} finished: no record lies outside its run"),
+            ));
+        }
+        if c.published_line && !matches!(e.record, LogRecord::RunFinished(_)) {
+            return Err(fail(
+                line,
+                format!("{kind} after the release was published"),
+            ));
+        }
+        let facts_run = facts.runs.last_mut().ok_or_else(|| fail(line, "no run"))?;
+        match &e.record {
+            LogRecord::GateStarted(s) => {
+                gate_of(&c.started.pipeline, &s.gate, line)?;
+                undecided(c, &s.gate, line)?;
+                if facts_run.publish.is_some() {
+                    return Err(fail(line, "a gate started after the publish decision"));
+                }
+                c.gates_started.insert(s.gate.clone(), s.inputs.clone());
+            }
+            LogRecord::GateVerdict(v) => {
+                let sig = verdict(rec, entries, i, c, v, &mut facts.verdicts_rejudged)?;
+                if sig.is_some() {
+                    facts_run.signature = sig;
+                }
+                c.decided.insert(v.gate.clone(), Some(v.outcome));
+            }
+            LogRecord::GateSkipped(s) => {
+                let gate = gate_of(&c.started.pipeline, &s.gate, line)?;
+                undecided(c, &s.gate, line)?;
+                if crate::engine::schedule::not_applicable(
+                    gate,
+                    &c.started.pipeline,
+                    &c.started.version,
+                )
+                .is_none()
+                {
+                    return Err(fail(
+                        line,
+                        format!("gate {} was skipped but applies to this release", s.gate),
+                    ));
+                }
+                c.skipped.push(s.gate.clone());
+                c.decided.insert(s.gate.clone(), None);
+            }
+            LogRecord::GateBlocked(b) => {
+                gate_of(&c.started.pipeline, &b.gate, line)?;
+                undecided(c, &b.gate, line)?;
+                c.decided.insert(b.gate.clone(), None);
+            }
+            LogRecord::GateAborted(a) => {
+                gate_of(&c.started.pipeline, &a.gate, line)?;
+                undecided(c, &a.gate, line)?;
+                c.decided.insert(a.gate.clone(), None);
+            }
+            LogRecord::Publish(p) => {
+                if c.started.dry_run {
+                    return Err(fail(line, "a dry run published"));
+                }
+                if facts_run.publish.is_some() {
+                    return Err(fail(line, "a second publish in one run"));
+                }
+                if p.subject != c.started.subject {
+                    return Err(fail(line, "published another subject than the run staged"));
+                }
+                for g in &c.started.pipeline.gates {
+                    let ok = c.skipped.contains(&g.id)
+                        || c.decided.get(&g.id) == Some(&Some(Outcome::Green));
+                    if !ok {
+                        return Err(fail(
+                            line,
+                            format!("published although gate {} was not green in this run", g.id),
+                        ));
+                    }
+                }
+                facts_run.publish = Some(i);
+                facts.published = true;
+            }
+            LogRecord::Published(_) => {
+                if facts_run.publish.is_none() {
+                    return Err(fail(line, "published without a publish decision"));
+                }
+                c.published_line = true;
+            }
+            LogRecord::RunFinished(_) => c.finished = true,
+            LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => {}
+        }
+    }
+    if facts.runs.is_empty() {
+        return Err(fail(0, "the log holds no run"));
+    }
+    Ok(facts)
+}
+
+fn run_of(r: &LogRecord) -> Option<u32> {
+    match r {
+        LogRecord::GateStarted(x) => Some(x.run),
+        LogRecord::GateVerdict(x) => Some(x.run),
+        LogRecord::GateBlocked(x) => Some(x.run),
+        LogRecord::GateSkipped(x) => Some(x.run),
+        LogRecord::GateAborted(x) => Some(x.run),
+        LogRecord::Publish(x) => Some(x.run),
+        LogRecord::Published(x) => Some(x.run),
+        LogRecord::RunFinished(x) => Some(x.run),
+        LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => None,
+    }
+}
+
+fn gate_of<'a>(
+    p: &'a Pipeline,
+    gate: &str,
+    line: usize,
+) -> Result<&'a crate::model::GateSpec, Problem> {
+    p.gate(gate)
+        .ok_or_else(|| fail(line, format!("gate {gate} is not in the recorded pipeline")))
+}
+
+fn undecided(c: &Current<'_>, gate: &str, line: usize) -> Result<(), Problem> {
+    if c.decided.contains_key(gate) {
+        return Err(fail(
+            line,
+            format!("gate {gate} was already decided in this run"),
+        ));
+    }
+    Ok(())
+}
+
+/// One verdict: inside its run, after its own start (or reusing an earlier green verdict), and
+/// following again from its evidence. Returns the signature digest of a sign gate's evidence.
+fn verdict(
+    rec: &Record,
+    entries: &[Entry],
+    at: usize,
+    c: &Current<'_>,
+    v: &crate::log::GateVerdict,
+    rejudged: &mut usize,
+) -> Result<Option<String>, Problem> {
+    let line = entries[at].line;
+    let r = c.started;
+    let gate = gate_of(&r.pipeline, &v.gate, line)?;
+    undecided(c, &v.gate, line)?;
+    let inputs = inputs_digest(
+        gate,
+        &r.subject,
+        &r.project,
+        &r.version,
+        c.signers_text.as_deref(),
+    );
+    if inputs != v.inputs {
+        return Err(fail(
+            line,
+            format!("gate {}: recorded inputs digest does not match", v.gate),
+        ));
+    }
+    if let Some(seq) = v.reused_from {
+        let earlier = entries
+            .get(usize::try_from(seq).unwrap_or(usize::MAX))
+            .filter(|x| x.seq < entries[at].seq)
+            .ok_or_else(|| {
+                fail(
+                    line,
+                    format!(
+                        "gate {}: reused verdict line {} does not exist",
+                        v.gate,
+                        seq + 1
+                    ),
+                )
+            })?;
+        match &earlier.record {
+            LogRecord::GateVerdict(o)
+                if o.gate == v.gate
+                    && o.inputs == v.inputs
+                    && o.outcome == Outcome::Green
+                    && o.evidence == v.evidence
+                    && o.reused_from.is_none()
+                    && gate.kind.reusable() => {}
+            _ => {
+                return Err(fail(
+                    line,
+                    format!(
+                        "gate {}: reuses line {} which is not a green verdict of a reusable gate with the same inputs",
+                        v.gate,
+                        seq + 1
+                    ),
+                ));
+            }
+        }
+        if v.outcome != Outcome::Green {
+            return Err(fail(
+                line,
+                format!("gate {}: a reused verdict must be green", v.gate),
+            ));
+        }
+        return Ok(None);
+    }
+    if c.gates_started.get(&v.gate) != Some(&v.inputs) {
+        return Err(fail(
+            line,
+            format!(
+                "gate {}: a verdict without its gate-started line in this run",
+                v.gate
+            ),
+        ));
+    }
+    let Some(d) = &v.evidence else {
+        if v.outcome != Outcome::Red {
+            return Err(fail(
+                line,
+                format!("gate {}: a verdict without evidence must be red", v.gate),
+            ));
+        }
+        return Ok(None);
+    };
+    let ev_bytes = rec.get(d).map_err(|e| fail(line, e.to_string()))?;
+    let ev: serde_json::Value = serde_json::from_slice(&ev_bytes).map_err(|err| {
+        fail(
+            line,
+            format!("gate {}: evidence is not JSON: {err}", v.gate),
+        )
+    })?;
+    let jcx = JudgeContext {
+        project: &r.project,
+        version: &r.version,
+        subject: &r.subject,
+        operator: r.operator.as_deref(),
+        started_at: r.started_at,
+        dry_run: r.dry_run,
+        signers: c.signers_text.as_deref(),
+        pipeline: &r.pipeline,
+        policy: &c.policy,
+        subject_since: c.subject_since,
+        blobs: rec,
+    };
+    let again = gates::judge(gate, &ev, &jcx);
+    *rejudged += 1;
+    if again.outcome != v.outcome || again.reasons != v.reasons {
+        return Err(fail(
+            line,
+            format!(
+                "gate {}: recorded verdict {:?} does not follow from its evidence, which gives {:?}{}",
+                v.gate,
+                v.outcome,
+                again.outcome,
+                again
+                    .reasons
+                    .first()
+                    .map(|x| format!(" ({}: {})", x.code, x.message))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(match gate.kind {
+        GateKind::Sign(_) => ev
+            .get("signature")
+            .and_then(|s| s.as_str())
+            .map(str::to_string),
+        _ => None,
+    })
+}
+
+/// A run's start: its `SHA256SUMS` hashes to its subject and matches its artefacts, its
+/// sources hash to its pipeline digest, and its policy is what those sources say. Returns the
+/// recorded signers text.
+fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option<String>, Problem> {
+    let blob = |d: &str| rec.get(d).map_err(|e| fail(line, e.to_string()));
+    let sums = blob(&r.sums)?;
+    if format!("sha256:{}", digest::sha256_hex(&sums)) != r.subject {
+        return Err(fail(
+            line,
+            "the recorded SHA256SUMS does not hash to the subject",
+        ));
+    }
+    if stage::sums_text(&r.artefacts) != sums {
+        return Err(fail(
+            line,
+            "the recorded artefact list does not match SHA256SUMS",
+        ));
+    }
+    for a in &r.artefacts {
+        crate::names::check_release_path(&a.release_path)
+            .map_err(|p| fail(line, format!("artefact {:?}: {p}", a.release_path)))?;
+    }
+    match r.sources.first() {
+        Some(src) if digest::sha256_hex(src.text.as_bytes()) == r.pipeline_digest => {}
+        _ => {
+            return Err(fail(
+                line,
+                "the recorded pipeline text does not match its digest",
+            ));
+        }
+    }
+    let signers_text = match &r.signers {
+        Some(d) => Some(
+            String::from_utf8(blob(d)?)
+                .map_err(|_| fail(line, "recorded allowed_signers is not UTF-8"))?,
+        ),
+        None => None,
+    };
+    // The policy judges read is the recorded JSON; it must be what the recorded source bytes
+    // say, or a forger could judge under a policy nobody wrote.
+    let derived = crate::config::derive_recorded(&r.pipeline, &r.sources, signers_text.as_deref())
+        .map_err(|d| {
+            fail(
+                line,
+                format!(
+                    "the recorded pipeline sources do not validate: {}",
+                    d.0.first()
+                        .map(|x| format!("{}: {}: {}", x.file.display(), x.key_path, x.message))
+                        .unwrap_or_default()
+                ),
+            )
+        })?;
+    if derived.pipeline != r.pipeline {
+        return Err(fail(
+            line,
+            "the recorded pipeline is not what its recorded source bytes say (pipeline_digest covers the sources, not the policy that was judged)",
+        ));
+    }
+    if derived.sources != r.sources {
+        return Err(fail(
+            line,
+            "the recorded sources hold files the pipeline does not use",
+        ));
+    }
+    Ok(signers_text)
+}
