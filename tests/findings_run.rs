@@ -251,8 +251,14 @@ fn no_source_can_lower_a_severity_another_source_gives() {
     let register = entry("CVE-A", "", "open", 0, 5) + &entry("CVE-B", "", "open", 0, 5);
     let p = review(&[("deps.sarif", &sarif)], &register);
     let err = refused(&p, &["severity-blocks"]);
-    assert!(err.contains("CVE-A (depscan, critical (cvss-3.1 9.8))"), "{err}");
-    assert!(err.contains("CVE-B (depscan, critical (cvss-3.1 9.8))"), "{err}");
+    assert!(
+        err.contains("CVE-A (depscan, critical (cvss-3.1 9.8))"),
+        "{err}"
+    );
+    assert!(
+        err.contains("CVE-B (depscan, critical (cvss-3.1 9.8))"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub fn analyse(
         match crate::sarif::parse(&bytes) {
             Ok(found) => findings.extend(found.into_iter().map(|f| (file, f))),
             Err(e) => {
-                a.red("sarif-unreadable", format!("{}: {e}", file.path));
+                a.red(e.code(), format!("{}: {e}", file.path));
             }
         }
     }

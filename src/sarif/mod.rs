@@ -6,6 +6,8 @@
 //! gate relies on. A file that is not SARIF at all is an error, never an empty result: a scanner
 //! that wrote garbage must not look like a scanner that found nothing.
 
+mod strict;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,21 @@ pub enum SarifError {
     NotSarif(String),
     #[error("larger than {limit} bytes ({size} bytes)")]
     TooLarge { size: u64, limit: u64 },
+    /// An object repeats a key: which of the two the scanner meant cannot be known.
+    #[error("{0}")]
+    DuplicateKey(String),
+}
+
+impl SarifError {
+    /// The reason code a gate gives for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SarifError::DuplicateKey(_) => "sarif-duplicate-key",
+            SarifError::NotJson(_) | SarifError::NotSarif(_) | SarifError::TooLarge { .. } => {
+                "sarif-unreadable"
+            }
+        }
+    }
 }
 
 /// SARIF `level`.
@@ -233,10 +250,13 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, SarifError> {
             limit: MAX_SARIF_BYTES,
         });
     }
-    // First as a plain value: tells "not JSON" (truncated, too deep) from "JSON but not SARIF".
-    // serde_json refuses nesting deeper than 128 levels with an error rather than recursing on.
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| SarifError::NotJson(e.to_string()))?;
+    // First as a plain value: tells "not JSON" (truncated, too deep) from "JSON but not SARIF",
+    // and refuses duplicate keys. serde_json refuses nesting deeper than 128 levels with an
+    // error rather than recursing on.
+    let value = strict::from_slice(bytes).map_err(|e| match e {
+        strict::StrictError::DuplicateKey(m) => SarifError::DuplicateKey(m),
+        strict::StrictError::NotJson(m) => SarifError::NotJson(m),
+    })?;
     match value.get("version") {
         Some(Value::String(v)) if v == "2.1.0" => {}
         Some(other) => {
@@ -372,7 +392,7 @@ mod tests {
 
     #[test]
     fn bandit_report_reads_with_rule_index_and_default_level() {
-        let bytes = include_bytes!("../fixtures/sarif/bandit.sarif");
+        let bytes = include_bytes!("../../fixtures/sarif/bandit.sarif");
         let findings = parse(bytes).unwrap();
         let ids: Vec<_> = findings
             .iter()
@@ -467,7 +487,7 @@ mod tests {
 
     #[test]
     fn truncated_file_is_an_error() {
-        let bytes = include_bytes!("../fixtures/sarif/bandit.sarif");
+        let bytes = include_bytes!("../../fixtures/sarif/bandit.sarif");
         let cut = &bytes[..bytes.len() / 2];
         assert!(matches!(parse(cut), Err(SarifError::NotJson(_))));
     }
