@@ -688,21 +688,54 @@ fn a_dependency_audit_report_is_judged_like_any_other() {
     );
     let run = case.run(NOV_27);
     assert_eq!(run.codes(), ["finding-unassigned"], "{}", run.messages());
+    // The advisory's score is 5.9 (medium), but cargo-audit marks every vulnerability
+    // `level: error`: the highest source wins, so it is high.
     assert!(
-        run.messages().contains(
-            "RUSTSEC-2023-0071 at Cargo.lock:1 (cargo-audit, medium (security-severity 5.9))"
-        ),
+        run.messages()
+            .contains("RUSTSEC-2023-0071 at Cargo.lock:1 (cargo-audit, high (level))"),
         "{}",
         run.messages()
+    );
+    let table = fs::read_to_string(run.record.dir.join("security-review.md")).unwrap();
+    assert!(
+        table.contains("| RUSTSEC-2023-0071 | cargo-audit | high (level) |"),
+        "{table}"
     );
     // The package fingerprint names this one occurrence.
     let mut reg = case.read("security/remediations.yaml");
     reg.push_str(
-        "- finding: rsa@0.9.8\n  owner: dave@acme.test\n  plan: no fix upstream; rsa is not used for decryption\n  opened: 2026-11-20\n  due: 2027-02-01\n  status: accepted\n",
+        "- finding: rsa@0.9.8\n  owner: dave@acme.test\n  plan: no fix upstream; rsa is not used for decryption\n  opened: 2026-11-20\n  due: 2026-12-18\n  status: accepted\n",
     );
     case.write("security/remediations.yaml", reg.as_bytes());
     let run = case.run(NOV_27);
     assert!(run.verdict.is_green(), "{}", run.messages());
+}
+
+#[test]
+fn an_unreadable_severity_is_red_not_skipped() {
+    let case = Case::new();
+    // "9,8" would have been skipped, leaving the level (warning, medium) to decide.
+    case.write(
+        "reports/deps.sarif",
+        &sarif(
+            r#"{"ruleId":"CVE-X","message":{"text":"x"}}"#,
+            r#"{"id":"CVE-X","properties":{"security-severity":"9,8"}}"#,
+        ),
+    );
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str("- finding: CVE-X\n  owner: dave@acme.test\n  plan: upgrade\n  opened: 2026-11-25\n  due: 2026-12-20\n  status: open\n");
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["severity-unreadable"], "{}", run.messages());
+    assert!(
+        run.messages().contains(
+            "CVE-X (hand, medium (level)): security-severity \"9,8\" is not a score 0-10"
+        ),
+        "{}",
+        run.messages()
+    );
+    let table = fs::read_to_string(run.record.dir.join("security-review.md")).unwrap();
+    assert!(table.contains("| severity-unreadable |"), "{table}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -1,17 +1,24 @@
 //! A tolerant SARIF 2.1.0 reader: the few fields the security review needs, unknown fields
-//! ignored, every result resolved against its rule and flattened into a [`Finding`].
+//! ignored, every result resolved against its rule and flattened into a [`Finding`] — and a
+//! strict one about what the file says of its own scan.
 //!
 //! Many tools write SARIF (bandit, CodeQL, Semgrep, cargo-audit, osv-scanner, Trivy, Grype), each
 //! with its own omissions, so the structs below only insist on what the schema requires and the
 //! gate relies on. A file that is not SARIF at all is an error, never an empty result: a scanner
-//! that wrote garbage must not look like a scanner that found nothing.
+//! that wrote garbage must not look like a scanner that found nothing. Likewise a file that says
+//! its tool failed, that has no results array, or whose results contradict themselves yields
+//! [`Problem`]s, each of which the gate reports as red.
 
+mod rules;
 mod strict;
+mod wire;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use wire::{RawInvocation, RawLog, RawResult, RawRun};
 
 /// Larger SARIF files are refused before they are read (checked by the collect step).
 pub const MAX_SARIF_BYTES: u64 = 64 * 1024 * 1024;
@@ -39,6 +46,50 @@ impl SarifError {
             }
         }
     }
+}
+
+/// What kind of [`Problem`] a SARIF file has; each has its own reason code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProblemKind {
+    /// The tool says it failed: `executionSuccessful: false`, an error-level tool execution or
+    /// configuration notification, or an exit by a signal.
+    ScanFailed,
+    /// The file does not say the tool ran to completion: no runs, a run whose `results` is
+    /// `null` or missing, or an invocation without `executionSuccessful`.
+    ScanIncomplete,
+    /// A result's rule references disagree or point at nothing, or a rule id is declared twice.
+    RuleMismatch,
+    /// A result's `kind` is not a SARIF kind, or says "no problem" while its level says there is.
+    KindInconsistent,
+}
+
+impl ProblemKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ProblemKind::ScanFailed => "scan-failed",
+            ProblemKind::ScanIncomplete => "scan-incomplete",
+            ProblemKind::RuleMismatch => "sarif-rule-mismatch",
+            ProblemKind::KindInconsistent => "sarif-kind-inconsistent",
+        }
+    }
+}
+
+/// Something a SARIF file says that makes its findings untrustworthy or incomplete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The result it concerns, as (run, result) indexes; `None` for the file or a run.
+    pub result: Option<(usize, usize)>,
+    /// Where in the file and what: `run 0 (semgrep): invocation 0 says executionSuccessful: false`.
+    pub message: String,
+}
+
+/// A parsed SARIF file: its findings, and the problems that make the gate red whatever the
+/// findings are.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub problems: Vec<Problem>,
 }
 
 /// SARIF `level`.
@@ -100,8 +151,12 @@ pub struct Finding {
     pub rule_id: Option<String>,
     pub rule_name: Option<String>,
     pub message: String,
-    /// The effective level: the result's, else the rule's default, else `warning`.
+    /// The effective level (SARIF's rule): the result's, else — for `kind: fail` — the rule's
+    /// default, else `warning` (`none` for the other kinds).
     pub level: Level,
+    /// Every level the file states for this result: its own `level` and the default level of
+    /// each rule it names. Empty when the effective level is only SARIF's default.
+    pub stated_levels: Vec<Level>,
     pub kind: String,
     pub locations: Vec<FindingLocation>,
     pub guid: Option<String>,
@@ -109,6 +164,8 @@ pub struct Finding {
     pub fingerprints: Vec<(String, String)>,
     pub result_properties: BTreeMap<String, Value>,
     pub rule_properties: BTreeMap<String, Value>,
+    /// Properties of other rules that contradictory references named (see `sarif-rule-mismatch`).
+    pub other_rule_properties: Vec<BTreeMap<String, Value>>,
 }
 
 impl Finding {
@@ -120,130 +177,15 @@ impl Finding {
             None => id.to_string(),
         }
     }
-
-    /// Results that report an absence of a problem are not findings.
-    fn is_problem(&self) -> bool {
-        !matches!(
-            self.kind.as_str(),
-            "pass" | "notApplicable" | "informational"
-        )
-    }
 }
 
-// ---- the wire format: only what is read, everything optional that tools omit ----
-
-#[derive(Deserialize)]
-struct RawLog {
-    version: Option<Value>,
-    runs: Option<Vec<RawRun>>,
-}
-
-#[derive(Deserialize)]
-struct RawRun {
-    tool: RawTool,
-    #[serde(default)]
-    results: Option<Vec<RawResult>>,
-}
-
-#[derive(Deserialize)]
-struct RawTool {
-    driver: RawComponent,
-    #[serde(default)]
-    extensions: Vec<RawComponent>,
-}
-
-#[derive(Deserialize)]
-struct RawComponent {
-    name: String,
-    #[serde(default)]
-    rules: Vec<RawRule>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRule {
-    id: String,
-    name: Option<String>,
-    default_configuration: Option<RawConfiguration>,
-    #[serde(default)]
-    properties: BTreeMap<String, Value>,
-}
-
-#[derive(Deserialize)]
-struct RawConfiguration {
-    level: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawMessage {
-    text: Option<String>,
-    id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRuleReference {
-    id: Option<String>,
-    index: Option<i64>,
-    tool_component: Option<RawComponentReference>,
-}
-
-#[derive(Deserialize)]
-struct RawComponentReference {
-    name: Option<String>,
-    index: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawResult {
-    rule_id: Option<String>,
-    rule_index: Option<i64>,
-    rule: Option<RawRuleReference>,
-    level: Option<String>,
-    kind: Option<String>,
-    message: RawMessage,
-    #[serde(default)]
-    locations: Vec<RawLocation>,
-    guid: Option<String>,
-    #[serde(default)]
-    fingerprints: BTreeMap<String, String>,
-    #[serde(default)]
-    partial_fingerprints: BTreeMap<String, String>,
-    #[serde(default)]
-    properties: BTreeMap<String, Value>,
-    baseline_state: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawLocation {
-    physical_location: Option<RawPhysicalLocation>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawPhysicalLocation {
-    artifact_location: Option<RawArtifactLocation>,
-    region: Option<RawRegion>,
-}
-
-#[derive(Deserialize)]
-struct RawArtifactLocation {
-    uri: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRegion {
-    start_line: Option<u64>,
-}
-
-/// Parse a SARIF 2.1.0 log and return its findings, in run and result order.
+/// Parse a SARIF 2.1.0 log and return its findings, in run and result order, with the problems
+/// found on the way.
 ///
-/// Results whose `kind` says there is no problem (`pass`, `notApplicable`, `informational`)
-/// and results with `baselineState: absent` (gone since the baseline) are left out.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, SarifError> {
+/// Results whose `kind` says there is no problem (`pass`, `notApplicable`, `informational`,
+/// with no level other than `none`) and results with `baselineState: absent` (gone since the
+/// baseline) are not findings.
+pub fn parse(bytes: &[u8]) -> Result<Report, SarifError> {
     if bytes.len() as u64 > MAX_SARIF_BYTES {
         return Err(SarifError::TooLarge {
             size: bytes.len() as u64,
@@ -268,20 +210,123 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, SarifError> {
     }
     let log: RawLog =
         serde_json::from_value(value).map_err(|e| SarifError::NotSarif(e.to_string()))?;
-    let _ = log.version;
     let runs = log
         .runs
         .ok_or_else(|| SarifError::NotSarif("no \"runs\"".into()))?;
-    let mut out = Vec::new();
+    let mut report = Report::default();
+    if runs.is_empty() {
+        report.problem(
+            ProblemKind::ScanIncomplete,
+            "\"runs\" is empty: the log records no tool run".into(),
+        );
+    }
     for (run_index, run) in runs.iter().enumerate() {
+        let at = format!("run {run_index} ({})", run.tool.driver.name);
+        check_run(&mut report, &at, run);
         for (index, result) in run.results.iter().flatten().enumerate() {
-            let finding = resolve(run, run_index, index, result)?;
-            if finding.is_problem() && result.baseline_state.as_deref() != Some("absent") {
-                out.push(finding);
+            let resolved = resolve(run, run_index, index, result)?;
+            let at = format!("{at} result {index} ({})", resolved.finding.label());
+            let problems = [
+                (ProblemKind::RuleMismatch, resolved.rule_problem),
+                (ProblemKind::KindInconsistent, resolved.kind_problem),
+            ];
+            for (kind, p) in problems {
+                if let Some(p) = p {
+                    report.problems.push(Problem {
+                        kind,
+                        result: Some((run_index, index)),
+                        message: format!("{at}: {p}"),
+                    });
+                }
+            }
+            if resolved.is_finding && result.baseline_state.as_deref() != Some("absent") {
+                report.findings.push(resolved.finding);
             }
         }
     }
-    Ok(out)
+    Ok(report)
+}
+
+impl Report {
+    fn problem(&mut self, kind: ProblemKind, message: String) {
+        self.problems.push(Problem {
+            kind,
+            result: None,
+            message,
+        });
+    }
+}
+
+/// What the run says about itself: whether its tool ran to completion.
+fn check_run(report: &mut Report, at: &str, run: &RawRun) {
+    if run.results.is_none() {
+        report.problem(
+            ProblemKind::ScanIncomplete,
+            format!(
+                "{at}: \"results\" is null or missing, which SARIF uses for a tool that produced \
+                 no results (it failed or did not finish); a clean scan writes []"
+            ),
+        );
+    }
+    for (i, inv) in run.invocations.iter().enumerate() {
+        check_invocation(report, &format!("{at}: invocation {i}"), inv);
+    }
+    for p in rules::duplicate_rule_ids(&run.tool) {
+        report.problem(ProblemKind::RuleMismatch, format!("{at}: {p}"));
+    }
+}
+
+fn check_invocation(report: &mut Report, at: &str, inv: &RawInvocation) {
+    let exit = match (inv.exit_code, &inv.exit_signal_name, inv.exit_signal_number) {
+        (_, Some(name), _) => format!(" (killed by {name})"),
+        (_, None, Some(n)) => format!(" (killed by signal {n})"),
+        (Some(code), None, None) => format!(" (exit code {code})"),
+        (None, None, None) => String::new(),
+    };
+    match inv.execution_successful {
+        Some(true) => {}
+        Some(false) => report.problem(
+            ProblemKind::ScanFailed,
+            format!("{at} says executionSuccessful: false{exit}"),
+        ),
+        None => report.problem(
+            ProblemKind::ScanIncomplete,
+            format!("{at} does not say whether it succeeded (executionSuccessful is required)"),
+        ),
+    }
+    if inv.execution_successful == Some(true)
+        && (inv.exit_signal_name.is_some() || inv.exit_signal_number.is_some())
+    {
+        report.problem(
+            ProblemKind::ScanFailed,
+            format!("{at} ended by a signal{exit}"),
+        );
+    }
+    let notes = [
+        ("tool execution", &inv.tool_execution_notifications),
+        ("tool configuration", &inv.tool_configuration_notifications),
+    ];
+    for (what, list) in notes {
+        for n in list.iter().filter(|n| n.level.as_deref() == Some("error")) {
+            let text = n
+                .message
+                .as_ref()
+                .and_then(|m| m.text.clone().or_else(|| m.id.clone()))
+                .unwrap_or_default();
+            report.problem(
+                ProblemKind::ScanFailed,
+                format!("{at} reports a {what} error: {text:?}"),
+            );
+        }
+    }
+}
+
+/// A result resolved: the finding it would be, whether it is one, and what is wrong with it.
+struct ResolvedResult {
+    finding: Finding,
+    is_finding: bool,
+    rule_problem: Option<String>,
+    kind_problem: Option<String>,
 }
 
 fn resolve(
@@ -289,25 +334,69 @@ fn resolve(
     run_index: usize,
     index: usize,
     r: &RawResult,
-) -> Result<Finding, SarifError> {
-    let rule = find_rule(&run.tool, r);
+) -> Result<ResolvedResult, SarifError> {
+    let resolved = rules::resolve(&run.tool, r);
+    let rule = resolved.rule;
     let rule_id = r
         .rule_id
         .clone()
         .or_else(|| r.rule.as_ref().and_then(|x| x.id.clone()))
         .or_else(|| rule.map(|x| x.id.clone()));
-    let level_text = r.level.clone().or_else(|| {
-        rule.and_then(|x| x.default_configuration.as_ref())
-            .and_then(|c| c.level.clone())
-    });
-    let level = match level_text {
-        None => Level::Warning,
-        Some(text) => Level::parse(&text).ok_or_else(|| {
+    let level_of = |text: &str| {
+        Level::parse(text).ok_or_else(|| {
             SarifError::NotSarif(format!(
                 "run {run_index} result {index}: level {text:?} is not none|note|warning|error"
             ))
-        })?,
+        })
     };
+    let own_level = r.level.as_deref().map(level_of).transpose()?;
+    let mut rule_levels = Vec::new();
+    for x in rule.into_iter().chain(resolved.others.iter().copied()) {
+        if let Some(text) = x
+            .default_configuration
+            .as_ref()
+            .and_then(|c| c.level.as_deref())
+        {
+            rule_levels.push(level_of(text)?);
+        }
+    }
+    let kind = r.kind.clone().unwrap_or_else(|| "fail".into());
+    // SARIF: for a kind other than `fail` the level defaults to `none`, not to the rule's.
+    let (is_finding, level, kind_problem) = match kind.as_str() {
+        "fail" => (
+            true,
+            own_level
+                .or(rule_levels.first().copied())
+                .unwrap_or(Level::Warning),
+            None,
+        ),
+        // Not decided (`open`) or to be looked at (`review`): a finding until someone has.
+        "open" | "review" => (true, own_level.unwrap_or(Level::None), None),
+        "pass" | "notApplicable" | "informational" => match own_level {
+            None | Some(Level::None) => (false, Level::None, None),
+            Some(l) => (
+                true,
+                l,
+                Some(format!(
+                    "kind {kind:?} says there is no problem, but level {:?} says there is one",
+                    l.as_str()
+                )),
+            ),
+        },
+        other => (
+            true,
+            own_level.unwrap_or(Level::Warning),
+            Some(format!(
+                "kind {other:?} is not one of fail, pass, open, review, notApplicable, informational"
+            )),
+        ),
+    };
+    // The levels that count for severity: the result's own, and for a finding the rule
+    // defaults too (a result cannot talk its rule's `error` down to `note`).
+    let mut stated_levels: Vec<Level> = own_level.into_iter().collect();
+    if is_finding {
+        stated_levels.extend(rule_levels);
+    }
     let message = r
         .message
         .text
@@ -333,53 +422,32 @@ fn resolve(
         .chain(&r.partial_fingerprints)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Ok(Finding {
-        run: run_index,
-        index,
-        tool: run.tool.driver.name.clone(),
-        rule_id,
-        rule_name: rule.and_then(|x| x.name.clone()),
-        message,
-        level,
-        kind: r.kind.clone().unwrap_or_else(|| "fail".into()),
-        locations,
-        guid: r.guid.clone(),
-        fingerprints,
-        result_properties: r.properties.clone(),
-        rule_properties: rule.map(|x| x.properties.clone()).unwrap_or_default(),
-    })
-}
-
-/// The rule a result refers to: by index into its tool component (the driver unless
-/// `rule.toolComponent` names an extension), else by id in the driver and then the extensions.
-fn find_rule<'a>(tool: &'a RawTool, r: &RawResult) -> Option<&'a RawRule> {
-    let reference = r.rule.as_ref();
-    let component = match reference.and_then(|x| x.tool_component.as_ref()) {
-        Some(c) => match (c.index, c.name.as_deref()) {
-            (Some(i), _) => usize::try_from(i).ok().and_then(|i| tool.extensions.get(i)),
-            (None, Some(name)) => std::iter::once(&tool.driver)
-                .chain(&tool.extensions)
-                .find(|x| x.name == name),
-            (None, None) => Some(&tool.driver),
+    Ok(ResolvedResult {
+        finding: Finding {
+            run: run_index,
+            index,
+            tool: run.tool.driver.name.clone(),
+            rule_id,
+            rule_name: rule.and_then(|x| x.name.clone()),
+            message,
+            level,
+            stated_levels,
+            kind,
+            locations,
+            guid: r.guid.clone(),
+            fingerprints,
+            result_properties: r.properties.clone(),
+            rule_properties: rule.map(|x| x.properties.clone()).unwrap_or_default(),
+            other_rule_properties: resolved
+                .others
+                .iter()
+                .map(|x| x.properties.clone())
+                .collect(),
         },
-        None => Some(&tool.driver),
-    };
-    let index = r.rule_index.or_else(|| reference.and_then(|x| x.index));
-    if let (Some(component), Some(i)) = (component, index)
-        && let Some(rule) = usize::try_from(i).ok().and_then(|i| component.rules.get(i))
-    {
-        return Some(rule);
-    }
-    let id = r
-        .rule_id
-        .as_deref()
-        .or_else(|| reference.and_then(|x| x.id.as_deref()))?;
-    component
-        .into_iter()
-        .chain(std::iter::once(&tool.driver))
-        .chain(&tool.extensions)
-        .flat_map(|c| &c.rules)
-        .find(|rule| rule.id == id)
+        is_finding,
+        rule_problem: resolved.problem,
+        kind_problem,
+    })
 }
 
 #[cfg(test)]
@@ -393,7 +461,9 @@ mod tests {
     #[test]
     fn bandit_report_reads_with_rule_index_and_default_level() {
         let bytes = include_bytes!("../../fixtures/sarif/bandit.sarif");
-        let findings = parse(bytes).unwrap();
+        let report = parse(bytes).unwrap();
+        assert_eq!(report.problems, []);
+        let findings = report.findings;
         let ids: Vec<_> = findings
             .iter()
             .filter_map(|f| f.rule_id.as_deref())
@@ -407,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_index_wins_over_rule_id_and_extensions_are_searched() {
+    fn rules_by_index_by_id_and_in_extensions() {
         let bytes = log(
             r#"[{"tool":{"driver":{"name":"t","rules":[{"id":"A","defaultConfiguration":{"level":"note"}},{"id":"B","defaultConfiguration":{"level":"error"}}]},
                  "extensions":[{"name":"ext","rules":[{"id":"X","defaultConfiguration":{"level":"error"},"properties":{"security-severity":"9.1"}}]}]},
@@ -420,7 +490,9 @@ mod tests {
                  {"ruleId":"A","kind":"pass","message":{"text":"not a problem"}}
                ]}]"#,
         );
-        let f = parse(&bytes).unwrap();
+        let r = parse(&bytes).unwrap();
+        assert_eq!(r.problems, []);
+        let f = r.findings;
         assert_eq!(f.len(), 5);
         assert_eq!(
             (f[0].rule_id.as_deref(), f[0].level),
@@ -443,10 +515,12 @@ mod tests {
             r#"[{"tool":{"driver":{"name":"one"}},"results":[{"ruleId":"R1","guid":"g-1","message":{"text":"a"},
                   "fingerprints":{"f/v1":"fp1"},"partialFingerprints":{"primaryLocationLineHash":"pf1"},
                   "locations":[{"physicalLocation":{"artifactLocation":{"uri":"src/a.rs"},"region":{"startLine":7}}}]}]},
-                {"tool":{"driver":{"name":"two"}}},
+                {"tool":{"driver":{"name":"two"}},"results":[]},
                 {"tool":{"driver":{"name":"three"}},"results":[{"ruleId":"R3","message":{"id":"m"}}]}]"#,
         );
-        let f = parse(&bytes).unwrap();
+        let r = parse(&bytes).unwrap();
+        assert_eq!(r.problems, []);
+        let f = r.findings;
         assert_eq!(f.len(), 2);
         assert_eq!((f[0].tool.as_str(), f[1].tool.as_str()), ("one", "three"));
         assert_eq!(f[1].run, 2);
@@ -496,7 +570,7 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_crash() {
         let depth = 100_000;
         let mut text = String::from(
-            r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"t"}},"properties":{"x":"#,
+            r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"t"}},"results":[],"properties":{"x":"#,
         );
         text.push_str(&"[".repeat(depth));
         text.push_str(&"]".repeat(depth));
@@ -505,5 +579,202 @@ mod tests {
             Err(SarifError::NotJson(m)) => assert!(m.contains("recursion limit"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn problems(runs: &str) -> Vec<(&'static str, String)> {
+        parse(&log(runs))
+            .unwrap()
+            .problems
+            .into_iter()
+            .map(|p| (p.kind.code(), p.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_tool_that_failed_or_did_not_finish_is_a_problem() {
+        let t = r#""tool":{"driver":{"name":"t"}}"#;
+        assert_eq!(
+            problems("[]"),
+            [(
+                "scan-incomplete",
+                "\"runs\" is empty: the log records no tool run".to_string()
+            )]
+        );
+        for results in [r#","results":null"#, ""] {
+            let p = problems(&format!("[{{{t}{results}}}]"));
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].0, "scan-incomplete");
+            assert!(
+                p[0].1
+                    .starts_with("run 0 (t): \"results\" is null or missing")
+            );
+        }
+        let p = problems(&format!(
+            r#"[{{{t},"results":[],"invocations":[
+                {{"executionSuccessful":false,"exitCode":2}},
+                {{"executionSuccessful":true,"toolExecutionNotifications":[{{"level":"error","message":{{"text":"parser crashed"}}}},{{"level":"warning","message":{{"text":"slow"}}}}],
+                  "toolConfigurationNotifications":[{{"level":"error","message":{{"text":"no such rule set"}}}}]}},
+                {{"executionSuccessful":true,"exitSignalName":"SIGKILL"}},
+                {{"exitCode":0}}]}}]"#
+        ));
+        let want = [
+            (
+                "scan-failed",
+                "run 0 (t): invocation 0 says executionSuccessful: false (exit code 2)",
+            ),
+            (
+                "scan-failed",
+                "run 0 (t): invocation 1 reports a tool execution error: \"parser crashed\"",
+            ),
+            (
+                "scan-failed",
+                "run 0 (t): invocation 1 reports a tool configuration error: \"no such rule set\"",
+            ),
+            (
+                "scan-failed",
+                "run 0 (t): invocation 2 ended by a signal (killed by SIGKILL)",
+            ),
+            (
+                "scan-incomplete",
+                "run 0 (t): invocation 3 does not say whether it succeeded (executionSuccessful is required)",
+            ),
+        ];
+        assert_eq!(p, want.map(|(c, m)| (c, m.to_string())), "{p:#?}");
+        // A successful invocation with an exit code (scanners exit 1 when they find something)
+        // is fine.
+        assert_eq!(
+            problems(&format!(
+                r#"[{{{t},"results":[],"invocations":[{{"executionSuccessful":true,"exitCode":1}}]}}]"#
+            )),
+            []
+        );
+    }
+
+    #[test]
+    fn rule_references_that_disagree_are_a_problem_and_count_both_rules() {
+        let rules = r#""rules":[{"id":"CRIT","properties":{"security-severity":"9.9"}},{"id":"LOW","defaultConfiguration":{"level":"note"},"properties":{"security-severity":"1.0"}}]"#;
+        let run = |results: &str| {
+            format!(
+                r#"[{{"tool":{{"driver":{{"name":"t",{rules}}},"extensions":[{{"name":"e"}}]}},"results":[{results}]}}]"#
+            )
+        };
+        let cases = [
+            (
+                r#"{"ruleId":"CRIT","ruleIndex":1,"message":{"text":""}}"#,
+                "ruleId \"CRIT\" does not name the rule its index points at (\"LOW\")",
+            ),
+            (
+                r#"{"ruleId":"CRIT","rule":{"id":"LOW"},"message":{"text":""}}"#,
+                "ruleId \"CRIT\" and rule.id \"LOW\" differ",
+            ),
+            (
+                r#"{"ruleIndex":0,"rule":{"index":1},"message":{"text":""}}"#,
+                "ruleIndex 0 and rule.index 1 differ",
+            ),
+            (
+                r#"{"ruleId":"CRIT","ruleIndex":7,"message":{"text":""}}"#,
+                "rule index 7 is past the 2 rules of \"t\"",
+            ),
+            (
+                r#"{"ruleId":"CRIT","ruleIndex":-2,"message":{"text":""}}"#,
+                "ruleIndex -2 is negative",
+            ),
+            (
+                r#"{"rule":{"id":"CRIT","toolComponent":{"index":3}},"message":{"text":""}}"#,
+                "rule.toolComponent.index 3 names no extension (the tool has 1)",
+            ),
+            (
+                r#"{"rule":{"id":"CRIT","toolComponent":{"name":"x"}},"message":{"text":""}}"#,
+                "rule.toolComponent.name \"x\" names no tool component",
+            ),
+        ];
+        for (result, want) in cases {
+            let r = parse(&log(&run(result))).unwrap();
+            assert_eq!(r.problems.len(), 1, "{result}: {:?}", r.problems);
+            let p = &r.problems[0];
+            assert_eq!(p.kind, ProblemKind::RuleMismatch);
+            assert_eq!(p.result, Some((0, 0)));
+            assert!(p.message.ends_with(want), "{result}: {}", p.message);
+            // The finding is still reported.
+            assert_eq!(r.findings.len(), 1);
+        }
+        // Both rules named by a contradiction stay in view, with both default levels.
+        let r = parse(&log(&run(cases[0].0))).unwrap();
+        let f = &r.findings[0];
+        assert_eq!(f.rule_id.as_deref(), Some("CRIT"));
+        assert_eq!(f.rule_properties["security-severity"], "9.9");
+        assert_eq!(f.other_rule_properties[0]["security-severity"], "1.0");
+        assert_eq!(f.stated_levels, [Level::Note]);
+        // Agreeing references, -1 for "no index", and a hierarchical rule id are fine.
+        for ok in [
+            r#"{"ruleId":"LOW","ruleIndex":1,"rule":{"id":"LOW","index":1},"message":{"text":""}}"#,
+            r#"{"ruleId":"CRIT","ruleIndex":-1,"message":{"text":""}}"#,
+            r#"{"ruleId":"CRIT/sub","ruleIndex":0,"message":{"text":""}}"#,
+        ] {
+            let r = parse(&log(&run(ok))).unwrap();
+            assert_eq!(r.problems, [], "{ok}");
+            assert!(r.findings[0].other_rule_properties.is_empty(), "{ok}");
+        }
+        let r = parse(&log(&run(r#"{"ruleId":"CRIT/sub","message":{"text":""}}"#))).unwrap();
+        assert_eq!(r.findings[0].rule_properties["security-severity"], "9.9");
+        // A rule declared twice cannot be looked up by id.
+        let p = problems(
+            r#"[{"tool":{"driver":{"name":"t","rules":[{"id":"R"},{"id":"R"}]}},"results":[]}]"#,
+        );
+        assert_eq!(
+            p,
+            [(
+                "sarif-rule-mismatch",
+                "run 0 (t): rule id \"R\" is declared twice in \"t\"".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn kind_and_level_must_agree() {
+        let run = |results: &str| {
+            format!(
+                r#"[{{"tool":{{"driver":{{"name":"t","rules":[{{"id":"R","defaultConfiguration":{{"level":"error"}}}}]}}}},"results":[{results}]}}]"#
+            )
+        };
+        // A pass with level error is a finding, and a problem.
+        let r = parse(&log(&run(
+            r#"{"ruleId":"R","kind":"pass","level":"error","message":{"text":""}}"#,
+        )))
+        .unwrap();
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(r.findings[0].level, Level::Error);
+        assert_eq!(r.problems[0].kind, ProblemKind::KindInconsistent);
+        assert!(
+            r.problems[0].message.ends_with(
+                "kind \"pass\" says there is no problem, but level \"error\" says there is one"
+            ),
+            "{:?}",
+            r.problems
+        );
+        // An unknown kind is a finding, and a problem.
+        let r = parse(&log(&run(
+            r#"{"ruleId":"R","kind":"PASS","message":{"text":""}}"#,
+        )))
+        .unwrap();
+        assert_eq!(
+            (r.findings.len(), r.problems[0].kind),
+            (1, ProblemKind::KindInconsistent)
+        );
+        // A pass without a level (or with none) is not a finding, whatever the rule's default.
+        for ok in [
+            r#"{"ruleId":"R","kind":"pass","message":{"text":""}}"#,
+            r#"{"ruleId":"R","kind":"notApplicable","level":"none","message":{"text":""}}"#,
+        ] {
+            let r = parse(&log(&run(ok))).unwrap();
+            assert_eq!((r.findings.len(), r.problems.len()), (0, 0), "{ok}");
+        }
+        // open and review are findings; the rule's level counts beside the result's.
+        let r = parse(&log(&run(
+            r#"{"ruleId":"R","kind":"review","level":"note","message":{"text":""}}"#,
+        )))
+        .unwrap();
+        assert_eq!(r.problems, []);
+        assert_eq!(r.findings[0].stated_levels, [Level::Note, Level::Error]);
     }
 }

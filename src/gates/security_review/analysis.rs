@@ -55,13 +55,29 @@ pub fn analyse(
         );
     }
 
-    let mut findings: Vec<(&RecordedFile, Finding)> = Vec::new();
+    // Each finding with the codes of the problems its file reports about it.
+    let mut findings: Vec<(&RecordedFile, Finding, Vec<String>)> = Vec::new();
     for file in &ev.sarif {
         let Some(bytes) = a.bytes(file, "sarif-unreadable", blobs) else {
             continue;
         };
         match crate::sarif::parse(&bytes) {
-            Ok(found) => findings.extend(found.into_iter().map(|f| (file, f))),
+            Ok(report) => {
+                // What the file says about its own scan, and results that contradict
+                // themselves: red whatever the findings are.
+                for p in &report.problems {
+                    a.red(p.kind.code(), format!("{}: {}", file.path, p.message));
+                }
+                for f in report.findings {
+                    let codes = report
+                        .problems
+                        .iter()
+                        .filter(|p| p.result == Some((f.run, f.index)))
+                        .map(|p| p.kind.code().to_string())
+                        .collect();
+                    findings.push((file, f, codes));
+                }
+            }
             Err(e) => {
                 a.red(e.code(), format!("{}: {e}", file.path));
             }
@@ -85,11 +101,20 @@ pub fn analyse(
             .unwrap_or_else(|| "register-invalid".into())
     });
     let mut used = vec![false; register.entries.len()];
-    for (file, f) in &findings {
+    for (file, f, problem_codes) in &findings {
         let assessed = assess(f);
         let matched = best_entry(&register, f);
-        let mut codes = Vec::new();
+        let mut codes = problem_codes.clone();
         let name = format!("{} ({}, {})", f.label(), f.tool, assessed.describe());
+        if !assessed.unreadable.is_empty() {
+            codes.push(a.red(
+                "severity-unreadable",
+                format!(
+                    "{name}: {} (a severity that cannot be read could be the highest)",
+                    assessed.unreadable.join("; ")
+                ),
+            ));
+        }
         match matched {
             None if no_register.is_some() => codes.extend(no_register.clone()),
             None => {
