@@ -301,29 +301,42 @@ fn entry_without_owner_leaves_the_finding_unassigned() {
 }
 
 #[test]
-fn overdue_entry_is_red_unless_fixed() {
+fn overdue_entry_is_red_and_fixed_means_gone() {
     let case = Case::new();
-    // 2026-12-01: B602 and B324 were due 2026-11-30.
+    // 2026-12-01: B602 and B324 were due 2026-11-30; PT-2026-02 (fixed) was due 2026-07-15.
     let dec_1 = NOV_27 + 4 * DAY as i64;
     case.edit_register(
         "  due: 2026-11-30\n  status: open\n  target",
         "  due: 2026-11-30\n  status: fixed\n  target",
     );
     let run = case.run(dec_1);
-    assert_eq!(run.codes(), ["remediation-overdue"], "{}", run.messages());
+    assert_eq!(
+        run.codes(),
+        [
+            "fixed-still-reported",
+            "remediation-overdue",
+            "remediation-overdue"
+        ],
+        "{}",
+        run.messages()
+    );
     let m = run.messages();
+    // B602 is marked fixed, yet the scanner still reports it: not fixed, so overdue as well.
+    assert!(
+        m.contains("fixed-still-reported: B602 at app.py:10 (Bandit, high (level)): entry security/remediations.yaml:24:3 (SEC-104) says fixed, but the scanner still reports it; judged as open"),
+        "{m}"
+    );
+    assert!(
+        m.contains("B602 at app.py:10 (Bandit, high (level)): entry security/remediations.yaml:24:3 (SEC-104) was due 2026-11-30 and is marked fixed but still reported (today is 2026-12-01)"),
+        "{m}"
+    );
     assert!(
         m.contains("B324 at app.py:18 (Bandit, high (level)): entry security/remediations.yaml:39:3 (SEC-106) was due 2026-11-30 and is open (today is 2026-12-01)"),
         "{m}"
     );
-    // B602 is marked fixed yet still reported: a warning.
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.starts_with("fixed-still-reported: B602 at app.py:10")),
-        "{:?}",
-        run.warnings()
-    );
+    // The pentest finding marked fixed has nothing reporting it: fixed, not overdue.
+    assert!(!m.contains("PT-2026-02"), "{m}");
+    assert_eq!(run.warnings(), Vec::<String>::new());
 }
 
 #[test]

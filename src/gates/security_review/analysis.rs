@@ -136,7 +136,18 @@ pub fn analyse(
                         format!("{name}: entry {entry} lacks {}", missing.join(", ")),
                     ));
                 }
-                if let Some(code) = a.overdue(e, &name, &entry, today) {
+                // The scanner still reports it, so it is not fixed, whatever the entry says:
+                // judged as open (overdue and block apply), and red for the contradiction.
+                let claims_fixed = e.status == Some(Status::Fixed);
+                if claims_fixed {
+                    codes.push(a.red(
+                        "fixed-still-reported",
+                        format!(
+                            "{name}: entry {entry} says fixed, but the scanner still reports it; judged as open"
+                        ),
+                    ));
+                }
+                if let Some(code) = a.overdue(e, &name, &entry, today, true) {
                     codes.push(code);
                 }
                 if let (Some(opened), Some(due), Some(sla)) = (
@@ -157,7 +168,7 @@ pub fn analyse(
                         ));
                     }
                 }
-                let open = !matches!(e.status, Some(Status::Fixed | Status::Accepted));
+                let open = e.status != Some(Status::Accepted);
                 if open && spec.block.iter().any(|b| b == assessed.severity.as_str()) {
                     codes.push(a.red(
                         "severity-blocks",
@@ -166,14 +177,6 @@ pub fn analyse(
                             assessed.severity.as_str()
                         ),
                     ));
-                }
-                if e.status == Some(Status::Fixed) {
-                    a.warn(
-                        "fixed-still-reported",
-                        format!(
-                            "{name}: entry {entry} says fixed, but the finding is still reported"
-                        ),
-                    );
                 }
             }
         }
@@ -238,7 +241,8 @@ pub fn analyse(
                         used[i] = true;
                         let e = &register.entries[i];
                         let name = format!("pentest finding {id} ({})", p.date);
-                        if let Some(code) = a.overdue(e, &name, &e.label(reg_path), today) {
+                        if let Some(code) = a.overdue(e, &name, &e.label(reg_path), today, false)
+                        {
                             codes.push(code);
                         }
                     }
@@ -308,10 +312,24 @@ impl Analysis {
         }
     }
 
-    fn overdue(&mut self, e: &Entry, name: &str, entry: &str, today: Date) -> Option<String> {
+    /// Red when `e` is past due and not fixed. A scanner finding that is `still_reported` is not
+    /// fixed whatever its entry says; a pentest finding has no scanner to say otherwise.
+    fn overdue(
+        &mut self,
+        e: &Entry,
+        name: &str,
+        entry: &str,
+        today: Date,
+        still_reported: bool,
+    ) -> Option<String> {
         let due = e.due?;
-        if due < today && e.status != Some(Status::Fixed) {
-            let status = e.status.map(Status::as_str).unwrap_or("status unknown");
+        let fixed = e.status == Some(Status::Fixed) && !still_reported;
+        if due < today && !fixed {
+            let status = match e.status {
+                Some(Status::Fixed) => "marked fixed but still reported",
+                Some(s) => s.as_str(),
+                None => "status unknown",
+            };
             return Some(self.red(
                 "remediation-overdue",
                 format!("{name}: entry {entry} was due {due} and is {status} (today is {today})"),
