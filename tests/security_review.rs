@@ -751,6 +751,129 @@ fn an_unreadable_severity_is_red_not_skipped() {
     assert!(table.contains("| severity-unreadable |"), "{table}");
 }
 
+/// A register entry for the hand-written reports (dates within every SLA as of NOV_27).
+fn entry(finding: &str, extra: &str, status: &str) -> String {
+    format!(
+        "- finding: {finding}\n{extra}  owner: dave@acme.test\n  plan: upgrade\n  opened: 2026-11-25\n  due: 2026-11-30\n  status: {status}\n"
+    )
+}
+
+#[test]
+fn tool_and_match_keep_an_entry_in_its_namespace() {
+    let case = Case::new();
+    let lint = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"lint-a"}},"results":[
+        {"ruleId":"R1","level":"note","message":{"text":"naming"}}]}]}"#;
+    let deps = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"depscan","rules":[
+        {"id":"R1","properties":{"security-severity":"9.9"}},{"id":"INFO-1"}]}},"results":[
+        {"ruleId":"R1","message":{"text":"rce"},"partialFingerprints":{"pkg":"libfoo@1.2"}},
+        {"ruleId":"INFO-1","level":"note","message":{"text":"banner"},"partialFingerprints":{"pkg":"PT-2026-02"}}]}]}"#;
+    case.write("reports/lint.sarif", lint.as_bytes());
+    case.write("reports/deps.sarif", deps.as_bytes());
+    let base = case.read("security/remediations.yaml");
+
+    // Bare entries: R1 is two tools' rule id, PT-2026-02 both a pentest id and a fingerprint.
+    let bare = format!(
+        "{base}{}{}",
+        entry("R1", "", "accepted"),
+        entry("INFO-1", "", "open")
+    );
+    case.write("security/remediations.yaml", bare.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(
+        run.codes(),
+        ["register-ambiguous", "register-ambiguous"],
+        "{}",
+        run.messages()
+    );
+    let m = run.messages();
+    assert!(m.contains("for \"R1\" is ambiguous: it matches as a rule id of depscan and as a rule id of lint-a; add `tool:` or `match:` to say which"), "{m}");
+    assert!(m.contains("for \"PT-2026-02\" is ambiguous: it matches as fingerprint pkg of depscan and as a pentest finding id"), "{m}");
+
+    // Qualified: each entry stays in its namespace, and the critical R1 of depscan blocks.
+    let qualified = base.replace(
+        "- finding: PT-2026-02\n",
+        "- finding: PT-2026-02\n  match: pentest\n",
+    ) + &entry("R1", "  tool: lint-a\n", "accepted")
+        + &entry("R1", "  tool: depscan\n  match: rule\n", "open")
+        + &entry("INFO-1", "  tool: depscan\n", "open");
+    case.write("security/remediations.yaml", qualified.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["severity-blocks"], "{}", run.messages());
+    assert!(run.messages().contains("R1 (depscan, critical (security-severity 9.9)): open critical finding blocks the release"), "{}", run.messages());
+
+    // A fingerprint entry with its name covers that one occurrence (its own entry wins over
+    // the rule-wide one). Written bare it still works, but is flagged: a bare value does not
+    // say what it was written for.
+    let pinned = qualified.clone()
+        + &entry(
+            "libfoo@1.2",
+            "  tool: depscan\n  match: fingerprint:pkg\n",
+            "accepted",
+        );
+    case.write("security/remediations.yaml", pinned.as_bytes());
+    let run = case.run(NOV_27);
+    assert!(run.verdict.is_green(), "{}", run.messages());
+    assert_eq!(run.warnings(), Vec::<String>::new());
+    let unpinned = qualified + &entry("libfoo@1.2", "", "accepted");
+    case.write("security/remediations.yaml", unpinned.as_bytes());
+    let run = case.run(NOV_27);
+    assert!(run.verdict.is_green(), "{}", run.messages());
+    assert_eq!(run.warnings().len(), 1, "{:?}", run.warnings());
+    assert!(
+        run.warnings()[0]
+            .starts_with("register-entry-unqualified: entry security/remediations.yaml:"),
+        "{:?}",
+        run.warnings()
+    );
+    assert!(run.warnings()[0].contains("matched as fingerprint pkg of depscan but does not say so: add `match: fingerprint:pkg` and `tool:`"), "{:?}", run.warnings());
+}
+
+#[test]
+fn two_entries_matching_one_finding_equally_are_ambiguous() {
+    let case = Case::new();
+    let deps = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"depscan"}},"results":[
+        {"ruleId":"R1","level":"note","message":{"text":"x"},"partialFingerprints":{"a":"fp-a","b":"fp-b"}}]}]}"#;
+    case.write("reports/deps.sarif", deps.as_bytes());
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str(&entry("fp-a", "  match: fingerprint:a\n", "open"));
+    reg.push_str(&entry("fp-b", "  match: fingerprint:b\n", "accepted"));
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["register-ambiguous"], "{}", run.messages());
+    assert!(
+        run.messages()
+            .contains("R1 (depscan, low (level)): entries security/remediations.yaml:"),
+        "{}",
+        run.messages()
+    );
+    assert!(
+        run.messages()
+            .ends_with("all match it, none more specifically: keep one\n"),
+        "{}",
+        run.messages()
+    );
+}
+
+#[test]
+fn a_fingerprint_entry_matching_results_of_two_rules_is_ambiguous() {
+    // An entry for one occurrence must not cover a second result that copies its fingerprint.
+    let case = Case::new();
+    let deps = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"depscan","rules":[{"id":"LOW"},{"id":"CRIT","properties":{"security-severity":"9.9"}}]}},"results":[
+        {"ruleId":"LOW","level":"note","message":{"text":"x"},"partialFingerprints":{"h":"abc"}},
+        {"ruleId":"CRIT","message":{"text":"y"},"partialFingerprints":{"h":"abc"}}]}]}"#;
+    case.write("reports/deps.sarif", deps.as_bytes());
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str(&entry(
+        "abc",
+        "  tool: depscan\n  match: fingerprint:h\n",
+        "accepted",
+    ));
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["register-ambiguous"], "{}", run.messages());
+    assert!(run.messages().contains("as fingerprint h of depscan it names one occurrence, but matches results of the rules CRIT, LOW"), "{}", run.messages());
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();

@@ -3,6 +3,7 @@
 
 use time::{Date, OffsetDateTime};
 
+use super::matching::{Cover, Space, match_register};
 use super::pentest::{Pentests, parse_pentests};
 use super::register::{Entry, Register, Status, parse_register};
 use super::severity::{Assessed, assess};
@@ -100,10 +101,41 @@ pub fn analyse(
             .map(|r| r.code.clone())
             .unwrap_or_else(|| "register-invalid".into())
     });
-    let mut used = vec![false; register.entries.len()];
-    for (file, f, problem_codes) in &findings {
+
+    // The pentest ids are a namespace of their own; read them now (problems with the file
+    // are reported with the pentest checks below).
+    let pentest_ids: Vec<String> = match (&spec.pentest, &ev.pentest) {
+        (Some(_), Some(file)) => file
+            .digest
+            .as_ref()
+            .and_then(|d| blobs.get(d).ok())
+            .map(|b| parse_pentests(&file.path, &b).records)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|p| p.findings.into_iter().map(|(id, _)| id))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let matches = match_register(
+        &register,
+        &findings.iter().map(|(_, f, _)| f).collect::<Vec<_>>(),
+        &pentest_ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    for (i, why) in &matches.ambiguous {
+        let e = &register.entries[*i];
+        a.red(
+            "register-ambiguous",
+            format!(
+                "entry {} for {:?} is ambiguous: {why}",
+                e.label(reg_path),
+                e.finding
+            ),
+        );
+    }
+    for (k, (file, f, problem_codes)) in findings.iter().enumerate() {
         let assessed = assess(f);
-        let matched = best_entry(&register, f);
+        let cover = matches.findings.get(k).cloned().unwrap_or(Cover::None);
+        let matched = cover.entry();
         let mut codes = problem_codes.clone();
         let name = format!("{} ({}, {})", f.label(), f.tool, assessed.describe());
         if !assessed.unreadable.is_empty() {
@@ -117,16 +149,32 @@ pub fn analyse(
         }
         match matched {
             None if no_register.is_some() => codes.extend(no_register.clone()),
-            None => {
-                codes.push(a.red(
+            None => match &cover {
+                Cover::Contested(entries) => {
+                    let labels: Vec<String> = entries
+                        .iter()
+                        .map(|i| register.entries[*i].label(reg_path))
+                        .collect();
+                    codes.push(a.red(
+                        "register-ambiguous",
+                        format!(
+                            "{name}: entries {} all match it, none more specifically: keep one",
+                            labels.join(", ")
+                        ),
+                    ));
+                }
+                _ => codes.push(a.red(
                     "finding-unassigned",
                     format!(
                         "{name}: no entry in {reg_path} names its rule id, guid or a fingerprint"
                     ),
-                ));
+                )),
+            },
+            // Reported once for the entry; nothing else can be judged on it.
+            Some(i) if matches.ambiguous.contains_key(&i) => {
+                codes.push("register-ambiguous".into());
             }
             Some(i) => {
-                used[i] = true;
                 let e = &register.entries[i];
                 let entry = e.label(reg_path);
                 let missing = e.missing_assignment();
@@ -223,13 +271,25 @@ pub fn analyse(
                 }
             }
         }
+        let mut pentest_checked = vec![false; register.entries.len()];
         for p in &pentests.records {
             for (id, line) in &p.findings {
-                let idx = register.entries.iter().position(|e| &e.finding == id);
+                let cover = matches.pentest.get(id).cloned().unwrap_or(Cover::None);
+                let idx = cover.entry();
                 let mut codes = Vec::new();
                 let entry = idx.map(|i| &register.entries[i]);
                 match idx {
                     None if no_register.is_some() => codes.extend(no_register.clone()),
+                    None if matches!(cover, Cover::Contested(_)) => codes.push(a.red(
+                        "register-ambiguous",
+                        format!(
+                            "{}:{line}: pentest finding {id}: several entries in {reg_path} name it: keep one",
+                            file.path
+                        ),
+                    )),
+                    Some(i) if matches.ambiguous.contains_key(&i) => {
+                        codes.push("register-ambiguous".into());
+                    }
                     None => codes.push(a.red(
                         "pentest-finding-unassigned",
                         format!(
@@ -237,8 +297,9 @@ pub fn analyse(
                             file.path, p.date
                         ),
                     )),
-                    Some(i) if !used[i] => {
-                        used[i] = true;
+                    // A pentest id is checked once, however many pentests name it.
+                    Some(i) if !pentest_checked[i] => {
+                        pentest_checked[i] = true;
                         let e = &register.entries[i];
                         let name = format!("pentest finding {id} ({})", p.date);
                         if let Some(code) = a.overdue(e, &name, &e.label(reg_path), today, false)
@@ -265,7 +326,20 @@ pub fn analyse(
         }
     }
 
-    for (e, used) in register.entries.iter().zip(&used) {
+    for (i, space) in &matches.unqualified {
+        let e = &register.entries[*i];
+        a.warn(
+            "register-entry-unqualified",
+            format!(
+                "entry {} for {:?} matched as {space} but does not say so: add `match: {}`{} so that no other namespace can claim it",
+                e.label(reg_path),
+                e.finding,
+                space_namespace(space),
+                if e.tool.is_none() { " and `tool:`" } else { "" }
+            ),
+        );
+    }
+    for (e, used) in register.entries.iter().zip(&matches.used) {
         if !used {
             a.warn(
                 "register-entry-stale",
@@ -339,15 +413,14 @@ impl Analysis {
     }
 }
 
-/// The entry for a finding: by guid, else by a fingerprint, else by rule id (the most
-/// specific match wins, so one rule-wide entry can be refined for one occurrence).
-fn best_entry(register: &Register, f: &Finding) -> Option<usize> {
-    let by = |key: &str| register.entries.iter().position(|e| e.finding == key);
-    f.guid
-        .as_deref()
-        .and_then(by)
-        .or_else(|| f.fingerprints.iter().find_map(|(_, v)| by(v)))
-        .or_else(|| f.rule_id.as_deref().and_then(by))
+/// How `match:` names a space.
+fn space_namespace(space: &Space) -> String {
+    match space {
+        Space::Rule { .. } => "rule".into(),
+        Space::Guid { .. } => "guid".into(),
+        Space::Fingerprint { name, .. } => format!("fingerprint:{name}"),
+        Space::Pentest => "pentest".into(),
+    }
 }
 
 fn row(

@@ -7,6 +7,7 @@
 //! the run's `started_at`, so a replay years later reaches the same verdict.
 
 pub mod analysis;
+pub mod matching;
 pub mod pentest;
 pub mod register;
 pub mod severity;
