@@ -306,29 +306,42 @@ fn entry_without_owner_leaves_the_finding_unassigned() {
 }
 
 #[test]
-fn overdue_entry_is_red_unless_fixed() {
+fn overdue_entry_is_red_and_fixed_means_gone() {
     let case = Case::new();
-    // 2026-12-01: B602 and B324 were due 2026-11-30.
+    // 2026-12-01: B602 and B324 were due 2026-11-30; PT-2026-02 (fixed) was due 2026-07-15.
     let dec_1 = NOV_27 + 4 * DAY as i64;
     case.edit_register(
         "  due: 2026-11-30\n  status: open\n  target",
         "  due: 2026-11-30\n  status: fixed\n  target",
     );
     let run = case.run(dec_1);
-    assert_eq!(run.codes(), ["remediation-overdue"], "{}", run.messages());
+    assert_eq!(
+        run.codes(),
+        [
+            "fixed-still-reported",
+            "remediation-overdue",
+            "remediation-overdue"
+        ],
+        "{}",
+        run.messages()
+    );
     let m = run.messages();
+    // B602 is marked fixed, yet the scanner still reports it: not fixed, so overdue as well.
+    assert!(
+        m.contains("fixed-still-reported: B602 at app.py:10 (Bandit, high (level)): entry security/remediations.yaml:24:3 (SEC-104) says fixed, but the scanner still reports it; judged as open"),
+        "{m}"
+    );
+    assert!(
+        m.contains("B602 at app.py:10 (Bandit, high (level)): entry security/remediations.yaml:24:3 (SEC-104) was due 2026-11-30 and is marked fixed but still reported (today is 2026-12-01)"),
+        "{m}"
+    );
     assert!(
         m.contains("B324 at app.py:18 (Bandit, high (level)): entry security/remediations.yaml:39:3 (SEC-106) was due 2026-11-30 and is open (today is 2026-12-01)"),
         "{m}"
     );
-    // B602 is marked fixed yet still reported: a warning.
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.starts_with("fixed-still-reported: B602 at app.py:10")),
-        "{:?}",
-        run.warnings()
-    );
+    // The pentest finding marked fixed has nothing reporting it: fixed, not overdue.
+    assert!(!m.contains("PT-2026-02"), "{m}");
+    assert_eq!(run.warnings(), Vec::<String>::new());
 }
 
 #[test]
@@ -693,21 +706,177 @@ fn a_dependency_audit_report_is_judged_like_any_other() {
     );
     let run = case.run(NOV_27);
     assert_eq!(run.codes(), ["finding-unassigned"], "{}", run.messages());
+    // The advisory's score is 5.9 (medium), but cargo-audit marks every vulnerability
+    // `level: error`: the highest source wins, so it is high.
     assert!(
-        run.messages().contains(
-            "RUSTSEC-2023-0071 at Cargo.lock:1 (cargo-audit, medium (security-severity 5.9))"
-        ),
+        run.messages()
+            .contains("RUSTSEC-2023-0071 at Cargo.lock:1 (cargo-audit, high (level))"),
         "{}",
         run.messages()
+    );
+    let table = fs::read_to_string(run.record.dir.join("security-review.md")).unwrap();
+    assert!(
+        table.contains("| RUSTSEC-2023-0071 | cargo-audit | high (level) |"),
+        "{table}"
     );
     // The package fingerprint names this one occurrence.
     let mut reg = case.read("security/remediations.yaml");
     reg.push_str(
-        "- finding: rsa@0.9.8\n  owner: dave@acme.test\n  plan: no fix upstream; rsa is not used for decryption\n  opened: 2026-11-20\n  due: 2027-02-01\n  status: accepted\n",
+        "- finding: rsa@0.9.8\n  owner: dave@acme.test\n  plan: no fix upstream; rsa is not used for decryption\n  opened: 2026-11-20\n  due: 2026-12-18\n  status: accepted\n",
     );
     case.write("security/remediations.yaml", reg.as_bytes());
     let run = case.run(NOV_27);
     assert!(run.verdict.is_green(), "{}", run.messages());
+}
+
+#[test]
+fn an_unreadable_severity_is_red_not_skipped() {
+    let case = Case::new();
+    // "9,8" would have been skipped, leaving the level (warning, medium) to decide.
+    case.write(
+        "reports/deps.sarif",
+        &sarif(
+            r#"{"ruleId":"CVE-X","message":{"text":"x"}}"#,
+            r#"{"id":"CVE-X","properties":{"security-severity":"9,8"}}"#,
+        ),
+    );
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str("- finding: CVE-X\n  owner: dave@acme.test\n  plan: upgrade\n  opened: 2026-11-25\n  due: 2026-12-20\n  status: open\n");
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["severity-unreadable"], "{}", run.messages());
+    assert!(
+        run.messages().contains(
+            "CVE-X (hand, medium (level)): security-severity \"9,8\" is not a score 0-10"
+        ),
+        "{}",
+        run.messages()
+    );
+    let table = fs::read_to_string(run.record.dir.join("security-review.md")).unwrap();
+    assert!(table.contains("| severity-unreadable |"), "{table}");
+}
+
+/// A register entry for the hand-written reports (dates within every SLA as of NOV_27).
+fn entry(finding: &str, extra: &str, status: &str) -> String {
+    format!(
+        "- finding: {finding}\n{extra}  owner: dave@acme.test\n  plan: upgrade\n  opened: 2026-11-25\n  due: 2026-11-30\n  status: {status}\n"
+    )
+}
+
+#[test]
+fn tool_and_match_keep_an_entry_in_its_namespace() {
+    let case = Case::new();
+    let lint = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"lint-a"}},"results":[
+        {"ruleId":"R1","level":"note","message":{"text":"naming"}}]}]}"#;
+    let deps = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"depscan","rules":[
+        {"id":"R1","properties":{"security-severity":"9.9"}},{"id":"INFO-1"}]}},"results":[
+        {"ruleId":"R1","message":{"text":"rce"},"partialFingerprints":{"pkg":"libfoo@1.2"}},
+        {"ruleId":"INFO-1","level":"note","message":{"text":"banner"},"partialFingerprints":{"pkg":"PT-2026-02"}}]}]}"#;
+    case.write("reports/lint.sarif", lint.as_bytes());
+    case.write("reports/deps.sarif", deps.as_bytes());
+    let base = case.read("security/remediations.yaml");
+
+    // Bare entries: R1 is two tools' rule id, PT-2026-02 both a pentest id and a fingerprint.
+    let bare = format!(
+        "{base}{}{}",
+        entry("R1", "", "accepted"),
+        entry("INFO-1", "", "open")
+    );
+    case.write("security/remediations.yaml", bare.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(
+        run.codes(),
+        ["register-ambiguous", "register-ambiguous"],
+        "{}",
+        run.messages()
+    );
+    let m = run.messages();
+    assert!(m.contains("for \"R1\" is ambiguous: it matches as a rule id of depscan and as a rule id of lint-a; add `tool:` or `match:` to say which"), "{m}");
+    assert!(m.contains("for \"PT-2026-02\" is ambiguous: it matches as fingerprint pkg of depscan and as a pentest finding id"), "{m}");
+
+    // Qualified: each entry stays in its namespace, and the critical R1 of depscan blocks.
+    let qualified = base.replace(
+        "- finding: PT-2026-02\n",
+        "- finding: PT-2026-02\n  match: pentest\n",
+    ) + &entry("R1", "  tool: lint-a\n", "accepted")
+        + &entry("R1", "  tool: depscan\n  match: rule\n", "open")
+        + &entry("INFO-1", "  tool: depscan\n", "open");
+    case.write("security/remediations.yaml", qualified.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["severity-blocks"], "{}", run.messages());
+    assert!(run.messages().contains("R1 (depscan, critical (security-severity 9.9)): open critical finding blocks the release"), "{}", run.messages());
+
+    // A fingerprint entry with its name covers that one occurrence (its own entry wins over
+    // the rule-wide one). Written bare it still works, but is flagged: a bare value does not
+    // say what it was written for.
+    let pinned = qualified.clone()
+        + &entry(
+            "libfoo@1.2",
+            "  tool: depscan\n  match: fingerprint:pkg\n",
+            "accepted",
+        );
+    case.write("security/remediations.yaml", pinned.as_bytes());
+    let run = case.run(NOV_27);
+    assert!(run.verdict.is_green(), "{}", run.messages());
+    assert_eq!(run.warnings(), Vec::<String>::new());
+    let unpinned = qualified + &entry("libfoo@1.2", "", "accepted");
+    case.write("security/remediations.yaml", unpinned.as_bytes());
+    let run = case.run(NOV_27);
+    assert!(run.verdict.is_green(), "{}", run.messages());
+    assert_eq!(run.warnings().len(), 1, "{:?}", run.warnings());
+    assert!(
+        run.warnings()[0]
+            .starts_with("register-entry-unqualified: entry security/remediations.yaml:"),
+        "{:?}",
+        run.warnings()
+    );
+    assert!(run.warnings()[0].contains("matched as fingerprint pkg of depscan but does not say so: add `match: fingerprint:pkg` and `tool:`"), "{:?}", run.warnings());
+}
+
+#[test]
+fn two_entries_matching_one_finding_equally_are_ambiguous() {
+    let case = Case::new();
+    let deps = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"depscan"}},"results":[
+        {"ruleId":"R1","level":"note","message":{"text":"x"},"partialFingerprints":{"a":"fp-a","b":"fp-b"}}]}]}"#;
+    case.write("reports/deps.sarif", deps.as_bytes());
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str(&entry("fp-a", "  match: fingerprint:a\n", "open"));
+    reg.push_str(&entry("fp-b", "  match: fingerprint:b\n", "accepted"));
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["register-ambiguous"], "{}", run.messages());
+    assert!(
+        run.messages()
+            .contains("R1 (depscan, low (level)): entries security/remediations.yaml:"),
+        "{}",
+        run.messages()
+    );
+    assert!(
+        run.messages()
+            .ends_with("all match it, none more specifically: keep one\n"),
+        "{}",
+        run.messages()
+    );
+}
+
+#[test]
+fn a_fingerprint_entry_matching_results_of_two_rules_is_ambiguous() {
+    // An entry for one occurrence must not cover a second result that copies its fingerprint.
+    let case = Case::new();
+    let deps = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"depscan","rules":[{"id":"LOW"},{"id":"CRIT","properties":{"security-severity":"9.9"}}]}},"results":[
+        {"ruleId":"LOW","level":"note","message":{"text":"x"},"partialFingerprints":{"h":"abc"}},
+        {"ruleId":"CRIT","message":{"text":"y"},"partialFingerprints":{"h":"abc"}}]}]}"#;
+    case.write("reports/deps.sarif", deps.as_bytes());
+    let mut reg = case.read("security/remediations.yaml");
+    reg.push_str(&entry(
+        "abc",
+        "  tool: depscan\n  match: fingerprint:h\n",
+        "accepted",
+    ));
+    case.write("security/remediations.yaml", reg.as_bytes());
+    let run = case.run(NOV_27);
+    assert_eq!(run.codes(), ["register-ambiguous"], "{}", run.messages());
+    assert!(run.messages().contains("as fingerprint h of depscan it names one occurrence, but matches results of the rules CRIT, LOW"), "{}", run.messages());
 }
 
 fn copy_dir(from: &Path, to: &Path) {

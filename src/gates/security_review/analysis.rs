@@ -3,6 +3,7 @@
 
 use time::{Date, OffsetDateTime};
 
+use super::matching::{Cover, Space, match_register};
 use super::pentest::{Pentests, parse_pentests};
 use super::register::{Entry, Register, Status, parse_register};
 use super::severity::{Assessed, assess};
@@ -55,15 +56,31 @@ pub fn analyse(
         );
     }
 
-    let mut findings: Vec<(&RecordedFile, Finding)> = Vec::new();
+    // Each finding with the codes of the problems its file reports about it.
+    let mut findings: Vec<(&RecordedFile, Finding, Vec<String>)> = Vec::new();
     for file in &ev.sarif {
         let Some(bytes) = a.bytes(file, "sarif-unreadable", blobs) else {
             continue;
         };
         match crate::sarif::parse(&bytes) {
-            Ok(found) => findings.extend(found.into_iter().map(|f| (file, f))),
+            Ok(report) => {
+                // What the file says about its own scan, and results that contradict
+                // themselves: red whatever the findings are.
+                for p in &report.problems {
+                    a.red(p.kind.code(), format!("{}: {}", file.path, p.message));
+                }
+                for f in report.findings {
+                    let codes = report
+                        .problems
+                        .iter()
+                        .filter(|p| p.result == Some((f.run, f.index)))
+                        .map(|p| p.kind.code().to_string())
+                        .collect();
+                    findings.push((file, f, codes));
+                }
+            }
             Err(e) => {
-                a.red("sarif-unreadable", format!("{}: {e}", file.path));
+                a.red(e.code(), format!("{}: {e}", file.path));
             }
         }
     }
@@ -84,24 +101,80 @@ pub fn analyse(
             .map(|r| r.code.clone())
             .unwrap_or_else(|| "register-invalid".into())
     });
-    let mut used = vec![false; register.entries.len()];
-    for (file, f) in &findings {
+
+    // The pentest ids are a namespace of their own; read them now (problems with the file
+    // are reported with the pentest checks below).
+    let pentest_ids: Vec<String> = match (&spec.pentest, &ev.pentest) {
+        (Some(_), Some(file)) => file
+            .digest
+            .as_ref()
+            .and_then(|d| blobs.get(d).ok())
+            .map(|b| parse_pentests(&file.path, &b).records)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|p| p.findings.into_iter().map(|(id, _)| id))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let matches = match_register(
+        &register,
+        &findings.iter().map(|(_, f, _)| f).collect::<Vec<_>>(),
+        &pentest_ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    for (i, why) in &matches.ambiguous {
+        let e = &register.entries[*i];
+        a.red(
+            "register-ambiguous",
+            format!(
+                "entry {} for {:?} is ambiguous: {why}",
+                e.label(reg_path),
+                e.finding
+            ),
+        );
+    }
+    for (k, (file, f, problem_codes)) in findings.iter().enumerate() {
         let assessed = assess(f);
-        let matched = best_entry(&register, f);
-        let mut codes = Vec::new();
+        let cover = matches.findings.get(k).cloned().unwrap_or(Cover::None);
+        let matched = cover.entry();
+        let mut codes = problem_codes.clone();
         let name = format!("{} ({}, {})", f.label(), f.tool, assessed.describe());
+        if !assessed.unreadable.is_empty() {
+            codes.push(a.red(
+                "severity-unreadable",
+                format!(
+                    "{name}: {} (a severity that cannot be read could be the highest)",
+                    assessed.unreadable.join("; ")
+                ),
+            ));
+        }
         match matched {
             None if no_register.is_some() => codes.extend(no_register.clone()),
-            None => {
-                codes.push(a.red(
+            None => match &cover {
+                Cover::Contested(entries) => {
+                    let labels: Vec<String> = entries
+                        .iter()
+                        .map(|i| register.entries[*i].label(reg_path))
+                        .collect();
+                    codes.push(a.red(
+                        "register-ambiguous",
+                        format!(
+                            "{name}: entries {} all match it, none more specifically: keep one",
+                            labels.join(", ")
+                        ),
+                    ));
+                }
+                _ => codes.push(a.red(
                     "finding-unassigned",
                     format!(
                         "{name}: no entry in {reg_path} names its rule id, guid or a fingerprint"
                     ),
-                ));
+                )),
+            },
+            // Reported once for the entry; nothing else can be judged on it.
+            Some(i) if matches.ambiguous.contains_key(&i) => {
+                codes.push("register-ambiguous".into());
             }
             Some(i) => {
-                used[i] = true;
                 let e = &register.entries[i];
                 let entry = e.label(reg_path);
                 let missing = e.missing_assignment();
@@ -111,7 +184,18 @@ pub fn analyse(
                         format!("{name}: entry {entry} lacks {}", missing.join(", ")),
                     ));
                 }
-                if let Some(code) = a.overdue(e, &name, &entry, today) {
+                // The scanner still reports it, so it is not fixed, whatever the entry says:
+                // judged as open (overdue and block apply), and red for the contradiction.
+                let claims_fixed = e.status == Some(Status::Fixed);
+                if claims_fixed {
+                    codes.push(a.red(
+                        "fixed-still-reported",
+                        format!(
+                            "{name}: entry {entry} says fixed, but the scanner still reports it; judged as open"
+                        ),
+                    ));
+                }
+                if let Some(code) = a.overdue(e, &name, &entry, today, true) {
                     codes.push(code);
                 }
                 if let (Some(opened), Some(due), Some(sla)) = (
@@ -132,7 +216,7 @@ pub fn analyse(
                         ));
                     }
                 }
-                let open = !matches!(e.status, Some(Status::Fixed | Status::Accepted));
+                let open = e.status != Some(Status::Accepted);
                 if open && spec.block.iter().any(|b| b == assessed.severity.as_str()) {
                     codes.push(a.red(
                         "severity-blocks",
@@ -141,14 +225,6 @@ pub fn analyse(
                             assessed.severity.as_str()
                         ),
                     ));
-                }
-                if e.status == Some(Status::Fixed) {
-                    a.warn(
-                        "fixed-still-reported",
-                        format!(
-                            "{name}: entry {entry} says fixed, but the finding is still reported"
-                        ),
-                    );
                 }
             }
         }
@@ -195,13 +271,25 @@ pub fn analyse(
                 }
             }
         }
+        let mut pentest_checked = vec![false; register.entries.len()];
         for p in &pentests.records {
             for (id, line) in &p.findings {
-                let idx = register.entries.iter().position(|e| &e.finding == id);
+                let cover = matches.pentest.get(id).cloned().unwrap_or(Cover::None);
+                let idx = cover.entry();
                 let mut codes = Vec::new();
                 let entry = idx.map(|i| &register.entries[i]);
                 match idx {
                     None if no_register.is_some() => codes.extend(no_register.clone()),
+                    None if matches!(cover, Cover::Contested(_)) => codes.push(a.red(
+                        "register-ambiguous",
+                        format!(
+                            "{}:{line}: pentest finding {id}: several entries in {reg_path} name it: keep one",
+                            file.path
+                        ),
+                    )),
+                    Some(i) if matches.ambiguous.contains_key(&i) => {
+                        codes.push("register-ambiguous".into());
+                    }
                     None => codes.push(a.red(
                         "pentest-finding-unassigned",
                         format!(
@@ -209,11 +297,13 @@ pub fn analyse(
                             file.path, p.date
                         ),
                     )),
-                    Some(i) if !used[i] => {
-                        used[i] = true;
+                    // A pentest id is checked once, however many pentests name it.
+                    Some(i) if !pentest_checked[i] => {
+                        pentest_checked[i] = true;
                         let e = &register.entries[i];
                         let name = format!("pentest finding {id} ({})", p.date);
-                        if let Some(code) = a.overdue(e, &name, &e.label(reg_path), today) {
+                        if let Some(code) = a.overdue(e, &name, &e.label(reg_path), today, false)
+                        {
                             codes.push(code);
                         }
                     }
@@ -236,7 +326,20 @@ pub fn analyse(
         }
     }
 
-    for (e, used) in register.entries.iter().zip(&used) {
+    for (i, space) in &matches.unqualified {
+        let e = &register.entries[*i];
+        a.warn(
+            "register-entry-unqualified",
+            format!(
+                "entry {} for {:?} matched as {space} but does not say so: add `match: {}`{} so that no other namespace can claim it",
+                e.label(reg_path),
+                e.finding,
+                space_namespace(space),
+                if e.tool.is_none() { " and `tool:`" } else { "" }
+            ),
+        );
+    }
+    for (e, used) in register.entries.iter().zip(&matches.used) {
         if !used {
             a.warn(
                 "register-entry-stale",
@@ -283,10 +386,24 @@ impl Analysis {
         }
     }
 
-    fn overdue(&mut self, e: &Entry, name: &str, entry: &str, today: Date) -> Option<String> {
+    /// Red when `e` is past due and not fixed. A scanner finding that is `still_reported` is not
+    /// fixed whatever its entry says; a pentest finding has no scanner to say otherwise.
+    fn overdue(
+        &mut self,
+        e: &Entry,
+        name: &str,
+        entry: &str,
+        today: Date,
+        still_reported: bool,
+    ) -> Option<String> {
         let due = e.due?;
-        if due < today && e.status != Some(Status::Fixed) {
-            let status = e.status.map(Status::as_str).unwrap_or("status unknown");
+        let fixed = e.status == Some(Status::Fixed) && !still_reported;
+        if due < today && !fixed {
+            let status = match e.status {
+                Some(Status::Fixed) => "marked fixed but still reported",
+                Some(s) => s.as_str(),
+                None => "status unknown",
+            };
             return Some(self.red(
                 "remediation-overdue",
                 format!("{name}: entry {entry} was due {due} and is {status} (today is {today})"),
@@ -296,15 +413,14 @@ impl Analysis {
     }
 }
 
-/// The entry for a finding: by guid, else by a fingerprint, else by rule id (the most
-/// specific match wins, so one rule-wide entry can be refined for one occurrence).
-fn best_entry(register: &Register, f: &Finding) -> Option<usize> {
-    let by = |key: &str| register.entries.iter().position(|e| e.finding == key);
-    f.guid
-        .as_deref()
-        .and_then(by)
-        .or_else(|| f.fingerprints.iter().find_map(|(_, v)| by(v)))
-        .or_else(|| f.rule_id.as_deref().and_then(by))
+/// How `match:` names a space.
+fn space_namespace(space: &Space) -> String {
+    match space {
+        Space::Rule { .. } => "rule".into(),
+        Space::Guid { .. } => "guid".into(),
+        Space::Fingerprint { name, .. } => format!("fingerprint:{name}"),
+        Space::Pentest => "pentest".into(),
+    }
 }
 
 fn row(

@@ -7,6 +7,7 @@
 //! the run's `started_at`, so a replay years later reaches the same verdict.
 
 pub mod analysis;
+pub mod matching;
 pub mod pentest;
 pub mod register;
 pub mod severity;
@@ -50,7 +51,7 @@ pub struct SecurityReviewEvidence {
     pub pentest: Option<RecordedFile>,
     /// Digest of the findings table (`security-review.md`) written for this run.
     pub table: Option<String>,
-    /// Notes that do not make the gate red (stale register entries, fixed-but-still-reported).
+    /// Notes that do not make the gate red (stale register entries).
     /// Informational: the judge recomputes everything from the recorded files.
     #[serde(default)]
     pub warnings: Vec<Reason>,

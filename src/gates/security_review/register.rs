@@ -25,11 +25,53 @@ impl Status {
     }
 }
 
+/// Where an entry's `finding` is looked for (`match:`): a SARIF rule id, a result guid, the
+/// value of one named fingerprint, or a pentest finding id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Namespace {
+    Rule,
+    Guid,
+    /// `fingerprint:NAME`: the value of the (partial) fingerprint NAME.
+    Fingerprint(String),
+    Pentest,
+}
+
+impl Namespace {
+    fn parse(s: &str) -> Option<Namespace> {
+        match s {
+            "rule" => Some(Namespace::Rule),
+            "guid" => Some(Namespace::Guid),
+            "pentest" => Some(Namespace::Pentest),
+            _ => s
+                .strip_prefix("fingerprint:")
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Namespace::Fingerprint(k.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Namespace::Rule => f.write_str("rule"),
+            Namespace::Guid => f.write_str("guid"),
+            Namespace::Fingerprint(k) => write!(f, "fingerprint:{k}"),
+            Namespace::Pentest => f.write_str("pentest"),
+        }
+    }
+}
+
 /// One checked register entry. Fields that were missing or malformed are `None` (and a
 /// diagnostic says why), so the entry still matches its finding and the judge can name it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub finding: String,
+    /// `tool:` — only results of the tool whose `tool.driver.name` is this.
+    pub tool: Option<String>,
+    /// `match:` — only this namespace. Without it the entry is looked for in every namespace,
+    /// and must be found in only one (SPEC §2's `finding:` alone).
+    pub namespace: Option<Namespace>,
     pub owner: Option<String>,
     pub ticket: Option<String>,
     pub plan: Option<String>,
@@ -79,6 +121,9 @@ pub struct Register {
 #[serde(deny_unknown_fields)]
 struct RawEntry {
     finding: Option<Spanned<String>>,
+    tool: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    namespace: Option<Spanned<String>>,
     owner: Option<Spanned<String>>,
     ticket: Option<Spanned<String>>,
     plan: Option<Spanned<String>>,
@@ -113,7 +158,44 @@ pub fn parse_register(file: &str, bytes: &[u8]) -> Register {
             ));
             continue;
         };
-        if let Some(first) = reg.entries.iter().find(|x| x.finding == finding.value) {
+        let tool = match e.tool {
+            Some(t) if t.value.trim().is_empty() => {
+                reg.diagnostics
+                    .push(d(&t.referenced, key("tool"), "empty `tool`".into()));
+                None
+            }
+            other => other.map(|t| t.value),
+        };
+        let namespace = match e.namespace {
+            None => None,
+            Some(m) => match Namespace::parse(m.value.trim()) {
+                Some(Namespace::Pentest) if tool.is_some() => {
+                    reg.diagnostics.push(d(
+                        &m.referenced,
+                        key("match"),
+                        "a pentest finding has no `tool`".into(),
+                    ));
+                    None
+                }
+                Some(n) => Some(n),
+                None => {
+                    reg.diagnostics.push(d(
+                        &m.referenced,
+                        key("match"),
+                        format!(
+                            "expected rule, guid, pentest or fingerprint:NAME, found {:?}",
+                            m.value
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
+        if let Some(first) = reg
+            .entries
+            .iter()
+            .find(|x| x.finding == finding.value && x.tool == tool && x.namespace == namespace)
+        {
             reg.diagnostics.push(Diagnostic {
                 help: Some(format!("the first entry for it is at line {}", first.line)),
                 ..d(
@@ -176,6 +258,8 @@ pub fn parse_register(file: &str, bytes: &[u8]) -> Register {
         }
         reg.entries.push(Entry {
             finding: finding.value,
+            tool,
+            namespace,
             owner: owner.map(|s| s.value),
             ticket: e.ticket.map(|s| s.value),
             plan: plan.map(|s| s.value),
@@ -357,7 +441,7 @@ mod tests {
         assert_eq!(d.line, 3, "{d}");
         assert_eq!(
             d.message,
-            "unknown field `colour`, expected one of finding, owner, ticket, plan, opened, due, status, target"
+            "unknown field `colour`, expected one of finding, tool, match, owner, ticket, plan, opened, due, status, target"
         );
         let r = parse_register(
             "reg.yaml",
@@ -373,5 +457,79 @@ mod tests {
         assert!(r.diagnostics[0].line >= 1, "{}", r.diagnostics[0]);
         let empty = parse_register("reg.yaml", b"# nothing yet\n");
         assert!(empty.parsed && empty.entries.is_empty() && empty.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn tool_and_match_qualify_an_entry() {
+        let text = "\
+- finding: R1
+  tool: lint-a
+  match: rule
+  owner: x
+  plan: y
+  opened: 2026-11-01
+  due: 2026-11-02
+  status: open
+- finding: R1
+  tool: depscan
+  owner: x
+  plan: y
+  opened: 2026-11-01
+  due: 2026-11-02
+  status: open
+- finding: rsa@0.9.8
+  match: fingerprint:rustsec/package
+  owner: x
+  plan: y
+  opened: 2026-11-01
+  due: 2026-11-02
+  status: open
+- finding: PT-1
+  tool: lint-a
+  match: pentest
+  owner: x
+  plan: y
+  opened: 2026-11-01
+  due: 2026-11-02
+  status: open
+- finding: R2
+  match: fingerprint
+  owner: x
+  plan: y
+  opened: 2026-11-01
+  due: 2026-11-02
+  status: open
+";
+        let r = parse_register("reg.yaml", text.as_bytes());
+        let e = &r.entries;
+        // The same finding for two tools is two entries, not a duplicate.
+        assert_eq!(
+            (e[0].tool.as_deref(), e[0].namespace.clone()),
+            (Some("lint-a"), Some(Namespace::Rule))
+        );
+        assert_eq!(
+            (e[1].tool.as_deref(), e[1].namespace.clone()),
+            (Some("depscan"), None)
+        );
+        assert_eq!(
+            e[2].namespace,
+            Some(Namespace::Fingerprint("rustsec/package".into()))
+        );
+        assert_eq!(
+            e[2].namespace.as_ref().map(|n| n.to_string()).as_deref(),
+            Some("fingerprint:rustsec/package")
+        );
+        let lines: Vec<String> = r
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{}: {}: {}", d.line, d.column, d.key_path, d.message))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "25:10: [3].match: a pentest finding has no `tool`",
+                "32:10: [4].match: expected rule, guid, pentest or fingerprint:NAME, found \"fingerprint\"",
+            ]
+        );
     }
 }
