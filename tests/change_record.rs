@@ -181,7 +181,7 @@ fn a_clean_history_is_green_and_the_markdown_lists_every_change() {
     let b = r.commit(
         "carol",
         "tests/b.rs",
-        "Cover the edge case\n\nReviewed-by: dave@x.test",
+        "Cover the edge case\n\nReviewed-by: Dave <dave@x.test>",
     );
     let c = r.commit(
         "dave",
@@ -203,7 +203,7 @@ fn a_clean_history_is_green_and_the_markdown_lists_every_change() {
     ] {
         let line = md
             .lines()
-            .find(|l| l.contains(short(hash)))
+            .find(|l| l.starts_with(&format!("| `{}`", short(hash))))
             .unwrap_or_else(|| panic!("{hash} missing from\n{md}"));
         assert!(line.contains(what), "{line}");
     }
@@ -264,7 +264,7 @@ fn an_operator_or_release_signer_who_authored_a_commit_is_red() {
 }
 
 #[test]
-fn a_merge_commit_is_skipped() {
+fn a_merge_without_a_change_of_its_own_is_left_out() {
     let r = Repo::new();
     r.git(&["checkout", "-q", "-b", "topic"], "alice");
     let a = r.commit("alice", "src/a.rs", GOOD);
@@ -274,7 +274,7 @@ fn a_merge_commit_is_skipped() {
         "tests/c.rs",
         "Other\n\nReviewed-by: Bob <bob@x.test>",
     );
-    // The merge has no trailers; it carries no change of its own.
+    // The merge has no trailers; every file in it comes from one of its parents.
     r.git(
         &["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"],
         "ci",
@@ -290,7 +290,106 @@ fn a_merge_commit_is_skipped() {
         .collect();
     assert_eq!(hashes.len(), 2, "{hashes:?}");
     assert!(hashes.contains(&a.as_str()) && hashes.contains(&c.as_str()));
-    assert!(!hashes.contains(&merge.as_str()));
+    assert_eq!(ev["merges_left_out"], serde_json::json!([merge]));
+}
+
+#[test]
+fn a_merge_of_a_file_both_sides_changed_is_judged() {
+    // The merged file is in neither parent: content nobody reviewed as such, even when git
+    // merged it without a conflict. Such a merge needs its own trailers (docs/signoff.md).
+    let r = Repo::new();
+    let write = |first: &str, last: &str| {
+        let mut l: Vec<String> = (1..=20).map(|i| format!("line {i}")).collect();
+        l[0] = first.to_string();
+        l[19] = last.to_string();
+        std::fs::write(r.repo.join("src/shared.rs"), l.join("\n") + "\n").unwrap();
+    };
+    std::fs::create_dir_all(r.repo.join("src")).unwrap();
+    write("line 1", "line 20");
+    r.git(&["add", "-A"], "alice");
+    r.git(&["commit", "-q", "-m", GOOD], "alice");
+    r.git(&["checkout", "-q", "-b", "topic"], "alice");
+    write("LINE 1", "line 20");
+    r.git(&["commit", "-q", "-am", GOOD], "alice");
+    r.git(&["checkout", "-q", "main"], "ci");
+    write("line 1", "LINE 20");
+    r.git(&["commit", "-q", "-am", GOOD], "carol");
+    r.git(
+        &["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"],
+        "ci",
+    );
+    let merge = r.git(&["rev-parse", "HEAD"], "ci");
+    let (_, v, _) = r.run(None);
+    let unreviewed: Vec<&str> = v
+        .reasons
+        .iter()
+        .filter(|x| x.code == "change-unreviewed")
+        .map(|x| x.message.as_str())
+        .collect();
+    assert!(
+        unreviewed
+            .iter()
+            .any(|m| m.starts_with(&format!("merge {}", short(&merge)))),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_file_name_shaped_like_a_log_record_cannot_hide_a_merges_change() {
+    // An evil merge whose only change is one file, named to look like a whole reviewed commit
+    // record in a fixed-delimiter `git log` output. Delimiters are random per read, so it is
+    // just a file name and the merge is judged.
+    let r = Repo::new();
+    r.git(&["checkout", "-q", "-b", "topic"], "alice");
+    r.commit("alice", "tests/t.rs", GOOD);
+    r.git(&["checkout", "-q", "main"], "ci");
+    r.git(
+        &["merge", "-q", "--no-ff", "--no-commit", "topic"],
+        "mallory",
+    );
+    let fake = "f".repeat(40);
+    let name = format!(
+        "\x1e{fake}\x1f\x1fMallory\x1fm@x.test\x1f2026-01-01T00:00:00+00:00\x1fMallory\x1fm@x.test\x1fok\n\nReviewed-by: Bob <bob@x.test>\nTest: yes\n\x1f"
+    );
+    std::fs::write(r.repo.join(&name), "evil\n").unwrap();
+    r.git(&["add", "--", &name], "mallory");
+    r.git(&["commit", "-q", "-m", "Merge topic"], "mallory");
+    let merge = r.git(&["rev-parse", "HEAD"], "mallory");
+    let (ev, v, _) = r.run(None);
+    let rows = ev["changes"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["hash"] != fake.as_str()), "{rows:?}");
+    let row = rows
+        .iter()
+        .find(|r| r["hash"] == merge.as_str())
+        .expect("the merge is a row");
+    assert_eq!(row["test_files"], serde_json::json!([]));
+    assert!(
+        v.reasons
+            .iter()
+            .any(|x| x.code == "change-unreviewed" && x.message.contains(short(&merge))),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn evidence_without_the_history_guard_is_refused() {
+    let r = Repo::new();
+    r.commit("alice", "src/a.rs", GOOD);
+    let (ev, v, record) = r.run(None);
+    assert_eq!(v.outcome, Outcome::Green, "{v:?}");
+    assert_eq!(ev["history"]["guard"]["graft_file"], "/dev/null");
+    let pipeline = r.pipeline();
+    let gate = pipeline.gate("change-record").unwrap();
+    let subject = format!("sha256:{}", "0".repeat(64));
+    // Evidence written before relgate recorded how it ran git has no `history`.
+    let mut old = ev.clone();
+    old.as_object_mut().unwrap().remove("history");
+    let v = judge(&pipeline, gate, &old, &record, &subject, None);
+    only_reason(&v, "change-history-unguarded");
+    let mut unguarded = ev.clone();
+    unguarded["history"]["guard"]["replace_objects"] = serde_json::json!(true);
+    let v = judge(&pipeline, gate, &unguarded, &record, &subject, None);
+    only_reason(&v, "change-history-unguarded");
 }
 
 #[test]

@@ -356,6 +356,56 @@ fn an_author_or_the_operator_or_the_release_signer_does_not_count() {
 }
 
 #[test]
+fn a_co_author_or_an_author_under_a_plus_address_does_not_count() {
+    let mut f = Fixture::new(2, None);
+    let repo = f.root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"], "ci");
+    git(
+        &repo,
+        &["commit", "-q", "--allow-empty", "-m", "base"],
+        "ci",
+    );
+    git(&repo, &["tag", "v0.9.0"], "ci");
+    git(
+        &repo,
+        &[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "pair work\n\nCo-authored-by: Bob <Bob+pair@x.test>",
+        ],
+        "dave",
+    );
+    git(
+        &repo,
+        &["commit", "-q", "--allow-empty", "-m", "from the ci account"],
+        "carol+ci",
+    );
+    f.pipeline.changes = Some(Changes {
+        repo,
+        range: "v0.9.0..HEAD".into(),
+    });
+    for who in ["alice", "bob", "carol"] {
+        f.approve(who);
+    }
+    let v = f.run();
+    assert_eq!(v.outcome, Outcome::Pending, "{v:?}");
+    let barred: Vec<&str> = v
+        .reasons
+        .iter()
+        .filter(|r| r.code == "approval-by-author")
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(barred.len(), 2, "{v:?}");
+    assert!(barred.iter().any(|m| m.contains("bob@x.test")), "{v:?}");
+    assert!(barred.iter().any(|m| m.contains("carol@x.test")), "{v:?}");
+    f.approve("eve");
+    assert_eq!(f.run().outcome, Outcome::Green);
+}
+
+#[test]
 fn a_rejection_is_red_and_needs_a_comment() {
     let f = Fixture::new(1, None);
     f.approve("alice");

@@ -87,7 +87,7 @@ fn describe(p: &Pipeline, g: &GateSpec) -> String {
                 .unwrap_or_default();
             let mut needs = Vec::new();
             if c.require_reviewer {
-                needs.push("a Reviewed-by other than the author".to_string());
+                needs.push("a Reviewed-by other than its authors and co-authors".to_string());
             }
             if c.require_tests {
                 let paths = if c.test_paths.is_empty() {
@@ -102,7 +102,9 @@ fn describe(p: &Pipeline, g: &GateSpec) -> String {
             } else {
                 format!("has {}", needs.join(" and "))
             };
-            format!("every commit in {range} {needs}; the releaser authored none")
+            format!(
+                "every change (commit, or merge with a change of its own) in {range} {needs}; the releaser wrote and committed none"
+            )
         }
         GateKind::Signoff(s) => {
             let mut t = format!(

@@ -281,12 +281,23 @@ fn changes(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Changes> {
         }
         None => inp.root.clone(),
     };
-    let range = map.require(cx, "range", "a git revision range like v1.3.0..HEAD")?;
+    let node = map.require(cx, "range", "a git revision range like v1.3.0..HEAD")?;
     let range = cx.str(
-        range,
+        node,
         "changes.range",
         "a git revision range like v1.3.0..HEAD",
     )?;
+    // The change-record judge refuses the same ranges; saying so here saves a run.
+    if let Err(why) = crate::git::RangeSpec::parse(range) {
+        cx.error(
+            node.pos,
+            "changes.range",
+            format!(
+                "expected START..END or one revision like v1.3.0..HEAD, found {range:?}: {why}"
+            ),
+        );
+        return None;
+    }
     Some(Changes {
         repo,
         range: range.to_string(),

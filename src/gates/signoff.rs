@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{CollectContext, CollectError, JudgeContext, Outcome, Reason, Verdict};
 use crate::approval::{self, Decision, Verified};
-use crate::git;
+use crate::git::{self, RangeFacts};
+use crate::identity;
 use crate::model::{GateSpec, SignoffSpec};
 
 /// How far the clocks of an approver's machine and the release machine may disagree: a
@@ -54,10 +55,13 @@ pub struct RecordedPair {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthorsEvidence {
     pub range: String,
+    /// How git was run and what it said about the range; refused when absent (older evidence).
+    #[serde(default)]
+    pub history: Option<RangeFacts>,
     /// Digest of the raw `git log` output (the judge reads the authors from it).
     pub log: Option<String>,
     pub error: Option<String>,
-    /// Author emails, sorted, lowercase (a readable copy).
+    /// The principals of the changes' authors and co-authors, sorted (a readable copy).
     pub emails: Vec<String>,
 }
 
@@ -134,17 +138,22 @@ pub async fn collect(
         Some(changes) => {
             let mut a = AuthorsEvidence {
                 range: changes.range.clone(),
+                history: None,
                 log: None,
                 error: None,
                 emails: Vec::new(),
             };
-            match git::log_raw(&changes.repo, &changes.range, cx.cancel.clone()).await {
-                Ok(raw) => {
-                    a.log = Some(cx.record.put(&raw)?);
-                    match git::parse_log(&raw) {
-                        Ok(commits) => a.emails = author_emails(&commits),
-                        Err(e) => a.error = Some(e.to_string()),
+            match git::read_range(&changes.repo, &changes.range, cx.cancel.clone()).await {
+                Ok(read) => {
+                    if let (Some(raw), Some(sep)) = (&read.log, &read.facts.separator) {
+                        a.log = Some(cx.record.put(raw)?);
+                        match git::parse_log(raw, sep) {
+                            // A malformed identity leaves the list empty; the judge says why.
+                            Ok(commits) => a.emails = writers(&commits).unwrap_or_default(),
+                            Err(e) => a.error = Some(e.to_string()),
+                        }
                     }
+                    a.history = Some(read.facts);
                 }
                 Err(git::GitError::Interrupted) => return Err(CollectError::Interrupted),
                 Err(e) => a.error = Some(e.to_string()),
@@ -204,13 +213,11 @@ fn approvals_source(cx: &CollectContext) -> PathBuf {
     }
 }
 
-fn author_emails(commits: &[git::Commit]) -> Vec<String> {
-    let set: BTreeSet<String> = commits
-        .iter()
-        .filter(|c| !c.author_email.is_empty())
-        .map(|c| c.author_email.to_ascii_lowercase())
-        .collect();
-    set.into_iter().collect()
+/// The principals who wrote a change in the range, as the change-record gate counts them; an
+/// identity that does not parse is a problem, since it could be anyone.
+fn writers(commits: &[git::Commit]) -> Result<Vec<String>, Reason> {
+    super::change_record::range_writers(commits)
+        .map_err(|e| Reason::new("change-identity-malformed", e))
 }
 
 /// Judge the gate: red on a problem or a rejection, green at quorum, else pending.
@@ -324,18 +331,21 @@ pub fn assess(
     for a in authors.iter().filter(|_| spec.bar_authors) {
         barred.insert(
             a.clone(),
-            ("approval-by-author", "authored a commit in changes.range"),
+            (
+                "approval-by-author",
+                "wrote (authored or co-authored) a change in changes.range",
+            ),
         );
     }
     if let Some(op) = cx.operator.filter(|_| spec.bar_operator) {
         barred.insert(
-            op.to_ascii_lowercase(),
+            identity::principal(op),
             ("approval-by-operator", "is the operator of this run"),
         );
     }
     if let Some((_, sign)) = cx.pipeline.sign_gate().filter(|_| spec.bar_signer) {
         barred.insert(
-            sign.signer.to_ascii_lowercase(),
+            identity::principal(&sign.signer),
             ("approval-by-release-signer", "is the sign gate's signer"),
         );
     }
@@ -417,7 +427,7 @@ pub fn assess(
                 "approval-outside-role",
                 format!("{} is not in role {}", st.signer, spec.role),
             );
-        } else if let Some((code, why)) = barred.get(&st.signer.to_ascii_lowercase()) {
+        } else if let Some((code, why)) = barred.get(&identity::principal(&st.signer)) {
             ignore(&mut report, who, code, format!("{} {why}", st.signer));
         } else if st.policy != cx.policy {
             ignore(
@@ -555,7 +565,7 @@ pub fn assess(
         .iter()
         .filter(|m| signers.names_principal(m))
         .filter(|m| !done.contains(m.as_str()))
-        .filter(|m| !barred.contains_key(&m.to_ascii_lowercase()))
+        .filter(|m| !barred.contains_key(&identity::principal(m)))
         .cloned()
         .collect();
     may.sort();
@@ -564,8 +574,8 @@ pub fn assess(
     report
 }
 
-/// The commit authors (lowercase emails) from the recorded `git log`, or the problem that
-/// stops the gate: without them, segregation of duties cannot be checked.
+/// The principals who wrote the range's changes, from the recorded `git log`, or the problem
+/// that stops the gate: without them, segregation of duties cannot be checked.
 fn authors(ev: &SignoffEvidence, cx: &JudgeContext<'_>) -> Result<BTreeSet<String>, Reason> {
     if cx.pipeline.changes.is_none() {
         return Ok(BTreeSet::new());
@@ -582,7 +592,18 @@ fn authors(ev: &SignoffEvidence, cx: &JudgeContext<'_>) -> Result<BTreeSet<Strin
             format!("cannot tell the commit authors: {e}"),
         ));
     }
-    let Some(log) = &a.log else {
+    // A shallow, reversed or unguarded read may have missed an author. An empty range is no
+    // problem here: it has no authors to bar (the change-record gate refuses it).
+    if let Some(p) = RangeFacts::problem(a.history.as_ref(), &a.range) {
+        return Err(Reason::new(
+            p.code(),
+            format!("cannot tell the commit authors: {p}"),
+        ));
+    }
+    let (Some(log), Some(sep)) = (
+        &a.log,
+        a.history.as_ref().and_then(|h| h.separator.as_ref()),
+    ) else {
         return Err(Reason::new(
             "evidence-malformed",
             "the evidence names no git log output",
@@ -592,16 +613,16 @@ fn authors(ev: &SignoffEvidence, cx: &JudgeContext<'_>) -> Result<BTreeSet<Strin
         .blobs
         .get(log)
         .map_err(|e| Reason::new("evidence-missing", e.to_string()))?;
-    let commits =
-        git::parse_log(&raw).map_err(|e| Reason::new("change-range-unreadable", e.to_string()))?;
-    let emails = author_emails(&commits);
-    if emails != a.emails {
+    let commits = git::parse_log(&raw, sep)
+        .map_err(|e| Reason::new("change-range-unreadable", e.to_string()))?;
+    let writers = writers(&commits)?;
+    if writers != a.emails {
         return Err(Reason::new(
             "evidence-mismatch",
             "the recorded authors differ from the recorded git log output",
         ));
     }
-    Ok(emails.into_iter().collect())
+    Ok(writers.into_iter().collect())
 }
 
 /// Kuhn's augmenting paths: principal i -> one of its keys, no key used twice. Returns the
