@@ -1,7 +1,11 @@
 //! The regression verdict: pure over the spec, the evidence and the stored JUnit reports.
 
+use std::collections::BTreeSet;
+
 use super::RegressionEvidence;
-use super::junit::{self, JunitFile, JunitState, Tally};
+use super::junit::{self, JunitFile, JunitState};
+use super::report;
+use super::tally::{Counter, Tally};
 use crate::gates::{JudgeContext, Reason, Verdict};
 use crate::model::RegressionSpec;
 use crate::record::Blobs;
@@ -149,15 +153,20 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
     reasons
 }
 
-/// Parse every fresh report from the evidence store and count its tests. Reports that cannot
-/// be read back or parsed come back as reasons.
+/// Parse every fresh report from the evidence store and count its tests. A report whose bytes
+/// were already counted (one file through two globs, a hard link, a copy) is skipped, so that
+/// no test counts twice. Reports that cannot be read back or parsed come back as reasons.
 pub(super) fn tally(files: &[JunitFile], blobs: &dyn Blobs) -> (Tally, Vec<Reason>) {
-    let mut t = Tally::default();
+    let mut counter = Counter::default();
     let mut reasons = Vec::new();
+    let mut seen = BTreeSet::new();
     for f in files {
         let JunitState::Fresh { sha256, .. } = &f.state else {
             continue;
         };
+        if !seen.insert(sha256.as_str()) {
+            continue;
+        }
         let bytes = match blobs.get(sha256) {
             Ok(b) => b,
             Err(e) => {
@@ -168,15 +177,12 @@ pub(super) fn tally(files: &[JunitFile], blobs: &dyn Blobs) -> (Tally, Vec<Reaso
                 continue;
             }
         };
-        match junit::parse(&bytes) {
-            Ok(suites) => t.add(&suites),
-            Err(e) => reasons.push(Reason::new(
-                "junit-unparsable",
-                one_line(&format!("{}: {e}", f.path)),
-            )),
+        match report::read(&bytes) {
+            Ok(r) => counter.add(&r),
+            Err(e) => reasons.push(Reason::new(e.code(), one_line(&format!("{}: {e}", f.path)))),
         }
     }
-    (t, reasons)
+    (counter.finish(), reasons)
 }
 
 fn plural(n: u64) -> &'static str {
@@ -460,16 +466,44 @@ mod tests {
     #[test]
     fn counts_add_up_across_reports() {
         let mut blobs = MemBlobs::default();
+        let other = br#"<testsuite name="other"><testcase classname="o" name="a"/><testcase classname="o" name="b"/><testcase classname="o" name="c"><skipped/></testcase></testsuite>"#;
+        let ev = evidence(
+            Some(0),
+            vec![
+                fixture(&mut blobs, "nextest-passing.xml"),
+                fresh(&mut blobs, "other.xml", other),
+            ],
+        );
+        assert!(run(&spec(&["*.xml"], Some(4)), &ev, &blobs).is_green());
+        let v = run(&spec(&["*.xml"], Some(5)), &ev, &blobs);
+        assert_eq!(v.reasons[0].message, "ran 4 tests, need at least 5");
+    }
+
+    #[test]
+    fn reports_and_test_cases_count_once() {
+        let mut blobs = MemBlobs::default();
+        // nextest-flaky.xml repeats the two tests of nextest-passing.xml (same suite, classname
+        // and name), and r2.xml has the very bytes of r.xml (a copy, a hard link, another glob).
         let ev = evidence(
             Some(0),
             vec![
                 fixture(&mut blobs, "nextest-passing.xml"),
                 fixture(&mut blobs, "nextest-flaky.xml"),
+                fresh(
+                    &mut blobs,
+                    "r.xml",
+                    br#"<testsuite name="x"><testcase name="t"/></testsuite>"#,
+                ),
+                fresh(
+                    &mut blobs,
+                    "r2.xml",
+                    br#"<testsuite name="x"><testcase name="t"/></testsuite>"#,
+                ),
             ],
         );
-        assert!(run(&spec(&["*.xml"], Some(5)), &ev, &blobs).is_green());
-        let v = run(&spec(&["*.xml"], Some(6)), &ev, &blobs);
-        assert_eq!(v.reasons[0].message, "ran 5 tests, need at least 6");
+        assert!(run(&spec(&["*.xml"], Some(4)), &ev, &blobs).is_green());
+        let v = run(&spec(&["*.xml"], Some(5)), &ev, &blobs);
+        assert_eq!(v.reasons[0].message, "ran 4 tests, need at least 5");
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod judge;
 pub mod junit;
 mod process;
 mod redact;
+pub mod report;
+pub mod tally;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -23,8 +25,9 @@ use crate::record::Record;
 
 pub use capture::{HEAD_BYTES, StreamCapture, TAIL_BYTES};
 pub use judge::judge;
-pub use junit::{BadPattern, JunitFile, JunitState, Tally};
+pub use junit::{BadPattern, JunitFile, JunitState};
 pub use process::ProcessRecord;
+pub use tally::Tally;
 
 /// Everything the regression judge needs, as recorded in the release log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
