@@ -159,6 +159,10 @@ fn a_hard_link_or_a_copy_of_a_report_is_counted_once() {
         let err = refused(&p);
         has(&err, "too-few-tests");
         has(&err, "ran 1 test, need at least 2");
+        has(
+            &err,
+            "build/r2.xml: the same bytes as build/r.xml, counted once",
+        );
     }
 }
 
@@ -179,4 +183,60 @@ EOF
     let err = refused(&p);
     has(&err, "too-few-tests");
     has(&err, "ran 2 tests, need at least 3");
+    has(
+        &err,
+        "1 repeated test case entry (same suite, classname and name) counted once",
+    );
+}
+
+#[test]
+fn a_symlinked_build_folder_leading_outside_the_project_is_refused() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let gates = format!(
+        "  unit:\n    kind: regression\n    run: sh build.sh\n    junit: [build/*.xml]\n    env: {{OUT: {}}}\n",
+        outside.path().display()
+    );
+    let p = project_with(&gates);
+    p.write("pass.xml", PASSING_ONE);
+    // The reports live outside the project; `build` is a link to them.
+    p.write(
+        "build.sh",
+        "cp pass.xml \"$OUT/r.xml\"\nln -s \"$OUT\" build\n",
+    );
+    let err = refused(&p);
+    has(&err, "junit-outside-project");
+    has(&err, "build/r.xml");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 14. A report not written during this run's command window
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_stale_report_dated_in_the_future_is_not_this_runs() {
+    let p = unit_project("[build/*.xml]", "");
+    p.write("build/r.xml", PASSING_ONE);
+    let st = std::process::Command::new("touch")
+        .args(["-d", "+1 day"])
+        .arg(p.join("build/r.xml"))
+        .status()
+        .expect("touch");
+    assert!(st.success());
+    p.write("build.sh", "true\n");
+    let err = refused(&p);
+    has(&err, "junit-future-mtime");
+    has(&err, "junit-missing");
+}
+
+#[test]
+fn a_linked_build_folder_that_stays_inside_the_project_is_read() {
+    let p = unit_project(
+        "[out/*.xml]",
+        "    min_tests: 1
+",
+    );
+    p.write("pass.xml", PASSING_ONE);
+    p.write("build.sh", "cp pass.xml build/r.xml\nln -s build out\n");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::SUCCESS);
 }

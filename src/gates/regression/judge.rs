@@ -115,6 +115,25 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
                 "junit-unreadable",
                 format!("{}: a symbolic link; reports must be regular files", f.path),
             )),
+            JunitState::Future {
+                mtime_unix_ms,
+                window_end_unix_ms,
+            } => reasons.push(Reason::new(
+                "junit-future-mtime",
+                format!(
+                    "{}: modified {}, after the command ended ({}): not written by this run",
+                    f.path,
+                    utc_ms(*mtime_unix_ms),
+                    utc_ms(*window_end_unix_ms)
+                ),
+            )),
+            JunitState::OutsideProject { resolved } => reasons.push(Reason::new(
+                "junit-outside-project",
+                one_line(&format!(
+                    "{}: lies at {resolved}, outside the pipeline folder (through a linked folder); not read",
+                    f.path
+                )),
+            )),
             JunitState::Fresh { .. } | JunitState::Stale => {}
         }
     }
@@ -183,6 +202,17 @@ pub(super) fn tally(files: &[JunitFile], blobs: &dyn Blobs) -> (Tally, Vec<Reaso
         }
     }
     (counter.finish(), reasons)
+}
+
+/// Unix milliseconds as RFC 3339 UTC, to the second.
+fn utc_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms after 1970"))
 }
 
 fn plural(n: u64) -> &'static str {
@@ -534,6 +564,39 @@ mod tests {
         let v = run(&s, &evidence(Some(0), vec![stale]), &blobs);
         assert_eq!(codes(&v), ["junit-missing"]);
         assert!(v.reasons[0].message.ends_with("(1 older report ignored)"));
+    }
+
+    #[test]
+    fn future_dated_and_outside_reports_are_red() {
+        let blobs = MemBlobs::default();
+        let s = spec(&["build/*.xml"], None);
+        let future = JunitFile {
+            path: "build/r.xml".into(),
+            pattern: "build/*.xml".into(),
+            state: JunitState::Future {
+                mtime_unix_ms: 1_795_086_400_000,
+                window_end_unix_ms: 1_795_000_000_500,
+            },
+        };
+        let v = run(&s, &evidence(Some(0), vec![future]), &blobs);
+        assert_eq!(codes(&v), ["junit-missing", "junit-future-mtime"]);
+        assert_eq!(
+            v.reasons[1].message,
+            "build/r.xml: modified 2026-11-19T11:06:40Z, after the command ended (2026-11-18T11:06:40Z): not written by this run"
+        );
+        let outside = JunitFile {
+            path: "build/r.xml".into(),
+            pattern: "build/*.xml".into(),
+            state: JunitState::OutsideProject {
+                resolved: "/tmp/elsewhere/r.xml".into(),
+            },
+        };
+        let v = run(&s, &evidence(Some(0), vec![outside]), &blobs);
+        assert_eq!(codes(&v), ["junit-missing", "junit-outside-project"]);
+        assert!(
+            v.reasons[1].message.contains("/tmp/elsewhere/r.xml"),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,19 @@ use crate::record::{Record, RecordError};
 
 /// Reports larger than this are not read (a runaway writer must not fill the record).
 pub const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// How far past the end of the command window a report's modification time may lie and still
+/// count as written during it: file systems that keep whole seconds, or a file server whose
+/// clock is slightly ahead, must not turn a report of this run into one from the future.
+pub const MTIME_SLACK: Duration = Duration::from_secs(1);
+
+/// The command window: a report counts as written by this run only when its modification time
+/// lies between the start of the command and the moment every process it started was gone.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub start: SystemTime,
+    pub end: SystemTime,
+}
 
 /// One file matched by a `junit` glob.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,6 +44,15 @@ pub enum JunitState {
     Fresh { sha256: String, size: u64 },
     /// Last modified before the command started: left over from an earlier build; ignored.
     Stale,
+    /// Last modified after the command window ended (a clock-tampered or future-dated file):
+    /// not written by this run, and red.
+    Future {
+        mtime_unix_ms: i64,
+        window_end_unix_ms: i64,
+    },
+    /// Found through a symbolically linked folder that leads out of the pipeline folder; not
+    /// read. `resolved` is where it lies.
+    OutsideProject { resolved: String },
     /// Over [`MAX_REPORT_BYTES`]; not read.
     TooLarge { size: u64 },
     /// A symbolic link; not followed.
@@ -60,16 +82,19 @@ fn fixed_prefix(pattern: &str) -> String {
     parts[..n].join("/")
 }
 
-/// Find the reports matched by `patterns` below `root`. A file last modified before
-/// `fresh_after` is recorded as stale; fresh ones are stored in `record`.
+/// Find the reports matched by `patterns` below `root`. A file modified outside `window` is
+/// recorded as stale (before) or from the future (after); one that resolves outside `root`
+/// through a linked folder is not read; the others are stored in `record`.
 pub fn gather(
     root: &Path,
     patterns: &[String],
-    fresh_after: SystemTime,
+    window: Window,
     record: &Record,
 ) -> Result<(Vec<JunitFile>, Vec<BadPattern>), RecordError> {
     let mut found: BTreeMap<String, JunitFile> = BTreeMap::new();
     let mut bad = Vec::new();
+    // Resolved once: a report must resolve below it. An unresolvable root leaves nothing inside.
+    let real_root = fs::canonicalize(root).ok();
     for pattern in patterns {
         let as_path = Path::new(pattern);
         if as_path.is_absolute() || as_path.components().any(|c| c == Component::ParentDir) {
@@ -104,22 +129,30 @@ pub fn gather(
             let Ok(rel) = entry.path().strip_prefix(root) else {
                 continue;
             };
-            let Some(rel) = rel.to_str() else { continue };
-            if !glob.is_match(rel) || found.contains_key(rel) {
+            let Some(raw) = rel.to_str() else { continue };
+            if !glob.is_match(raw) {
+                continue;
+            }
+            // One name per file whatever the glob spelt: `build/./r.xml` is `build/r.xml`.
+            let rel = normalised(rel);
+            if found.contains_key(&rel) {
                 continue;
             }
             let ft = entry.file_type();
             let state = if ft.is_symlink() {
                 JunitState::Symlink
             } else if ft.is_file() {
-                read_one(entry.path(), fresh_after, record)?
+                match outside(entry.path(), real_root.as_deref()) {
+                    Some(state) => state,
+                    None => read_one(entry.path(), window, record)?,
+                }
             } else {
                 continue;
             };
             found.insert(
-                rel.to_string(),
+                rel.clone(),
                 JunitFile {
-                    path: rel.to_string(),
+                    path: rel,
                     pattern: pattern.clone(),
                     state,
                 },
@@ -129,11 +162,41 @@ pub fn gather(
     Ok((found.into_values().collect(), bad))
 }
 
-fn read_one(
-    path: &Path,
-    fresh_after: SystemTime,
-    record: &Record,
-) -> Result<JunitState, RecordError> {
+/// `rel` without `.` components, `/`-separated.
+fn normalised(rel: &Path) -> String {
+    rel.components()
+        .filter(|c| *c != Component::CurDir)
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The walk does not follow links below its start, but the start itself (the glob's fixed
+/// folder, `build` in `build/*.xml`) or one of its parents may be a link. A report reached
+/// through a link that leads out of the pipeline folder is refused: the build must not pass
+/// off files from elsewhere as its own. A link that stays inside is fine.
+fn outside(path: &Path, real_root: Option<&Path>) -> Option<JunitState> {
+    let unreadable = |error: String| Some(JunitState::Unreadable { error });
+    let Some(real_root) = real_root else {
+        return unreadable("the pipeline folder cannot be resolved".into());
+    };
+    match fs::canonicalize(path) {
+        Ok(real) if real.starts_with(real_root) => None,
+        Ok(real) => Some(JunitState::OutsideProject {
+            resolved: real.to_string_lossy().into_owned(),
+        }),
+        Err(e) => unreadable(e.to_string()),
+    }
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+fn read_one(path: &Path, window: Window, record: &Record) -> Result<JunitState, RecordError> {
     let unreadable = |e: std::io::Error| JunitState::Unreadable {
         error: e.to_string(),
     };
@@ -146,7 +209,13 @@ fn read_one(
         Err(e) => return Ok(unreadable(e)),
     };
     match md.modified() {
-        Ok(m) if m < fresh_after => return Ok(JunitState::Stale),
+        Ok(m) if m < window.start => return Ok(JunitState::Stale),
+        Ok(m) if m > window.end + MTIME_SLACK => {
+            return Ok(JunitState::Future {
+                mtime_unix_ms: unix_ms(m),
+                window_end_unix_ms: unix_ms(window.end),
+            });
+        }
         Ok(_) => {}
         Err(e) => return Ok(unreadable(e)),
     }
@@ -154,7 +223,7 @@ fn read_one(
         return Ok(JunitState::TooLarge { size: md.len() });
     }
     let mut bytes = Vec::new();
-    // take(): the file may still be growing if something outside the group writes it.
+    // take(): bounded even if the file grows while we read it.
     if let Err(e) = file.take(MAX_REPORT_BYTES + 1).read_to_end(&mut bytes) {
         return Ok(unreadable(e));
     }
@@ -176,5 +245,12 @@ mod tests {
         assert_eq!(fixed_prefix("**/TEST-*.xml"), "");
         assert_eq!(fixed_prefix("junit.xml"), "");
         assert_eq!(fixed_prefix("a/b/junit.xml"), "a/b");
+    }
+
+    #[test]
+    fn dot_components_are_dropped_from_the_recorded_path() {
+        assert_eq!(normalised(Path::new("build/./r.xml")), "build/r.xml");
+        assert_eq!(normalised(Path::new("./build/r.xml")), "build/r.xml");
+        assert_eq!(normalised(Path::new("a/b.xml")), "a/b.xml");
     }
 }
