@@ -6,6 +6,9 @@
 
 mod common;
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use common::*;
 use relgate::exit;
 
@@ -239,4 +242,81 @@ fn a_linked_build_folder_that_stays_inside_the_project_is_read() {
     p.write("build.sh", "cp pass.xml build/r.xml\nln -s build out\n");
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::SUCCESS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. A detached process that outlives the command
+// ---------------------------------------------------------------------------------------------
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}
+
+fn wait_for_file(path: &Path, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_detached_process_is_killed_before_the_report_is_read_and_the_gate_is_red() {
+    let p = unit_project("[build/*.xml]", "");
+    p.write("pass.xml", PASSING_ONE);
+    p.write("fail.xml", FAILING);
+    // The command writes a failing report and leaves a process in a session of its own that
+    // would swap in a passing report later (and would still be running after the verdict).
+    p.write(
+        "build.sh",
+        r#"cp fail.xml build/r.xml
+setsid sh -c 'echo $$ > escaped.pid; sleep 3; cp pass.xml build/r.xml; touch escaped-ran' </dev/null >/dev/null 2>&1 &
+while [ ! -s escaped.pid ]; do sleep 0.05; done
+"#,
+    );
+    let err = refused(&p);
+    has(&err, "process-escaped");
+    has(&err, "tests-failed");
+    let pid: u32 = wait_for_file(&p.join("escaped.pid"), Duration::from_secs(1))
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(!alive(pid), "the detached process {pid} outlived the run");
+    // Had it lived, it would have rewritten the report by now.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!p.join("escaped-ran").exists());
+    assert_eq!(p.read("build/r.xml"), FAILING);
+}
+
+#[test]
+fn a_double_forked_daemon_is_killed_too() {
+    let p = unit_project("[build/*.xml]", "");
+    p.write("pass.xml", PASSING_ONE);
+    // Fork twice, leave the group and the session: the daemon's parent is gone at once.
+    p.write(
+        "build.sh",
+        r#"cp pass.xml build/r.xml
+( setsid sh -c 'sh -c "echo \$\$ > daemon.pid; exec sleep 300" &' </dev/null >/dev/null 2>&1 & )
+while [ ! -s daemon.pid ]; do sleep 0.05; done
+"#,
+    );
+    let err = refused(&p);
+    has(&err, "process-escaped");
+    let pid: u32 = p.read("daemon.pid").trim().parse().expect("pid");
+    assert!(!alive(pid), "the daemon {pid} outlived the run");
 }

@@ -49,6 +49,22 @@ pub fn judge(spec: &RegressionSpec, ev: &RegressionEvidence, cx: &JudgeContext<'
             )),
         }
     }
+    // A process that left the command's group and outlived it is what a build that wants to
+    // act after its verdict would leave; it was killed before the reports were read, but the
+    // build is not trusted to be green.
+    if p.escaped_killed > 0 {
+        let n = p.escaped_killed;
+        reasons.push(Reason::new(
+            "process-escaped",
+            format!(
+                "{n} process{} had left the command's process group (setsid or setpgid) and still ran when it ended; killed before the reports were read",
+                if n == 1 { "" } else { "es" }
+            ),
+        ));
+    }
+    if let Some(why) = &p.unaccounted {
+        reasons.push(Reason::new("processes-unaccounted", one_line(why)));
+    }
     // Reports from a command that did not run to its end say nothing about the release.
     let ran_to_end = p.spawn_error.is_none() && !p.interrupted && !p.timed_out;
     if ran_to_end {
@@ -412,6 +428,28 @@ mod tests {
         let v = run(&s, &ev, &blobs);
         assert_eq!(codes(&v), ["spawn-failed"]);
         assert!(!v.reasons[0].message.contains('\n'));
+    }
+
+    #[test]
+    fn escaped_and_unaccounted_processes_are_red() {
+        let blobs = MemBlobs::default();
+        let s = spec(&[], None);
+        let mut ev = evidence(Some(0), vec![]);
+        ev.process.strays_killed = true;
+        assert!(
+            run(&s, &ev, &blobs).is_green(),
+            "a stray of the group is only a note"
+        );
+        ev.process.escaped_killed = 2;
+        let v = run(&s, &ev, &blobs);
+        assert_eq!(codes(&v), ["process-escaped"]);
+        assert!(
+            v.reasons[0].message.starts_with("2 processes had left"),
+            "{v:?}"
+        );
+        let mut ev = evidence(Some(0), vec![]);
+        ev.process.unaccounted = Some("1 process could not be killed".into());
+        assert_eq!(codes(&run(&s, &ev, &blobs)), ["processes-unaccounted"]);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The `regression` gate: run a command (under `sh -c` or as argv), capture its output, read
 //! its JUnit reports, and judge exit status, timeout, failures and `min_tests`.
 //!
-//! Collect runs the command in its own process group and kills the whole group when the
-//! command ends, times out or is interrupted, so no background process outlives the gate.
+//! Collect runs the command under a supervisor that is a child subreaper (see [`supervise`]):
+//! when the command ends, times out or is interrupted, every process it started — in its
+//! process group or escaped from it with `setsid` — is killed, and only then are its JUnit
+//! reports read and its verdict given.
 //! Output is kept bounded (see [`capture`]) but hashed in full; JUnit reports written during
 //! the run are stored whole (up to [`junit::MAX_REPORT_BYTES`]) for the judge to parse.
 
@@ -12,6 +14,7 @@ pub mod junit;
 mod process;
 mod redact;
 pub mod report;
+mod supervise;
 pub mod tally;
 
 use std::path::PathBuf;
