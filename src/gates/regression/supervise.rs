@@ -439,7 +439,8 @@ fn for_each_child(me: i32, mut f: impl FnMut(i32, i32)) -> bool {
             let mut off = 0usize;
             while off + 19 < buf.len() {
                 let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                if reclen == 0 || off + reclen > buf.len() {
+                // A record holds 19 bytes of header before its name; anything shorter is garbage.
+                if reclen < 20 || off + reclen > buf.len() {
                     break;
                 }
                 let name = &buf[off + 19..off + reclen];
