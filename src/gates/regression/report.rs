@@ -521,6 +521,12 @@ mod tests {
             read(b"\xef\xbb\xbf<testsuite/>").is_ok(),
             "a UTF-8 BOM is fine"
         );
+        assert!(read(b"\xef\xbb\xbf<?xml version=\"1.0\"?><testsuite/>").is_ok());
+        assert_eq!(err("\u{ff}").code(), "junit-unparsable");
+        assert_eq!(
+            read(b"<testsuite name=\"\xff\"/>").unwrap_err().code(),
+            "junit-unparsable"
+        );
     }
 
     #[test]
