@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what relgate's tests and the example release need, on Debian (run as root, or with
-# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils.
+# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, and zip (the
+# virus-scan tests make a password-protected archive with `zip -P`).
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,7 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+command -v zip >/dev/null 2>&1 || missing+=(zip)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

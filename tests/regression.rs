@@ -330,7 +330,8 @@ async fn timeout_kills_the_whole_group_including_a_background_grandchild() {
     let pgid = ev.process.pgid.unwrap();
     let pids = pids_in(&t.root.join("pids"));
     assert_eq!(pids.len(), 2);
-    assert_eq!(pids[0], pgid, "the shell leads its own group");
+    // The group is led by the command's supervisor, which is gone too.
+    assert!(!alive(pgid));
     assert!(live_members(pgid).is_empty(), "{:?}", live_members(pgid));
     assert!(pids.iter().all(|p| !alive(*p)));
     let v = t.judge(&spec, &ev);
@@ -373,6 +374,38 @@ async fn background_child_holding_stdout_is_killed_when_the_command_exits() {
     assert!(live_members(ev.process.pgid.unwrap()).is_empty());
     assert!(pids_in(&t.root.join("pids")).iter().all(|p| !alive(*p)));
     assert!(t.judge(&spec, &ev).is_green());
+}
+
+#[tokio::test]
+async fn an_escaped_process_that_ignores_sigterm_is_killed_and_counted() {
+    let t = Env::new();
+    // Leaves the group and the session, ignores SIGTERM, and its parent is gone at once.
+    let spec = t.spec(sh(
+        "( setsid sh -c 'trap \"\" TERM; echo $$ > pids; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 & ); \
+         while [ ! -s pids ]; do sleep 0.05; done",
+    ));
+    let started = Instant::now();
+    let ev = t.collect(&spec, 60).await;
+    assert!(started.elapsed() < Duration::from_secs(15), "took too long");
+    assert_eq!(ev.process.exit_code, Some(0));
+    assert!(ev.process.strays_killed);
+    assert!(ev.process.escaped_killed >= 1, "{:?}", ev.process);
+    assert_eq!(ev.process.unaccounted, None);
+    assert!(pids_in(&t.root.join("pids")).iter().all(|p| !alive(*p)));
+    assert_eq!(codes(&t.judge(&spec, &ev)), ["process-escaped"]);
+}
+
+#[tokio::test]
+async fn timeout_kills_an_escaped_process_too() {
+    let t = Env::new();
+    let spec = t.spec(sh(
+        "setsid sh -c 'echo $$ > pids; exec sleep 300' </dev/null >/dev/null 2>&1 & sleep 300",
+    ));
+    let ev = t.collect(&spec, 1).await;
+    assert!(ev.process.timed_out);
+    assert_eq!(ev.process.escaped_killed, 1, "{:?}", ev.process);
+    assert!(pids_in(&t.root.join("pids")).iter().all(|p| !alive(*p)));
+    assert_eq!(codes(&t.judge(&spec, &ev)), ["timeout", "process-escaped"]);
 }
 
 #[tokio::test]

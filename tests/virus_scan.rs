@@ -1208,3 +1208,34 @@ fn run_refuses_an_artefact_over_max_size_and_an_undated_database() {
     assert!(err.contains("too-large"), "{err}");
     assert!(err.contains("signatures-undated"), "{err}");
 }
+
+#[test]
+fn run_refuses_an_encrypted_zip_even_when_its_content_cannot_be_seen() {
+    // Made the way the attack makes it: `zip -P` (traditional PKWARE encryption) around EICAR.
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("payload.com"), eicar()).unwrap();
+    let out = std::process::Command::new("zip")
+        .current_dir(work.path())
+        .args(["-q", "-P", "secret", "bundle.zip", "payload.com"])
+        .output()
+        .expect("zip (scripts/install-prereqs.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    let p = scan_project("");
+    p.write(
+        "dist/bundle.zip",
+        fs::read(work.path().join("bundle.zip")).unwrap(),
+    );
+    let out = p.relgate(&["run", "1.0.0"]);
+    common::expect_code(&out, relgate::exit::REFUSED);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("encrypted-content")
+            && err.contains("bundle.zip: Heuristics.Encrypted.Zip FOUND"),
+        "{err}"
+    );
+    assert!(!p.join("published").exists());
+    common::expect_code(
+        &p.relgate(&["replay", p.record("1.0.0").to_str().unwrap()]),
+        relgate::exit::SUCCESS,
+    );
+}

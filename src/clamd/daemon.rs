@@ -292,6 +292,10 @@ fn config_text(listen: &str, database: &Path, dir: &Path, opts: &DaemonOptions) 
          TemporaryDirectory {d}/tmp\n\
          # Over-limit files must be reported, not passed as OK.\n\
          AlertExceedsMax yes\n\
+         # Encrypted archives and documents cannot be looked into: report them, never OK.\n\
+         AlertEncrypted yes\n\
+         AlertEncryptedArchive yes\n\
+         AlertEncryptedDoc yes\n\
          StreamMaxLength {size}\n\
          MaxFileSize {size}\n\
          MaxScanSize {scan}\n\
@@ -325,4 +329,28 @@ pub fn find_clamd() -> Option<PathBuf> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_clamd_reports_what_it_cannot_look_into() {
+        let text = config_text(
+            "LocalSocket /tmp/x/clamd.sock\n",
+            Path::new("/db"),
+            Path::new("/tmp/x"),
+            &DaemonOptions::default(),
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            "AlertExceedsMax yes",
+            "AlertEncrypted yes",
+            "AlertEncryptedArchive yes",
+            "AlertEncryptedDoc yes",
+        ] {
+            assert!(lines.contains(&want), "{want} missing from:\n{text}");
+        }
+    }
 }

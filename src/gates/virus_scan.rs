@@ -585,6 +585,12 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
         ScanMethod::Fildes => parse_fildes_reply(raw),
     };
     match parsed {
+        // clamd names what it could not look into `Heuristics.Encrypted.*` (with AlertEncrypted):
+        // not a virus, but nothing in it was scanned, so it is red with a code of its own.
+        ScanReply::Found(name) if name.starts_with("Heuristics.Encrypted.") => Some(Reason::new(
+            "encrypted-content",
+            format!("{path}: {name} FOUND"),
+        )),
         ScanReply::Found(name) => Some(Reason::new("virus-found", format!("{path}: {name} FOUND"))),
         ScanReply::NotClean(why) => {
             let extra = f

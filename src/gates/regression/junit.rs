@@ -1,11 +1,11 @@
-//! JUnit reports: finding the fresh ones after the command (collect side), and counting their
-//! tests with `junit-parser` (judge side, pure).
+//! JUnit reports: finding the ones this run wrote after the command (collect side). Reading
+//! them is [`super::report`]'s, counting their tests [`super::tally`]'s (judge side, pure).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,19 @@ use crate::record::{Record, RecordError};
 
 /// Reports larger than this are not read (a runaway writer must not fill the record).
 pub const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// How far past the end of the command window a report's modification time may lie and still
+/// count as written during it: file systems that keep whole seconds, or a file server whose
+/// clock is slightly ahead, must not turn a report of this run into one from the future.
+pub const MTIME_SLACK: Duration = Duration::from_secs(1);
+
+/// The command window: a report counts as written by this run only when its modification time
+/// lies between the start of the command and the moment every process it started was gone.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub start: SystemTime,
+    pub end: SystemTime,
+}
 
 /// One file matched by a `junit` glob.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,6 +44,15 @@ pub enum JunitState {
     Fresh { sha256: String, size: u64 },
     /// Last modified before the command started: left over from an earlier build; ignored.
     Stale,
+    /// Last modified after the command window ended (a clock-tampered or future-dated file):
+    /// not written by this run, and red.
+    Future {
+        mtime_unix_ms: i64,
+        window_end_unix_ms: i64,
+    },
+    /// Found through a symbolically linked folder that leads out of the pipeline folder; not
+    /// read. `resolved` is where it lies.
+    OutsideProject { resolved: String },
     /// Over [`MAX_REPORT_BYTES`]; not read.
     TooLarge { size: u64 },
     /// A symbolic link; not followed.
@@ -60,16 +82,19 @@ fn fixed_prefix(pattern: &str) -> String {
     parts[..n].join("/")
 }
 
-/// Find the reports matched by `patterns` below `root`. A file last modified before
-/// `fresh_after` is recorded as stale; fresh ones are stored in `record`.
+/// Find the reports matched by `patterns` below `root`. A file modified outside `window` is
+/// recorded as stale (before) or from the future (after); one that resolves outside `root`
+/// through a linked folder is not read; the others are stored in `record`.
 pub fn gather(
     root: &Path,
     patterns: &[String],
-    fresh_after: SystemTime,
+    window: Window,
     record: &Record,
 ) -> Result<(Vec<JunitFile>, Vec<BadPattern>), RecordError> {
     let mut found: BTreeMap<String, JunitFile> = BTreeMap::new();
     let mut bad = Vec::new();
+    // Resolved once: a report must resolve below it. An unresolvable root leaves nothing inside.
+    let real_root = fs::canonicalize(root).ok();
     for pattern in patterns {
         let as_path = Path::new(pattern);
         if as_path.is_absolute() || as_path.components().any(|c| c == Component::ParentDir) {
@@ -104,22 +129,30 @@ pub fn gather(
             let Ok(rel) = entry.path().strip_prefix(root) else {
                 continue;
             };
-            let Some(rel) = rel.to_str() else { continue };
-            if !glob.is_match(rel) || found.contains_key(rel) {
+            let Some(raw) = rel.to_str() else { continue };
+            if !glob.is_match(raw) {
+                continue;
+            }
+            // One name per file whatever the glob spelt: `build/./r.xml` is `build/r.xml`.
+            let rel = normalised(rel);
+            if found.contains_key(&rel) {
                 continue;
             }
             let ft = entry.file_type();
             let state = if ft.is_symlink() {
                 JunitState::Symlink
             } else if ft.is_file() {
-                read_one(entry.path(), fresh_after, record)?
+                match outside(entry.path(), real_root.as_deref()) {
+                    Some(state) => state,
+                    None => read_one(entry.path(), window, record)?,
+                }
             } else {
                 continue;
             };
             found.insert(
-                rel.to_string(),
+                rel.clone(),
                 JunitFile {
-                    path: rel.to_string(),
+                    path: rel,
                     pattern: pattern.clone(),
                     state,
                 },
@@ -129,11 +162,41 @@ pub fn gather(
     Ok((found.into_values().collect(), bad))
 }
 
-fn read_one(
-    path: &Path,
-    fresh_after: SystemTime,
-    record: &Record,
-) -> Result<JunitState, RecordError> {
+/// `rel` without `.` components, `/`-separated.
+fn normalised(rel: &Path) -> String {
+    rel.components()
+        .filter(|c| *c != Component::CurDir)
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The walk does not follow links below its start, but the start itself (the glob's fixed
+/// folder, `build` in `build/*.xml`) or one of its parents may be a link. A report reached
+/// through a link that leads out of the pipeline folder is refused: the build must not pass
+/// off files from elsewhere as its own. A link that stays inside is fine.
+fn outside(path: &Path, real_root: Option<&Path>) -> Option<JunitState> {
+    let unreadable = |error: String| Some(JunitState::Unreadable { error });
+    let Some(real_root) = real_root else {
+        return unreadable("the pipeline folder cannot be resolved".into());
+    };
+    match fs::canonicalize(path) {
+        Ok(real) if real.starts_with(real_root) => None,
+        Ok(real) => Some(JunitState::OutsideProject {
+            resolved: real.to_string_lossy().into_owned(),
+        }),
+        Err(e) => unreadable(e.to_string()),
+    }
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+fn read_one(path: &Path, window: Window, record: &Record) -> Result<JunitState, RecordError> {
     let unreadable = |e: std::io::Error| JunitState::Unreadable {
         error: e.to_string(),
     };
@@ -146,7 +209,13 @@ fn read_one(
         Err(e) => return Ok(unreadable(e)),
     };
     match md.modified() {
-        Ok(m) if m < fresh_after => return Ok(JunitState::Stale),
+        Ok(m) if m < window.start => return Ok(JunitState::Stale),
+        Ok(m) if m > window.end + MTIME_SLACK => {
+            return Ok(JunitState::Future {
+                mtime_unix_ms: unix_ms(m),
+                window_end_unix_ms: unix_ms(window.end),
+            });
+        }
         Ok(_) => {}
         Err(e) => return Ok(unreadable(e)),
     }
@@ -154,7 +223,7 @@ fn read_one(
         return Ok(JunitState::TooLarge { size: md.len() });
     }
     let mut bytes = Vec::new();
-    // take(): the file may still be growing if something outside the group writes it.
+    // take(): bounded even if the file grows while we read it.
     if let Err(e) = file.take(MAX_REPORT_BYTES + 1).read_to_end(&mut bytes) {
         return Ok(unreadable(e));
     }
@@ -166,159 +235,9 @@ fn read_one(
     Ok(JunitState::Fresh { sha256, size })
 }
 
-/// Test counts over one or more reports.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Tally {
-    /// Test cases that ran (not skipped).
-    pub executed: u64,
-    pub passed: u64,
-    pub skipped: u64,
-    /// `classname::name` of every failed or errored test case.
-    pub failed: Vec<String>,
-    /// Passed after failing at least once (`flakyFailure`/`flakyError`); counted as passed.
-    pub flaky: Vec<String>,
-    /// Suites whose `failures`/`errors` attributes claim more than their test cases show.
-    pub inconsistent: Vec<String>,
-}
-
-/// Parse one report. Accepts a `<testsuites>` root, a bare `<testsuite>` and `<testrun>`.
-pub fn parse(bytes: &[u8]) -> Result<junit_parser::TestSuites, String> {
-    junit_parser::from_reader(bytes).map_err(|e| e.to_string())
-}
-
-impl Tally {
-    /// Add the test cases of `suites` to the tally.
-    pub fn add(&mut self, suites: &junit_parser::TestSuites) {
-        for suite in &suites.suites {
-            let failed_before = self.failed.len();
-            self.add_suite(suite);
-            let shown = (self.failed.len() - failed_before) as u64;
-            let declared = suite.failures.saturating_add(suite.errors);
-            // Trust the stricter of the two: a suite that says it failed has failed.
-            if declared > shown {
-                self.inconsistent.push(format!(
-                    "{} (declares {declared} failed, lists {shown})",
-                    if suite.name.is_empty() {
-                        "<unnamed>"
-                    } else {
-                        &suite.name
-                    }
-                ));
-            }
-        }
-    }
-
-    fn add_suite(&mut self, suite: &junit_parser::TestSuite) {
-        for case in &suite.cases {
-            use junit_parser::TestStatus;
-            match &case.status {
-                TestStatus::Success => {
-                    self.executed += 1;
-                    self.passed += 1;
-                    if !case.reruns.is_empty() {
-                        self.flaky.push(case.name.clone());
-                    }
-                }
-                TestStatus::Failure(_) | TestStatus::Error(_) => {
-                    self.executed += 1;
-                    self.failed.push(case.name.clone());
-                }
-                TestStatus::Skipped(_) => self.skipped += 1,
-            }
-        }
-        for nested in &suite.suites {
-            self.add_suite(nested);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tally_of(fixture: &str) -> Tally {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/junit")
-            .join(fixture);
-        let bytes = fs::read(&path).unwrap();
-        let mut t = Tally::default();
-        t.add(&parse(&bytes).unwrap());
-        t
-    }
-
-    #[test]
-    fn nextest_failing_report() {
-        let t = tally_of("nextest-failing.xml");
-        assert_eq!(t.executed, 2);
-        assert_eq!(t.passed, 1);
-        assert_eq!(t.failed, vec!["tinycalc::tests::adds_wrongly"]);
-        assert!(t.flaky.is_empty());
-        assert!(t.inconsistent.is_empty());
-    }
-
-    #[test]
-    fn nextest_passing_report() {
-        let t = tally_of("nextest-passing.xml");
-        assert_eq!((t.executed, t.passed, t.skipped), (2, 2, 0));
-        assert!(t.failed.is_empty());
-    }
-
-    #[test]
-    fn nextest_flaky_report_counts_the_retried_test_as_passed() {
-        let t = tally_of("nextest-flaky.xml");
-        assert!(t.failed.is_empty(), "{t:?}");
-        assert_eq!(t.flaky, vec!["tinycalc::flaky::passes_on_second_try"]);
-        assert_eq!(t.executed, 3);
-    }
-
-    #[test]
-    fn pytest_report_with_a_skip() {
-        let t = tally_of("pytest-failing.xml");
-        assert_eq!((t.executed, t.passed, t.skipped), (2, 1, 1));
-        assert_eq!(t.failed, vec!["test_calc::test_add_fails"]);
-    }
-
-    #[test]
-    fn surefire_bare_testsuite_root() {
-        let t = tally_of("surefire-TEST-com.acme.CalcTest.xml");
-        assert_eq!((t.executed, t.passed, t.skipped), (4, 2, 1));
-        assert_eq!(
-            t.failed,
-            vec![
-                "com.acme.CalcTest::dividesByZero",
-                "com.acme.CalcTest::parsesHex"
-            ]
-        );
-    }
-
-    #[test]
-    fn rerun_failures_stay_failed_and_flaky_passes_pass() {
-        let t = tally_of("reruns.xml");
-        assert_eq!(t.failed, vec!["com.acme.NetTest::timesOutAlways"]);
-        assert_eq!(
-            t.flaky,
-            vec![
-                "com.acme.NetTest::connectsEventually",
-                "com.acme.NetTest::recoversFromError"
-            ]
-        );
-        assert_eq!((t.executed, t.passed), (4, 3));
-    }
-
-    #[test]
-    fn suite_declaring_failures_it_does_not_list_is_inconsistent() {
-        let xml = br#"<testsuite name="s" tests="1" failures="2"><testcase name="a"/></testsuite>"#;
-        let mut t = Tally::default();
-        t.add(&parse(xml).unwrap());
-        assert_eq!(t.inconsistent, vec!["s (declares 2 failed, lists 0)"]);
-    }
-
-    #[test]
-    fn garbage_does_not_parse() {
-        assert!(parse(b"not xml at all").is_err());
-        assert!(parse(b"").is_err());
-        assert!(parse(b"<testsuite><testcase name=\"a\">").is_err());
-    }
 
     #[test]
     fn fixed_prefix_stops_at_the_first_glob() {
@@ -326,5 +245,12 @@ mod tests {
         assert_eq!(fixed_prefix("**/TEST-*.xml"), "");
         assert_eq!(fixed_prefix("junit.xml"), "");
         assert_eq!(fixed_prefix("a/b/junit.xml"), "a/b");
+    }
+
+    #[test]
+    fn dot_components_are_dropped_from_the_recorded_path() {
+        assert_eq!(normalised(Path::new("build/./r.xml")), "build/r.xml");
+        assert_eq!(normalised(Path::new("./build/r.xml")), "build/r.xml");
+        assert_eq!(normalised(Path::new("a/b.xml")), "a/b.xml");
     }
 }

@@ -1,8 +1,10 @@
 //! The `regression` gate: run a command (under `sh -c` or as argv), capture its output, read
 //! its JUnit reports, and judge exit status, timeout, failures and `min_tests`.
 //!
-//! Collect runs the command in its own process group and kills the whole group when the
-//! command ends, times out or is interrupted, so no background process outlives the gate.
+//! Collect runs the command under a supervisor that is a child subreaper (see [`supervise`]):
+//! when the command ends, times out or is interrupted, every process it started — in its
+//! process group or escaped from it with `setsid` — is killed, and only then are its JUnit
+//! reports read and its verdict given.
 //! Output is kept bounded (see [`capture`]) but hashed in full; JUnit reports written during
 //! the run are stored whole (up to [`junit::MAX_REPORT_BYTES`]) for the judge to parse.
 
@@ -11,6 +13,9 @@ mod judge;
 pub mod junit;
 mod process;
 mod redact;
+pub mod report;
+mod supervise;
+pub mod tally;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -23,8 +28,9 @@ use crate::record::Record;
 
 pub use capture::{HEAD_BYTES, StreamCapture, TAIL_BYTES};
 pub use judge::judge;
-pub use junit::{BadPattern, JunitFile, JunitState, Tally};
+pub use junit::{BadPattern, JunitFile, JunitState};
 pub use process::ProcessRecord;
+pub use tally::Tally;
 
 /// Everything the regression judge needs, as recorded in the release log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -67,7 +73,7 @@ pub async fn collect(
         cx.record.dir.to_string_lossy().into_owned(),
     ));
 
-    let fresh_after = fresh_reference(&cx.record);
+    let window_start = clock_reference(&cx.record, false);
     let out = process::run(process::Launch {
         command: &spec.run,
         dir: &spec.dir,
@@ -87,7 +93,13 @@ pub async fn collect(
     let ran_to_end =
         out.process.spawn_error.is_none() && !out.process.timed_out && !out.process.interrupted;
     let (junit, junit_bad_patterns) = if ran_to_end && !spec.junit.is_empty() {
-        junit::gather(&cx.pipeline.root, &spec.junit, fresh_after, &cx.record)?
+        // Taken once the command and every process it started are gone: nothing of this run
+        // can modify a report after it.
+        let window = junit::Window {
+            start: window_start,
+            end: clock_reference(&cx.record, true),
+        };
+        junit::gather(&cx.pipeline.root, &spec.junit, window, &cx.record)?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -141,28 +153,54 @@ fn notes(
             ));
         }
     }
+    let mut first_of: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
     for f in junit {
-        if f.state == JunitState::Stale {
-            notes.push(format!("{}: older than the run, ignored", f.path));
+        match &f.state {
+            JunitState::Stale => notes.push(format!("{}: older than the run, ignored", f.path)),
+            JunitState::Fresh { sha256, .. } => {
+                if let Some(first) = first_of.get(sha256.as_str()) {
+                    notes.push(format!(
+                        "{}: the same bytes as {first}, counted once",
+                        f.path
+                    ));
+                } else {
+                    first_of.insert(sha256, &f.path);
+                }
+            }
+            _ => {}
         }
+    }
+    if let Some(t) = tests
+        && t.repeated > 0
+    {
+        notes.push(format!(
+            "{} repeated test case entr{} (same suite, classname and name) counted once",
+            t.repeated,
+            if t.repeated == 1 { "y" } else { "ies" }
+        ));
     }
     notes
 }
 
-/// The instant before which a report counts as stale.
+/// A bound of the command window, on the clock file times are taken from.
 ///
 /// File times come from the kernel's coarse clock, which can lag `SystemTime::now()` by a few
-/// milliseconds: a report written right after the start could look older than the start. So
-/// the reference is the modification time of a file we write just before spawning, taken
-/// from that same clock (in the record folder, normally on the project's file system).
-fn fresh_reference(record: &Record) -> SystemTime {
+/// milliseconds: a report written right after the start could look older than a start read
+/// from `now()`. So each bound is also the modification time of a file we write at that moment,
+/// taken from that same clock (in the record folder, normally on the project's file system):
+/// the earlier of the two for the start, the later for the end.
+fn clock_reference(record: &Record, end: bool) -> SystemTime {
     let now = SystemTime::now();
     let _ = std::fs::create_dir_all(&record.dir);
-    tempfile::NamedTempFile::new_in(&record.dir)
+    let file_time = tempfile::NamedTempFile::new_in(&record.dir)
         .ok()
         .and_then(|f| f.as_file().metadata().ok())
-        .and_then(|m| m.modified().ok())
-        .map_or(now, |m| m.min(now))
+        .and_then(|m| m.modified().ok());
+    match file_time {
+        Some(t) if end => t.max(now),
+        Some(t) => t.min(now),
+        None => now,
+    }
 }
 
 /// Store the kept bytes of a stream, with secret values cut out (see [`redact`]).

@@ -1,5 +1,7 @@
-//! Running the gate's command in its own process group, with a timeout, cancellation, and
-//! bounded capture of stdout and stderr; the whole group is killed when the command ends.
+//! Running the gate's command under a supervisor (see [`super::supervise`]) in its own process
+//! group, with a timeout, cancellation, and bounded capture of stdout and stderr. When the
+//! supervisor has exited, every process the command started is gone: its group, and any
+//! process that left the group.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,25 +12,25 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use super::capture::{Bounded, Finished};
+use super::supervise::{self, ReportPipe, TERM_GRACE};
 use crate::model::Command;
 
-/// How long a group gets between SIGTERM and SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(2);
+/// How long the supervisor gets to kill everything once asked to, before its whole group is
+/// killed instead (it gives up on unkillable processes after its own limit, which is shorter).
+const STOP_LIMIT: Duration = Duration::from_secs(20);
 /// How long the pipe readers get to reach end of file once the group is gone. Longer only
 /// when a process left the group (setsid) and still holds the pipe: we stop reading then.
 const READER_GRACE: Duration = Duration::from_secs(2);
-/// How often to look whether a signalled group is gone.
-const POLL: Duration = Duration::from_millis(20);
 
 /// What happened to the process.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProcessRecord {
     /// Wall-clock start, Unix milliseconds (informational; judges do not read the clock).
     pub started_unix_ms: i64,
-    /// From spawn to the main process's exit.
+    /// From spawn until every process of the command was gone.
     pub duration_ms: u64,
     pub timeout_secs: u64,
-    /// The process id of the command, which is also its process group id.
+    /// The command's process group id (the process id of its supervisor, which leads it).
     pub pgid: Option<u32>,
     pub exit_code: Option<i32>,
     /// The signal that ended the main process, if any.
@@ -37,8 +39,15 @@ pub struct ProcessRecord {
     pub interrupted: bool,
     /// Why the command could not be started.
     pub spawn_error: Option<String>,
-    /// Members of the group were still alive after the main process exited and were killed.
+    /// Processes were still alive after the main process exited and were killed.
     pub strays_killed: bool,
+    /// How many of those had left the command's process group (`setsid`, `setpgid`).
+    #[serde(default)]
+    pub escaped_killed: u32,
+    /// Why the command's processes cannot all be accounted for (the supervisor was killed, could
+    /// not read `/proc`, or could not kill some): processes may have outlived the gate.
+    #[serde(default)]
+    pub unaccounted: Option<String>,
 }
 
 /// What to run.
@@ -114,12 +123,22 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
             format!("working folder {} does not exist", launch.dir.display()),
         );
     }
+    let mut pipe = match ReportPipe::new() {
+        Ok(p) => p,
+        Err(e) => {
+            return not_started(
+                process,
+                format!("cannot prepare the command's supervisor: {e}"),
+            );
+        }
+    };
     cmd.current_dir(launch.dir)
         .envs(launch.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    pipe.install(&mut cmd);
 
     let started = Instant::now();
     let mut child = match cmd.spawn() {
@@ -132,10 +151,11 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
             return not_started(process, format!("cannot start {what:?}: {e}"));
         }
     };
-    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    pipe.spawned();
+    let supervisor = child.id().and_then(|p| i32::try_from(p).ok());
     process.pgid = child.id();
-    // Whatever happens to this future from here on (even being dropped), the group dies.
-    let mut guard = GroupGuard { pgid };
+    // Whatever happens to this future from here on (even being dropped), everything dies.
+    let mut guard = Guard { supervisor };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let out = tokio::spawn(drain(child.stdout.take(), stop_rx.clone()));
@@ -152,39 +172,23 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
         () = cancelled(&mut cancel) => End::Cancelled,
     };
     let status = match end {
-        End::Exited(status) => {
-            process.duration_ms = elapsed_ms(started);
-            // A background child may live on and hold the pipes open: end the group too.
-            if let Some(pgid) = pgid
-                && group_alive(pgid)
-            {
-                process.strays_killed = true;
-                terminate_group(pgid).await;
-            }
-            status
-        }
+        // The supervisor exits only once every process of the command is gone.
+        End::Exited(status) => status,
         End::TimedOut | End::Cancelled => {
             process.timed_out = matches!(end, End::TimedOut);
             process.interrupted = matches!(end, End::Cancelled);
-            if let Some(pgid) = pgid {
-                terminate_group(pgid).await;
+            match supervisor {
+                Some(pid) => terminate(&mut child, pid).await,
+                None => child.wait().await,
             }
-            let status = child.wait().await;
-            process.duration_ms = elapsed_ms(started);
-            status
         }
     };
-    match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            process.exit_code = s.code();
-            process.signal = s.signal();
-        }
-        Err(e) => process.spawn_error = Some(format!("cannot wait for the command: {e}")),
-    }
+    process.duration_ms = elapsed_ms(started);
+    guard.disarm();
+    settle(&mut process, status, pipe.account());
 
-    // Readers end at end of file once every holder of the pipes is gone; a process that left
-    // the group (setsid) may hold them forever, so stop reading after a grace period.
+    // Readers end at end of file once every holder of the pipes is gone. Only a process outside
+    // the command's tree (one it handed the pipe to) can hold them now; stop after a grace.
     let joined = async { (out.await, err.await) };
     tokio::pin!(joined);
     let (out, err) = match tokio::time::timeout(READER_GRACE, &mut joined).await {
@@ -194,11 +198,47 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
             joined.await
         }
     };
-    guard.disarm();
     Outcome {
         process,
         stdout: out.unwrap_or_else(|_| (Bounded::default().finish(), false)),
         stderr: err.unwrap_or_else(|_| (Bounded::default().finish(), false)),
+    }
+}
+
+/// Fill in how the command ended from the supervisor's account (or, without one, from the
+/// supervisor's own exit status, which mirrors the command's).
+fn settle(
+    process: &mut ProcessRecord,
+    status: std::io::Result<std::process::ExitStatus>,
+    account: Option<supervise::Account>,
+) {
+    use std::os::unix::process::ExitStatusExt;
+    let status = match (account.and_then(|a| a.main_status), status) {
+        (Some(raw), _) => std::process::ExitStatus::from_raw(raw),
+        (None, Ok(s)) => s,
+        (None, Err(e)) => {
+            process.spawn_error = Some(format!("cannot wait for the command: {e}"));
+            return;
+        }
+    };
+    process.exit_code = status.code();
+    process.signal = status.signal();
+    let Some(a) = account else {
+        process.unaccounted =
+            Some("the command's supervisor ended without an account of its processes".into());
+        return;
+    };
+    process.strays_killed = a.strays > 0;
+    process.escaped_killed = a.escaped;
+    if a.blind {
+        process.unaccounted =
+            Some("/proc could not be read: only the command's process group was killed".into());
+    } else if a.survivors > 0 {
+        process.unaccounted = Some(format!(
+            "{} process{} could not be killed and may still run",
+            a.survivors,
+            if a.survivors == 1 { "" } else { "es" }
+        ));
     }
 }
 
@@ -238,59 +278,56 @@ async fn drain<R: AsyncRead + Unpin>(
     (acc.finish(), complete)
 }
 
-/// SIGTERM the group, give it [`TERM_GRACE`], then SIGKILL whatever is left.
-async fn terminate_group(pgid: i32) {
-    if !signal_group(pgid, libc::SIGTERM) {
-        return;
+/// SIGTERM the command's group (the supervisor ignores it), give it [`TERM_GRACE`], then ask
+/// the supervisor to kill everything; if even the supervisor does not end, SIGKILL the group.
+async fn terminate(
+    child: &mut tokio::process::Child,
+    supervisor: i32,
+) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(supervisor, libc::SIGTERM);
+    if let Ok(status) = tokio::time::timeout(TERM_GRACE, child.wait()).await {
+        return status;
     }
-    let deadline = Instant::now() + TERM_GRACE;
-    while Instant::now() < deadline {
-        tokio::time::sleep(POLL).await;
-        if !group_alive(pgid) {
-            return;
-        }
+    supervise::stop(supervisor);
+    if let Ok(status) = tokio::time::timeout(STOP_LIMIT, child.wait()).await {
+        return status;
     }
-    signal_group(pgid, libc::SIGKILL);
+    signal_group(supervisor, libc::SIGKILL);
+    child.wait().await
 }
 
-fn group_alive(pgid: i32) -> bool {
-    signal_group(pgid, 0)
-}
-
-/// Send `signal` (0: only probe) to every process in group `pgid`.
-/// Returns false when the group has no member left.
+/// Send `signal` to every process in group `pgid`.
 #[expect(
     unsafe_code,
     reason = "kill(2) has no safe wrapper among our dependencies"
 )]
-fn signal_group(pgid: i32, signal: i32) -> bool {
+fn signal_group(pgid: i32, signal: i32) {
     // pgid 0 would be our own group and -1 every process we may signal: never.
     if pgid <= 1 {
-        return false;
+        return;
     }
     // SAFETY: kill(2) takes two integers and touches no memory of this process; the negative
     // pid addresses exactly the process group `pgid`, which the guard above keeps > 1.
-    let rc = unsafe { libc::kill(-pgid, signal) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    unsafe { libc::kill(-pgid, signal) };
 }
 
-/// Kills the group with SIGKILL when dropped: if the collect future is dropped mid-run (the
-/// engine gave up on it), no process of the command outlives it.
-struct GroupGuard {
-    pgid: Option<i32>,
+/// Asks the supervisor to kill everything when dropped: if the collect future is dropped
+/// mid-run (the engine gave up on it), no process of the command outlives it.
+struct Guard {
+    supervisor: Option<i32>,
 }
 
-impl GroupGuard {
-    /// The group has been dealt with; its id may be reused from now on, so never signal it.
+impl Guard {
+    /// The supervisor has exited; its id may be reused from now on, so never signal it.
     fn disarm(&mut self) {
-        self.pgid = None;
+        self.supervisor = None;
     }
 }
 
-impl Drop for GroupGuard {
+impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            signal_group(pgid, libc::SIGKILL);
+        if let Some(pid) = self.supervisor {
+            supervise::stop(pid);
         }
     }
 }
