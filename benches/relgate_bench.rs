@@ -4,8 +4,8 @@
 //! ```text
 //! relgate_bench stage-one SRC DST            copy_and_hash one file; prints seconds and MiB/s
 //! relgate_bench stage-dir ROOT DST WORKERS   resolve ROOT/* and stage it; prints seconds
-//! relgate_bench extend-log RECORD KEY N      append N gate-blocked lines to RECORD's log and
-//!                                            re-sign its checkpoint with KEY (so replay accepts it)
+//! relgate_bench extend-log RECORD KEY N      append N filler lines to RECORD's log and re-sign
+//!                                            its checkpoints with KEY (so replay accepts it)
 //! relgate_bench read-log FILE [ROUNDS]       time log::read_log; prints lines and lines/s
 //! ```
 
@@ -67,10 +67,12 @@ fn stage_dir(root: &Path, dst: &Path, workers: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Append `n` gate-blocked lines (the run's first gate, waiting on itself: replay does not
-/// judge blocked gates, so any names do) after the last line, chained and canonical exactly as
-/// `LogWriter` writes them, then seal the log with a new checkpoint signed by `key`.
-/// Written in one go with one fsync: the point is a big valid log, not the writer's speed.
+/// Append `n` filler lines after the last line, chained and canonical exactly as `LogWriter`
+/// writes them, then seal the log with a new checkpoint signed by `key` (the old history no
+/// longer matches and is dropped). The filler is `recovered-torn-tail`, the one record replay
+/// accepts in any number outside a run: the point is a big valid log whose reading, chaining
+/// and canonical re-encoding are measured, not a plausible release. Written in one go with one
+/// fsync: the point is the reader's speed, not the writer's.
 fn extend_log(record: &Path, key: &Path, n: &str) -> Result<(), String> {
     let n: u64 = n.parse().map_err(|_| "N is not a number")?;
     let log_path = record.join(relgate::record::LOG_FILE);
@@ -84,20 +86,14 @@ fn extend_log(record: &Path, key: &Path, n: &str) -> Result<(), String> {
             _ => None,
         })
         .ok_or("the log holds no run")?;
-    let gate = started
-        .pipeline
-        .gates
-        .first()
-        .map(|g| g.id.clone())
-        .ok_or("the pipeline has no gate")?;
-    let mut out = Vec::with_capacity(n as usize * 300);
+    let mut out = Vec::with_capacity(n as usize * 200);
     let mut seq = entries.len() as u64;
     let ts = log::writer::now_rfc3339();
-    for _ in 0..n {
-        let record = Record::GateBlocked(log::GateBlocked {
-            run: started.run,
-            gate: gate.clone(),
-            waiting_on: vec![gate.clone()],
+    for i in 0..n {
+        let record = Record::RecoveredTornTail(log::RecoveredTornTail {
+            bytes: i,
+            sha256: relgate::digest::sha256_hex(&i.to_le_bytes()),
+            saved_as: format!("log.torn-{i:012}"),
         });
         let line = log::encode_line(seq, &head.hex(), &ts, &record).map_err(|e| e.to_string())?;
         head = head.next(line.as_bytes());
@@ -113,6 +109,10 @@ fn extend_log(record: &Path, key: &Path, n: &str) -> Result<(), String> {
     f.sync_all().map_err(|e| e.to_string())?;
     let key = relgate::sshsig::load_private_key(key).map_err(|e| e.to_string())?;
     let origin = format!("relgate/{}/{}", started.project, started.version);
+    let history = record.join(log::checkpoint::HISTORY_DIR);
+    if history.exists() {
+        std::fs::remove_dir_all(&history).map_err(|e| e.to_string())?;
+    }
     let cp = log::checkpoint::Checkpoint::new(&origin, seq, head);
     log::checkpoint::write(record, &cp, Some(&key))?;
     println!("lines={seq} bytes={}", bytes.len() + out.len());

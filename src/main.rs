@@ -44,10 +44,12 @@ enum Command {
     Plan,
     /// Stage the artefacts, run the gates, and publish when all are green.
     Run {
+        /// The release version (letters, digits, `.`, `_`, `+`, `-`).
         version: String,
         /// Run every gate but never publish; the record is kept under dry-runs/.
         #[arg(long)]
         dry_run: bool,
+        /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Also write one JUnit testcase per gate to FILE.
@@ -62,12 +64,15 @@ enum Command {
     },
     /// Each gate's state, the subject digest, and the sign-offs still awaited.
     Status {
+        /// The release version whose record to show.
         version: String,
+        /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
     /// Write a signed sign-off (or rejection) for one gate into the release record.
     Approve {
+        /// The release version to sign for (its record names the subject).
         version: String,
         /// The signoff gate's id.
         #[arg(long, value_name = "ID")]
@@ -78,6 +83,7 @@ enum Command {
         /// The principal signing, as named in allowed_signers.
         #[arg(long = "as", value_name = "PRINCIPAL")]
         principal: String,
+        /// Why: shown to auditors in the record (required with --reject).
         #[arg(long, value_name = "TEXT")]
         comment: Option<String>,
         /// Reject instead of approve (needs --comment).
@@ -98,12 +104,15 @@ enum Command {
         /// so a record rolled back or forked to an earlier state is caught.
         #[arg(long, value_name = "FILE")]
         checkpoint: Vec<PathBuf>,
+        /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
     /// The security review's findings: severity and its source, assignment, verdict.
     Findings {
+        /// The release version whose recorded review to show.
         version: String,
+        /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },

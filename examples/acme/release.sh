@@ -93,6 +93,31 @@ step "relgate verify $out"
 "$relgate" verify "$out"
 step "relgate replay $out"
 "$relgate" replay "$out"
+step "from an unrelated folder: the trust root is given, never taken from the folder"
+elsewhere=$(mktemp -d)
+trap 'rm -rf "$elsewhere"' EXIT
+published="$here/$out"
+fingerprint=$(ssh-keygen -l -E sha256 -f keys/release.pub | cut -d' ' -f2)
+(
+  cd "$elsewhere"
+  "$relgate" verify "$published" --signers "$here/keys/allowed_signers" --signer release@acme.test
+  "$relgate" verify "$published" --trust-key "$fingerprint"
+  "$relgate" replay "$published" --signers "$here/keys/allowed_signers" --signer release@acme.test
+  cp "$here/.relgate/releases/$version/checkpoint" "$here/.relgate/releases/$version/checkpoint.sig" .
+  "$relgate" replay "$here/.relgate/releases/$version" --trust-key "$fingerprint" --checkpoint checkpoint
+  for cmd in verify replay; do
+    set +e
+    "$relgate" "$cmd" "$published" 2>"$elsewhere/refusal"
+    rc=$?
+    set -e
+    if [ "$rc" -ne 2 ]; then
+      echo "expected $cmd without a trust root to refuse with exit 2, got $rc" >&2
+      exit 1
+    fi
+    echo "relgate $cmd without a trust root: exit 2, as it must:"
+    sed 's/^/    /' "$elsewhere/refusal"
+  done
+)
 step "stock tools: sha256sum -c and ssh-keygen -Y verify"
 (cd "$out" && sha256sum -c --strict SHA256SUMS)
 ssh-keygen -Y verify -f keys/allowed_signers -I release@acme.test -n file \
