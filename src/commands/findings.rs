@@ -59,7 +59,16 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         version,
         gates: Vec::new(),
     };
-    let recorded = super::read_release_log(p, version).ok();
+    // A record that exists but does not verify is said, never silently replaced by the
+    // working tree's view.
+    let recorded = match super::read_release_log(p, version) {
+        Ok(log) => Some(log),
+        Err(super::ReleaseLogError::NoRecord { .. }) => None,
+        Err(e) => {
+            eprintln!("relgate: {e}");
+            return e.exit_code();
+        }
+    };
     for gate in &p.gates {
         let GateKind::SecurityReview(spec) = &gate.kind else {
             continue;

@@ -182,30 +182,56 @@ pub(crate) struct ReleaseLog {
     pub notes: Vec<String>,
 }
 
+/// Why a release's log cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReleaseLogError {
+    #[error("{0:?} is not a valid release version")]
+    BadVersion(String),
+    #[error("no release record for {version} ({} does not exist)", .log.display())]
+    NoRecord { version: String, log: PathBuf },
+    #[error("the pipeline's signers cannot serve as the trust root: {0}")]
+    Trust(#[from] crate::trust::TrustError),
+    #[error(
+        "the release record {} does not verify, so nothing in it is used: {problem}. It may have \
+         been tampered with; keep it as evidence (mv {dir} {dir}.suspect) and run the release again",
+        .dir.display(), dir = .dir.display()
+    )]
+    Untrusted {
+        dir: PathBuf,
+        problem: crate::log::attest::AttestProblem,
+    },
+}
+
+impl ReleaseLogError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ReleaseLogError::BadVersion(_) | ReleaseLogError::Trust(_) => exit::CONFIG,
+            ReleaseLogError::NoRecord { .. } | ReleaseLogError::Untrusted { .. } => exit::REFUSED,
+        }
+    }
+}
+
 pub(crate) fn read_release_log(
     p: &crate::model::Pipeline,
     version: &str,
-) -> Result<ReleaseLog, String> {
+) -> Result<ReleaseLog, ReleaseLogError> {
     if !crate::engine::valid_version(version) {
-        return Err(format!("{version:?} is not a valid release version"));
+        return Err(ReleaseLogError::BadVersion(version.to_string()));
     }
     let dir = crate::engine::record_dir(p, version, false);
-    let path = dir.join(crate::record::LOG_FILE);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Err(format!(
-            "no release record for {version} ({} does not exist)",
-            path.display()
-        ));
+    let log = dir.join(crate::record::LOG_FILE);
+    if std::fs::symlink_metadata(&log).is_err() {
+        return Err(ReleaseLogError::NoRecord {
+            version: version.to_string(),
+            log,
+        });
     }
-    let trust = crate::trust::TrustRoot::from_pipeline(p).map_err(|e| e.to_string())?;
+    let trust = crate::trust::TrustRoot::from_pipeline(p)?;
     let used = crate::log::attest::read_for_use(&dir, &trust).map_err(|problem| {
-        format!(
-            "the release record {} does not verify, so nothing in it is shown: {problem}. It may \
-             have been tampered with; keep it as evidence (mv {} {}.suspect) and run the release again",
-            dir.display(),
-            dir.display(),
-            dir.display()
-        )
+        ReleaseLogError::Untrusted {
+            dir: dir.clone(),
+            problem,
+        }
     })?;
     let notes = used.notes.clone();
     let mut entries = used.entries;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Format;
 use crate::log::Record as LogRecord;
-use crate::{config, engine, exit};
+use crate::{config, exit};
 
 pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
     let loaded = match config::load(pipeline, state) {
@@ -21,11 +21,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         Ok(log) => (log.dir, log.entries, log.notes),
         Err(e) => {
             eprintln!("relgate: {e}");
-            return if engine::valid_version(version) {
-                exit::REFUSED
-            } else {
-                exit::CONFIG
-            };
+            return e.exit_code();
         }
     };
     let Some(start) = entries
