@@ -255,3 +255,31 @@ pub fn file_digest(root: &Path, rel: &str) -> Result<String, String> {
         .map_err(|e| format!("{rel}: {e}"))?;
     Ok(sha256_hex(&bytes))
 }
+
+/// The files of the record in `dir` that a published `audit/` holds: the log, its checkpoints,
+/// and exactly what the log accounts for — no staged copies, lock or torn-line leftovers, no
+/// sign-off handed in after the signoff gate read the folder, no evidence of a run killed
+/// before its verdict. Replay of the published release refuses anything else.
+pub fn publishable(dir: &Path) -> Result<Vec<String>, String> {
+    let log_path = dir.join(LOG_FILE);
+    let log_bytes = crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
+    let (entries, _) = crate::log::read_log(&log_bytes).map_err(|e| e.to_string())?;
+    let files = list_files(dir)?;
+    let evidence: BTreeSet<&str> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix(&format!("{EVIDENCE_DIR}/")))
+        .collect();
+    let accounted = accounted(&entries, &crate::record::Record::new(dir), &|d| {
+        evidence.contains(d)
+    })?;
+    let mut out = Vec::new();
+    for rel in &files {
+        if Accounted::is_structural(rel, &files)
+            || (Accounted::may_cover(rel) && accounted.covers(rel, &file_digest(dir, rel)?))
+        {
+            out.push(rel.clone());
+        }
+    }
+    Ok(out)
+}

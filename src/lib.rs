@@ -16,6 +16,7 @@ pub mod exit;
 pub mod gates;
 pub mod git;
 pub mod identity;
+pub mod layout;
 pub mod log;
 pub mod model;
 pub mod names;

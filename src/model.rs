@@ -53,19 +53,9 @@ pub struct Changes {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Publish {
-    /// The target folder template as written (`{project}`, `{version}` are substituted).
+    /// The target as written (`{project}`, `{version}` are substituted): a folder; resolved by
+    /// `crate::publish::Destination::resolve`.
     pub to: String,
-}
-
-impl Publish {
-    /// The target folder for `version`, resolved against the pipeline root.
-    pub fn target(&self, root: &std::path::Path, project: &str, version: &str) -> PathBuf {
-        let rendered = self
-            .to
-            .replace("{project}", project)
-            .replace("{version}", version);
-        root.join(rendered)
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -116,6 +116,9 @@ impl Blobs for Record {
     }
 }
 
+/// The largest log read (a 200,000-line log is some 60 MiB).
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
 /// The largest evidence file read back. Collectors cap what they store well below this (JUnit
 /// and SARIF files at 64 MiB, captured output at its tail); the cap keeps a hostile record from
 /// making a reader allocate without bound.

@@ -17,11 +17,7 @@ use crate::digest::{is_hex_digest, sha256_reader};
 use crate::sshsig;
 use crate::trust::TrustRoot;
 
-pub const SUMS_FILE: &str = "SHA256SUMS";
-pub const SIG_FILE: &str = "SHA256SUMS.sig";
-pub const AUDIT_DIR: &str = "audit";
-/// The copy of the allowed_signers file kept in the release record.
-pub const AUDIT_SIGNERS: &str = "audit/allowed_signers";
+pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, SIG_FILE, SUMS_FILE};
 
 /// One problem with the folder, about one file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -93,7 +93,7 @@ pub fn replay(
         Err(e) => {
             eprintln!("relgate: {e}");
             if matches!(e, crate::trust::TrustError::Missing) {
-                let audit = path.join(crate::publish::AUDIT_DIR);
+                let audit = path.join(crate::layout::AUDIT_DIR);
                 let dir = if audit.is_dir() {
                     audit
                 } else {

@@ -104,7 +104,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
         Format::Human => {
             let what = match summary.decision {
                 crate::log::Decision::Published => match &summary.published {
-                    Some(p) => format!("published {}", p.display()),
+                    Some(p) => format!("published {p}"),
                     None => "accepted (no publish target configured)".into(),
                 },
                 crate::log::Decision::Refused => "refused: not published".into(),

@@ -19,9 +19,10 @@ use crate::log::{
     self, CheckpointKey, Decision, Entry, LogWriter, Record as LogRecord, RunFinished, RunStarted,
 };
 use crate::model::Pipeline;
+use crate::publish::{self, Destination, Existing, ReleaseFiles, Target};
 use crate::record::Record;
 use crate::stage::{self, Staged};
-use crate::{exit, publish, sshsig};
+use crate::{exit, sshsig};
 
 /// What `relgate run` was asked to do, after the pipeline was validated.
 pub struct RunOptions {
@@ -41,7 +42,8 @@ pub struct RunSummary {
     pub exit_code: i32,
     pub subject: String,
     pub record: PathBuf,
-    pub published: Option<PathBuf>,
+    /// Where the release was published, as the destination names itself.
+    pub published: Option<String>,
     pub gates: Vec<(String, String, GateState)>,
     /// Why the run refused although no gate is red (a failed publish), or a note on how it
     /// ended (a completed interrupted publish).
@@ -68,7 +70,7 @@ pub enum RunError {
     #[error(
         "release {version} is already published at {to}; a published release is never overwritten"
     )]
-    AlreadyPublished { version: String, to: PathBuf },
+    AlreadyPublished { version: String, to: String },
     #[error("another relgate run holds the release record {0}")]
     Locked(PathBuf),
     #[error(
@@ -148,20 +150,32 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     if !valid_version(&opts.version) {
         return Err(RunError::BadVersion(opts.version.clone()));
     }
+    let destination = p
+        .publish
+        .as_ref()
+        .map(|publish| Destination::resolve(publish, &p.root, &p.project, &opts.version));
     if !opts.dry_run
-        && let Some(publish) = &p.publish
+        && let Some(dest) = &destination
     {
-        let to = publish.target(&p.root, &p.project, &opts.version);
-        // symlink_metadata: a dangling symlink at the target is "already there" too.
-        if to.symlink_metadata().is_ok() {
-            // A run that died after the rename but before recording it left a complete
-            // release: record the completion instead of refusing forever.
-            if let Some(summary) = recover::complete_interrupted_publish(&opts, &to, &events)? {
+        let existing = dest
+            .probe()
+            .await
+            .map_err(|e| RunError::Io(e.to_string()))?;
+        if let Existing::Release { sums, audit_log } = existing {
+            // A run that died after the release was put in place but before recording it
+            // left a complete release: record the completion instead of refusing forever.
+            let found = recover::Found {
+                sums: sums.as_deref(),
+                audit_log: audit_log.as_deref(),
+            };
+            if let Some(summary) =
+                recover::complete_interrupted_publish(&opts, dest, found, &events)?
+            {
                 return Ok(summary);
             }
             return Err(RunError::AlreadyPublished {
                 version: opts.version.clone(),
-                to,
+                to: dest.describe(),
             });
         }
     }
@@ -337,29 +351,40 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     let mut published = None;
     let mut message = None;
     let (decision, exit_code) = if decision == Decision::Published {
-        match &p.publish {
-            Some(publish) => {
-                let to = publish.target(&p.root, &p.project, &opts.version);
-                match publish::publish(
+        match &destination {
+            Some(dest) => {
+                let to = dest.describe();
+                // Write-ahead: the decision to publish, and a checkpoint covering it, before
+                // any byte moves. The published record is the log as it stands here.
+                append(
+                    &log,
+                    LogRecord::Publish(log::Publish {
+                        run: run_no,
+                        to: to.clone(),
+                        subject: staged.subject.clone(),
+                        files: publish::listed(&staged),
+                    }),
+                )?;
+                write_checkpoint(
                     &log,
                     &record,
-                    &staged,
-                    &to,
-                    run_no,
                     checkpoint_key.as_ref().map(|(k, _)| k),
                     &origin(&p, &opts.version),
-                ) {
+                )?;
+                let put = match ReleaseFiles::gather(&record, &staged) {
+                    Ok(files) => dest.put(&files).await,
+                    Err(e) => Err(e),
+                };
+                match put {
                     Ok(()) => {
                         append(
                             &log,
                             LogRecord::Published(log::Published {
                                 run: run_no,
-                                to: to.display().to_string(),
+                                to: to.clone(),
                             }),
                         )?;
-                        let _ = events.send(Event::Published {
-                            to: to.display().to_string(),
-                        });
+                        let _ = events.send(Event::Published { to: to.clone() });
                         published = Some(to);
                         (Decision::Published, exit::SUCCESS)
                     }

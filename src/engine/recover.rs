@@ -1,4 +1,4 @@
-//! Recovery of a run killed between renaming the release into place and recording it.
+//! Recovery of a run killed between putting the release in place and recording it.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,11 +15,19 @@ use super::*;
 /// hashes to the recorded subject. Then `published` and `run-finished` are recorded for that
 /// run, the checkpoint is signed again, and the release counts as published. Anything else
 /// at `to` stays a hard failure.
+/// What a destination holds, as far as recovery needs it.
+pub(super) struct Found<'a> {
+    pub sums: Option<&'a [u8]>,
+    pub audit_log: Option<&'a [u8]>,
+}
+
 pub(super) fn complete_interrupted_publish(
     opts: &RunOptions,
-    to: &std::path::Path,
+    dest: &Destination,
+    found: Found<'_>,
     events: &UnboundedSender<Event>,
 ) -> Result<Option<RunSummary>, RunError> {
+    let to = dest.describe();
     let p = &opts.pipeline;
     let record = Record::new(record_dir(p, &opts.version, false));
     if !record.log_path().is_file() {
@@ -48,7 +56,7 @@ pub(super) fn complete_interrupted_publish(
     if at >= verified.attested {
         return Ok(None);
     }
-    if intent.to != to.display().to_string() {
+    if intent.to != to {
         return Ok(None);
     }
     // The run may also have died after recording `published`, or after `run-finished` but
@@ -84,12 +92,13 @@ pub(super) fn complete_interrupted_publish(
             return Ok(None);
         }
     }
-    let same_log = std::fs::read(to.join(publish::AUDIT_DIR).join(crate::record::LOG_FILE))
-        .ok()
-        .and_then(|bytes| log::read_log(&bytes).ok())
+    let same_log = found
+        .audit_log
+        .and_then(|bytes| log::read_log(bytes).ok())
         .is_some_and(|(entries, head)| entries.len() == at + 1 && head == prior[at].head);
-    let same_sums = std::fs::read(to.join("SHA256SUMS"))
-        .is_ok_and(|sums| format!("sha256:{}", sha256_hex(&sums)) == intent.subject);
+    let same_sums = found
+        .sums
+        .is_some_and(|sums| format!("sha256:{}", sha256_hex(sums)) == intent.subject);
     if !same_log || !same_sums {
         return Ok(None);
     }
@@ -112,7 +121,7 @@ pub(super) fn complete_interrupted_publish(
         return Err(RunError::Io(format!(
             "cannot record the interrupted publish of {}: the signing key differs from the one \
              its run recorded",
-            to.display()
+            to
         )));
     }
     let log: SharedLog = Arc::new(Mutex::new(writer));
@@ -144,12 +153,9 @@ pub(super) fn complete_interrupted_publish(
     )?;
     let message = format!(
         "run {} was interrupted after publishing {}; its completion is now recorded",
-        intent.run,
-        to.display()
+        intent.run, to
     );
-    let _ = events.send(Event::Published {
-        to: to.display().to_string(),
-    });
+    let _ = events.send(Event::Published { to: to.clone() });
     let _ = events.send(Event::Finished {
         decision: Decision::Published,
         exit_code: exit::SUCCESS,
@@ -178,7 +184,7 @@ pub(super) fn complete_interrupted_publish(
         exit_code: exit::SUCCESS,
         subject: started.subject.clone(),
         record: record.dir.clone(),
-        published: Some(to.to_path_buf()),
+        published: Some(to.clone()),
         gates,
         message: Some(message),
     }))

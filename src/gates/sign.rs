@@ -13,10 +13,7 @@ use crate::digest::sha256_hex;
 use crate::model::{GateSpec, SignSpec};
 use crate::sshsig;
 
-/// The signature file written beside `SHA256SUMS`.
-pub const SIG_FILE: &str = "SHA256SUMS.sig";
-/// The checksum file (written by staging).
-pub const SUMS_FILE: &str = "SHA256SUMS";
+pub use crate::layout::{SIG_FILE, SUMS_FILE};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SignEvidence {

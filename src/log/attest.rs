@@ -280,7 +280,7 @@ impl ForUse {
 /// under the trust root. A record without a log is empty.
 pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProblem> {
     let log_path = dir.join(crate::record::LOG_FILE);
-    let bytes = match crate::record::read_capped(&log_path, crate::replay::MAX_LOG_BYTES) {
+    let bytes = match crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ForUse::default()),
         Err(e) => {

@@ -26,8 +26,7 @@ use crate::log::{Entry, read_log};
 use crate::record::{self, EVIDENCE_DIR, LOG_FILE, Record};
 use crate::trust::TrustRoot;
 
-/// The largest log replay reads (a 200,000-line log is some 60 MiB).
-pub const MAX_LOG_BYTES: u64 = 1 << 30;
+pub use crate::record::MAX_LOG_BYTES;
 
 /// The first problem replay found; `line` is the 1-based log line (0: not about one line).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -69,7 +68,7 @@ pub struct ReplayOptions<'a> {
 
 /// Where the record is: `PATH/audit` for a published folder, else PATH itself.
 fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), Problem> {
-    let audit = path.join(crate::publish::AUDIT_DIR);
+    let audit = path.join(crate::layout::AUDIT_DIR);
     match std::fs::symlink_metadata(&audit) {
         Ok(m) if m.file_type().is_symlink() => {
             Err(fail(0, format!("{} is a symbolic link", audit.display())))

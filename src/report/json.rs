@@ -36,7 +36,7 @@ pub fn document(
         "record": summary.record.display().to_string(),
         "decision": summary.decision,
         "exit_code": summary.exit_code,
-        "published": summary.published.as_ref().map(|p| p.display().to_string()),
+        "published": summary.published,
         "message": message,
         "gates": gates,
     })

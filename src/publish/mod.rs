@@ -1,0 +1,199 @@
+//! Publishing a release, all or nothing, never overwriting: one small [`Target`] trait and one
+//! file per kind of destination.
+//!
+//! The engine decides and records (the `publish` line and a checkpoint covering it, written
+//! before anything moves; `published` after); a target only moves bytes. What a release holds is
+//! gathered once, by [`ReleaseFiles::gather`]: the staged artefacts (their digests known), the
+//! `SHA256SUMS` the gates concerned, its signature, and exactly the record files the log accounts
+//! for (`crate::audit`).
+
+mod local;
+
+use std::path::{Path, PathBuf};
+
+use crate::layout::{AUDIT_DIR, SIG_FILE, SUMS_FILE};
+use crate::record::Record;
+use crate::stage::Staged;
+
+pub use local::Local;
+
+/// Why a publish did not happen. Messages name the destination as [`Target::describe`] does
+/// (never with credentials).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{to} already exists; a published release is never overwritten")]
+    Exists { to: String },
+    #[error("{to} appeared while publishing; it was not overwritten")]
+    Raced { to: String },
+    #[error("staged {path} no longer matches its digest (found {found}); nothing was published")]
+    StagedChanged { path: String, found: String },
+    #[error("cannot {what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the release record cannot be copied: {0}")]
+    Record(String),
+}
+
+impl PublishError {
+    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| PublishError::Io { what, path, source }
+    }
+}
+
+/// Where a release goes, resolved from `publish.to` for one version.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Local(Local),
+}
+
+impl Destination {
+    /// Resolve `publish.to` (with `{project}` and `{version}` substituted) against the pipeline
+    /// root.
+    pub fn resolve(
+        publish: &crate::model::Publish,
+        root: &Path,
+        project: &str,
+        version: &str,
+    ) -> Destination {
+        let rendered = publish
+            .to
+            .replace("{project}", project)
+            .replace("{version}", version);
+        Destination::Local(Local::new(root.join(rendered)))
+    }
+}
+
+/// What is at a destination before publishing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Nothing: the release can be published there.
+    Absent,
+    /// A release: its `SHA256SUMS` and its `audit/log.jsonl`, as far as they could be read
+    /// (a crash after the release was put in place leaves one that is ours).
+    Release {
+        sums: Option<Vec<u8>>,
+        audit_log: Option<Vec<u8>>,
+    },
+}
+
+/// One kind of destination.
+pub trait Target {
+    /// The destination as messages and the log name it (no credentials).
+    fn describe(&self) -> String;
+    /// What is there now.
+    fn probe(&self) -> impl Future<Output = Result<Existing, PublishError>> + Send;
+    /// Put every file in place at once, or nothing; never replace what is there.
+    fn put(&self, files: &ReleaseFiles) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+impl Target for Destination {
+    fn describe(&self) -> String {
+        match self {
+            Destination::Local(l) => l.describe(),
+        }
+    }
+
+    async fn probe(&self) -> Result<Existing, PublishError> {
+        match self {
+            Destination::Local(l) => l.probe().await,
+        }
+    }
+
+    async fn put(&self, files: &ReleaseFiles) -> Result<(), PublishError> {
+        match self {
+            Destination::Local(l) => l.put(files).await,
+        }
+    }
+}
+
+/// Where one file of the release comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A staged artefact: its bytes must still have the digest and size staging recorded.
+    Staged {
+        path: PathBuf,
+        sha256: String,
+        size: u64,
+    },
+    /// Bytes held in memory (`SHA256SUMS`, its signature).
+    Bytes(Vec<u8>),
+    /// A file of the release record (copied as it is; replay checks it against the log).
+    Record(PathBuf),
+}
+
+/// One file of a release, at its path inside the release folder.
+#[derive(Clone, Debug)]
+pub struct ReleaseFile {
+    pub path: String,
+    pub source: Source,
+}
+
+/// Every file of a release, in the order a target should write them: artefacts, the record,
+/// then `SHA256SUMS` and last `SHA256SUMS.sig` (the commit marker where a target has no atomic
+/// rename).
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseFiles {
+    pub files: Vec<ReleaseFile>,
+}
+
+impl ReleaseFiles {
+    /// Gather a release: the staged artefacts, `SHA256SUMS` (which must still hold the bytes
+    /// the subject names), its signature, and the record files the log accounts for.
+    pub fn gather(record: &Record, staged: &Staged) -> Result<ReleaseFiles, PublishError> {
+        let mut files = Vec::new();
+        for a in &staged.artefacts {
+            files.push(ReleaseFile {
+                path: a.release_path.clone(),
+                source: Source::Staged {
+                    path: staged.path_of(a),
+                    sha256: a.sha256.clone(),
+                    size: a.size,
+                },
+            });
+        }
+        let sums_path = staged.dir.join(SUMS_FILE);
+        let sums = crate::record::read_capped(&sums_path, crate::record::MAX_EVIDENCE_BYTES)
+            .map_err(PublishError::io("read", &sums_path))?;
+        if sums != staged.sums {
+            return Err(PublishError::StagedChanged {
+                path: SUMS_FILE.into(),
+                found: format!("sha256:{}", crate::digest::sha256_hex(&sums)),
+            });
+        }
+        let sig_path = staged.dir.join(SIG_FILE);
+        let sig = crate::record::read_capped(&sig_path, crate::record::MAX_EVIDENCE_BYTES)
+            .map_err(PublishError::io("read (did the sign gate run?)", &sig_path))?;
+        for rel in crate::audit::publishable(&record.dir).map_err(PublishError::Record)? {
+            files.push(ReleaseFile {
+                path: format!("{AUDIT_DIR}/{rel}"),
+                source: Source::Record(record.dir.join(&rel)),
+            });
+        }
+        files.push(ReleaseFile {
+            path: SUMS_FILE.into(),
+            source: Source::Bytes(sums),
+        });
+        files.push(ReleaseFile {
+            path: SIG_FILE.into(),
+            source: Source::Bytes(sig),
+        });
+        Ok(ReleaseFiles { files })
+    }
+}
+
+/// The release paths the `publish` log line lists: the artefacts, `SHA256SUMS` and its signature.
+pub fn listed(staged: &Staged) -> Vec<String> {
+    let mut out: Vec<String> = staged
+        .artefacts
+        .iter()
+        .map(|a| a.release_path.clone())
+        .collect();
+    out.push(SUMS_FILE.into());
+    out.push(SIG_FILE.into());
+    out
+}
