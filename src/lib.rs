@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exit;
 pub mod gates;
 pub mod git;
+pub mod http;
 pub mod identity;
 pub mod layout;
 pub mod log;

@@ -53,9 +53,23 @@ pub struct Changes {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Publish {
-    /// The target as written (`{project}`, `{version}` are substituted): a folder; resolved by
-    /// `crate::publish::Destination::resolve`.
+    /// The target as written (`{project}`, `{version}` are substituted): a folder, an
+    /// `https://` (or loopback `http://`) WebDAV collection, or `s3://bucket/prefix`; resolved
+    /// by `crate::publish::Destination::resolve`.
     pub to: String,
+    /// S3 only: the endpoint URL (default: AWS's regional endpoint).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// S3 only: the signing region (default: `AWS_REGION`, else `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A PEM file of CA certificates trusted besides the platform's, for an in-house CA.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Allow plain `http://` to a host other than this machine (credentials and bytes travel
+    /// unencrypted).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -124,6 +124,16 @@ impl Cx {
     }
 
     /// A non-negative integer.
+    pub fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match &node.value {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.expected(node, path, "true or false");
+                None
+            }
+        }
+    }
+
     pub fn uint(&mut self, node: &Node, path: &str, what: &str) -> Option<u64> {
         match &node.value {
             Value::Int(i) => match u64::try_from(*i) {

@@ -121,7 +121,7 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
         }
     };
 
-    let publish = top.get("publish").and_then(|n| publish(cx, n, &top));
+    let publish = top.get("publish").and_then(|n| publish(cx, n, &top, inp));
 
     Some(Pipeline {
         file: inp.file.clone(),
@@ -327,7 +327,7 @@ fn artefacts(cx: &mut Cx, n: &Node, root: &Path) -> Option<Vec<String>> {
     }
 }
 
-fn publish(cx: &mut Cx, n: &Node, top: &Map) -> Option<Publish> {
+fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
     let anchor = top.entry("publish").map(|(k, _)| k.pos).unwrap_or_default();
     let map = Map::new(
         cx,
@@ -335,14 +335,14 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map) -> Option<Publish> {
         anchor,
         "publish",
         "a mapping with `to`",
-        Some(&["to"]),
+        Some(&["to", "endpoint", "region", "ca", "allow_http"]),
     )?;
     let to = map.require(
         cx,
         "to",
         "the release folder, e.g. dist/releases/{project}/{version}",
     )?;
-    let what = "a folder template holding {version}, e.g. dist/releases/{project}/{version}";
+    let what = "a folder or URL template holding {version}, e.g. dist/releases/{project}/{version}";
     let s = cx.str(to, "publish.to", what)?;
     // Only `{project}` and `{version}` are substituted; any other brace is a typo.
     let rest = s.replace("{project}", "").replace("{version}", "");
@@ -361,5 +361,133 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map) -> Option<Publish> {
         cx.expected(to, "publish.to", what);
         return None;
     }
-    Some(Publish { to: s.to_string() })
+    let allow_http = match map.get("allow_http") {
+        Some(b) => cx.bool(b, "publish.allow_http")?,
+        None => false,
+    };
+    // A URL is checked with sample values in its placeholders (they only ever fill path parts).
+    let sample = s.replace("{project}", "p").replace("{version}", "1.0.0");
+    let scheme = s
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        None => {}
+        Some("https" | "http" | "s3") => {
+            let url = match url::Url::parse(&sample) {
+                Ok(u) => u,
+                Err(e) => {
+                    cx.error(to.pos, "publish.to", format!("{s:?} is not a URL: {e}"));
+                    return None;
+                }
+            };
+            if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+                cx.error(
+                    to.pos,
+                    "publish.to",
+                    "credentials and queries do not belong in the pipeline; give them in the \
+                     environment (RELGATE_PUBLISH_USER/RELGATE_PUBLISH_PASSWORD, AWS_*) or ~/.netrc",
+                );
+                return None;
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                cx.error(
+                    to.pos,
+                    "publish.to",
+                    format!("{s:?} names no host (or bucket)"),
+                );
+                return None;
+            }
+            if url.scheme() == "http" && !allow_http && !crate::http::is_loopback(&url) {
+                cx.error(
+                    to.pos,
+                    "publish.to",
+                    "plain http:// to another machine sends credentials and the release \
+                     unencrypted; use https://, or set `allow_http: true` to accept that",
+                );
+                return None;
+            }
+        }
+        Some(other) => {
+            cx.error(
+                to.pos,
+                "publish.to",
+                format!("unsupported scheme {other}://; expected a folder, https://, http:// (loopback) or s3://"),
+            );
+            return None;
+        }
+    }
+    let is_s3 = scheme.as_deref() == Some("s3");
+    let endpoint = match map.get("endpoint") {
+        Some(e) if !is_s3 => {
+            cx.error(
+                e.pos,
+                "publish.endpoint",
+                "only an s3:// target takes an endpoint",
+            );
+            return None;
+        }
+        Some(e) => {
+            let text = cx.str(e, "publish.endpoint", "an http(s) URL of the S3 service")?;
+            match url::Url::parse(text) {
+                Ok(u)
+                    if u.scheme() == "https"
+                        || (u.scheme() == "http"
+                            && (allow_http || crate::http::is_loopback(&u))) =>
+                {
+                    Some(text.to_string())
+                }
+                Ok(_) => {
+                    cx.error(
+                        e.pos,
+                        "publish.endpoint",
+                        "expected an https:// URL (http:// only on this machine, or with allow_http)",
+                    );
+                    return None;
+                }
+                Err(err) => {
+                    cx.error(e.pos, "publish.endpoint", format!("not a URL: {err}"));
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    let region = match map.get("region") {
+        Some(r) if !is_s3 => {
+            cx.error(
+                r.pos,
+                "publish.region",
+                "only an s3:// target takes a region",
+            );
+            return None;
+        }
+        Some(r) => Some(
+            cx.str(r, "publish.region", "an S3 region such as eu-west-1")?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let ca = match map.get("ca") {
+        Some(c) if scheme.is_none() => {
+            cx.error(c.pos, "publish.ca", "a folder target takes no CA");
+            return None;
+        }
+        Some(c) => {
+            let rel = cx.str(c, "publish.ca", "a PEM file of CA certificates")?;
+            let path = inp.root.join(rel);
+            if cx.mode.checks_disk() && !path.is_file() {
+                cx.error(c.pos, "publish.ca", format!("file {rel} does not exist"));
+                return None;
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    Some(Publish {
+        to: s.to_string(),
+        endpoint,
+        region,
+        ca,
+        allow_http,
+    })
 }

@@ -150,10 +150,13 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     if !valid_version(&opts.version) {
         return Err(RunError::BadVersion(opts.version.clone()));
     }
-    let destination = p
-        .publish
-        .as_ref()
-        .map(|publish| Destination::resolve(publish, &p.root, &p.project, &opts.version));
+    let destination = match &p.publish {
+        Some(publish) => Some(
+            Destination::resolve(publish, &p.root, &p.project, &opts.version)
+                .map_err(|e| RunError::Io(e.to_string()))?,
+        ),
+        None => None,
+    };
     if !opts.dry_run
         && let Some(dest) = &destination
     {

@@ -36,6 +36,8 @@ pub enum PublishError {
     },
     #[error("the release record cannot be copied: {0}")]
     Record(String),
+    #[error("cannot publish to {to}: {why}")]
+    Unsupported { to: String, why: String },
 }
 
 impl PublishError {
@@ -52,19 +54,25 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// Resolve `publish.to` (with `{project}` and `{version}` substituted) against the pipeline
-    /// root.
+    /// Resolve `publish.to` (with `{project}` and `{version}` substituted): a folder against
+    /// the pipeline root, or a URL.
     pub fn resolve(
         publish: &crate::model::Publish,
         root: &Path,
         project: &str,
         version: &str,
-    ) -> Destination {
+    ) -> Result<Destination, PublishError> {
         let rendered = publish
             .to
             .replace("{project}", project)
             .replace("{version}", version);
-        Destination::Local(Local::new(root.join(rendered)))
+        match rendered.split_once("://") {
+            None => Ok(Destination::Local(Local::new(root.join(rendered)))),
+            Some((scheme, _)) => Err(PublishError::Unsupported {
+                to: rendered.clone(),
+                why: format!("publishing over {scheme}:// is not available in this build"),
+            }),
+        }
     }
 }
 
