@@ -200,18 +200,28 @@ pub struct Pair {
     pub signature: Vec<u8>,
 }
 
-/// What an approvals folder holds: complete pairs, and files that have no partner.
+/// What an approvals folder holds: complete pairs, files that have no partner, and files that
+/// are never read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Folder {
     pub pairs: Vec<Pair>,
     /// Statements without `.sig`, and `.sig` files without a statement.
     pub unpaired: Vec<String>,
+    /// Files refused without being used, and why: a name that would print as something else
+    /// (control, bidi or invisible characters; shown escaped), a file over
+    /// [`MAX_STATEMENT_BYTES`], anything but a regular file.
+    pub refused: Vec<(String, String)>,
 }
 
+/// The largest statement or signature file read (a real one is well under 2 KiB).
+pub const MAX_STATEMENT_BYTES: u64 = 64 << 10;
+
 /// Read every pair in `dir` (sorted by name). A missing folder holds nothing. Hidden files
-/// (a write in progress) and sub-folders are skipped.
+/// (a write in progress) and sub-folders are skipped; symbolic links, FIFOs and devices are
+/// refused unread, and so is any file over [`MAX_STATEMENT_BYTES`].
 pub fn load_folder(dir: &Path) -> std::io::Result<Folder> {
     let mut names = Vec::new();
+    let mut folder = Folder::default();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Folder::default()),
@@ -219,19 +229,33 @@ pub fn load_folder(dir: &Path) -> std::io::Result<Folder> {
     };
     for entry in entries {
         let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        let Ok(name) = entry.file_name().into_string() else {
+        let raw = entry.file_name();
+        let shown = raw.to_string_lossy().escape_debug().to_string();
+        let Ok(name) = raw.into_string() else {
+            folder.refused.push((shown, "the name is not UTF-8".into()));
             continue;
         };
         if name.starts_with('.') {
             continue;
         }
+        // A name goes into messages, the terminal and the log: it must read as what it is.
+        if let Err(why) = crate::names::check_release_path(&name) {
+            folder.refused.push((shown, why.to_string()));
+            continue;
+        }
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            continue;
+        }
+        if !ft.is_file() {
+            folder
+                .refused
+                .push((name, "not a regular file (a link, FIFO or device)".into()));
+            continue;
+        }
         names.push(name);
     }
     names.sort();
-    let mut folder = Folder::default();
     for name in &names {
         if let Some(base) = name.strip_suffix(SIG_SUFFIX) {
             if !names.iter().any(|n| n == base) {
@@ -244,11 +268,15 @@ pub fn load_folder(dir: &Path) -> std::io::Result<Folder> {
             folder.unpaired.push(name.clone());
             continue;
         }
-        folder.pairs.push(Pair {
-            name: name.clone(),
-            statement: fs::read(dir.join(name))?,
-            signature: fs::read(dir.join(&sig_name))?,
-        });
+        let read = |n: &str| crate::record::read_capped(&dir.join(n), MAX_STATEMENT_BYTES);
+        match (read(name), read(&sig_name)) {
+            (Ok(statement), Ok(signature)) => folder.pairs.push(Pair {
+                name: name.clone(),
+                statement,
+                signature,
+            }),
+            (Err(e), _) | (_, Err(e)) => folder.refused.push((name.clone(), e.to_string())),
+        }
     }
     Ok(folder)
 }

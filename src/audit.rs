@@ -86,7 +86,7 @@ impl Accounted {
         let Some(name) = rel
             .strip_prefix(HISTORY_DIR)
             .and_then(|r| r.strip_prefix('/'))
-            .filter(|n| !n.contains('/'))
+            .filter(|n| crate::log::checkpoint::is_history_name(n))
         else {
             return false;
         };
@@ -245,6 +245,33 @@ pub fn list_files(root: &Path) -> Result<Vec<String>, String> {
             ));
         }
         out.push(rel);
+    }
+    Ok(out)
+}
+
+/// The folders below `root` that a release record may hold: `evidence/`, `approvals/` and
+/// `checkpoints/`, nothing deeper. Anything else (an empty folder riding along) is returned.
+pub fn unexpected_dirs(root: &Path) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+        let entry = entry.map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+        if !entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let known = [
+            EVIDENCE_DIR,
+            APPROVALS_DIR,
+            crate::log::checkpoint::HISTORY_DIR,
+        ];
+        if !known.contains(&rel.as_str()) {
+            out.push(rel);
+        }
     }
     Ok(out)
 }

@@ -9,9 +9,13 @@
 //!   terminals;
 //! - no bidirectional controls (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069): a right-to-left
 //!   override (U+202E) makes `evil<U+202E>txt.exe` read as `evilexe.txt` (CVE-2021-42574, "Trojan Source");
-//! - no invisible characters (zero-width spaces and joiners, word joiner, invisible operators,
-//!   soft hyphen, the byte-order mark, Mongolian vowel separator, Hangul fillers, variation
-//!   selectors, tag characters): two names that look the same must be the same name;
+//! - no invisible or format characters (zero-width spaces and joiners, word joiner, invisible
+//!   operators, soft hyphen, the byte-order mark, Mongolian vowel separator, Hangul fillers,
+//!   the braille blank, variation selectors, tag characters, interlinear annotation marks, the
+//!   other Unicode format characters): two names that look the same must be the same name;
+//! - no space other than U+0020 (no-break and ideographic spaces, the line and paragraph
+//!   separators), and no component that starts or ends with a space or ends with a dot:
+//!   Windows drops those, so the name changes on the way;
 //! - in Unicode Normalization Form C: macOS and some archivers normalise names, so a name in
 //!   another form changes on the way and no longer matches `SHA256SUMS`;
 //! - no backslash (a separator on Windows, an escape in GNU `sha256sum`), no empty, `.` or `..`
@@ -39,6 +43,12 @@ pub enum NameProblem {
     Bidi(String),
     #[error("invisible character {0} in the name (two names would look alike)")]
     Invisible(String),
+    #[error("space or separator character {0} in the name (only U+0020 is a space here)")]
+    Separator(String),
+    #[error(
+        "a path component starts or ends with a space, or ends with a dot (Windows drops them)"
+    )]
+    Edge,
     #[error("the name is not in Unicode Normalization Form C (NFC)")]
     NotNfc,
     #[error("{0} is reserved for the release folder itself, not an artefact")]
@@ -56,6 +66,8 @@ impl NameProblem {
             NameProblem::Control(_) => "name-control-character",
             NameProblem::Bidi(_) => "name-bidi-control",
             NameProblem::Invisible(_) => "name-invisible-character",
+            NameProblem::Separator(_) => "name-separator",
+            NameProblem::Edge => "name-edge",
             NameProblem::NotNfc => "name-not-nfc",
             NameProblem::Reserved(_) => "name-reserved",
         }
@@ -77,19 +89,34 @@ fn is_invisible(c: char) -> bool {
         '\u{00AD}'                       // soft hyphen
         | '\u{034F}'                     // combining grapheme joiner
         | '\u{115F}' | '\u{1160}'        // Hangul choseong/jungseong fillers
+        | '\u{0600}'..='\u{0605}'        // Arabic number signs (format)
+        | '\u{06DD}' | '\u{070F}'        // Arabic end of ayah, Syriac abbreviation mark
+        | '\u{0890}' | '\u{0891}' | '\u{08E2}' // Arabic pound/piastre marks, disputed end of ayah
         | '\u{17B4}' | '\u{17B5}'        // Khmer inherent vowels
         | '\u{180B}'..='\u{180F}'        // Mongolian free variation selectors, vowel separator
         | '\u{200B}'..='\u{200D}'        // zero-width space, non-joiner, joiner
-        | '\u{2060}'..='\u{2064}'        // word joiner, invisible operators
+        | '\u{2060}'..='\u{2065}'        // word joiner, invisible operators, reserved
+        | '\u{2800}'                     // braille pattern blank
         | '\u{206A}'..='\u{206F}'        // deprecated format characters
         | '\u{3164}'                     // Hangul filler
         | '\u{FE00}'..='\u{FE0F}'        // variation selectors
         | '\u{FEFF}'                     // zero-width no-break space (BOM)
         | '\u{FFA0}'                     // halfwidth Hangul filler
-        | '\u{FFF0}'..='\u{FFF8}'        // unassigned specials
+        | '\u{FFF0}'..='\u{FFFB}'        // unassigned specials, interlinear annotation
+        | '\u{110BD}' | '\u{110CD}'      // Kaithi number signs
+        | '\u{13430}'..='\u{1343F}'      // Egyptian hieroglyph format controls
         | '\u{1BCA0}'..='\u{1BCA3}'      // shorthand format controls
         | '\u{1D173}'..='\u{1D17A}'      // musical symbol format controls
         | '\u{E0000}'..='\u{E0FFF}'      // tags, variation selectors supplement
+    )
+}
+
+/// Spaces and separators other than U+0020 (Unicode categories Zs, Zl, Zp).
+fn is_other_space(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
     )
 }
 
@@ -111,12 +138,21 @@ pub fn check_release_path(path: &str) -> Result<(), NameProblem> {
         if is_invisible(c) {
             return Err(NameProblem::Invisible(code_point(c)));
         }
+        if is_other_space(c) {
+            return Err(NameProblem::Separator(code_point(c)));
+        }
     }
     if path.contains('\\') {
         return Err(NameProblem::Backslash);
     }
     if path.split('/').any(|part| matches!(part, "" | "." | "..")) {
         return Err(NameProblem::BadComponent);
+    }
+    if path
+        .split('/')
+        .any(|part| part.starts_with(' ') || part.ends_with(' ') || part.ends_with('.'))
+    {
+        return Err(NameProblem::Edge);
     }
     // The quick check answers "maybe" for rare sequences; only then normalise to compare.
     let nfc = match is_nfc_quick(path.chars()) {
@@ -175,6 +211,16 @@ mod tests {
             ("a\u{FEFF}b", "name-invisible-character"),
             ("a\u{00AD}b", "name-invisible-character"),
             ("a\u{E0041}b", "name-invisible-character"),
+            ("a\u{2065}b", "name-invisible-character"),
+            ("a\u{FFF9}b", "name-invisible-character"),
+            ("a\u{2800}b", "name-invisible-character"),
+            ("release\u{2028}notes.txt", "name-separator"),
+            ("a\u{00A0}b", "name-separator"),
+            ("a\u{3000}b", "name-separator"),
+            ("setup.exe ", "name-edge"),
+            (" setup.exe", "name-edge"),
+            ("dir./x", "name-edge"),
+            ("x.", "name-edge"),
             ("Re\u{0301}vision.txt", "name-not-nfc"),
             ("SHA256SUMS", "name-reserved"),
             ("SHA256SUMS.sig", "name-reserved"),

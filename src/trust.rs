@@ -60,6 +60,12 @@ pub enum TrustError {
     BadFingerprint(String),
     #[error("the pipeline {path} cannot serve as the trust root: {message}")]
     Pipeline { path: PathBuf, message: String },
+    #[error(
+        "the trust root {} lies inside {}, the very thing being checked: whoever wrote the one \
+         could write the other. Run from outside it, or give --signers/--trust-key from elsewhere",
+        .root.display(), .checked.display()
+    )]
+    InsideChecked { root: PathBuf, checked: PathBuf },
 }
 
 impl TrustRoot {
@@ -231,16 +237,33 @@ pub struct TrustArgs {
     pub trust_keys: Vec<String>,
 }
 
-/// The trust root for `verify` and `replay`: the options first, then the pipeline at
-/// `pipeline` when there is one (a project), else none at all.
-pub fn resolve(args: &TrustArgs, pipeline: &Path) -> Result<TrustRoot, TrustError> {
+/// Refuse a trust-root file inside the folder or record being checked (a release folder can
+/// carry a `pipeline.yaml` and signers of its forger's choosing).
+fn outside(file: &Path, checked: &Path) -> Result<(), TrustError> {
+    let (Ok(f), Ok(c)) = (file.canonicalize(), checked.canonicalize()) else {
+        return Ok(());
+    };
+    if f.starts_with(&c) {
+        return Err(TrustError::InsideChecked {
+            root: file.to_path_buf(),
+            checked: checked.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The trust root for `verify` and `replay` of `checked`: the options first, then the pipeline
+/// at `pipeline` when there is one (a project), else none at all. No file of the root may lie
+/// inside `checked`.
+pub fn resolve(args: &TrustArgs, pipeline: &Path, checked: &Path) -> Result<TrustRoot, TrustError> {
     if !args.trust_keys.is_empty() {
         return TrustRoot::pinned(&args.trust_keys);
     }
     if let Some(file) = &args.signers {
+        outside(file, checked)?;
         let from_project = match args.signer {
             Some(_) => None,
-            None => project_signer(pipeline),
+            None => project_signer(pipeline, checked),
         };
         return TrustRoot::from_signers_file(
             file,
@@ -250,6 +273,7 @@ pub fn resolve(args: &TrustArgs, pipeline: &Path) -> Result<TrustRoot, TrustErro
     if !pipeline.is_file() {
         return Err(TrustError::Missing);
     }
+    outside(pipeline, checked)?;
     let loaded = crate::config::load_policy(pipeline).map_err(|d| TrustError::Pipeline {
         path: pipeline.to_path_buf(),
         message: d
@@ -258,12 +282,15 @@ pub fn resolve(args: &TrustArgs, pipeline: &Path) -> Result<TrustRoot, TrustErro
             .map(|x| format!("{}: {}", x.key_path, x.message))
             .unwrap_or_default(),
     })?;
+    if let Some(signers) = &loaded.pipeline.signers {
+        outside(signers, checked)?;
+    }
     TrustRoot::from_pipeline(&loaded.pipeline)
 }
 
 /// The sign gate's signer of the project's pipeline, if there is a loadable one.
-fn project_signer(pipeline: &Path) -> Option<String> {
-    if !pipeline.is_file() {
+fn project_signer(pipeline: &Path, checked: &Path) -> Option<String> {
+    if !pipeline.is_file() || outside(pipeline, checked).is_err() {
         return None;
     }
     let loaded = crate::config::load_policy(pipeline).ok()?;

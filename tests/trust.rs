@@ -743,3 +743,506 @@ fn artefact_names_that_read_wrong_or_are_reserved_are_refused_by_check_and_run()
         assert!(!p.join("published").exists());
     }
 }
+
+// --- Attacks found against the first version of these defences ------------------------------
+
+/// A dry run's record (signed by its own throwaway key) copied into the release's record.
+fn dry_run_record_as_release(p: &Project) {
+    expect_code(&p.relgate(&["run", "1.0.0", "--dry-run"]), exit::SUCCESS);
+    let dry = std::fs::read_dir(p.join(".relgate/dry-runs/1.0.0"))
+        .expect("dry-runs")
+        .next()
+        .expect("one")
+        .expect("entry")
+        .path();
+    copy_dir(&dry, &p.record("1.0.0"));
+}
+
+#[test]
+fn a_record_signed_by_a_throwaway_key_is_trusted_by_nothing() {
+    let p = team(TESTS_THEN_QA);
+    dry_run_record_as_release(&p);
+    for args in [
+        vec!["run", "1.0.0"],
+        vec!["status", "1.0.0"],
+        vec![
+            "approve",
+            "1.0.0",
+            "--gate",
+            "manual",
+            "--key",
+            "keys/alice",
+            "--as",
+            "alice@acme.test",
+        ],
+    ] {
+        let out = p.relgate(&args);
+        expect_code(&out, exit::REFUSED);
+        assert!(
+            stderr(&out).contains("throwaway key, which anyone can make"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!p.join("published").exists());
+    replay_fails(
+        &p,
+        &p.record("1.0.0"),
+        "throwaway key, which anyone can make",
+    );
+}
+
+/// Append a forged run (a copy of run 1's start, numbered 2) with a green unit-tests verdict
+/// whose evidence is run 1's own green evidence, chained validly.
+fn append_forged_green_run(p: &Project, green_from: &Path) {
+    let rec = p.record("1.0.0");
+    let donor = records(&green_from.join("log.jsonl"));
+    let green = donor
+        .iter()
+        .find_map(|r| match r {
+            Record::GateVerdict(v)
+                if v.gate == "unit-tests" && v.outcome == relgate::gates::Outcome::Green =>
+            {
+                Some(v.clone())
+            }
+            _ => None,
+        })
+        .expect("a green verdict to copy");
+    for e in std::fs::read_dir(green_from.join("evidence")).expect("evidence") {
+        let e = e.expect("entry");
+        let dst = rec.join("evidence").join(e.file_name());
+        if !dst.exists() {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+    let mut run = first_run(&rec.join("log.jsonl"));
+    let runs = records(&rec.join("log.jsonl"))
+        .iter()
+        .filter(|r| matches!(r, Record::RunStarted(_)))
+        .count() as u32;
+    run.run = runs + 1;
+    let gate = run.pipeline.gate("unit-tests").expect("gate").clone();
+    let signers = std::fs::read_to_string(p.join("keys/allowed_signers")).expect("signers");
+    let inputs = relgate::engine::inputs_digest(
+        &gate,
+        &run.subject,
+        &run.project,
+        &run.version,
+        Some(&signers),
+    );
+    let n = run.run;
+    let (mut w, _) = relgate::log::LogWriter::open(&rec.join("log.jsonl")).expect("open");
+    w.append(Record::RunStarted(Box::new(run))).expect("append");
+    w.append(Record::GateStarted(relgate::log::GateStarted {
+        run: n,
+        gate: "unit-tests".into(),
+        inputs: inputs.clone(),
+    }))
+    .expect("append");
+    w.append(Record::GateVerdict(relgate::log::GateVerdict {
+        run: n,
+        inputs,
+        reused_from: None,
+        ..green
+    }))
+    .expect("append");
+    w.append(Record::RunFinished(relgate::log::RunFinished {
+        run: n,
+        decision: relgate::log::Decision::Refused,
+        exit_code: 1,
+        message: None,
+    }))
+    .expect("append");
+}
+
+#[test]
+fn lines_a_later_run_sealed_are_never_reused_and_replay_refuses_a_reuse_of_them() {
+    // A green record to take evidence from: the same project with passing tests.
+    let donor = team(TESTS_THEN_QA);
+    expect_code(&donor.relgate(&["run", "1.0.0"]), exit::PENDING);
+    let p = team(TESTS_THEN_QA);
+    std::fs::copy(donor.join("dist/a.txt"), p.join("dist/a.txt")).expect("same bytes");
+    std::fs::remove_file(p.join("ok")).expect("break the tests");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    append_forged_green_run(&p, &donor.record("1.0.0"));
+    // The next run notes the unattested lines, stays red, and seals them with its checkpoint.
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("not covered by a signed checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    // Sealed now, but late: still never reused, whatever comes.
+    expect_code(&approve(&p, "1.0.0", "alice", &[]), exit::SUCCESS);
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        !stderr(&out).contains("kept from an earlier run"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("sealed only by a later run"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.join("published").exists());
+    replay_passes(&p, &p.record("1.0.0"));
+    // An insider with the key who records a reuse of such a line anyway: replay refuses it.
+    let rec = p.record("1.0.0");
+    let mut recs = records(&rec.join("log.jsonl"));
+    let forged_seq = {
+        let bytes = std::fs::read(rec.join("log.jsonl")).expect("log");
+        let (entries, _) = relgate::log::read_log(&bytes).expect("log");
+        entries
+            .iter()
+            .find(|e| matches!(&e.record, Record::GateVerdict(v) if v.run == 2 && v.gate == "unit-tests"))
+            .expect("the forged verdict")
+            .seq
+    };
+    let last_run = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::RunStarted(r) => Some(r.run),
+            _ => None,
+        })
+        .max()
+        .expect("runs");
+    let pos = recs
+        .iter()
+        .position(
+            |r| matches!(r, Record::GateVerdict(v) if v.run == last_run && v.gate == "unit-tests"),
+        )
+        .expect("last run's verdict");
+    if let Record::GateVerdict(v) = &mut recs[pos] {
+        v.outcome = relgate::gates::Outcome::Green;
+        v.reasons.clear();
+        v.reused_from = Some(forged_seq);
+    }
+    // The reused verdict has no gate-started of its own.
+    recs.remove(pos - 1);
+    rechain(&rec.join("log.jsonl"), recs);
+    reseal(&rec, &p.join("keys/release"));
+    replay_fails(
+        &p,
+        &rec,
+        "which no checkpoint vouched for before a later run began",
+    );
+}
+
+#[test]
+fn a_rejection_whose_signature_was_spoiled_stays_in_force() {
+    let p = team(TESTS_THEN_QA);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::PENDING);
+    expect_code(
+        &approve(&p, "1.0.0", "alice", &["--reject", "--comment", "no"]),
+        exit::SUCCESS,
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    let approvals = p.record("1.0.0").join("approvals");
+    for e in std::fs::read_dir(&approvals).expect("approvals") {
+        let path = e.expect("entry").path();
+        if path.to_string_lossy().ends_with(".sig") {
+            std::fs::write(&path, b"garbage\n").expect("spoil");
+        }
+    }
+    expect_code(&approve(&p, "1.0.0", "bob", &[]), exit::SUCCESS);
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("rejected by alice@acme.test"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_release_signature_exists_before_every_other_gate_is_green() {
+    let p = team(TESTS_THEN_QA);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::PENDING);
+    expect_code(
+        &approve(&p, "1.0.0", "alice", &["--reject", "--comment", "broken"]),
+        exit::SUCCESS,
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    let sigs: Vec<_> = walkdir::WalkDir::new(p.record("1.0.0"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == "SHA256SUMS.sig")
+        .collect();
+    assert!(
+        sigs.is_empty(),
+        "a signature exists for rejected bytes: {sigs:?}"
+    );
+    // And no gate may need the sign gate.
+    p.write(
+        "pipeline.yaml",
+        p.read("pipeline.yaml").replace(
+            "    needs: [unit-tests]\n",
+            "    needs: [unit-tests, sign]\n",
+        ),
+    );
+    let out = p.relgate(&["check"]);
+    expect_code(&out, exit::CONFIG);
+    assert!(
+        stderr(&out).contains("is the sign gate"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_folder_cannot_be_its_own_trust_root_by_carrying_a_pipeline() {
+    let p = team(TESTS_THEN_QA);
+    let out = published(&p);
+    // The forger ships a pipeline and signers inside the folder; someone runs verify there.
+    std::fs::copy(p.join("pipeline.yaml"), out.join("pipeline.yaml")).expect("copy");
+    std::fs::create_dir_all(out.join("keys")).expect("mkdir");
+    std::fs::copy(
+        p.join("keys/allowed_signers"),
+        out.join("keys/allowed_signers"),
+    )
+    .expect("copy");
+    for cmd in ["verify", "replay"] {
+        let o = Command::new(BIN)
+            .current_dir(&out)
+            .args([cmd, "."])
+            .output()
+            .expect("run");
+        expect_code(&o, exit::CONFIG);
+        assert!(stderr(&o).contains("lies inside"), "{cmd}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn replay_names_the_release_and_notices_a_folder_renamed_to_another_version() {
+    let p = team(TESTS_THEN_QA);
+    let out = published(&p);
+    let renamed = p.join("published/acme/2.0.0");
+    copy_dir(&out, &renamed);
+    let o = replay_outside(&p, &renamed, &[]);
+    expect_code(&o, exit::SUCCESS);
+    assert!(
+        stdout(&o).contains("replay verified acme 1.0.0"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("the folder is named 2.0.0, but the release it holds is version 1.0.0"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn nothing_rides_along_in_audit_under_a_hidden_name_or_as_a_folder() {
+    let p = team(TESTS_THEN_QA);
+    let out = published(&p);
+    std::fs::write(
+        out.join("audit/checkpoints/.verify-release.sh"),
+        b"#!/bin/sh\n",
+    )
+    .expect("w");
+    replay_fails(&p, &out, "is not a checkpoint");
+    std::fs::remove_file(out.join("audit/checkpoints/.verify-release.sh")).expect("rm");
+    std::fs::create_dir_all(out.join("audit/approvals/.x")).expect("mkdir");
+    replay_fails(
+        &p,
+        &out,
+        "audit/approvals/.x/ is a folder the log does not account for",
+    );
+    std::fs::remove_dir(out.join("audit/approvals/.x")).expect("rm");
+    replay_passes(&p, &out);
+}
+
+#[test]
+fn more_names_that_read_wrong_are_refused() {
+    for (name, needle) in [
+        (
+            "dist/release\u{2028}notes.txt",
+            "separator character U+2028",
+        ),
+        ("dist/app\u{2065}.bin", "invisible character U+2065"),
+        ("dist/a\u{00A0}b.txt", "separator character U+00A0"),
+        ("dist/setup.exe ", "ends with a space, or ends with a dot"),
+        ("dist/notes.", "ends with a space, or ends with a dot"),
+    ] {
+        let p = team(TESTS_THEN_QA);
+        p.write(name, b"x");
+        let out = p.relgate(&["check"]);
+        expect_code(&out, exit::CONFIG);
+        assert!(stderr(&out).contains(needle), "{name:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn hostile_numbers_in_a_resealed_record_never_panic_replay() {
+    let p = team(TESTS_THEN_QA);
+    published(&p);
+    let rec = p.record("1.0.0");
+    let original = records(&rec.join("log.jsonl"));
+    type Mutation = Box<dyn Fn(&mut Record)>;
+    let mutations: Vec<Mutation> = vec![
+        Box::new(|r| {
+            if let Record::RunStarted(run) = r {
+                run.started_at = i64::MIN;
+            }
+        }),
+        Box::new(|r| {
+            if let Record::RunStarted(run) = r {
+                run.started_at = i64::MAX;
+            }
+        }),
+        Box::new(|r| {
+            if let Record::GateVerdict(v) = r {
+                v.reused_from = Some(u64::MAX);
+            }
+        }),
+    ];
+    for (i, m) in mutations.iter().enumerate() {
+        let work = tempfile::tempdir().expect("tmp");
+        copy_dir(&rec, work.path());
+        let mut recs = original.clone();
+        recs.iter_mut().for_each(m);
+        rechain(&work.path().join("log.jsonl"), recs);
+        reseal(work.path(), &p.join("keys/release"));
+        let out = replay_outside(&p, work.path(), &[]);
+        assert!(
+            code(&out) == exit::REFUSED || code(&out) == exit::SUCCESS,
+            "mutation {i}: exit {}\n{}",
+            code(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_record_holding_links_or_fifos_is_refused_before_anything_is_written_through_them() {
+    let p = team(TESTS_THEN_QA);
+    std::fs::remove_file(p.join("ok")).expect("red");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    let rec = p.record("1.0.0");
+    let victim_dir = p.join("victim");
+    std::fs::create_dir_all(victim_dir.join("precious")).expect("mkdir");
+    let victim = p.join("victim.txt");
+    std::fs::write(&victim, b"keep me\n").expect("w");
+    for (what, plant) in [
+        ("staged", "dir"),
+        ("allowed_signers", "file"),
+        (".lock", "file"),
+        ("security-review.md", "file"),
+    ] {
+        let path = rec.join(what);
+        let saved = tempfile::tempdir().expect("tmp");
+        if path.exists() {
+            std::fs::rename(&path, saved.path().join("x")).expect("aside");
+        }
+        let target = if plant == "dir" { &victim_dir } else { &victim };
+        std::os::unix::fs::symlink(target, &path).expect("symlink");
+        let out = Command::new("timeout")
+            .current_dir(p.path())
+            .args(["60", BIN, "run", "1.0.0"])
+            .env_remove("RELGATE_OPERATOR")
+            .output()
+            .expect("run");
+        expect_code(&out, exit::REFUSED);
+        assert!(
+            stderr(&out).contains("is a symbolic link"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(
+            victim_dir.join("precious").is_dir(),
+            "{what}: a folder was deleted"
+        );
+        assert_eq!(
+            std::fs::read(&victim).expect("victim"),
+            b"keep me\n",
+            "{what}"
+        );
+        std::fs::remove_file(&path).expect("rm link");
+        if saved.path().join("x").exists() {
+            std::fs::rename(saved.path().join("x"), &path).expect("back");
+        }
+    }
+    // A FIFO where the lock or a record file belongs: refused, never waited on.
+    for what in [".lock", "allowed_signers"] {
+        let path = rec.join(what);
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        let out = Command::new("timeout")
+            .current_dir(p.path())
+            .args(["60", BIN, "run", "1.0.0"])
+            .env_remove("RELGATE_OPERATOR")
+            .output()
+            .expect("run");
+        assert_ne!(code(&out), 124, "{what}: run hung on a FIFO");
+        expect_code(&out, exit::REFUSED);
+        std::fs::remove_file(&path).expect("rm fifo");
+    }
+}
+
+#[test]
+fn hostile_files_in_approvals_are_refused_unread() {
+    let p = team(TESTS_THEN_QA);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::PENDING);
+    let approvals = p.record("1.0.0").join("approvals");
+    std::fs::create_dir_all(&approvals).expect("mkdir");
+    // A name that would draw on the terminal, and a pair far too big to be a statement.
+    std::fs::write(
+        approvals.join("x\u{1b}[2K\u{1b}[32mpublished\u{1b}[0m"),
+        b"x",
+    )
+    .expect("w");
+    let huge = std::fs::File::create(approvals.join("huge")).expect("create");
+    huge.set_len(1 << 30).expect("sparse");
+    let huge_sig = std::fs::File::create(approvals.join("huge.sig")).expect("create");
+    huge_sig.set_len(1 << 30).expect("sparse");
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::PENDING);
+    assert!(
+        !stderr(&out).contains('\u{1b}'),
+        "a raw escape reached the terminal"
+    );
+    assert!(
+        stderr(&out).contains("approval-file-refused"),
+        "{}",
+        stderr(&out)
+    );
+    let biggest = std::fs::read_dir(p.record("1.0.0").join("evidence"))
+        .expect("evidence")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        biggest < 1 << 20,
+        "a huge approval file was stored as evidence"
+    );
+}
+
+#[test]
+fn a_published_artefact_of_another_size_is_refused_before_it_is_hashed() {
+    let p = team(TESTS_THEN_QA);
+    let out = published(&p);
+    // A 1 TiB sparse file in place of the artefact: refused by its size, at once.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(out.join("a.txt"))
+        .expect("open");
+    f.set_len(1 << 40).expect("sparse");
+    let o = replay_outside(&p, &out, &[]);
+    assert_ne!(code(&o), 124, "replay hashed the sparse file");
+    expect_code(&o, exit::REFUSED);
+    assert!(
+        stderr(&o).contains("bytes where the gated artefact had"),
+        "{}",
+        stderr(&o)
+    );
+}

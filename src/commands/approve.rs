@@ -148,7 +148,7 @@ fn latest_run(
             _ => None,
         })
     };
-    let Some((line, run)) = latest(used.attested_entries()) else {
+    let Some((line, run)) = latest(&used.trusted_entries()) else {
         return Err(format!(
             "the release record {} holds no run that a signed checkpoint covers (the release key \
              was not available, or no run finished); run the release with its key, or sign a \

@@ -88,7 +88,7 @@ pub fn replay(
     checkpoints: &[PathBuf],
     format: Format,
 ) -> i32 {
-    let trust = match crate::trust::resolve(trust_args, pipeline) {
+    let trust = match crate::trust::resolve(trust_args, pipeline, path) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("relgate: {e}");
@@ -134,7 +134,9 @@ pub fn replay(
                 }
             } else {
                 println!(
-                    "relgate: replay verified {}: {} lines, {} run(s), {} verdict(s) judged again from their evidence{}",
+                    "relgate: replay verified {} {} ({}): {} lines, {} run(s), {} verdict(s) judged again from their evidence{}",
+                    report.project.as_deref().unwrap_or("?"),
+                    report.version.as_deref().unwrap_or("?"),
                     report.record.display(),
                     report.lines,
                     report.runs,
@@ -177,7 +179,7 @@ pub fn verify(dir: &Path, trust: &crate::trust::TrustArgs, pipeline: &Path) -> i
 /// only the lines a checkpoint signed by the release signer covers.
 pub(crate) struct ReleaseLog {
     pub dir: PathBuf,
-    /// The attested lines.
+    /// The lines attested in time (the only ones relied on).
     pub entries: Vec<crate::log::Entry>,
     pub notes: Vec<String>,
 }
@@ -234,8 +236,7 @@ pub(crate) fn read_release_log(
         }
     })?;
     let notes = used.notes.clone();
-    let mut entries = used.entries;
-    entries.truncate(used.attested);
+    let entries = used.trusted_entries();
     Ok(ReleaseLog {
         dir,
         entries,

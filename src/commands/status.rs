@@ -104,7 +104,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             println!("{} {} (run {})", run.project, run.version, run.run);
             println!("  subject {}", run.subject);
             for n in &notes {
-                println!("  note {n}");
+                println!("  note {}", crate::report::printable(n));
             }
             if let Some(m) = &finish_message {
                 println!("  note {m}");
@@ -131,7 +131,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                         println!(
                             "      {}: {}",
                             r["code"].as_str().unwrap_or(""),
-                            r["message"].as_str().unwrap_or("")
+                            crate::report::printable(r["message"].as_str().unwrap_or(""))
                         );
                     }
                 }
@@ -145,7 +145,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                             .unwrap_or_default();
                         println!(
                             "      {short} {} — {}; reviewed by {}",
-                            r["description"].as_str().unwrap_or(""),
+                            crate::report::printable(r["description"].as_str().unwrap_or("")),
                             r["author"].as_str().unwrap_or(""),
                             if reviewers.is_empty() {
                                 "nobody".to_string()

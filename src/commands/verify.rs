@@ -9,7 +9,7 @@ use crate::verify::{AUDIT_SIGNERS, check, read_regular};
 
 /// `relgate verify DIR`: resolves the trust root, prints the result, returns the exit code.
 pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
-    let root = match trust::resolve(trust_args, pipeline) {
+    let root = match trust::resolve(trust_args, pipeline, dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("relgate: {e}");

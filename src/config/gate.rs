@@ -126,11 +126,46 @@ pub(crate) fn validate(
         );
     }
 
+    // The release signature is issued only for a release every other gate accepted: a
+    // `SHA256SUMS.sig` made while a sign-off was awaited (or refused) would let anyone who can
+    // read the record publish bytes nobody accepted, signed by the release key. So the sign gate
+    // needs every other gate, and no gate may need it.
+    if let [sign] = signs.as_slice() {
+        let sign_id = sign.id.clone();
+        for p in &parsed {
+            for (i, (need, n)) in p.needs.iter().enumerate() {
+                if *need == sign_id {
+                    graph_ok = false;
+                    cx.error(
+                        n.pos,
+                        &format!("gates.{}.needs[{i}]", p.id),
+                        format!(
+                            "`{sign_id}` is the sign gate: it signs only once every other gate \
+                             is green, so no gate can need it"
+                        ),
+                    );
+                }
+            }
+        }
+    }
     if !graph_ok {
         return None;
     }
-    let specs: Option<Vec<GateSpec>> = parsed.into_iter().map(|p| p.spec).collect();
-    Some(topo_order(specs?))
+    let all: Vec<String> = parsed.iter().map(|p| p.id.clone()).collect();
+    let mut specs: Vec<GateSpec> = parsed
+        .into_iter()
+        .map(|p| p.spec)
+        .collect::<Option<Vec<GateSpec>>>()?;
+    for g in &mut specs {
+        if matches!(g.kind, crate::model::GateKind::Sign(_)) {
+            for id in &all {
+                if *id != g.id && !g.needs.contains(id) {
+                    g.needs.push(id.clone());
+                }
+            }
+        }
+    }
+    Some(topo_order(specs))
 }
 
 fn valid_id(id: &str) -> bool {

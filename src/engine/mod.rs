@@ -221,7 +221,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     };
     let signers_digest = match &signers_text {
         Some(t) => {
-            std::fs::write(record.dir.join("allowed_signers"), t)
+            stage::write_synced(&record.dir.join(crate::audit::SIGNERS_COPY), t.as_bytes())
                 .map_err(|e| RunError::Io(format!("cannot write allowed_signers: {e}")))?;
             Some(record.put(t.as_bytes())?)
         }
@@ -247,8 +247,8 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         .as_ref()
         .is_some_and(|s| *s != staged.subject);
     let (checkpoint_key, ck_note) = checkpoint_key(&p, opts.dry_run);
-    // What earlier runs left that a signed checkpoint covers: the only part relied on.
-    let attested: Vec<Entry> = prior.iter().take(verified.attested).cloned().collect();
+    // What earlier runs left that a checkpoint vouched for in time: the only part relied on.
+    let attested: Vec<Entry> = verified.trusted_entries();
     let subject_since = attested
         .iter()
         .find_map(|e| match &e.record {
@@ -477,17 +477,21 @@ fn checkpoint_key(
         .and_then(|(_, spec)| crate::gates::sign::key_path(spec, &p.root))
         .and_then(|path| sshsig::load_private_key(&path).map_err(|e| e.to_string()));
     let (key, throwaway, note) = match loaded {
-        Ok(k) => (k, false, None),
-        Err(why) if dry_run => match sshsig::throwaway_key() {
+        // A dry run never signs with the release key: a real signature would exist for bytes
+        // nobody accepted. Its throwaway key proves the record intact, never who made it.
+        _ if dry_run => match sshsig::throwaway_key() {
             Ok(k) => (
                 k,
                 true,
-                Some(format!(
-                    "signing key not available ({why}): this dry run signs with a throwaway key"
-                )),
+                Some(
+                    "a dry run signs with a throwaway key, never the release key: its record \
+                     shows the rehearsal intact, not who made it"
+                        .to_string(),
+                ),
             ),
-            Err(_) => return (None, Some(format!("signing key not available ({why})"))),
+            Err(e) => return (None, Some(format!("no throwaway key: {e}"))),
         },
+        Ok(k) => (k, false, None),
         Err(why) => {
             return (
                 None,
@@ -561,13 +565,35 @@ fn stage_into_record(
 
 /// An exclusive lock on the record for the whole run.
 fn lock_record(record: &Record) -> Result<std::fs::File, RunError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = record.dir.join(".lock");
+    // Never through a link planted in the record, never waiting on a FIFO.
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
-        .map_err(|e| RunError::Io(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                RunError::Io(format!(
+                    "{} is a symbolic link; the record may have been tampered with",
+                    path.display()
+                ))
+            } else {
+                RunError::Io(format!("cannot open {}: {e}", path.display()))
+            }
+        })?;
+    if !f
+        .metadata()
+        .map_err(|e| RunError::Io(format!("cannot open {}: {e}", path.display())))?
+        .is_file()
+    {
+        return Err(RunError::Io(format!(
+            "{} is not a regular file; the record may have been tampered with",
+            path.display()
+        )));
+    }
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(RunError::Locked(record.dir.clone())),

@@ -53,7 +53,7 @@ pub(super) fn complete_interrupted_publish(
     let LogRecord::Publish(intent) = &prior[at].record else {
         return Ok(None);
     };
-    if at >= verified.attested {
+    if !verified.trusted.get(at).copied().unwrap_or(false) {
         return Ok(None);
     }
     if intent.to != to {
@@ -114,6 +114,16 @@ pub(super) fn complete_interrupted_publish(
     else {
         return Ok(None);
     };
+    if started.dry_run {
+        return Ok(None);
+    }
+    // What is there must be the whole release, signed by the release signer: its record and
+    // sums alone could be copied next to other bytes.
+    if let Destination::Local(local) = dest
+        && crate::verify::check(&local.path, &trust, started.started_at).is_err()
+    {
+        return Ok(None);
+    }
     // The checkpoint must stay signed by the key the run recorded, or replay would reject it.
     let (key, _) = checkpoint_key(p, false);
     let recorded = started.checkpoint_key.as_ref().map(|k| &k.fingerprint);

@@ -42,7 +42,14 @@ impl Scheduler {
                     let unmet: Vec<String> = g
                         .needs
                         .iter()
-                        .filter(|n| !states.get(*n).is_some_and(GateState::satisfies_needs))
+                        .filter(|n| {
+                            !states.get(*n).is_some_and(|st| {
+                                // A dry run rehearses the release as it will be once the
+                                // awaited sign-offs arrive: pending is not in the way.
+                                st.satisfies_needs()
+                                    || (this.cx.dry_run && matches!(st, GateState::Pending { .. }))
+                            })
+                        })
                         .cloned()
                         .collect();
                     // A gate that will not start: record why, show it, and count it as done.
@@ -235,19 +242,19 @@ impl Scheduler {
         Ok(state)
     }
 
-    /// The latest green verdict of `gate` with the same inputs in an earlier run.
+    /// The green verdict of `gate` to keep: the latest verdict of an earlier run with the same
+    /// inputs decides, so a red (a flaky test that failed last time) is never skipped over for
+    /// an older green. `prior` holds only lines attested in time.
     fn reusable(&self, gate: &GateSpec, inputs: &str) -> Option<(u64, log::GateVerdict)> {
-        self.prior.iter().rev().find_map(|e| match &e.record {
-            LogRecord::GateVerdict(v)
-                if v.gate == gate.id
-                    && v.inputs == inputs
-                    && v.outcome == Outcome::Green
-                    && v.evidence.is_some() =>
-            {
-                Some((v.reused_from.unwrap_or(e.seq), v.clone()))
+        let latest = self.prior.iter().rev().find_map(|e| match &e.record {
+            LogRecord::GateVerdict(v) if v.gate == gate.id && v.inputs == inputs => {
+                Some((e.seq, v))
             }
             _ => None,
-        })
+        })?;
+        let (seq, v) = latest;
+        (v.outcome == Outcome::Green && v.evidence.is_some())
+            .then(|| (v.reused_from.unwrap_or(seq), v.clone()))
     }
 }
 

@@ -144,18 +144,26 @@ pub async fn collect(
     };
 
     let key = match loaded {
-        Ok(k) => k,
-        // A dry run shows what the release would look like without holding the release key;
-        // an unusable key (wrong type, encrypted) is still reported, since a real run would
-        // fail on it too.
+        // A dry run rehearses signing but never with the release key: a real signature would
+        // exist for bytes nobody accepted, and anyone who can read the record could publish
+        // them. An unusable key (wrong type, encrypted) is still reported, since a real run
+        // would fail on it too.
+        Ok(_) if cx.dry_run => {
+            ev.throwaway = true;
+            ev.note = Some(
+                "signed with a throwaway key (dry run); the release key is there and usable".into(),
+            );
+            sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
+        }
         Err(p) if cx.dry_run && p.kind == KeyProblemKind::Unavailable => {
             ev.throwaway = true;
             ev.note = Some(format!(
-                "signed with a throwaway key: {} (dry run)",
+                "signed with a throwaway key (dry run); the release key is not available: {}",
                 p.message
             ));
             sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
         }
+        Ok(k) => k,
         Err(p) => {
             ev.key_problem = Some(p);
             return Ok(ev);

@@ -32,6 +32,10 @@ pub struct SignoffEvidence {
     pub approvals: Vec<RecordedPair>,
     /// Files in approvals/ without their partner.
     pub unpaired: Vec<String>,
+    /// Files in approvals/ refused unread, and why (an unreadable name, shown escaped; too
+    /// big; not a regular file).
+    #[serde(default)]
+    pub refused: Vec<(String, String)>,
     /// Pairs an earlier run of this record recorded for the same gate and subject that are no
     /// longer in approvals/: a rejection stays in force, a withdrawn approval is reported.
     #[serde(default)]
@@ -166,6 +170,7 @@ pub async fn collect(
         signers,
         approvals,
         unpaired: folder.unpaired,
+        refused: folder.refused,
         remembered,
         read_at: Some(read_at),
         authors,
@@ -191,7 +196,10 @@ fn remembered(gate: &GateSpec, cx: &CollectContext, present: &[RecordedPair]) ->
                     continue;
                 };
                 for p in ev.approvals.into_iter().chain(ev.remembered) {
-                    let known = |q: &RecordedPair| q.statement == p.statement;
+                    // Still present only if both files are as recorded: a statement whose
+                    // signature was since spoiled must not take the recorded pair with it.
+                    let known =
+                        |q: &RecordedPair| q.statement == p.statement && q.signature == p.signature;
                     if !present.iter().any(known) && !out.iter().any(known) {
                         out.push(p);
                     }
@@ -358,6 +366,14 @@ pub fn assess(
             reason: "a statement without its .sig file, or a .sig without its statement".into(),
         });
     }
+    for (name, why) in &ev.refused {
+        report.ignored.push(Ignored {
+            name: name.clone(),
+            signer: None,
+            code: "approval-file-refused".into(),
+            reason: format!("refused unread: {why}"),
+        });
+    }
     let mut candidates = Vec::new();
     let read_at = ev.read_at.unwrap_or(cx.started_at);
     let pairs = ev
@@ -439,14 +455,14 @@ pub fn assess(
                     st.policy, cx.policy
                 ),
             );
-        } else if v.at > read_at + CLOCK_SKEW_SECS {
+        } else if v.at > read_at.saturating_add(CLOCK_SKEW_SECS) {
             ignore(
                 &mut report,
                 who,
                 "approval-from-future",
                 format!("it is dated {}, after the approvals were read", st.time),
             );
-        } else if v.at < cx.subject_since - CLOCK_SKEW_SECS {
+        } else if v.at < cx.subject_since.saturating_sub(CLOCK_SKEW_SECS) {
             ignore(
                 &mut report,
                 who,

@@ -29,8 +29,13 @@ pub struct Attestation {
     pub signer: Option<String>,
     /// How many checkpoints verified.
     pub checkpoints: usize,
-    /// Things worth saying that are not failures (unsigned checkpoints, a throwaway key).
+    /// Things worth saying that are not failures (unsigned checkpoints, lines sealed late).
     pub notes: Vec<String>,
+    /// Per line: was it attested *in time*, by a checkpoint signed before any later run began?
+    /// Lines a later run's checkpoint sealed only afterwards — those of a run that did not
+    /// finish, or lines added by someone without the key — are never relied on, even though
+    /// the chain now covers them.
+    pub trusted: Vec<bool>,
 }
 
 /// A checkpoint that does not hold: which file, the log line it concerns (0: none), and why.
@@ -59,7 +64,6 @@ pub enum CheckpointError {
 pub struct Checked {
     pub checkpoint: Checkpoint,
     pub signer: String,
-    pub throwaway: bool,
 }
 
 /// How strictly [`attest`] reads a record.
@@ -123,27 +127,24 @@ pub fn check_checkpoint(
     sshsig::verify_with_key(&key, sshsig::NS_CHECKPOINT, stored.text.as_bytes(), sig)
         .map_err(|e| CheckpointError::BadSignature(e.to_string()))?;
     let fp = sshsig::fingerprint(&key);
-    // A dry run without the release key signs with a throwaway key it records; that proves the
-    // record's integrity, never who made it, and only ever for records of dry runs alone.
-    let runs: Vec<&RunStarted> = entries[..size]
-        .iter()
-        .filter_map(|e| match &e.record {
-            Record::RunStarted(r) => Some(r.as_ref()),
-            _ => None,
-        })
-        .collect();
-    let throwaway = runs.iter().all(|r| r.dry_run)
-        && runs.iter().any(|r| {
-            r.checkpoint_key
-                .as_ref()
-                .is_some_and(|k| k.throwaway && k.fingerprint == fp)
-        });
+    // A dry run signs with a throwaway key that it records in the log itself: anyone can make
+    // one and write it there, so it proves nothing about who made the record. It is never
+    // trusted, and is named as what it is.
+    let throwaway = entries[..size].iter().any(|e| match &e.record {
+        Record::RunStarted(r) => r
+            .checkpoint_key
+            .as_ref()
+            .is_some_and(|k| k.throwaway && k.fingerprint == fp),
+        _ => false,
+    });
     if throwaway {
-        return Ok(Checked {
-            checkpoint: cp,
-            signer: format!("throwaway key {fp} (dry run)"),
-            throwaway: true,
-        });
+        return Err(invalid(
+            0,
+            format!(
+                "signed by {fp}, a dry run's throwaway key, which anyone can make: the chain \
+                 holds, but nothing says who made this record"
+            ),
+        ));
     }
     let at = OffsetDateTime::parse(&cp.time, &Rfc3339)
         .map_err(|_| {
@@ -159,8 +160,24 @@ pub fn check_checkpoint(
     Ok(Checked {
         checkpoint: cp,
         signer,
-        throwaway: false,
     })
+}
+
+/// Which lines a checkpoint covered before the next run began: line `i` is trusted when some
+/// valid checkpoint's size `s` has `i < s <= n`, `n` being the index of the first `run-started`
+/// after `i` (the log's length when there is none). Every run that finishes seals its lines
+/// with a checkpoint before the next run starts, so only lines of an unfinished run, or lines
+/// someone appended without the key and a later run then sealed, fall outside.
+pub fn in_time(entries: &[Entry], sizes: &[usize]) -> Vec<bool> {
+    let mut trusted = vec![false; entries.len()];
+    let mut next_run = entries.len();
+    for i in (0..entries.len()).rev() {
+        trusted[i] = sizes.iter().any(|&s| i < s && s <= next_run);
+        if matches!(entries[i].record, Record::RunStarted(_)) {
+            next_run = i;
+        }
+    }
+    trusted
 }
 
 /// Check every checkpoint in the record folder `dir` against `entries` (its log).
@@ -189,9 +206,11 @@ pub fn attest(
             out.notes
                 .push("the record holds no checkpoint: nothing in it is attested".into());
         }
+        out.trusted = vec![false; entries.len()];
         return Ok(out);
     }
     let history_valid = stored.iter().filter(|s| s.file != CHECKPOINT_FILE).count();
+    let mut sizes: Vec<usize> = Vec::new();
     for s in &stored {
         match check_checkpoint(s, entries, trust) {
             Ok(c) => {
@@ -201,13 +220,7 @@ pub fn attest(
                     out.attested = size;
                     out.signer = Some(c.signer.clone());
                 }
-                if c.throwaway && !out.notes.iter().any(|n| n.contains("throwaway")) {
-                    out.notes.push(format!(
-                        "the checkpoints are signed by a dry run's {}: they show the record is \
-                         intact, not who made it",
-                        c.signer
-                    ));
-                }
+                sizes.push(size);
             }
             Err(CheckpointError::Unsigned) => {
                 if strictness == Strictness::Replay {
@@ -242,6 +255,7 @@ pub fn attest(
             Err(CheckpointError::Invalid(line, m)) => return Err(problem(&s.file, line, m)),
         }
     }
+    out.trusted = in_time(entries, &sizes);
     if strictness == Strictness::Replay && out.attested != entries.len() {
         return Err(problem(
             CHECKPOINT_FILE,
@@ -257,21 +271,28 @@ pub fn attest(
     Ok(out)
 }
 
-/// A record's log as `run`, `status` and `approve` may use it: every line, and how many of them
-/// (from the start) a signed checkpoint vouches for.
+/// A record's log as `run`, `status` and `approve` may use it: every line, and which of them a
+/// signed checkpoint vouched for in time ([`in_time`]).
 #[derive(Clone, Debug, Default)]
 pub struct ForUse {
     pub entries: Vec<Entry>,
-    /// Lines covered by a valid checkpoint; anything after them is not relied on.
+    /// Lines covered by the newest valid checkpoint.
     pub attested: usize,
+    /// Per line: attested in time. Only these lines are ever relied on.
+    pub trusted: Vec<bool>,
     pub signer: Option<String>,
     pub notes: Vec<String>,
 }
 
 impl ForUse {
-    /// The lines a signed checkpoint vouches for.
-    pub fn attested_entries(&self) -> &[Entry] {
-        &self.entries[..self.attested.min(self.entries.len())]
+    /// The lines relied on, in order: those attested in time.
+    pub fn trusted_entries(&self) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .zip(&self.trusted)
+            .filter(|(_, t)| **t)
+            .map(|(e, _)| e.clone())
+            .collect()
     }
 }
 
@@ -279,6 +300,15 @@ impl ForUse {
 /// (a torn last line, which the next writer sets aside, is left out) and every checkpoint holds
 /// under the trust root. A record without a log is empty.
 pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProblem> {
+    // Regular files and folders only: a link planted in the record would have relgate read or
+    // write elsewhere, a FIFO would block it.
+    if std::fs::symlink_metadata(dir).is_ok() {
+        crate::audit::list_files(dir).map_err(|message| AttestProblem {
+            file: dir.display().to_string(),
+            line: 0,
+            message,
+        })?;
+    }
     let log_path = dir.join(crate::record::LOG_FILE);
     let bytes = match crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES) {
         Ok(b) => b,
@@ -331,6 +361,21 @@ pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProbl
     };
     let att = attest(dir, &entries, trust, Strictness::Resume)?;
     let mut notes = att.notes;
+    let late: Vec<usize> = att
+        .trusted
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| !**t && *i < att.attested)
+        .map(|(i, _)| i + 1)
+        .collect();
+    if let (Some(first), Some(last)) = (late.first(), late.last()) {
+        notes.push(format!(
+            "{} log line(s) between {first} and {last} were sealed only by a later run's \
+             checkpoint (a run that did not finish, or lines added without the release key); \
+             nothing in them is relied on",
+            late.len()
+        ));
+    }
     if att.attested < entries.len() {
         notes.push(format!(
             "log lines {}-{} are not covered by a signed checkpoint (a run that did not finish); \
@@ -342,6 +387,7 @@ pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProbl
     Ok(ForUse {
         entries,
         attested: att.attested,
+        trusted: att.trusted,
         signer: att.signer,
         notes,
     })

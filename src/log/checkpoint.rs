@@ -69,6 +69,18 @@ impl Checkpoint {
 /// The folder in a record that keeps every checkpoint ever written.
 pub const HISTORY_DIR: &str = "checkpoints";
 
+/// Is `name` a history file's name (`<12 digits>-<16 lowercase hex>`, optionally `.sig`)?
+pub fn is_history_name(name: &str) -> bool {
+    let base = name.strip_suffix(".sig").unwrap_or(name);
+    let b = base.as_bytes();
+    b.len() == 29
+        && b[..12].iter().all(u8::is_ascii_digit)
+        && b[12] == b'-'
+        && b[13..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
 /// The history name of a checkpoint: its size (zero-padded, so names sort by size) and the
 /// start of its text's SHA-256 (two checkpoints of one size differ in time).
 pub fn history_name(cp: &Checkpoint) -> String {
@@ -158,7 +170,16 @@ pub fn list(dir: &Path) -> Result<Vec<Stored>, String> {
             {
                 let entry = entry.map_err(|e| format!("cannot read {}: {e}", history.display()))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".sig") && !name.starts_with('.') {
+                if name.starts_with(".tmp") {
+                    // A checkpoint being written (tempfile's name) when a run was killed.
+                    continue;
+                }
+                if !is_history_name(&name) {
+                    return Err(format!(
+                        "{HISTORY_DIR}/{name} is not a checkpoint (nothing else belongs there)"
+                    ));
+                }
+                if !name.ends_with(".sig") {
                     names.push(name);
                 }
             }

@@ -34,7 +34,14 @@ pub(super) fn check_published(
         return Err(fail(0, "the publishing run has no start"));
     };
 
-    // Every file in audit/ is the log, a checkpoint, or something the log accounts for.
+    // Every file in audit/ is the log, a checkpoint, or something the log accounts for, and no
+    // folder rides along either.
+    if let Some(extra) = audit::unexpected_dirs(dir).map_err(|m| fail(0, m))?.first() {
+        return Err(fail(
+            0,
+            format!("audit/{extra}/ is a folder the log does not account for"),
+        ));
+    }
     for rel in files {
         if Accounted::is_structural(rel, files) {
             continue;
@@ -51,6 +58,39 @@ pub(super) fn check_published(
         }
     }
 
+    // Before anything is hashed: SHA256SUMS must be the one the log staged, and every artefact
+    // the size the log recorded (a huge or sparse file is refused without reading it).
+    let rec = Record::new(dir);
+    let recorded_sums = rec
+        .get(&started.sums)
+        .map_err(|e| fail(entries[run.index].line, e.to_string()))?;
+    let found_sums = verify::read_regular(&folder.join(crate::layout::SUMS_FILE))
+        .map_err(|m| fail(0, format!("{}: {m}", crate::layout::SUMS_FILE)))?;
+    if found_sums != recorded_sums {
+        return Err(fail(
+            entries[last].line,
+            format!(
+                "the published SHA256SUMS (sha256:{}) is not the one the log staged and gated ({})",
+                sha256_hex(&found_sums),
+                started.subject
+            ),
+        ));
+    }
+    for a in &started.artefacts {
+        let path = folder.join(&a.release_path);
+        let size = std::fs::symlink_metadata(&path).map(|m| m.len()).ok();
+        if size != Some(a.size) {
+            return Err(fail(
+                entries[run.index].line,
+                format!(
+                    "{}: {} bytes where the gated artefact had {}",
+                    a.release_path,
+                    size.map_or("no".to_string(), |n| n.to_string()),
+                    a.size
+                ),
+            ));
+        }
+    }
     // The folder itself: every artefact against SHA256SUMS, nothing unlisted, and the signature
     // by the release signer under the trust root, as of the run that published it.
     let verified = verify::check(folder, trust, started.started_at).map_err(|problems| {
@@ -66,10 +106,6 @@ pub(super) fn check_published(
             ),
         )
     })?;
-    let rec = Record::new(dir);
-    let recorded_sums = rec
-        .get(&started.sums)
-        .map_err(|e| fail(entries[run.index].line, e.to_string()))?;
     if verified.sums != recorded_sums {
         return Err(fail(
             entries[last].line,

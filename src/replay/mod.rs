@@ -38,6 +38,9 @@ pub struct Problem {
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplayReport {
     pub record: PathBuf,
+    /// The release the record is of (from its log, once it verified).
+    pub project: Option<String>,
+    pub version: Option<String>,
     pub ok: bool,
     pub lines: usize,
     pub runs: usize,
@@ -81,6 +84,8 @@ fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), Problem> {
 pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
     let mut report = ReplayReport {
         record: path.to_path_buf(),
+        project: None,
+        version: None,
         ok: false,
         lines: 0,
         runs: 0,
@@ -133,17 +138,29 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
                 .map_err(|e| fail(0, format!("evidence/{f}: {e}")))?;
         }
     }
-    // 4. The runs, line by line.
-    let facts = runs::check(&rec, &entries)?;
-    report.runs = facts.runs.len();
-    report.verdicts_rejudged = facts.verdicts_rejudged;
-    report.published = facts.published;
-    // 5. The checkpoints, under the trust root.
+    if let Some(crate::log::Record::RunStarted(r)) = entries.first().map(|e| &e.record) {
+        report.project = Some(r.project.clone());
+        report.version = Some(r.version.clone());
+    }
+    // 4. The checkpoints, under the trust root: who made this log, and which lines they
+    // vouched for in time.
     let att = attest::attest(&dir, &entries, opts.trust, Strictness::Replay)
         .map_err(|p| fail(p.line, p.to_string()))?;
     report.checkpoints = att.checkpoints;
     report.checkpoint_signer = att.signer.clone();
     report.notes.extend(att.notes);
+    // 5. The runs, line by line.
+    let facts = runs::check(&rec, &entries, &att.trusted)?;
+    report.runs = facts.runs.len();
+    report.verdicts_rejudged = facts.verdicts_rejudged;
+    report.published = facts.published;
+    let late = att.trusted.iter().filter(|t| !**t).count();
+    if late > 0 {
+        report.notes.push(format!(
+            "{late} line(s) were sealed only by a later run's checkpoint (a run that did not \
+             finish, or lines added without the release key): nothing was reused from them"
+        ));
+    }
     for kept in opts.checkpoints {
         external_checkpoint(kept, &entries, opts.trust)?;
         report.notes.push(format!(
@@ -167,6 +184,19 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
                 folder, &dir, &files, &entries, &facts, &accounted, opts.trust,
             )?;
             report.folder_checked = true;
+            // A folder can be copied under another name; the signed log says which release it
+            // is. Say so when the two differ.
+            let name = folder
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            if let (Some(name), Some(version)) = (name, &report.version)
+                && &name != version
+            {
+                report.notes.push(format!(
+                    "the folder is named {name}, but the release it holds is version {version}"
+                ));
+            }
         }
         None => report
             .notes
@@ -181,10 +211,6 @@ fn external_checkpoint(path: &Path, entries: &[Entry], trust: &TrustRoot) -> Res
     let shown = path.display().to_string();
     let stored = crate::log::checkpoint::read_stored(path, &shown).map_err(|m| fail(0, m))?;
     match attest::check_checkpoint(&stored, entries, trust) {
-        Ok(c) if c.throwaway => Err(fail(
-            0,
-            format!("{shown}: signed by a dry run's throwaway key; it proves nothing"),
-        )),
         Ok(_) => Ok(()),
         Err(CheckpointError::Unsigned) => Err(fail(
             0,

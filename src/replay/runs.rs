@@ -44,7 +44,12 @@ struct Current<'a> {
     finished: bool,
 }
 
-pub(super) fn check(rec: &Record, entries: &[Entry]) -> Result<LogFacts, Problem> {
+/// `trusted[i]`: line `i` was attested in time (`crate::log::attest::in_time`).
+pub(super) fn check(
+    rec: &Record,
+    entries: &[Entry],
+    trusted: &[bool],
+) -> Result<LogFacts, Problem> {
     let mut facts = LogFacts {
         runs: Vec::new(),
         verdicts_rejudged: 0,
@@ -135,7 +140,7 @@ pub(super) fn check(rec: &Record, entries: &[Entry]) -> Result<LogFacts, Problem
                 c.gates_started.insert(s.gate.clone(), s.inputs.clone());
             }
             LogRecord::GateVerdict(v) => {
-                let sig = verdict(rec, entries, i, c, v, &mut facts.verdicts_rejudged)?;
+                let sig = verdict(rec, entries, trusted, i, c, v, &mut facts.verdicts_rejudged)?;
                 if sig.is_some() {
                     facts_run.signature = sig;
                 }
@@ -246,6 +251,7 @@ fn undecided(c: &Current<'_>, gate: &str, line: usize) -> Result<(), Problem> {
 fn verdict(
     rec: &Record,
     entries: &[Entry],
+    trusted: &[bool],
     at: usize,
     c: &Current<'_>,
     v: &crate::log::GateVerdict,
@@ -269,8 +275,9 @@ fn verdict(
         ));
     }
     if let Some(seq) = v.reused_from {
+        let index = usize::try_from(seq).unwrap_or(usize::MAX);
         let earlier = entries
-            .get(usize::try_from(seq).unwrap_or(usize::MAX))
+            .get(index)
             .filter(|x| x.seq < entries[at].seq)
             .ok_or_else(|| {
                 fail(
@@ -278,10 +285,24 @@ fn verdict(
                     format!(
                         "gate {}: reused verdict line {} does not exist",
                         v.gate,
-                        seq + 1
+                        seq.saturating_add(1)
                     ),
                 )
             })?;
+        // A run reuses only what a checkpoint vouched for before it began; a verdict that was
+        // sealed only later (appended by someone without the key, then sealed by a run) must
+        // never have been reused.
+        if !trusted.get(index).copied().unwrap_or(false) {
+            return Err(fail(
+                line,
+                format!(
+                    "gate {}: reuses line {}, which no checkpoint vouched for before a later run \
+                     began",
+                    v.gate,
+                    seq.saturating_add(1)
+                ),
+            ));
+        }
         match &earlier.record {
             LogRecord::GateVerdict(o)
                 if o.gate == v.gate
@@ -296,7 +317,7 @@ fn verdict(
                     format!(
                         "gate {}: reuses line {} which is not a green verdict of a reusable gate with the same inputs",
                         v.gate,
-                        seq + 1
+                        seq.saturating_add(1)
                     ),
                 ));
             }

@@ -49,7 +49,7 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                     plain(header);
                 }
                 for n in notes {
-                    let line = format!("  note: {n}");
+                    let line = format!("  note: {}", super::printable(&n));
                     if live {
                         let _ = multi.println(&line);
                     } else {
@@ -92,7 +92,7 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                     plain(format!("  {gate}: {text} ({secs:.1}s)"));
                 }
                 for n in notes {
-                    let line = format!("  {gate}: note: {n}");
+                    let line = format!("  {gate}: note: {}", super::printable(&n));
                     if live {
                         let _ = multi.println(&line);
                     } else {

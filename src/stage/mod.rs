@@ -421,9 +421,16 @@ pub fn stage(
 
 /// Write a file and fsync it.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::File::create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    // Written beside the target and renamed over it: whatever stood at `path` — a symbolic
+    // link someone planted in a record, a FIFO — is replaced, never followed or blocked on.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".write-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
