@@ -19,7 +19,8 @@ fn project() -> Project {
         format!("release@acme.test {release}\nalice@acme.test {alice}\nbob@acme.test {bob}\n"),
     );
     p.write("dist/a.txt", b"a\n");
-    let gates = "  unit-tests:\n    kind: regression\n    run: echo x >> runs.txt\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    quorum: 2\n";
+    // No change range here, so commit authors cannot be barred: the segregation says so.
+    let gates = "  unit-tests:\n    kind: regression\n    run: echo x >> runs.txt\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    quorum: 2\n    segregation: [operator, signer]\n";
     let text = pipeline(gates).replace(
         "signers: keys/allowed_signers\n",
         "signers: keys/allowed_signers\nroles:\n  qa: [alice@acme.test, bob@acme.test]\n",
@@ -265,8 +266,8 @@ fn segregation_can_be_narrowed_for_a_gate() {
     // `segregation` saying so explicitly.
     let p = project();
     let text = p.read("pipeline.yaml").replace(
-        "    quorum: 2\n",
-        "    quorum: 2\n    segregation: [authors, signer]\n",
+        "    segregation: [operator, signer]\n",
+        "    segregation: [signer]\n",
     );
     p.write("pipeline.yaml", text);
     let env = [("RELGATE_OPERATOR", "alice@acme.test")];
@@ -277,8 +278,8 @@ fn segregation_can_be_narrowed_for_a_gate() {
 
     let bad = project();
     let text = bad.read("pipeline.yaml").replace(
-        "    quorum: 2\n",
-        "    quorum: 2\n    segregation: [authors, operater]\n",
+        "    segregation: [operator, signer]\n",
+        "    segregation: [signer, operater]\n",
     );
     bad.write("pipeline.yaml", text);
     let out = bad.relgate(&["check"]);

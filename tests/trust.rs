@@ -12,7 +12,7 @@ use common::*;
 use relgate::exit;
 use relgate::log::{Record, RunStarted};
 
-const TESTS_THEN_QA: &str = "  unit-tests:\n    kind: regression\n    run: test -f ok\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n";
+const TESTS_THEN_QA: &str = "  unit-tests:\n    kind: regression\n    run: test -f ok\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    segregation: [operator, signer]\n";
 
 /// A project with a release key and two QA approvers (alice, bob), `dist/a.txt`, and `gates`.
 fn team(gates: &str) -> Project {

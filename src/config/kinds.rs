@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::cx::{Cx, Map};
+use super::cx::{Cx, Map, Mode};
 use super::gate::GateEnv;
 use super::suggest;
 use super::units;
-use super::yaml::{Node, Value};
+use super::yaml::{Node, Pos, Value};
 use crate::model::{
     ChangeRecordSpec, ClamdAddr, Command, GateKind, PentestSpec, RegressionSpec,
     SecurityReviewSpec, SignSpec, SignoffSpec, VirusScanSpec,
@@ -48,7 +48,7 @@ pub(crate) fn spec(
     match kind {
         "regression" => regression(cx, m, env).map(GateKind::Regression),
         "change-record" => change_record(cx, kind_node, m, env).map(GateKind::ChangeRecord),
-        "signoff" => signoff(cx, m, env).map(GateKind::Signoff),
+        "signoff" => signoff(cx, kind_node, m, env).map(GateKind::Signoff),
         "security-review" => security_review(cx, m, env).map(GateKind::SecurityReview),
         "virus-scan" => virus_scan(cx, m, env).map(GateKind::VirusScan),
         "sign" => sign(cx, m, env).map(GateKind::Sign),
@@ -244,7 +244,7 @@ fn change_record(
     })
 }
 
-fn signoff(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
+fn signoff(cx: &mut Cx, kind_node: &Node, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
     let role_node = m.require(cx, "role", "the role whose principals sign off")?;
     let role = cx.str(role_node, &m.sub("role"), "a role name")?;
     let members = env.roles.get(role);
@@ -299,6 +299,8 @@ fn signoff(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
     // Who may not sign off: all three unless `segregation` lists fewer (`[]`: nobody barred).
     let (mut authors, mut operator, mut signer) = (true, true, true);
     let mut segregation_ok = true;
+    // Where `authors` came from, for the problem below: the list item, or the default.
+    let mut authors_at: Option<(Pos, String)> = None;
     if let Some(n) = m.get("segregation") {
         let path = m.sub("segregation");
         match cx.str_list(
@@ -311,7 +313,10 @@ fn signoff(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
                 (authors, operator, signer) = (false, false, false);
                 for (i, (s, node)) in list.iter().enumerate() {
                     match *s {
-                        "authors" => authors = true,
+                        "authors" => {
+                            authors = true;
+                            authors_at = Some((node.pos, format!("{path}[{i}]")));
+                        }
                         "operator" => operator = true,
                         "signer" => signer = true,
                         _ => {
@@ -329,6 +334,36 @@ fn signoff(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
             }
             None => segregation_ok = false,
         }
+    }
+    // Barring authors needs somewhere to read them from: without `changes` the bar would be a
+    // promise nothing keeps (the author's own sign-off would count). Checked for a pipeline
+    // that is to run (check, plan, run, status), not when a policy is only read for its keys
+    // (approve, a trust root) or a recorded one is derived again: records and checkouts from
+    // before this rule still verify.
+    if segregation_ok && authors && !env.has_changes && matches!(cx.mode, Mode::Disk) {
+        let fix = "add `changes:` (the repo and range this release ships)";
+        match authors_at {
+            Some((pos, path)) => {
+                cx.error(
+                    pos,
+                    &path,
+                    "`authors` needs the top-level `changes` to read the commit authors from",
+                )
+                .help = Some(format!("{fix}, or remove `authors` from `segregation`"));
+            }
+            None => {
+                cx.error(
+                    kind_node.pos,
+                    &m.sub("segregation"),
+                    "bars commit authors (the default), but the pipeline has no `changes` to \
+                     read them from, so an author's sign-off would count",
+                )
+                .help = Some(format!(
+                    "{fix}, or write `segregation: [operator, signer]` to drop `authors`"
+                ));
+            }
+        }
+        segregation_ok = false;
     }
     members?;
     segregation_ok.then_some(())?;
