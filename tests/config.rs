@@ -457,7 +457,11 @@ fn a_signoff_barring_authors_without_changes_fails_check() {
         .has("pipeline.yaml:14:11: gates.manual.segregation: bars commit authors (the default), but the pipeline has no `changes` to read them from")
         .has("help: add `changes:` (the repo and range this release ships), or write `segregation: [operator, signer]` to drop `authors`");
     let o = c.run(&["plan", "-p", "pipeline.yaml"]);
-    assert_eq!(o.code, 2, "plan makes no promise it cannot keep:\n{}", o.stdout);
+    assert_eq!(
+        o.code, 2,
+        "plan makes no promise it cannot keep:\n{}",
+        o.stdout
+    );
     assert!(!o.stdout.contains("commit authors"), "{}", o.stdout);
 
     // Written out: the problem is at `authors` itself.

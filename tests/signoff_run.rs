@@ -20,7 +20,7 @@ fn project() -> Project {
     );
     p.write("dist/a.txt", b"a\n");
     // No change range here, so commit authors cannot be barred: the segregation says so.
-    let gates = "  unit-tests:\n    kind: regression\n    run: echo x >> runs.txt\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    quorum: 2\n    segregation: [operator, signer]\n";
+    let gates = "  unit-tests:\n    kind: regression\n    run: echo x >> runs.txt\n    inputs: []\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    quorum: 2\n    segregation: [operator, signer]\n";
     let text = pipeline(gates).replace(
         "signers: keys/allowed_signers\n",
         "signers: keys/allowed_signers\nroles:\n  qa: [alice@acme.test, bob@acme.test]\n",

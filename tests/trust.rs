@@ -388,6 +388,7 @@ fn forged_green_after_red() -> (Project, PathBuf) {
         &run.project,
         &run.version,
         Some(&signers),
+        None,
     );
     let (mut w, _) = relgate::log::LogWriter::open(&rec.join("log.jsonl")).expect("open");
     w.append(Record::GateVerdict(relgate::log::GateVerdict {
@@ -399,6 +400,7 @@ fn forged_green_after_red() -> (Project, PathBuf) {
         reasons: Vec::new(),
         evidence: Some(evidence),
         reused_from: None,
+        depends_on: None,
     }))
     .expect("append");
     (p, rec)

@@ -46,12 +46,14 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let mut finish_message: Option<String> = None;
     for g in &run.pipeline.gates {
         let mut state = json!({ "id": g.id, "kind": g.kind.name(), "state": "not-run" });
+        let mut verdict = None;
         for e in &entries[start..] {
             match &e.record {
                 LogRecord::GateStarted(s) if s.gate == g.id => {
                     state["state"] = json!("running-or-interrupted")
                 }
                 LogRecord::GateVerdict(v) if v.gate == g.id => {
+                    verdict = Some(v);
                     state["state"] = json!(v.outcome);
                     state["reasons"] = json!(v.reasons);
                     state["line"] = json!(e.line);
@@ -71,6 +73,17 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                 LogRecord::GateAborted(a) if a.gate == g.id => state["state"] = json!("aborted"),
                 _ => {}
             }
+        }
+        // A green automated result: would the next run keep it?
+        if let Some(v) =
+            verdict.filter(|v| g.kind.reusable() && v.outcome == crate::gates::Outcome::Green)
+        {
+            let next = super::next_run::block_on(super::next_run::reuse(&p, run, v))
+                .unwrap_or_else(|e| super::next_run::NextRun {
+                    kept: false,
+                    reason: e,
+                });
+            state["next_run"] = json!(next);
         }
         if let (crate::model::GateKind::ChangeRecord(_), Some(d)) =
             (&g.kind, state["evidence"].as_str())
@@ -158,6 +171,17 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                             }
                         );
                     }
+                }
+                if let Some(next) = g.get("next_run") {
+                    let verb = if next["kept"] == true {
+                        "kept"
+                    } else {
+                        "runs again"
+                    };
+                    println!(
+                        "      next run: {verb}: {}",
+                        next["reason"].as_str().unwrap_or("")
+                    );
                 }
                 if let Some(w) = g["waiting_on"].as_array() {
                     let names: Vec<&str> = w.iter().filter_map(|x| x.as_str()).collect();
