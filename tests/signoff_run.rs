@@ -131,14 +131,17 @@ fn an_operator_cannot_approve_their_own_release_and_edited_approvals_fail_replay
     let p = project();
     let env = [("RELGATE_OPERATOR", "alice@acme.test")];
     expect_code(&p.relgate_env(&["run", "1.0.0"], &env), exit::PENDING);
-    expect_code(&approve(&p, "alice", &[]), exit::SUCCESS);
+    // approve refuses it (the latest run says alice operates it); written anyway, the run
+    // does not count it either.
+    expect_code(&approve(&p, "alice", &[]), exit::REFUSED);
+    expect_code(&approve(&p, "alice", &["--force"]), exit::SUCCESS);
     expect_code(&approve(&p, "bob", &[]), exit::SUCCESS);
     let out = p.relgate_env(&["run", "1.0.0"], &env);
     expect_code(&out, exit::PENDING);
     assert!(stderr(&out).contains("1 of 2"), "{}", stderr(&out));
 
     // The recorded approval of a green run, edited afterwards: replay fails.
-    expect_code(&approve(&p, "alice", &[]), exit::SUCCESS);
+    expect_code(&approve(&p, "alice", &["--force"]), exit::SUCCESS);
     let rec = p.record("1.0.0");
     let work = tempfile::tempdir().expect("tmp");
     let status = Command::new("cp")
@@ -209,7 +212,13 @@ fn approve_refuses_clear_mistakes_and_works_offline_with_subject() {
         "--as",
         "alice@acme.test",
     ]);
-    expect_code(&wrong_key, exit::CONFIG);
+    // Signed with a key allowed_signers does not list for alice: it would never count.
+    expect_code(&wrong_key, exit::REFUSED);
+    assert!(
+        stderr(&wrong_key).contains("approve refused: approval-signer-not-allowed"),
+        "{}",
+        stderr(&wrong_key)
+    );
     let unknown = p.relgate(&[
         "approve",
         "9.9.9",

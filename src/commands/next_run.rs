@@ -1,10 +1,11 @@
 //! What the next run of a release would do with what the latest run left: which green
-//! automated results it would keep, and why. Reads the project and the record; writes nothing
-//! to the record.
+//! automated results it would keep, and why; what each signoff gate would count. Reads the
+//! project and the record; writes nothing to the record.
 
 use std::future::Future;
 
 use crate::engine::{inputs_digest, reuse};
+use crate::gates::signoff::preview;
 use crate::log::{GateVerdict, RunStarted};
 use crate::model::Pipeline;
 
@@ -89,4 +90,68 @@ pub(crate) async fn reuse(p: &Pipeline, run: &RunStarted, v: &GateVerdict) -> Ne
                 .unwrap_or_else(|| "what it ran against changed".into()),
         )
     }
+}
+
+/// What the next run would count for the signoff gate `gate_id`: the approvals folder as it
+/// is now, under the pipeline as it is now, for the latest run's subject and operator (or the
+/// operator this shell names in `RELGATE_OPERATOR`). `None` when the pipeline has no such
+/// signoff gate any more.
+pub(crate) async fn signoffs(
+    p: &Pipeline,
+    policy: &str,
+    run: &RunStarted,
+    entries: &[crate::log::Entry],
+    record: &crate::record::Record,
+    gate_id: &str,
+) -> Option<Result<preview::Preview, String>> {
+    let gate = p.gate(gate_id)?;
+    let crate::model::GateKind::Signoff(spec) = &gate.kind else {
+        return None;
+    };
+    let folder = match crate::approval::load_folder(&record.approvals_dir()) {
+        Ok(f) => f,
+        Err(e) => {
+            return Some(Err(format!(
+                "cannot read {}: {e}",
+                record.approvals_dir().display()
+            )));
+        }
+    };
+    let signers = match &p.signers {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) => return Some(Err(format!("cannot read {}: {e}", path.display()))),
+        },
+        None => None,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let subject_since = entries
+        .iter()
+        .find_map(|e| match &e.record {
+            crate::log::Record::RunStarted(r) if r.subject == run.subject => Some(r.started_at),
+            _ => None,
+        })
+        .unwrap_or(now);
+    let operator = std::env::var("RELGATE_OPERATOR")
+        .ok()
+        .filter(|o| !o.trim().is_empty())
+        .or_else(|| run.operator.clone());
+    let req = preview::PreviewRequest {
+        pipeline: p,
+        gate,
+        spec,
+        version: &run.version,
+        subject: &run.subject,
+        policy,
+        operator: operator.as_deref(),
+        signers: signers.as_deref(),
+        subject_since,
+        now,
+        prior: entries,
+        record: Some(record),
+        folder: &folder,
+        extra: None,
+    };
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    Some(Ok(preview::preview(&req, cancel).await))
 }
