@@ -365,10 +365,36 @@ pub fn is_subject(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(is_hex_digest)
 }
 
-/// Build, sign and write one sign-off. Checks, before signing, everything that would make the
-/// sign-off not count for a reason the signer can fix now: the gate, the principal and key in
-/// allowed_signers, the role. Returns the statement's path (the signature is beside it).
+/// Build, sign and write one sign-off (see [`sign`]). Returns the statement's path (the
+/// signature is beside it).
 pub fn approve(req: &ApproveRequest<'_>) -> Result<PathBuf, ApproveError> {
+    let pair = sign(req)?;
+    write_pair(req.out_dir, &pair.name, &pair.statement, &pair.signature)
+}
+
+/// Write a pair made by [`sign`] into `dir`; returns the statement's path.
+pub fn write(dir: &Path, pair: &Pair) -> Result<PathBuf, ApproveError> {
+    write_pair(dir, &pair.name, &pair.statement, &pair.signature)
+}
+
+impl ApproveError {
+    /// The `approval-*` code of a sign-off that would be signed but never count (the reason a
+    /// judge would ignore it for); `None` for a mistake in the request itself.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            ApproveError::UnknownPrincipal { .. } | ApproveError::KeyNotAllowed { .. } => {
+                Some("approval-signer-not-allowed")
+            }
+            ApproveError::NotInRole { .. } => Some("approval-outside-role"),
+            _ => None,
+        }
+    }
+}
+
+/// Build and sign one sign-off without writing it. Checks, before signing, everything that
+/// would make the sign-off not count for a reason the signer can fix now: the gate, the
+/// principal and key in allowed_signers, the role.
+pub fn sign(req: &ApproveRequest<'_>) -> Result<Pair, ApproveError> {
     let gate = req
         .pipeline
         .gate(req.gate)
@@ -458,12 +484,11 @@ pub fn approve(req: &ApproveRequest<'_>) -> Result<PathBuf, ApproveError> {
     };
     let bytes = statement.to_bytes();
     let sig = sshsig::sign(&key, NS_APPROVAL, &bytes)?;
-    write_pair(
-        req.out_dir,
-        &pair_name(&statement, &bytes),
-        &bytes,
-        sig.as_bytes(),
-    )
+    Ok(Pair {
+        name: pair_name(&statement, &bytes),
+        statement: bytes,
+        signature: sig.into_bytes(),
+    })
 }
 
 /// `GATE.PRINCIPAL.DECISION.DIGEST12.json`, with the principal reduced to safe characters.

@@ -2,7 +2,8 @@
 
 /// `run` published (or a dry run found nothing red); `check` valid; `replay`/`verify` verified.
 pub const SUCCESS: i32 = 0;
-/// At least one gate is red, or `replay`/`verify` found a problem.
+/// At least one gate is red, `replay`/`verify` found a problem, or `approve` refused a sign-off
+/// that would not count (nothing was written).
 pub const REFUSED: i32 = 1;
 /// Usage or configuration error: nothing was run.
 pub const CONFIG: i32 = 2;

@@ -92,6 +92,9 @@ enum Command {
         /// Sign for this subject without the local release record; writes into the current folder.
         #[arg(long, value_name = "sha256:HEX")]
         subject: Option<String>,
+        /// Write the sign-off even though it will not count (it is refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Verify a release record, or a published release folder, offline: the chain, every
     /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
@@ -199,6 +202,7 @@ fn main() -> ExitCode {
             comment,
             reject,
             subject,
+            force,
         } => commands::approve(commands::ApproveArgs {
             pipeline,
             state,
@@ -209,6 +213,7 @@ fn main() -> ExitCode {
             comment,
             reject,
             subject,
+            force,
         }),
         Command::Replay {
             path,

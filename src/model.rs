@@ -141,6 +141,11 @@ pub struct RegressionSpec {
     /// JUnit globs as written, relative to the pipeline root.
     pub junit: Vec<String>,
     pub min_tests: Option<u64>,
+    /// `inputs:` globs as written, relative to the pipeline root: files the result depends on
+    /// that git does not show (outside a work tree, or ignored). `Some([])` declares that it
+    /// depends on no file. See `engine::reuse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

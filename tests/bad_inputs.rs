@@ -164,7 +164,7 @@ fn the_source_swapped_after_staging_is_not_what_gets_published() {
 fn a_staged_byte_changed_before_publish_aborts_and_says_why_and_the_next_run_publishes() {
     // The gate reaches into the record and alters a staged copy after it was hashed.
     let p = project(
-        "  tamper:\n    kind: regression\n    run: for f in \"$RELGATE_RECORD\"/staged/*/notes.txt; do printf evil > \"$f\"; done\n",
+        "  tamper:\n    kind: regression\n    run: for f in \"$RELGATE_RECORD\"/staged/*/notes.txt; do printf evil > \"$f\"; done\n    inputs: []\n",
     );
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);

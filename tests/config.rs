@@ -441,6 +441,62 @@ fn change_record_needs_changes() {
         .has("gates.change-record.kind: a change-record gate needs the top-level `changes`");
 }
 
+/// Issue 9, point 3: `plan` said "not counted: commit authors" for a pipeline without
+/// `changes`, and the author's lone sign-off published. A segregation with nothing to read
+/// the authors from is a configuration error now, with the fix.
+#[test]
+fn a_signoff_barring_authors_without_changes_fails_check() {
+    let no_changes = BASE
+        .replacen("changes:\n  range: v1.3.0..HEAD\n", "", 1)
+        .replacen("  change-record:\n    kind: change-record\n", "", 1);
+    // `segregation` left out: it bars authors by default.
+    let c = Case::new();
+    c.pipeline(&no_changes);
+    c.check()
+        .config_error()
+        .has("pipeline.yaml:14:11: gates.manual.segregation: bars commit authors (the default), but the pipeline has no `changes` to read them from")
+        .has("help: add `changes:` (the repo and range this release ships), or write `segregation: [operator, signer]` to drop `authors`");
+    let o = c.run(&["plan", "-p", "pipeline.yaml"]);
+    assert_eq!(
+        o.code, 2,
+        "plan makes no promise it cannot keep:\n{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("commit authors"), "{}", o.stdout);
+
+    // Written out: the problem is at `authors` itself.
+    let c = Case::new();
+    c.pipeline(&no_changes.replacen(
+        "    role: qa\n",
+        "    role: qa\n    segregation: [operator, authors]\n",
+        1,
+    ));
+    c.check()
+        .config_error()
+        .has("pipeline.yaml:17:29: gates.manual.segregation[1]: `authors` needs the top-level `changes` to read the commit authors from")
+        .has("help: add `changes:` (the repo and range this release ships), or remove `authors` from `segregation`");
+
+    // Either fix is valid.
+    let c = Case::new();
+    c.pipeline(&no_changes.replacen(
+        "    role: qa\n",
+        "    role: qa\n    segregation: [operator, signer]\n",
+        1,
+    ));
+    let o = c.check();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = c.run(&["plan", "-p", "pipeline.yaml"]);
+    assert!(
+        o.stdout
+            .contains("not counted: the operator, the release signer"),
+        "{}",
+        o.stdout
+    );
+    let c = Case::new();
+    c.pipeline(BASE);
+    assert_eq!(c.check().code, 0);
+}
+
 #[test]
 fn when_bump_values() {
     let c = Case::new();

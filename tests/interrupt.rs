@@ -77,7 +77,7 @@ fn a_timeout_kills_the_whole_process_group() {
 #[test]
 fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
     let p = project_with(
-        "  quick:\n    kind: regression\n    run: echo x >> quick.txt\n  hangs:\n    kind: regression\n    run: test -f done || { sleep 300 & echo $! > bg.pid; sleep 300; }\n",
+        "  quick:\n    kind: regression\n    run: echo x >> quick.txt\n    inputs: []\n  hangs:\n    kind: regression\n    run: test -f done || { sleep 300 & echo $! > bg.pid; sleep 300; }\n",
     );
     let (out, bg) = run_and_signal(&p, "-INT");
     expect_code(&out, exit::REFUSED);

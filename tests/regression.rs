@@ -80,6 +80,7 @@ impl Env {
             env: BTreeMap::new(),
             junit: vec![],
             min_tests: None,
+            inputs: None,
         }
     }
 

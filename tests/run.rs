@@ -226,7 +226,7 @@ fn dry_run_never_publishes_and_signs_with_a_throwaway_key_when_none_is_available
 #[test]
 fn resume_keeps_green_automated_gates_and_reruns_the_rest() {
     let p = green_project(
-        "  counted:\n    kind: regression\n    run: echo x >> runs.txt\n  flaky:\n    kind: regression\n    run: test -f fixed\n",
+        "  counted:\n    kind: regression\n    run: echo x >> runs.txt\n    inputs: []\n  flaky:\n    kind: regression\n    run: test -f fixed\n",
     );
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
     p.write("fixed", b"");

@@ -19,7 +19,8 @@ fn project() -> Project {
         format!("release@acme.test {release}\nalice@acme.test {alice}\nbob@acme.test {bob}\n"),
     );
     p.write("dist/a.txt", b"a\n");
-    let gates = "  unit-tests:\n    kind: regression\n    run: echo x >> runs.txt\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    quorum: 2\n";
+    // No change range here, so commit authors cannot be barred: the segregation says so.
+    let gates = "  unit-tests:\n    kind: regression\n    run: echo x >> runs.txt\n    inputs: []\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    quorum: 2\n    segregation: [operator, signer]\n";
     let text = pipeline(gates).replace(
         "signers: keys/allowed_signers\n",
         "signers: keys/allowed_signers\nroles:\n  qa: [alice@acme.test, bob@acme.test]\n",
@@ -130,14 +131,17 @@ fn an_operator_cannot_approve_their_own_release_and_edited_approvals_fail_replay
     let p = project();
     let env = [("RELGATE_OPERATOR", "alice@acme.test")];
     expect_code(&p.relgate_env(&["run", "1.0.0"], &env), exit::PENDING);
-    expect_code(&approve(&p, "alice", &[]), exit::SUCCESS);
+    // approve refuses it (the latest run says alice operates it); written anyway, the run
+    // does not count it either.
+    expect_code(&approve(&p, "alice", &[]), exit::REFUSED);
+    expect_code(&approve(&p, "alice", &["--force"]), exit::SUCCESS);
     expect_code(&approve(&p, "bob", &[]), exit::SUCCESS);
     let out = p.relgate_env(&["run", "1.0.0"], &env);
     expect_code(&out, exit::PENDING);
     assert!(stderr(&out).contains("1 of 2"), "{}", stderr(&out));
 
     // The recorded approval of a green run, edited afterwards: replay fails.
-    expect_code(&approve(&p, "alice", &[]), exit::SUCCESS);
+    expect_code(&approve(&p, "alice", &["--force"]), exit::SUCCESS);
     let rec = p.record("1.0.0");
     let work = tempfile::tempdir().expect("tmp");
     let status = Command::new("cp")
@@ -208,7 +212,13 @@ fn approve_refuses_clear_mistakes_and_works_offline_with_subject() {
         "--as",
         "alice@acme.test",
     ]);
-    expect_code(&wrong_key, exit::CONFIG);
+    // Signed with a key allowed_signers does not list for alice: it would never count.
+    expect_code(&wrong_key, exit::REFUSED);
+    assert!(
+        stderr(&wrong_key).contains("approve refused: approval-signer-not-allowed"),
+        "{}",
+        stderr(&wrong_key)
+    );
     let unknown = p.relgate(&[
         "approve",
         "9.9.9",
@@ -265,8 +275,8 @@ fn segregation_can_be_narrowed_for_a_gate() {
     // `segregation` saying so explicitly.
     let p = project();
     let text = p.read("pipeline.yaml").replace(
-        "    quorum: 2\n",
-        "    quorum: 2\n    segregation: [authors, signer]\n",
+        "    segregation: [operator, signer]\n",
+        "    segregation: [signer]\n",
     );
     p.write("pipeline.yaml", text);
     let env = [("RELGATE_OPERATOR", "alice@acme.test")];
@@ -277,8 +287,8 @@ fn segregation_can_be_narrowed_for_a_gate() {
 
     let bad = project();
     let text = bad.read("pipeline.yaml").replace(
-        "    quorum: 2\n",
-        "    quorum: 2\n    segregation: [authors, operater]\n",
+        "    segregation: [operator, signer]\n",
+        "    segregation: [signer, operater]\n",
     );
     bad.write("pipeline.yaml", text);
     let out = bad.relgate(&["check"]);

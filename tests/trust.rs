@@ -12,7 +12,9 @@ use common::*;
 use relgate::exit;
 use relgate::log::{Record, RunStarted};
 
-const TESTS_THEN_QA: &str = "  unit-tests:\n    kind: regression\n    run: test -f ok\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n";
+/// `inputs: []` makes a green unit-tests result reusable (no file it reads is watched), so the
+/// attacks below meet only the trust rules, not a changed-inputs rerun.
+const TESTS_THEN_QA: &str = "  unit-tests:\n    kind: regression\n    run: test -f ok\n    inputs: []\n  manual:\n    kind: signoff\n    needs: [unit-tests]\n    role: qa\n    segregation: [operator, signer]\n";
 
 /// A project with a release key and two QA approvers (alice, bob), `dist/a.txt`, and `gates`.
 fn team(gates: &str) -> Project {
@@ -352,7 +354,7 @@ fn a_verdict_placed_after_its_run_finished_fails_replay() {
 /// Release 0.9.0 passes; then the tests break and 1.0.0 is red. The forger gives 1.0.0 a green
 /// unit-tests verdict whose evidence is copied from 0.9.0, appended with a valid chain.
 fn forged_green_after_red() -> (Project, PathBuf) {
-    let p = team("  unit-tests:\n    kind: regression\n    run: test -f ok\n");
+    let p = team("  unit-tests:\n    kind: regression\n    run: test -f ok\n    inputs: []\n");
     p.write(
         "pipeline.yaml",
         p.read("pipeline.yaml")
@@ -382,12 +384,16 @@ fn forged_green_after_red() -> (Project, PathBuf) {
     let run = first_run(&rec.join("log.jsonl"));
     let gate = run.pipeline.gate("unit-tests").expect("gate").clone();
     let signers = std::fs::read_to_string(p.join("keys/allowed_signers")).expect("signers");
+    // What the gate ran against is the same for both versions (same command, environment and
+    // state folder; `inputs: []`), so the forged verdict has exactly the inputs a resumed run
+    // computes: only the trust rules keep it from being reused.
     let inputs = relgate::engine::inputs_digest(
         &gate,
         &run.subject,
         &run.project,
         &run.version,
         Some(&signers),
+        old_green.depends_on.as_ref(),
     );
     let (mut w, _) = relgate::log::LogWriter::open(&rec.join("log.jsonl")).expect("open");
     w.append(Record::GateVerdict(relgate::log::GateVerdict {
@@ -399,6 +405,7 @@ fn forged_green_after_red() -> (Project, PathBuf) {
         reasons: Vec::new(),
         evidence: Some(evidence),
         reused_from: None,
+        depends_on: old_green.depends_on.clone(),
     }))
     .expect("append");
     (p, rec)
@@ -829,6 +836,7 @@ fn append_forged_green_run(p: &Project, green_from: &Path) {
         &run.project,
         &run.version,
         Some(&signers),
+        green.depends_on.as_ref(),
     );
     let n = run.run;
     let (mut w, _) = relgate::log::LogWriter::open(&rec.join("log.jsonl")).expect("open");
@@ -837,6 +845,7 @@ fn append_forged_green_run(p: &Project, green_from: &Path) {
         run: n,
         gate: "unit-tests".into(),
         inputs: inputs.clone(),
+        depends_on: green.depends_on.clone(),
     }))
     .expect("append");
     w.append(Record::GateVerdict(relgate::log::GateVerdict {
@@ -857,14 +866,13 @@ fn append_forged_green_run(p: &Project, green_from: &Path) {
 
 #[test]
 fn lines_a_later_run_sealed_are_never_reused_and_replay_refuses_a_reuse_of_them() {
-    // A green record to take evidence from: the same project with passing tests.
-    let donor = team(TESTS_THEN_QA);
-    expect_code(&donor.relgate(&["run", "1.0.0"]), exit::PENDING);
+    // A green record to take evidence from: an earlier version of the same project, whose
+    // unit-tests ran against the same things (`inputs: []`).
     let p = team(TESTS_THEN_QA);
-    std::fs::copy(donor.join("dist/a.txt"), p.join("dist/a.txt")).expect("same bytes");
+    expect_code(&p.relgate(&["run", "0.9.0"]), exit::PENDING);
     std::fs::remove_file(p.join("ok")).expect("break the tests");
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
-    append_forged_green_run(&p, &donor.record("1.0.0"));
+    append_forged_green_run(&p, &p.record("0.9.0"));
     // The next run notes the unattested lines, stays red, and seals them with its checkpoint.
     let out = p.relgate(&["run", "1.0.0"]);
     expect_code(&out, exit::REFUSED);

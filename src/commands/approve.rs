@@ -1,10 +1,17 @@
-//! `relgate approve`: write a signed sign-off (or rejection) for one signoff gate.
+//! `relgate approve`: write a signed sign-off (or rejection) for one signoff gate — but only one
+//! that will count. The statement is signed, then judged together with the approvals already
+//! there exactly as the next run would judge it (`gates::signoff::preview`); one the judge would
+//! ignore (an author's, the operator's, the release signer's, another subject's, ...) is refused
+//! with its reason and nothing is written, unless `--force` says to write it anyway.
 
 use std::path::PathBuf;
 
 use crate::approval::{self, ApproveError, ApproveRequest};
 use crate::config;
 use crate::exit;
+use crate::gates::signoff::preview::{self, PreviewRequest};
+use crate::log::{Entry, RunStarted};
+use crate::model::GateKind;
 use crate::record::Record;
 
 pub struct ApproveArgs {
@@ -19,6 +26,17 @@ pub struct ApproveArgs {
     /// Sign for this subject without the local release record; the pair goes into the
     /// current folder.
     pub subject: Option<String>,
+    /// Write the statement even when it will not count.
+    pub force: bool,
+}
+
+/// Why a sign-off would not count: `(code, reason)` pairs.
+type Reasons = Vec<(String, String)>;
+
+/// The release's latest run and the lines of its record a signed checkpoint covers.
+struct Latest {
+    run: RunStarted,
+    entries: Vec<Entry>,
 }
 
 /// `relgate approve`.
@@ -37,42 +55,63 @@ pub fn approve(args: ApproveArgs) -> i32 {
         eprintln!("error: {:?} is not a valid release version", args.version);
         return exit::CONFIG;
     }
-    let located = match &args.subject {
-        Some(subject) => std::env::current_dir()
-            .map(|cwd| {
-                (
-                    subject.clone(),
-                    crate::digest::policy_digest(&loaded.sources),
-                    cwd,
-                )
-            })
-            .map_err(|source| ApproveError::Write {
-                path: PathBuf::from("."),
-                source,
-            }),
+    let record = Record::new(approval::record_dir(pipeline, &args.version));
+    let mut refusals: Reasons = Vec::new();
+    let (subject, policy, out_dir, latest) = match &args.subject {
+        Some(subject) => {
+            let cwd = match std::env::current_dir() {
+                Ok(cwd) => cwd,
+                Err(e) => {
+                    eprintln!("error: cannot tell the current folder: {e}");
+                    return exit::CONFIG;
+                }
+            };
+            // Signed elsewhere, counted where the record is: when it is here, its staged
+            // subject is the one that counts.
+            let latest = if record.dir.is_dir() {
+                latest_run(pipeline, &record).ok()
+            } else {
+                None
+            };
+            if let Some(l) = &latest
+                && l.run.subject != *subject
+            {
+                refusals.push((
+                    "approval-other-subject".into(),
+                    format!(
+                        "it is for subject {subject}, not the staged {} (the release record {})",
+                        l.run.subject,
+                        record.dir.display()
+                    ),
+                ));
+            }
+            let policy = crate::digest::policy_digest(&loaded.sources);
+            (subject.clone(), policy, cwd, latest)
+        }
         None => {
-            let record = Record::new(approval::record_dir(pipeline, &args.version));
             if !record.dir.is_dir() {
-                Err(ApproveError::UnknownRelease {
+                let e = ApproveError::UnknownRelease {
                     version: args.version.clone(),
                     dir: record.dir.clone(),
-                })
-            } else {
-                match latest_run(pipeline, &record) {
-                    Ok((subject, policy)) => Ok((subject, policy, record.approvals_dir())),
-                    Err(message) => {
-                        eprintln!("error: {message}");
-                        return exit::REFUSED;
-                    }
+                };
+                eprintln!("error: {}", chain(&e));
+                return exit::CONFIG;
+            }
+            match latest_run(pipeline, &record) {
+                Ok(l) => {
+                    let policy = crate::digest::policy_digest(&l.run.sources);
+                    (
+                        l.run.subject.clone(),
+                        policy,
+                        record.approvals_dir(),
+                        Some(l),
+                    )
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return exit::REFUSED;
                 }
             }
-        }
-    };
-    let (subject, policy, out_dir) = match located {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {}", chain(&e));
-            return exit::CONFIG;
         }
     };
     let now = std::time::SystemTime::now()
@@ -92,7 +131,39 @@ pub fn approve(args: ApproveArgs) -> i32 {
         out_dir: &out_dir,
         now,
     };
-    match approval::approve(&req) {
+    let pair = match approval::sign(&req) {
+        Ok(p) => p,
+        Err(e) => {
+            return match e.code() {
+                Some(code) => refuse(&[(code.to_string(), chain(&e))], false),
+                None => {
+                    eprintln!("error: {}", chain(&e));
+                    exit::CONFIG
+                }
+            };
+        }
+    };
+
+    let (ignored, warnings) = match judge_now(&loaded, &args, &subject, &record, latest, &pair, now)
+    {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    for r in ignored {
+        if !refusals.iter().any(|(code, _)| *code == r.0) {
+            refusals.push(r);
+        }
+    }
+    if !refusals.is_empty() && !args.force {
+        return refuse(&refusals, true);
+    }
+    match approval::write(&out_dir, &pair) {
         Ok(path) => {
             let what = if args.reject { "rejection" } else { "approval" };
             println!(
@@ -103,6 +174,9 @@ pub fn approve(args: ApproveArgs) -> i32 {
                 path.display(),
                 path.display()
             );
+            for (code, reason) in &refusals {
+                eprintln!("warning: written with --force, but it will not count: {code}: {reason}");
+            }
             exit::SUCCESS
         }
         Err(e) => {
@@ -110,6 +184,115 @@ pub fn approve(args: ApproveArgs) -> i32 {
             exit::CONFIG
         }
     }
+}
+
+/// Refuse a sign-off that would not count: each reason on its own line, exit 1.
+fn refuse(reasons: &[(String, String)], forcible: bool) -> i32 {
+    for (code, reason) in reasons {
+        eprintln!("relgate: approve refused: {code}: {reason}");
+    }
+    if forcible {
+        eprintln!(
+            "relgate: nothing was written: the sign-off would not count (--force writes it anyway)"
+        );
+    } else {
+        eprintln!("relgate: nothing was written: the sign-off would not count");
+    }
+    exit::REFUSED
+}
+
+/// Judge the signed `pair` with the approvals already there, as the next run would: under the
+/// pipeline as it is now, for the operator of the latest run and the one this shell names
+/// (`RELGATE_OPERATOR`). Returns the reasons it would be ignored for, and warnings.
+fn judge_now(
+    loaded: &config::Loaded,
+    args: &ApproveArgs,
+    subject: &str,
+    record: &Record,
+    latest: Option<Latest>,
+    pair: &approval::Pair,
+    now: i64,
+) -> Result<(Reasons, Vec<String>), String> {
+    let p = &loaded.pipeline;
+    let Some(gate) = p.gate(&args.gate) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let GateKind::Signoff(spec) = &gate.kind else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let signers = match &p.signers {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let folder = if record.dir.is_dir() {
+        approval::load_folder(&record.approvals_dir())
+            .map_err(|e| format!("cannot read {}: {e}", record.approvals_dir().display()))?
+    } else {
+        approval::Folder::default()
+    };
+    let entries = latest.as_ref().map(|l| l.entries.as_slice()).unwrap_or(&[]);
+    let subject_since = entries
+        .iter()
+        .find_map(|e| match &e.record {
+            crate::log::Record::RunStarted(r) if r.subject == subject => Some(r.started_at),
+            _ => None,
+        })
+        .unwrap_or(now);
+    let mut operators: Vec<Option<String>> = Vec::new();
+    if let Ok(op) = std::env::var("RELGATE_OPERATOR")
+        && !op.trim().is_empty()
+    {
+        operators.push(Some(op));
+    }
+    if let Some(op) = latest.as_ref().and_then(|l| l.run.operator.clone())
+        && !operators.contains(&Some(op.clone()))
+    {
+        operators.push(Some(op));
+    }
+    if operators.is_empty() {
+        operators.push(None);
+    }
+    let policy = crate::digest::policy_digest(&loaded.sources);
+    let mut ignored: Reasons = Vec::new();
+    let mut warnings = Vec::new();
+    for operator in &operators {
+        let req = PreviewRequest {
+            pipeline: p,
+            gate,
+            spec,
+            version: &args.version,
+            subject,
+            policy: &policy,
+            operator: operator.as_deref(),
+            signers: signers.as_deref(),
+            subject_since,
+            now,
+            prior: entries,
+            record: record.dir.is_dir().then_some(record),
+            folder: &folder,
+            extra: Some(pair),
+        };
+        let (_tx, cancel) = tokio::sync::watch::channel(false);
+        let got = super::next_run::block_on(preview::preview(&req, cancel))?;
+        if let Some(why) = got.authors_unknown
+            && !warnings.iter().any(|w: &String| w.contains(&why))
+        {
+            warnings.push(format!(
+                "cannot tell whether {} wrote a change in changes.range ({why}); the next run \
+                 cannot either, and its gate {} will be red until it can",
+                args.principal, args.gate
+            ));
+        }
+        for i in got.report.ignored.iter().filter(|i| i.name == pair.name) {
+            if !ignored.iter().any(|(code, _)| *code == i.code) {
+                ignored.push((i.code.clone(), i.reason.clone()));
+            }
+        }
+    }
+    Ok((ignored, warnings))
 }
 
 /// The error and its causes on one line.
@@ -124,13 +307,9 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The subject and policy of the release's latest run, from a record that verifies under the
-/// pipeline's signers: an approver is never led to sign a subject that only an unsigned or
-/// tampered record names.
-fn latest_run(
-    pipeline: &crate::model::Pipeline,
-    record: &Record,
-) -> Result<(String, String), String> {
+/// The latest run of the release, from a record that verifies under the pipeline's signers: an
+/// approver is never led to sign a subject that only an unsigned or tampered record names.
+fn latest_run(pipeline: &crate::model::Pipeline, record: &Record) -> Result<Latest, String> {
     let trust = crate::trust::TrustRoot::from_pipeline(pipeline).map_err(|e| e.to_string())?;
     let used = crate::log::attest::read_for_use(&record.dir, &trust).map_err(|problem| {
         format!(
@@ -142,7 +321,7 @@ fn latest_run(
             record.dir.display()
         )
     })?;
-    let latest = |entries: &[crate::log::Entry]| {
+    let latest = |entries: &[Entry]| {
         entries.iter().rev().find_map(|e| match &e.record {
             crate::log::Record::RunStarted(r) => Some((e.line, r.clone())),
             _ => None,
@@ -164,8 +343,8 @@ fn latest_run(
              staged; run the release again before signing"
         ));
     }
-    Ok((
-        run.subject.clone(),
-        crate::digest::policy_digest(&run.sources),
-    ))
+    Ok(Latest {
+        run: *run,
+        entries: used.trusted_entries(),
+    })
 }

@@ -6,6 +6,7 @@ pub mod findings;
 
 use std::path::{Path, PathBuf};
 
+mod next_run;
 mod run;
 mod status;
 
@@ -60,7 +61,22 @@ pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
 pub fn plan(pipeline: &Path, state: Option<&Path>) -> i32 {
     match config::load(pipeline, state) {
         Ok(loaded) => {
-            print!("{}", config::plan_text(&loaded.pipeline));
+            let p = &loaded.pipeline;
+            // Which green results a later run would keep: that needs to know whether each
+            // automated gate runs in a git work tree.
+            let reuse = next_run::block_on(async {
+                let mut lines = std::collections::BTreeMap::new();
+                let (_tx, cancel) = tokio::sync::watch::channel(false);
+                for g in &p.gates {
+                    if let Some(line) = crate::engine::reuse::plan_line(g, p, cancel.clone()).await
+                    {
+                        lines.insert(g.id.clone(), line);
+                    }
+                }
+                lines
+            })
+            .unwrap_or_default();
+            print!("{}", config::plan_text_with(p, &reuse));
             exit::SUCCESS
         }
         Err(diags) => {

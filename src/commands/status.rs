@@ -16,6 +16,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             return exit::CONFIG;
         }
     };
+    let policy = crate::digest::policy_digest(&loaded.sources);
     let p = loaded.pipeline;
     let (dir, entries, notes) = match super::read_release_log(&p, version) {
         Ok(log) => (log.dir, log.entries, log.notes),
@@ -42,12 +43,14 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let mut finish_message: Option<String> = None;
     for g in &run.pipeline.gates {
         let mut state = json!({ "id": g.id, "kind": g.kind.name(), "state": "not-run" });
+        let mut verdict = None;
         for e in &entries[start..] {
             match &e.record {
                 LogRecord::GateStarted(s) if s.gate == g.id => {
                     state["state"] = json!("running-or-interrupted")
                 }
                 LogRecord::GateVerdict(v) if v.gate == g.id => {
+                    verdict = Some(v);
                     state["state"] = json!(v.outcome);
                     state["reasons"] = json!(v.reasons);
                     state["line"] = json!(e.line);
@@ -66,6 +69,34 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                 }
                 LogRecord::GateAborted(a) if a.gate == g.id => state["state"] = json!("aborted"),
                 _ => {}
+            }
+        }
+        // A green automated result: would the next run keep it?
+        if let Some(v) =
+            verdict.filter(|v| g.kind.reusable() && v.outcome == crate::gates::Outcome::Green)
+        {
+            let next = super::next_run::block_on(super::next_run::reuse(&p, run, v))
+                .unwrap_or_else(|e| super::next_run::NextRun {
+                    kept: false,
+                    reason: e,
+                });
+            state["next_run"] = json!(next);
+        }
+        // A signoff gate: what the approvals folder holds now, as the next run would count it.
+        if let crate::model::GateKind::Signoff(_) = g.kind {
+            let record = crate::record::Record::new(&dir);
+            let next = super::next_run::block_on(super::next_run::signoffs(
+                &p, &policy, run, &entries, &record, &g.id,
+            ));
+            match next {
+                Ok(Some(Ok(pv))) => {
+                    state["signoffs"] = json!(pv.report);
+                    if let Some(why) = pv.authors_unknown {
+                        state["signoffs"]["authors_unknown"] = json!(why);
+                    }
+                }
+                Ok(Some(Err(e))) | Err(e) => state["signoffs"] = json!({ "error": e }),
+                Ok(None) => {}
             }
         }
         if let (crate::model::GateKind::ChangeRecord(_), Some(d)) =
@@ -126,8 +157,17 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                     g["kind"].as_str().unwrap_or(""),
                     st
                 );
+                let live = g
+                    .get("signoffs")
+                    .is_some_and(|s| s.get("ignored").is_some());
                 if let Some(rs) = g["reasons"].as_array() {
-                    for r in rs {
+                    // A signoff gate's ignored statements are listed below as they stand now.
+                    for r in rs.iter().filter(|r| {
+                        !(live
+                            && r["code"]
+                                .as_str()
+                                .is_some_and(|c| c.starts_with("approval-")))
+                    }) {
                         println!(
                             "      {}: {}",
                             r["code"].as_str().unwrap_or(""),
@@ -155,6 +195,20 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                         );
                     }
                 }
+                if let Some(s) = g.get("signoffs") {
+                    print_signoffs(s);
+                }
+                if let Some(next) = g.get("next_run") {
+                    let verb = if next["kept"] == true {
+                        "kept"
+                    } else {
+                        "runs again"
+                    };
+                    println!(
+                        "      next run: {verb}: {}",
+                        next["reason"].as_str().unwrap_or("")
+                    );
+                }
                 if let Some(w) = g["waiting_on"].as_array() {
                     let names: Vec<&str> = w.iter().filter_map(|x| x.as_str()).collect();
                     println!("      waiting on {}", names.join(", "));
@@ -163,4 +217,68 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         }
     }
     exit::SUCCESS
+}
+
+/// The approvals folder of a signoff gate as the next run would count it.
+fn print_signoffs(s: &serde_json::Value) {
+    if let Some(e) = s["error"].as_str() {
+        println!("      sign-offs now: {e}");
+        return;
+    }
+    let names = |key: &str, field: &str| -> Vec<String> {
+        s[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x[field].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let counted = names("counted", "principal");
+    let may: Vec<String> = s["may_still_sign"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "      sign-offs now: {} of {} counted{}; may still sign: {}",
+        counted.len(),
+        s["quorum"],
+        if counted.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", counted.join(", "))
+        },
+        if may.is_empty() {
+            "nobody".to_string()
+        } else {
+            may.join(", ")
+        }
+    );
+    for r in names("rejected", "principal") {
+        println!("      rejected by {r}");
+    }
+    if let Some(p) = s.get("problem").filter(|p| !p.is_null()) {
+        println!(
+            "      {}: {}",
+            p["code"].as_str().unwrap_or(""),
+            p["message"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(why) = s["authors_unknown"].as_str() {
+        println!("      note: the commit authors cannot be told ({why})");
+    }
+    for i in s["ignored"].as_array().into_iter().flatten() {
+        println!(
+            "      ignored {} ({}): {}: {}",
+            i["name"].as_str().unwrap_or(""),
+            i["signer"].as_str().unwrap_or("unknown signer"),
+            i["code"].as_str().unwrap_or(""),
+            i["reason"].as_str().unwrap_or("")
+        );
+    }
 }

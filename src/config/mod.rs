@@ -21,7 +21,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use plan::plan_text;
+pub use plan::{plan_text, plan_text_with};
 
 /// Configuration files are small; anything bigger is refused before it is read, so a huge or
 /// endless file cannot exhaust memory or time.

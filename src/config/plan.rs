@@ -8,6 +8,12 @@ use crate::model::{Bump, ClamdAddr, Command, GateKind, GateSpec, Pipeline};
 
 /// Gates in topological order with their needs, kinds and a line on what each checks.
 pub fn plan_text(p: &Pipeline) -> String {
+    plan_text_with(p, &std::collections::BTreeMap::new())
+}
+
+/// [`plan_text`] with a `reuse:` line for each gate named in `reuse` (what keeps its green
+/// result on the next run, worked out by the engine).
+pub fn plan_text_with(p: &Pipeline, reuse: &std::collections::BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -27,6 +33,9 @@ pub fn plan_text(p: &Pipeline) -> String {
         let _ = writeln!(out, "   needs: {needs}");
         let _ = writeln!(out, "   checks: {}", describe(p, g));
         let _ = writeln!(out, "   timeout: {}", format_duration(g.timeout_secs));
+        if let Some(r) = reuse.get(&g.id) {
+            let _ = writeln!(out, "   reuse: {r}");
+        }
         if let Some(w) = &g.when {
             let bumps: Vec<&str> = w
                 .bump

@@ -108,6 +108,7 @@ fn plan_lists_gates_with_needs_kinds_and_checks() {
                     env: Default::default(),
                     junit: vec!["j/*.xml".into()],
                     min_tests: Some(100),
+                    inputs: None,
                 }),
             ),
             gate(

@@ -3,6 +3,7 @@
 
 pub mod events;
 mod recover;
+pub mod reuse;
 pub mod schedule;
 
 use std::path::PathBuf;
@@ -603,21 +604,30 @@ fn lock_record(record: &Record) -> Result<std::fs::File, RunError> {
     }
 }
 
-/// Digest of what a gate's verdict depends on, for reuse on resume.
+/// Digest of what a gate's verdict depends on, for reuse on resume: its spec, the release,
+/// the signers and, for automated gates, what it was observed to run against
+/// ([`reuse::Dependencies`]; absent from lines written before relgate observed it).
 pub fn inputs_digest(
     gate: &crate::model::GateSpec,
     subject: &str,
     project: &str,
     version: &str,
     signers: Option<&str>,
+    depends_on: Option<&reuse::Dependencies>,
 ) -> String {
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "gate": gate,
         "subject": subject,
         "project": project,
         "version": version,
         "signers": signers.map(|s| sha256_hex(s.as_bytes())),
     });
+    if let (Some(d), Some(obj)) = (depends_on, v.as_object_mut()) {
+        obj.insert(
+            "depends_on".into(),
+            serde_json::to_value(d).unwrap_or_default(),
+        );
+    }
     sha256_hex(canonical_json(&v).unwrap_or_default().as_bytes())
 }
 

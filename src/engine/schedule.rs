@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use super::{Event, GateState, RunError, SharedLog, append, inputs_digest, outcome_state};
+use super::{Event, GateState, RunError, SharedLog, append, inputs_digest, outcome_state, reuse};
 use crate::gates::{self, CollectContext, CollectError, JudgeContext, Outcome};
 use crate::log::{self, Entry, Record as LogRecord};
 use crate::model::{Bump, GateSpec, Pipeline};
@@ -113,13 +113,6 @@ impl Scheduler {
         let t0 = Instant::now();
         let p = &self.cx.pipeline;
         let subject = self.cx.staged.subject.clone();
-        let inputs = inputs_digest(
-            gate,
-            &subject,
-            &p.project,
-            &self.cx.version,
-            self.signers_text.as_deref(),
-        );
 
         if let Some(why) = not_applicable(gate, p, &self.cx.version) {
             append(
@@ -135,7 +128,20 @@ impl Scheduler {
             return Ok(state);
         }
 
+        // What an automated gate runs against, observed before it starts: a kept result must
+        // have been observed with exactly the same (it is part of the inputs digest).
+        let depends_on = reuse::observe(gate, p, self.cx.cancel.clone()).await;
+        let inputs = inputs_digest(
+            gate,
+            &subject,
+            &p.project,
+            &self.cx.version,
+            self.signers_text.as_deref(),
+            depends_on.as_ref(),
+        );
+        let sure = depends_on.as_ref().is_some_and(|d| d.unsure.is_none());
         if gate.kind.reusable()
+            && sure
             && !self.rerun
             && let Some((seq, v)) = self.reusable(gate, &inputs)
         {
@@ -150,20 +156,33 @@ impl Scheduler {
                     reasons: Vec::new(),
                     evidence: v.evidence.clone(),
                     reused_from: Some(seq),
+                    depends_on: depends_on.clone(),
                 }),
             )?;
             let state = GateState::Green { reused: true };
+            let on = depends_on.as_ref().map(|d| d.summary()).unwrap_or_default();
             self.finish(
                 gate,
                 state.clone(),
                 t0,
                 vec![format!(
-                    "kept the green result of log line {} (same inputs)",
+                    "kept the green result of log line {}: same settings and artefacts; {on}",
                     seq + 1
                 )],
             );
             return Ok(state);
         }
+        // Why an earlier green result is not kept, to be shown with this run's verdict.
+        let not_kept = match (&depends_on, self.latest_green(gate)) {
+            (_, None) => None,
+            (_, Some(_)) if self.rerun => Some("ran again (--rerun)".to_string()),
+            (Some(now), Some(before)) => Some(format!(
+                "ran again: {}",
+                reuse::difference(before.depends_on.as_ref(), now)
+                    .unwrap_or_else(|| "the gate, the artefacts or the signers changed".into())
+            )),
+            (None, Some(_)) => None,
+        };
 
         append(
             &self.log,
@@ -171,6 +190,7 @@ impl Scheduler {
                 run: self.run,
                 gate: gate.id.clone(),
                 inputs: inputs.clone(),
+                depends_on: depends_on.clone(),
             }),
         )?;
         let _ = self.events.send(Event::GateStarted {
@@ -235,11 +255,23 @@ impl Scheduler {
                 reasons: verdict.reasons.clone(),
                 evidence,
                 reused_from: None,
+                depends_on,
             }),
         )?;
         let state = outcome_state(verdict.outcome, verdict.reasons, false);
+        let notes = not_kept.into_iter().chain(notes).collect();
         self.finish(gate, state.clone(), t0, notes);
         Ok(state)
+    }
+
+    /// The latest green verdict of `gate` in an earlier run, whatever its inputs.
+    fn latest_green(&self, gate: &GateSpec) -> Option<&log::GateVerdict> {
+        self.prior.iter().rev().find_map(|e| match &e.record {
+            LogRecord::GateVerdict(v) if v.gate == gate.id && v.outcome == Outcome::Green => {
+                Some(v)
+            }
+            _ => None,
+        })
     }
 
     /// The green verdict of `gate` to keep: the latest verdict of an earlier run with the same

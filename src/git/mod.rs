@@ -13,6 +13,7 @@
 
 pub mod log;
 pub mod range;
+pub mod worktree;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

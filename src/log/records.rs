@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::SourceFile;
+use crate::engine::reuse::Dependencies;
 use crate::gates::{Outcome, Reason};
 use crate::model::Pipeline;
 use crate::stage::StagedArtefact;
@@ -51,6 +52,9 @@ pub struct GateStarted {
     pub gate: String,
     /// Digest of what the verdict depends on (gate spec, subject, ...): equal inputs, reusable verdict.
     pub inputs: String,
+    /// What an automated gate was observed to run against (folded into `inputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Dependencies>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -65,6 +69,10 @@ pub struct GateVerdict {
     pub evidence: Option<String>,
     /// When a green verdict of an earlier run was kept: that verdict's line (seq).
     pub reused_from: Option<u64>,
+    /// What an automated gate was observed to run against (folded into `inputs`): for a kept
+    /// verdict, equal to the original's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Dependencies>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -267,6 +267,7 @@ fn verdict(
         &r.project,
         &r.version,
         c.signers_text.as_deref(),
+        v.depends_on.as_ref(),
     );
     if inputs != v.inputs {
         return Err(fail(
@@ -326,6 +327,18 @@ fn verdict(
             return Err(fail(
                 line,
                 format!("gate {}: a reused verdict must be green", v.gate),
+            ));
+        }
+        // Equal inputs already mean equal observations; a result whose inputs could not be
+        // told must never have been kept. (Lines from before relgate observed anything carry
+        // no observation on either side.)
+        if let Some(why) = v.depends_on.as_ref().and_then(|d| d.unsure.as_deref()) {
+            return Err(fail(
+                line,
+                format!(
+                    "gate {}: kept a result although what it ran against could not be told ({why})",
+                    v.gate
+                ),
             ));
         }
         return Ok(None);

@@ -359,6 +359,34 @@ pub fn sums_text(artefacts: &[StagedArtefact]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The subject the artefacts on disk would have if they were staged now: their hashes only,
+/// nothing copied (`status` uses it to tell whether the next run sees the same bytes).
+pub fn subject_of(root: &Path, patterns: &[String]) -> Result<String, String> {
+    let files = resolve(root, patterns).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let mut artefacts = Vec::with_capacity(files.len());
+    for f in &files {
+        let path = root.join(&f.source);
+        let file = fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (sha256, size) =
+            crate::digest::sha256_reader(file).map_err(|e| format!("{}: {e}", path.display()))?;
+        artefacts.push(StagedArtefact {
+            release_path: f.release_path.clone(),
+            sha256,
+            size,
+        });
+    }
+    Ok(format!(
+        "sha256:{}",
+        crate::digest::sha256_hex(&sums_text(&artefacts))
+    ))
+}
+
 /// Stage `files` (paths relative to `root`) into `dir`, using up to `workers` threads.
 /// `dir` must not exist yet; it is created. Returns the staged set with `SHA256SUMS` written.
 pub fn stage(

@@ -56,6 +56,7 @@ fn spec(junit: &[&str], min_tests: Option<u64>) -> RegressionSpec {
         env: BTreeMap::new(),
         junit: junit.iter().map(|s| s.to_string()).collect(),
         min_tests,
+        inputs: None,
     }
 }
 

@@ -1,5 +1,7 @@
 //! The keys of each gate kind, checked into [`crate::model::GateKind`].
 
+mod signoff;
+
 use std::collections::BTreeMap;
 
 use super::cx::{Cx, Map};
@@ -9,7 +11,7 @@ use super::units;
 use super::yaml::{Node, Value};
 use crate::model::{
     ChangeRecordSpec, ClamdAddr, Command, GateKind, PentestSpec, RegressionSpec,
-    SecurityReviewSpec, SignSpec, SignoffSpec, VirusScanSpec,
+    SecurityReviewSpec, SignSpec, VirusScanSpec,
 };
 
 pub(crate) const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
@@ -26,7 +28,7 @@ const DEFAULT_PENTEST_MAX_AGE: u64 = 365 * 86_400;
 /// The keys a gate of `kind` may hold besides the common ones.
 pub(crate) fn keys(kind: &str) -> &'static [&'static str] {
     match kind {
-        "regression" => &["run", "dir", "env", "junit", "min_tests"],
+        "regression" => &["run", "dir", "env", "junit", "min_tests", "inputs"],
         "change-record" => &["require", "test_paths"],
         "signoff" => &["role", "quorum", "expires", "segregation"],
         "security-review" => &["findings", "register", "block", "sla", "pentest"],
@@ -48,7 +50,7 @@ pub(crate) fn spec(
     match kind {
         "regression" => regression(cx, m, env).map(GateKind::Regression),
         "change-record" => change_record(cx, kind_node, m, env).map(GateKind::ChangeRecord),
-        "signoff" => signoff(cx, m, env).map(GateKind::Signoff),
+        "signoff" => signoff::signoff(cx, kind_node, m, env).map(GateKind::Signoff),
         "security-review" => security_review(cx, m, env).map(GateKind::SecurityReview),
         "virus-scan" => virus_scan(cx, m, env).map(GateKind::VirusScan),
         "sign" => sign(cx, m, env).map(GateKind::Sign),
@@ -106,12 +108,17 @@ fn regression(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<RegressionSpec> {
             .map(Some),
         None => Some(None),
     };
+    let inputs = match m.get("inputs") {
+        Some(n) => inside_globs(cx, n, &m.sub("inputs")).map(Some),
+        None => Some(None),
+    };
     Some(RegressionSpec {
         run: run?,
         dir: dir?,
         env: envs?,
         junit: junit?,
         min_tests: min_tests?,
+        inputs: inputs?,
     })
 }
 
@@ -195,6 +202,24 @@ fn globs(cx: &mut Cx, n: &Node, path: &str, non_empty: bool) -> Option<Vec<Strin
     ok.then(|| list.into_iter().map(|(s, _)| s.to_string()).collect())
 }
 
+/// Globs below the pipeline folder: neither absolute nor climbing out with `..`.
+fn inside_globs(cx: &mut Cx, n: &Node, path: &str) -> Option<Vec<String>> {
+    let list = globs(cx, n, path, false)?;
+    let mut ok = true;
+    for (i, (s, item)) in list.iter().zip(n.as_seq().unwrap_or_default()).enumerate() {
+        let p = std::path::Path::new(s);
+        if p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+            cx.error(
+                item.pos,
+                &format!("{path}[{i}]"),
+                "leaves the pipeline folder (write it relative to the pipeline, without `..`)",
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(list)
+}
+
 fn change_record(
     cx: &mut Cx,
     kind_node: &Node,
@@ -241,104 +266,6 @@ fn change_record(
         require_reviewer: reviewer,
         require_tests: tests,
         test_paths: test_paths?,
-    })
-}
-
-fn signoff(cx: &mut Cx, m: &Map, env: &GateEnv) -> Option<SignoffSpec> {
-    let role_node = m.require(cx, "role", "the role whose principals sign off")?;
-    let role = cx.str(role_node, &m.sub("role"), "a role name")?;
-    let members = env.roles.get(role);
-    if members.is_none() && env.roles_ok {
-        let help = suggest::did_you_mean(role, env.roles.keys().map(String::as_str));
-        let known = if env.roles.is_empty() {
-            "no roles are defined under `roles`".to_string()
-        } else {
-            format!(
-                "defined roles: {}",
-                env.roles.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        };
-        cx.error(
-            role_node.pos,
-            &m.sub("role"),
-            format!("unknown role `{role}` ({known})"),
-        )
-        .help = help;
-    }
-    let quorum = match m.get("quorum") {
-        Some(n) => {
-            let path = m.sub("quorum");
-            match cx.uint(n, &path, "a whole number of at least 1") {
-                Some(0) => {
-                    cx.expected(n, &path, "a whole number of at least 1");
-                    None
-                }
-                Some(q) => match members {
-                    Some(list) if q > list.len() as u64 => {
-                        cx.error(
-                            n.pos,
-                            &path,
-                            format!(
-                                "quorum {q} can never be met: role `{role}` has {} principal(s)",
-                                list.len()
-                            ),
-                        );
-                        None
-                    }
-                    _ => u32::try_from(q).ok(),
-                },
-                None => None,
-            }
-        }
-        None => Some(1),
-    };
-    let expires = match m.get("expires") {
-        Some(n) => cx.duration(n, &m.sub("expires")).map(Some),
-        None => Some(None),
-    };
-    // Who may not sign off: all three unless `segregation` lists fewer (`[]`: nobody barred).
-    let (mut authors, mut operator, mut signer) = (true, true, true);
-    let mut segregation_ok = true;
-    if let Some(n) = m.get("segregation") {
-        let path = m.sub("segregation");
-        match cx.str_list(
-            n,
-            &path,
-            "who may not sign off (authors, operator, signer)",
-            false,
-        ) {
-            Some(list) => {
-                (authors, operator, signer) = (false, false, false);
-                for (i, (s, node)) in list.iter().enumerate() {
-                    match *s {
-                        "authors" => authors = true,
-                        "operator" => operator = true,
-                        "signer" => signer = true,
-                        _ => {
-                            let help = suggest::did_you_mean(s, ["authors", "operator", "signer"]);
-                            cx.expected(
-                                node,
-                                &format!("{path}[{i}]"),
-                                "authors, operator or signer",
-                            )
-                            .help = help;
-                            segregation_ok = false;
-                        }
-                    }
-                }
-            }
-            None => segregation_ok = false,
-        }
-    }
-    members?;
-    segregation_ok.then_some(())?;
-    Some(SignoffSpec {
-        role: role.to_string(),
-        quorum: quorum?,
-        expires_secs: expires?,
-        bar_authors: authors,
-        bar_operator: operator,
-        bar_signer: signer,
     })
 }
 
