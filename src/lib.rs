@@ -19,6 +19,7 @@ pub mod identity;
 pub mod log;
 pub mod model;
 pub mod names;
+pub mod output;
 pub mod publish;
 pub mod record;
 pub mod replay;

@@ -212,5 +212,18 @@ fn main() -> ExitCode {
         }
         Command::Verify { dir, trust } => commands::verify(&dir, &trust.into(), &pipeline),
     };
+    // A reader that went away ends the output quietly; any other failure to write the results
+    // must not pass for success (see `relgate::output`).
+    let code = match relgate::output::finish() {
+        Some(e) => {
+            relgate::output::write_err(format_args!("relgate: cannot write the output: {e}\n"));
+            if code == exit::SUCCESS {
+                exit::REFUSED
+            } else {
+                code
+            }
+        }
+        None => code,
+    };
     ExitCode::from(code as u8)
 }

@@ -1,5 +1,6 @@
 //! `relgate approve`: write a signed sign-off (or rejection) for one signoff gate.
 
+use crate::output::{err, errln, outln};
 use std::path::PathBuf;
 
 use crate::approval::{self, ApproveError, ApproveRequest};
@@ -27,14 +28,14 @@ pub fn approve(args: ApproveArgs) -> i32 {
     let loaded = match config::load_policy(&args.pipeline) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            err!("{diags}");
             return exit::CONFIG;
         }
     };
     let pipeline = &loaded.pipeline;
     // The same rule as `run`: a version that could never have a record is refused up front.
     if !crate::engine::valid_version(&args.version) {
-        eprintln!("error: {:?} is not a valid release version", args.version);
+        errln!("error: {:?} is not a valid release version", args.version);
         return exit::CONFIG;
     }
     let located = match &args.subject {
@@ -61,7 +62,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
                 match latest_run(pipeline, &record) {
                     Ok((subject, policy)) => Ok((subject, policy, record.approvals_dir())),
                     Err(message) => {
-                        eprintln!("error: {message}");
+                        errln!("error: {message}");
                         return exit::REFUSED;
                     }
                 }
@@ -71,7 +72,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
     let (subject, policy, out_dir) = match located {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            errln!("error: {}", chain(&e));
             return exit::CONFIG;
         }
     };
@@ -95,7 +96,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
     match approval::approve(&req) {
         Ok(path) => {
             let what = if args.reject { "rejection" } else { "approval" };
-            println!(
+            outln!(
                 "{what} of gate {} for {} {} (subject {subject}) written to {} and {}.sig",
                 args.gate,
                 pipeline.project,
@@ -106,7 +107,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
             exit::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            errln!("error: {}", chain(&e));
             exit::CONFIG
         }
     }

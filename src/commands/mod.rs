@@ -4,6 +4,7 @@
 pub mod approve;
 pub mod findings;
 
+use crate::output::{err, errln, out, outln};
 use std::path::{Path, PathBuf};
 
 mod run;
@@ -37,7 +38,7 @@ pub struct RunArgs {
 pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
     match config::load(pipeline, state) {
         Ok(loaded) => {
-            println!(
+            outln!(
                 "{}: valid ({} gates)",
                 pipeline.display(),
                 loaded.pipeline.gates.len()
@@ -45,8 +46,8 @@ pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
             exit::SUCCESS
         }
         Err(diags) => {
-            eprint!("{diags}");
-            eprintln!(
+            err!("{diags}");
+            errln!(
                 "error: {} problem(s) in {}",
                 diags.0.len(),
                 pipeline.display()
@@ -60,11 +61,11 @@ pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
 pub fn plan(pipeline: &Path, state: Option<&Path>) -> i32 {
     match config::load(pipeline, state) {
         Ok(loaded) => {
-            print!("{}", config::plan_text(&loaded.pipeline));
+            out!("{}", config::plan_text(&loaded.pipeline));
             exit::SUCCESS
         }
         Err(diags) => {
-            eprint!("{diags}");
+            err!("{diags}");
             exit::CONFIG
         }
     }
@@ -91,7 +92,7 @@ pub fn replay(
     let trust = match crate::trust::resolve(trust_args, pipeline) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             if matches!(e, crate::trust::TrustError::Missing) {
                 let audit = path.join(crate::publish::AUDIT_DIR);
                 let dir = if audit.is_dir() {
@@ -112,28 +113,28 @@ pub fn replay(
         },
     );
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
         Format::Human => {
             if let Some(p) = &report.problem {
                 if p.line > 0 {
-                    eprintln!(
+                    errln!(
                         "relgate: replay failed: {}/log.jsonl line {}: {}",
                         report.record.display(),
                         p.line,
                         p.message
                     );
                 } else {
-                    eprintln!(
+                    errln!(
                         "relgate: replay failed: {}: {}",
                         report.record.display(),
                         p.message
                     );
                 }
             } else {
-                println!(
+                outln!(
                     "relgate: replay verified {}: {} lines, {} run(s), {} verdict(s) judged again from their evidence{}",
                     report.record.display(),
                     report.lines,
@@ -146,18 +147,19 @@ pub fn replay(
                     }
                 );
                 if report.folder_checked {
-                    println!(
+                    outln!(
                         "  the published files are exactly the gated ones, and nothing else is there"
                     );
                 }
                 if let Some(s) = &report.checkpoint_signer {
-                    println!(
+                    outln!(
                         "  {} checkpoint(s), the newest signed by {s} (trust root: {})",
-                        report.checkpoints, report.trust_root
+                        report.checkpoints,
+                        report.trust_root
                     );
                 }
                 for n in &report.notes {
-                    println!("  note: {n}");
+                    outln!("  note: {n}");
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! `relgate run`: load the pipeline, run the release, report, and map the decision to an exit code.
 
+use crate::output::{err, errln, outln};
 use std::sync::Arc;
 
 use super::{Format, RunArgs};
@@ -10,8 +11,8 @@ pub fn run(args: RunArgs) -> i32 {
     let loaded = match config::load(&args.pipeline, args.state.as_deref()) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
-            eprintln!(
+            err!("{diags}");
+            errln!(
                 "relgate: nothing was run: {} configuration problem(s)",
                 diags.0.len()
             );
@@ -24,7 +25,7 @@ pub fn run(args: RunArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("relgate: cannot start the runtime: {e}");
+            errln!("relgate: cannot start the runtime: {e}");
             return exit::REFUSED;
         }
     };
@@ -69,7 +70,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             return e.exit_code();
         }
     };
@@ -77,18 +78,18 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
         match report::junit::render(&summary, &pipeline.project, &args.version) {
             Ok(xml) => {
                 if let Err(e) = std::fs::write(path, xml) {
-                    eprintln!("relgate: cannot write {}: {e}", path.display());
+                    errln!("relgate: cannot write {}: {e}", path.display());
                 }
             }
-            Err(e) => eprintln!("relgate: cannot render JUnit: {e}"),
+            Err(e) => errln!("relgate: cannot render JUnit: {e}"),
         }
     }
     for line in report::refusal_lines(&summary) {
-        eprintln!("{line}");
+        errln!("{line}");
     }
     // A refusal with every gate green (a failed publish) must still say why, on stderr.
     if let Some(m) = &summary.message {
-        eprintln!("relgate: {m}");
+        errln!("relgate: {m}");
     }
     match args.format {
         Format::Json => {
@@ -99,7 +100,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
                 args.dry_run,
                 summary.message.as_deref(),
             );
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Human => {
             let what = match summary.decision {
@@ -114,8 +115,8 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
                     "interrupted: not published; the next run resumes".into()
                 }
             };
-            println!("relgate: {} {}: {what}", pipeline.project, args.version);
-            println!("  subject {}", summary.subject);
+            outln!("relgate: {} {}: {what}", pipeline.project, args.version);
+            outln!("  subject {}", summary.subject);
         }
     }
     summary.exit_code

@@ -1,5 +1,6 @@
 //! `relgate status`: each gate's state in the latest run, derived from the log alone.
 
+use crate::output::{err, errln, outln};
 use std::path::Path;
 
 use serde_json::json;
@@ -12,7 +13,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let loaded = match config::load(pipeline, state) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            err!("{diags}");
             return exit::CONFIG;
         }
     };
@@ -20,7 +21,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let (dir, entries, notes) = match super::read_release_log(&p, version) {
         Ok(log) => (log.dir, log.entries, log.notes),
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             return if engine::valid_version(version) {
                 exit::REFUSED
             } else {
@@ -32,9 +33,9 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         .iter()
         .rposition(|e| matches!(e.record, LogRecord::RunStarted(_)))
     else {
-        eprintln!("relgate: the release log holds no run that a signed checkpoint covers");
+        errln!("relgate: the release log holds no run that a signed checkpoint covers");
         for n in &notes {
-            eprintln!("  note: {n}");
+            errln!("  note: {n}");
         }
         return exit::REFUSED;
     };
@@ -103,18 +104,18 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         "gates": gates,
     });
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
         Format::Human => {
-            println!("{} {} (run {})", run.project, run.version, run.run);
-            println!("  subject {}", run.subject);
+            outln!("{} {} (run {})", run.project, run.version, run.run);
+            outln!("  subject {}", run.subject);
             for n in &notes {
-                println!("  note {n}");
+                outln!("  note {n}");
             }
             if let Some(m) = &finish_message {
-                println!("  note {m}");
+                outln!("  note {m}");
             }
             if let Some(d) = decision {
-                println!(
+                outln!(
                     "  decision {}",
                     serde_json::to_value(d)
                         .unwrap_or_default()
@@ -124,7 +125,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             }
             for g in &gates {
                 let st = g["state"].as_str().unwrap_or("");
-                println!(
+                outln!(
                     "  {:<24} {:<16} {}",
                     g["id"].as_str().unwrap_or(""),
                     g["kind"].as_str().unwrap_or(""),
@@ -132,7 +133,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                 );
                 if let Some(rs) = g["reasons"].as_array() {
                     for r in rs {
-                        println!(
+                        outln!(
                             "      {}: {}",
                             r["code"].as_str().unwrap_or(""),
                             r["message"].as_str().unwrap_or("")
@@ -147,7 +148,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                             .as_array()
                             .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
                             .unwrap_or_default();
-                        println!(
+                        outln!(
                             "      {short} {} — {}; reviewed by {}",
                             r["description"].as_str().unwrap_or(""),
                             r["author"].as_str().unwrap_or(""),
@@ -161,7 +162,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                 }
                 if let Some(w) = g["waiting_on"].as_array() {
                     let names: Vec<&str> = w.iter().filter_map(|x| x.as_str()).collect();
-                    println!("      waiting on {}", names.join(", "));
+                    outln!("      waiting on {}", names.join(", "));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The terminal display: one live line per gate (spinner and elapsed time) on a terminal,
 //! plain lines otherwise. Everything goes to stderr; stdout is kept for results.
 
+use crate::output::errln;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let plain = |line: String| {
         if !quiet {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     };
     while let Some(ev) = rx.recv().await {
