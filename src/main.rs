@@ -101,6 +101,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// A gate's latest verdict from the release record: its reasons, failed tests with message
+    /// and file:line, the tails of its captured output, and its evidence digests.
+    Logs {
+        version: String,
+        /// The gate's id.
+        gate: String,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// How many lines of each captured stream to show.
+        #[arg(long, value_name = "N", default_value_t = commands::logs::DEFAULT_LINES)]
+        lines: usize,
+    },
     /// The security review's findings: severity and its source, assignment, verdict.
     Findings {
         version: String,
@@ -207,6 +219,19 @@ fn main() -> ExitCode {
             checkpoint,
             format,
         } => commands::replay(&path, &trust.into(), &pipeline, &checkpoint, format.into()),
+        Command::Logs {
+            version,
+            gate,
+            format,
+            lines,
+        } => commands::logs::run(&commands::logs::LogsArgs {
+            pipeline: &pipeline,
+            state: state.as_deref(),
+            version: &version,
+            gate: &gate,
+            format: format.into(),
+            lines,
+        }),
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }

@@ -91,6 +91,11 @@ fn every_command_writing_into_a_closed_pipe_ends_quietly_with_its_own_exit_code(
         (vec!["run", "1.0.0"], exit::PENDING),
         (vec!["status", "1.0.0"], exit::SUCCESS),
         (vec!["status", "1.0.0", "--format", "json"], exit::SUCCESS),
+        (vec!["logs", "1.0.0", "unit"], exit::SUCCESS),
+        (
+            vec!["logs", "1.0.0", "unit", "--format", "json"],
+            exit::SUCCESS,
+        ),
         (vec!["findings", "1.0.0"], exit::SUCCESS),
         (vec!["findings", "1.0.0", "--format", "json"], exit::SUCCESS),
         (vec!["replay", record], exit::SUCCESS),

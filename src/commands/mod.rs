@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod findings;
+pub mod logs;
 
 use crate::output::{err, errln, out, outln};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,11 @@ pub struct RunArgs {
     pub junit: Option<PathBuf>,
     pub operator: Option<String>,
     pub rerun: bool,
+}
+
+/// Print configuration problems (every one, with position and caret) on stderr.
+pub(crate) fn config_problems(diags: &config::Diagnostics) {
+    err!("{diags}");
 }
 
 /// `relgate check`.

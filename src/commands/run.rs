@@ -87,6 +87,17 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     for line in report::refusal_lines(&summary) {
         errln!("{line}");
     }
+    // Where to read more: the record of a real run keeps each gate's output and reports.
+    if !args.dry_run
+        && let Some((id, _, _)) = summary.gates.iter().find(|(_, kind, state)| {
+            kind == "regression" && matches!(state, engine::GateState::Red { .. })
+        })
+    {
+        errln!(
+            "relgate: `relgate logs {} {id}` shows its output and failed tests",
+            args.version
+        );
+    }
     // A refusal with every gate green (a failed publish) must still say why, on stderr.
     if let Some(m) = &summary.message {
         errln!("relgate: {m}");

@@ -140,6 +140,13 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                         );
                     }
                 }
+                if st == "red" && g["kind"] == "regression" {
+                    outln!(
+                        "      output and failed tests: relgate logs {} {}",
+                        run.version,
+                        g["id"].as_str().unwrap_or("")
+                    );
+                }
                 if let Some(rows) = g["changes"].as_array() {
                     for r in rows {
                         let short: String =
