@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         subject_since: 0,
         prior: Arc::new(Vec::new()),
         cancel: rx,
+        rehearsal: false,
     };
     let t = Instant::now();
     let cpu0 = cpu_secs();

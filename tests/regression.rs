@@ -64,6 +64,7 @@ impl Env {
             subject_since: 0,
             prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
+            rehearsal: false,
         };
         Env {
             _tmp: tmp,

@@ -85,6 +85,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         }
         gates.push(state);
     }
+    awaiting_signoffs(&mut gates);
     for e in &entries[start..] {
         if let LogRecord::RunFinished(f) = &e.record {
             decision = Some(f.decision);
@@ -175,4 +176,32 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         }
     }
     exit::SUCCESS
+}
+
+/// A gate blocked only by gates that await a sign-off (pending, or themselves waiting) is
+/// pending too, as `run` reports it: it starts once the sign-off is given.
+fn awaiting_signoffs(gates: &mut [serde_json::Value]) {
+    loop {
+        let pending: Vec<String> = gates
+            .iter()
+            .filter(|g| g["state"] == "pending")
+            .filter_map(|g| g["id"].as_str().map(str::to_string))
+            .collect();
+        let mut changed = false;
+        for g in gates.iter_mut() {
+            let waits_on_pending = g["state"] == "blocked"
+                && g["waiting_on"].as_array().is_some_and(|w| {
+                    !w.is_empty()
+                        && w.iter()
+                            .all(|n| n.as_str().is_some_and(|n| pending.iter().any(|p| p == n)))
+                });
+            if waits_on_pending {
+                g["state"] = json!("pending");
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
 }

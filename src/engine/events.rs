@@ -18,6 +18,12 @@ pub enum GateState {
     Blocked {
         waiting_on: Vec<String>,
     },
+    /// Not started, and waiting rather than failed: every gate it needs that is not green
+    /// awaits a sign-off (pending, or itself waiting). It starts once they are given. Logged as
+    /// `gate-blocked`, shown as pending.
+    Waiting {
+        waiting_on: Vec<String>,
+    },
     /// Not applicable to this release (`when`).
     Skipped {
         reason: String,
@@ -32,12 +38,18 @@ impl GateState {
         matches!(self, GateState::Green { .. } | GateState::Skipped { .. })
     }
 
+    /// Is this gate waiting for a sign-off, its own or one it needs?
+    pub fn awaits_signoff(&self) -> bool {
+        matches!(self, GateState::Pending { .. } | GateState::Waiting { .. })
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             GateState::Green { .. } => "green",
             GateState::Red { .. } => "red",
             GateState::Pending { .. } => "pending",
             GateState::Blocked { .. } => "blocked",
+            GateState::Waiting { .. } => "pending",
             GateState::Skipped { .. } => "skipped",
             GateState::Aborted => "aborted",
         }

@@ -307,6 +307,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         subject_since,
         prior: Arc::new(attested.clone()),
         cancel: opts.cancel.clone(),
+        rehearsal: false,
     };
     let sched = schedule::Scheduler {
         log: log.clone(),
@@ -328,7 +329,12 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         (Decision::Refused, exit::REFUSED)
     } else if opts.dry_run {
         (Decision::DryRun, exit::SUCCESS)
-    } else if any(|s| matches!(s, GateState::Pending { .. } | GateState::Blocked { .. })) {
+    } else if any(|s| {
+        matches!(
+            s,
+            GateState::Pending { .. } | GateState::Waiting { .. } | GateState::Blocked { .. }
+        )
+    }) {
         (Decision::Pending, exit::PENDING)
     } else {
         (Decision::Published, exit::SUCCESS)

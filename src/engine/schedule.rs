@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::{Event, GateState, RunError, SharedLog, append, inputs_digest, outcome_state};
 use crate::gates::{self, CollectContext, CollectError, JudgeContext, Outcome};
 use crate::log::{self, Entry, Record as LogRecord};
-use crate::model::{Bump, GateSpec, Pipeline};
+use crate::model::{Bump, GateKind, GateSpec, Pipeline};
 
 pub(crate) struct Scheduler {
     pub log: SharedLog,
@@ -45,6 +45,14 @@ impl Scheduler {
                         .filter(|n| !states.get(*n).is_some_and(GateState::satisfies_needs))
                         .cloned()
                         .collect();
+                    // Waiting on sign-offs only is not failing: such a gate is pending. A dry
+                    // run still rehearses the sign gate then, so that signing runs nightly.
+                    let awaiting = !unmet.is_empty()
+                        && unmet
+                            .iter()
+                            .all(|n| states.get(n).is_some_and(GateState::awaits_signoff));
+                    let rehearse =
+                        awaiting && this.cx.dry_run && matches!(g.kind, GateKind::Sign(_));
                     // A gate that will not start: record why, show it, and count it as done.
                     let not_started = if *this.cx.cancel.borrow() {
                         Some((
@@ -54,14 +62,22 @@ impl Scheduler {
                             }),
                             GateState::Aborted,
                         ))
-                    } else if !unmet.is_empty() {
+                    } else if !unmet.is_empty() && !rehearse {
                         Some((
                             LogRecord::GateBlocked(log::GateBlocked {
                                 run: this.run,
                                 gate: g.id.clone(),
                                 waiting_on: unmet.clone(),
                             }),
-                            GateState::Blocked { waiting_on: unmet },
+                            if awaiting {
+                                GateState::Waiting {
+                                    waiting_on: unmet.clone(),
+                                }
+                            } else {
+                                GateState::Blocked {
+                                    waiting_on: unmet.clone(),
+                                }
+                            },
                         ))
                     } else {
                         None
@@ -74,9 +90,10 @@ impl Scheduler {
                     } else {
                         let me = this.clone();
                         let gate = g.clone();
+                        let rehearsal = rehearse.then_some(unmet);
                         running.spawn(async move {
                             let id = gate.id.clone();
-                            (id, me.run_gate(&gate).await)
+                            (id, me.run_gate(&gate, rehearsal).await)
                         });
                     }
                 }
@@ -102,7 +119,13 @@ impl Scheduler {
         });
     }
 
-    async fn run_gate(&self, gate: &GateSpec) -> Result<GateState, RunError> {
+    /// Run one gate. `rehearsal`: the gates it needs that await a sign-off, when a dry run
+    /// runs it anyway (the sign gate; see [`CollectContext::rehearsal`]).
+    async fn run_gate(
+        &self,
+        gate: &GateSpec,
+        rehearsal: Option<Vec<String>>,
+    ) -> Result<GateState, RunError> {
         let t0 = Instant::now();
         let p = &self.cx.pipeline;
         let subject = self.cx.staged.subject.clone();
@@ -172,8 +195,10 @@ impl Scheduler {
 
         // The gate enforces its own timeout (killing what it started); this is a backstop.
         let backstop = Duration::from_secs(gate.timeout_secs.saturating_add(30));
-        let collected = tokio::time::timeout(backstop, gates::collect(gate, &self.cx)).await;
-        let (verdict, evidence, notes) = match collected {
+        let mut cx = self.cx.clone();
+        cx.rehearsal = rehearsal.is_some();
+        let collected = tokio::time::timeout(backstop, gates::collect(gate, &cx)).await;
+        let (verdict, evidence, mut notes) = match collected {
             Ok(Ok(ev)) => {
                 let digest = self.cx.record.put_json(&ev)?;
                 let jcx = JudgeContext {
@@ -230,6 +255,12 @@ impl Scheduler {
                 reused_from: None,
             }),
         )?;
+        if let Some(waiting_on) = rehearsal {
+            notes.push(format!(
+                "rehearsed with a throwaway key; a real run waits for {} (awaiting sign-off)",
+                waiting_on.join(", ")
+            ));
+        }
         let state = outcome_state(verdict.outcome, verdict.reasons, false);
         self.finish(gate, state.clone(), t0, notes);
         Ok(state)

@@ -42,6 +42,10 @@ pub struct CollectContext {
     pub prior: Arc<Vec<crate::log::Entry>>,
     /// Flips to `true` when the run is interrupted: stop work, kill children, return.
     pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// The sign gate runs although a gate it needs awaits a sign-off: a dry run's rehearsal of
+    /// signing. It signs with a throwaway key, never the release key, since a release signature
+    /// over bytes nobody signed off yet must not exist.
+    pub rehearsal: bool,
 }
 
 /// Everything a judge may use. Built from the live run, or from the recorded log in replay.

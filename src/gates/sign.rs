@@ -147,6 +147,22 @@ pub async fn collect(
     };
 
     let key = match loaded {
+        // A rehearsal signs past a pending sign-off: never with the release key (a real
+        // signature over bytes not yet signed off must not exist), but only once the release
+        // key is known to load, since a real run would fail on an unusable one.
+        Ok(_)
+        | Err(KeyProblem {
+            kind: KeyProblemKind::Unavailable,
+            ..
+        }) if cx.rehearsal => {
+            ev.throwaway = true;
+            ev.note = Some(
+                "signed with a throwaway key: a rehearsal (dry run) past an awaited sign-off; \
+                 the release key signs only once it is given"
+                    .into(),
+            );
+            sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
+        }
         Ok(k) => k,
         // A dry run shows what the release would look like without holding the release key;
         // an unusable key (wrong type, encrypted) is still reported, since a real run would

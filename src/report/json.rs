@@ -20,7 +20,9 @@ pub fn document(
                 GateState::Red { reasons } | GateState::Pending { reasons } => {
                     g["reasons"] = json!(reasons);
                 }
-                GateState::Blocked { waiting_on } => g["waiting_on"] = json!(waiting_on),
+                GateState::Blocked { waiting_on } | GateState::Waiting { waiting_on } => {
+                    g["waiting_on"] = json!(waiting_on);
+                }
                 GateState::Skipped { reason } => g["skipped_because"] = json!(reason),
                 GateState::Green { reused } => g["reused"] = json!(reused),
                 GateState::Aborted => {}

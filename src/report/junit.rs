@@ -39,6 +39,15 @@ pub fn render(summary: &RunSummary, project: &str, version: &str) -> Result<Stri
                 s.set_type("needs-not-green");
                 s
             }
+            // Not a failure: it starts once the sign-off it waits for is given.
+            GateState::Waiting { waiting_on } => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(format!(
+                    "awaiting sign-off: waiting on {}",
+                    waiting_on.join(", ")
+                ));
+                s
+            }
             GateState::Skipped { reason } => {
                 let mut s = TestCaseStatus::skipped();
                 s.set_message(reason.clone());

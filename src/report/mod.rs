@@ -23,6 +23,10 @@ pub fn refusal_lines(summary: &RunSummary) -> Vec<String> {
                 GateState::Blocked { waiting_on } => {
                     format!("needs-not-green: waiting on {}", waiting_on.join(", "))
                 }
+                GateState::Waiting { waiting_on } => format!(
+                    "needs-pending: waiting on {} (awaiting sign-off)",
+                    waiting_on.join(", ")
+                ),
                 GateState::Aborted => "interrupted: the run was stopped".to_string(),
             };
             Some(format!("relgate: {id}: {}: {detail}", state.label()))

@@ -149,6 +149,9 @@ fn describe(state: &GateState) -> String {
         GateState::Blocked { waiting_on } => {
             format!("blocked: waiting on {}", waiting_on.join(", "))
         }
+        GateState::Waiting { waiting_on } => {
+            format!("pending: waiting on {}", waiting_on.join(", "))
+        }
         GateState::Skipped { reason } => format!("skipped: {reason}"),
         GateState::Aborted => "aborted".into(),
     }
