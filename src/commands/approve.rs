@@ -1,6 +1,6 @@
 //! `relgate approve`: write a signed sign-off (or rejection) for one signoff gate.
 
-use crate::output::{err, errln, outln};
+use crate::output::{errln, outln};
 use std::path::PathBuf;
 
 use crate::approval::{self, ApproveError, ApproveRequest};
@@ -28,7 +28,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
     let loaded = match config::load_policy(&args.pipeline) {
         Ok(l) => l,
         Err(diags) => {
-            err!("{diags}");
+            super::config_problems(&diags);
             return exit::CONFIG;
         }
     };

@@ -5,7 +5,7 @@
 //! its release log, judged under the recorded policy and the run's time). Before any run of
 //! VERSION it is built from the pipeline's current files instead, and says so.
 
-use crate::output::{err, errln, out, outln};
+use crate::output::{errln, out, outln};
 use std::path::Path;
 
 use serde::Serialize;
@@ -40,7 +40,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
     let loaded = match config::load(pipeline, state) {
         Ok(l) => l,
         Err(diags) => {
-            err!("{diags}");
+            super::config_problems(&diags);
             return exit::CONFIG;
         }
     };

@@ -1,6 +1,7 @@
 //! The commands behind the CLI. Each returns an exit code from [`crate::exit`]; output goes to
 //! stdout (results) and stderr (problems, refusals).
 
+mod annotate;
 pub mod approve;
 pub mod findings;
 pub mod logs;
@@ -35,9 +36,17 @@ pub struct RunArgs {
     pub rerun: bool,
 }
 
-/// Print configuration problems (every one, with position and caret) on stderr.
+/// Print configuration problems (every one, with position and caret) on stderr; under GitHub
+/// Actions also as `::error` workflow commands on stdout, where the runner reads them, so that
+/// each shows on the line of the file it concerns.
 pub(crate) fn config_problems(diags: &config::Diagnostics) {
     err!("{diags}");
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        let workspace = std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from);
+        for d in &diags.0 {
+            outln!("{}", annotate::error(d, workspace.as_deref()));
+        }
+    }
 }
 
 /// `relgate check`.
@@ -52,7 +61,7 @@ pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
             exit::SUCCESS
         }
         Err(diags) => {
-            err!("{diags}");
+            config_problems(&diags);
             errln!(
                 "error: {} problem(s) in {}",
                 diags.0.len(),
@@ -71,7 +80,7 @@ pub fn plan(pipeline: &Path, state: Option<&Path>) -> i32 {
             exit::SUCCESS
         }
         Err(diags) => {
-            err!("{diags}");
+            config_problems(&diags);
             exit::CONFIG
         }
     }

@@ -1,6 +1,6 @@
 //! `relgate run`: load the pipeline, run the release, report, and map the decision to an exit code.
 
-use crate::output::{err, errln, outln};
+use crate::output::{errln, outln};
 use std::sync::Arc;
 
 use super::{Format, RunArgs};
@@ -11,7 +11,7 @@ pub fn run(args: RunArgs) -> i32 {
     let loaded = match config::load(&args.pipeline, args.state.as_deref()) {
         Ok(l) => l,
         Err(diags) => {
-            err!("{diags}");
+            super::config_problems(&diags);
             errln!(
                 "relgate: nothing was run: {} configuration problem(s)",
                 diags.0.len()
@@ -84,14 +84,32 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
             Err(e) => errln!("relgate: cannot render JUnit: {e}"),
         }
     }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let md =
+            report::summary::markdown(&summary, &pipeline.project, &args.version, args.dry_run);
+        // Appended: earlier steps of the job write there too.
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
+        if let Err(e) = written {
+            errln!(
+                "relgate: cannot append the summary to {} (GITHUB_STEP_SUMMARY): {e}",
+                std::path::Path::new(&path).display()
+            );
+        }
+    }
     for line in report::refusal_lines(&summary) {
         errln!("{line}");
     }
     // Where to read more: the record of a real run keeps each gate's output and reports.
     if !args.dry_run
-        && let Some((id, _, _)) = summary.gates.iter().find(|(_, kind, state)| {
-            kind == "regression" && matches!(state, engine::GateState::Red { .. })
-        })
+        && let Some(id) = summary
+            .gates
+            .iter()
+            .find(|g| g.kind == "regression" && matches!(g.state, engine::GateState::Red { .. }))
+            .map(|g| &g.id)
     {
         errln!(
             "relgate: `relgate logs {} {id}` shows its output and failed tests",

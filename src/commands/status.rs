@@ -1,6 +1,6 @@
 //! `relgate status`: each gate's state in the latest run, derived from the log alone.
 
-use crate::output::{err, errln, outln};
+use crate::output::{errln, outln};
 use std::path::Path;
 
 use serde_json::json;
@@ -13,7 +13,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let loaded = match config::load(pipeline, state) {
         Ok(l) => l,
         Err(diags) => {
-            err!("{diags}");
+            super::config_problems(&diags);
             return exit::CONFIG;
         }
     };

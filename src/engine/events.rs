@@ -56,6 +56,23 @@ impl GateState {
     }
 }
 
+/// How one gate ended in a run, for the reporters.
+#[derive(Clone, Debug)]
+pub struct GateSummary {
+    pub id: String,
+    pub kind: String,
+    pub state: GateState,
+    /// From its start (or, for a gate that never started, from when that was decided).
+    pub elapsed_ms: u64,
+    /// Digest of its evidence in the record (also for a result kept from an earlier run).
+    pub evidence: Option<String>,
+    /// Short remarks shown with it (a rehearsal, flaky tests, a kept result).
+    pub notes: Vec<String>,
+    /// A pending sign-off gate: the principals who may still sign, as its judge reads the
+    /// evidence.
+    pub may_still_sign: Option<Vec<String>>,
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
     RunStarted {

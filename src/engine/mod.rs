@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use events::{Event, GateState};
+pub use events::{Event, GateState, GateSummary};
 
 use crate::config::SourceFile;
 use crate::digest::{canonical_json, sha256_hex};
@@ -42,7 +42,8 @@ pub struct RunSummary {
     pub subject: String,
     pub record: PathBuf,
     pub published: Option<PathBuf>,
-    pub gates: Vec<(String, String, GateState)>,
+    /// Every gate of the run, in pipeline order.
+    pub gates: Vec<GateSummary>,
     /// Why the run refused although no gate is red (a failed publish), or a note on how it
     /// ended (a completed interrupted publish).
     pub message: Option<String>,
@@ -69,7 +70,10 @@ pub enum RunError {
         "release {version} is already published at {to}; a published release is never overwritten"
     )]
     AlreadyPublished { version: String, to: PathBuf },
-    #[error("another relgate run holds the release record {0}")]
+    #[error(
+        "another relgate run holds the release record {0}: nothing was run; try again once it \
+         has finished"
+    )]
     Locked(PathBuf),
     #[error(
         "the release record {dir} does not verify, so nothing in it is used: {problem}. It may \
@@ -93,8 +97,8 @@ impl RunError {
             RunError::BadVersion(_)
             | RunError::Artefacts(_)
             | RunError::Signers { .. }
-            | RunError::Trust(_)
-            | RunError::Locked(_) => exit::CONFIG,
+            | RunError::Trust(_) => exit::CONFIG,
+            RunError::Locked(_) => exit::BUSY,
             _ => exit::REFUSED,
         }
     }
@@ -318,10 +322,10 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         signers_text: signers_text.clone(),
         events: events.clone(),
     };
-    let states = sched.run_all().await?;
+    let mut results = sched.run_all().await?;
 
     // Decide.
-    let any = |f: fn(&GateState) -> bool| states.values().any(f);
+    let any = |f: fn(&GateState) -> bool| results.values().any(|g| f(&g.state));
     let (decision, exit_code) = if any(|s| matches!(s, GateState::Aborted)) || *opts.cancel.borrow()
     {
         (Decision::Aborted, exit::REFUSED)
@@ -404,11 +408,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     let gates = p
         .gates
         .iter()
-        .filter_map(|g| {
-            states
-                .get(&g.id)
-                .map(|s| (g.id.clone(), g.kind.name().to_string(), s.clone()))
-        })
+        .filter_map(|g| results.remove(&g.id))
         .collect();
     Ok(RunSummary {
         decision,

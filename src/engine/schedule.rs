@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use super::{Event, GateState, RunError, SharedLog, append, inputs_digest, outcome_state};
+use super::{
+    Event, GateState, GateSummary, RunError, SharedLog, append, inputs_digest, outcome_state,
+};
 use crate::gates::{self, CollectContext, CollectError, JudgeContext, Outcome};
 use crate::log::{self, Entry, Record as LogRecord};
 use crate::model::{Bump, GateKind, GateSpec, Pipeline};
@@ -24,12 +26,14 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub async fn run_all(self) -> Result<BTreeMap<String, GateState>, RunError> {
+    /// Run every gate; how each ended, by id.
+    pub async fn run_all(self) -> Result<BTreeMap<String, GateSummary>, RunError> {
         let this = Arc::new(self);
         let gates = this.cx.pipeline.gates.clone();
         let mut states: BTreeMap<String, GateState> = BTreeMap::new();
+        let mut results: BTreeMap<String, GateSummary> = BTreeMap::new();
         let mut started: HashSet<String> = HashSet::new();
-        let mut running: JoinSet<(String, Result<GateState, RunError>)> = JoinSet::new();
+        let mut running: JoinSet<(String, Result<GateSummary, RunError>)> = JoinSet::new();
         loop {
             let mut progressed = true;
             while progressed {
@@ -84,8 +88,9 @@ impl Scheduler {
                     };
                     if let Some((record, state)) = not_started {
                         append(&this.log, record)?;
-                        this.finish(g, state.clone(), Instant::now(), Vec::new());
-                        states.insert(g.id.clone(), state);
+                        let done = this.finish(g, state, Instant::now(), Vec::new(), None);
+                        states.insert(g.id.clone(), done.state.clone());
+                        results.insert(g.id.clone(), done);
                         progressed = true;
                     } else {
                         let me = this.clone();
@@ -101,22 +106,42 @@ impl Scheduler {
             match running.join_next().await {
                 None => break,
                 Some(Ok((id, result))) => {
-                    states.insert(id, result?);
+                    let done = result?;
+                    states.insert(id.clone(), done.state.clone());
+                    results.insert(id, done);
                 }
                 Some(Err(e)) => return Err(RunError::Io(format!("a gate task failed: {e}"))),
             }
         }
-        Ok(states)
+        Ok(results)
     }
 
-    fn finish(&self, gate: &GateSpec, state: GateState, since: Instant, notes: Vec<String>) {
+    /// Show how a gate ended and return it for the run's summary.
+    fn finish(
+        &self,
+        gate: &GateSpec,
+        state: GateState,
+        since: Instant,
+        notes: Vec<String>,
+        evidence: Option<String>,
+    ) -> GateSummary {
+        let elapsed_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
         let _ = self.events.send(Event::GateFinished {
             gate: gate.id.clone(),
             kind: gate.kind.name().to_string(),
-            state,
-            elapsed_ms: since.elapsed().as_millis() as u64,
-            notes,
+            state: state.clone(),
+            elapsed_ms,
+            notes: notes.clone(),
         });
+        GateSummary {
+            id: gate.id.clone(),
+            kind: gate.kind.name().to_string(),
+            state,
+            elapsed_ms,
+            evidence,
+            notes,
+            may_still_sign: None,
+        }
     }
 
     /// Run one gate. `rehearsal`: the gates it needs that await a sign-off, when a dry run
@@ -125,7 +150,7 @@ impl Scheduler {
         &self,
         gate: &GateSpec,
         rehearsal: Option<Vec<String>>,
-    ) -> Result<GateState, RunError> {
+    ) -> Result<GateSummary, RunError> {
         let t0 = Instant::now();
         let p = &self.cx.pipeline;
         let subject = self.cx.staged.subject.clone();
@@ -147,8 +172,7 @@ impl Scheduler {
                 }),
             )?;
             let state = GateState::Skipped { reason: why };
-            self.finish(gate, state.clone(), t0, Vec::new());
-            return Ok(state);
+            return Ok(self.finish(gate, state, t0, Vec::new(), None));
         }
 
         if gate.kind.reusable()
@@ -169,16 +193,16 @@ impl Scheduler {
                 }),
             )?;
             let state = GateState::Green { reused: true };
-            self.finish(
+            return Ok(self.finish(
                 gate,
-                state.clone(),
+                state,
                 t0,
                 vec![format!(
                     "kept the green result of log line {} (same inputs)",
                     seq + 1
                 )],
-            );
-            return Ok(state);
+                v.evidence.clone(),
+            ));
         }
 
         append(
@@ -198,6 +222,7 @@ impl Scheduler {
         let mut cx = self.cx.clone();
         cx.rehearsal = rehearsal.is_some();
         let collected = tokio::time::timeout(backstop, gates::collect(gate, &cx)).await;
+        let mut may_still_sign = None;
         let (verdict, evidence, mut notes) = match collected {
             Ok(Ok(ev)) => {
                 let digest = self.cx.record.put_json(&ev)?;
@@ -215,6 +240,9 @@ impl Scheduler {
                     blobs: &self.cx.record,
                 };
                 let verdict = gates::judge(gate, &ev, &jcx);
+                if verdict.outcome == Outcome::Pending {
+                    may_still_sign = gates::may_still_sign(gate, &ev, &jcx);
+                }
                 (verdict, Some(digest), evidence_notes(&ev))
             }
             Ok(Err(CollectError::Interrupted)) => {
@@ -225,8 +253,7 @@ impl Scheduler {
                         gate: gate.id.clone(),
                     }),
                 )?;
-                self.finish(gate, GateState::Aborted, t0, Vec::new());
-                return Ok(GateState::Aborted);
+                return Ok(self.finish(gate, GateState::Aborted, t0, Vec::new(), None));
             }
             Ok(Err(e)) => (
                 gates::Verdict::red("collect-error", e.to_string()),
@@ -251,7 +278,7 @@ impl Scheduler {
                 inputs,
                 outcome: verdict.outcome,
                 reasons: verdict.reasons.clone(),
-                evidence,
+                evidence: evidence.clone(),
                 reused_from: None,
             }),
         )?;
@@ -262,8 +289,9 @@ impl Scheduler {
             ));
         }
         let state = outcome_state(verdict.outcome, verdict.reasons, false);
-        self.finish(gate, state.clone(), t0, notes);
-        Ok(state)
+        let mut done = self.finish(gate, state, t0, notes, evidence);
+        done.may_still_sign = may_still_sign;
+        Ok(done)
     }
 
     /// The latest green verdict of `gate` with the same inputs in an earlier run.

@@ -127,6 +127,21 @@ pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdic
     }
 }
 
+/// Who may still sign `gate`, when it is a sign-off gate: the same reading of its evidence as
+/// its judge's (for the reports a CI job shows; never part of a verdict).
+pub fn may_still_sign(
+    gate: &GateSpec,
+    evidence: &Value,
+    cx: &JudgeContext<'_>,
+) -> Option<Vec<String>> {
+    match &gate.kind {
+        GateKind::Signoff(spec) => from_value(evidence)
+            .ok()
+            .map(|ev| signoff::assess(gate, spec, &ev, cx).may_still_sign),
+        _ => None,
+    }
+}
+
 fn to_value<T: serde::Serialize>(ev: T) -> Result<Value, CollectError> {
     serde_json::to_value(ev).map_err(|e| CollectError::Other(format!("evidence: {e}")))
 }
