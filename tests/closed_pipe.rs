@@ -54,7 +54,7 @@ fn project() -> Project {
     p.write("dist/a.txt", b"a\n");
     p.write("reports/scan.sarif", SARIF);
     p.write("security/remediations.yaml", "[]\n");
-    let gates = "  unit:\n    kind: regression\n    run: echo tested\n  review:\n    kind: security-review\n    findings: [reports/*.sarif]\n    register: security/remediations.yaml\n  manual:\n    kind: signoff\n    role: qa\n";
+    let gates = "  unit:\n    kind: regression\n    run: echo tested\n  review:\n    kind: security-review\n    findings: [reports/*.sarif]\n    register: security/remediations.yaml\n  manual:\n    kind: signoff\n    role: qa\n    segregation: [operator, signer]\n";
     let text = pipeline(gates).replace(
         "signers: keys/allowed_signers\n",
         "signers: keys/allowed_signers\nroles:\n  qa: [alice@acme.test]\n",

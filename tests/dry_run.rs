@@ -37,6 +37,7 @@ gates:
     kind: signoff
     needs: [unit]
     role: qa
+    segregation: [operator, signer]
   docs:
     kind: regression
     needs: [manual]
