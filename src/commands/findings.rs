@@ -60,7 +60,24 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         version,
         gates: Vec::new(),
     };
-    let recorded = super::read_release_log(p, version).ok();
+    // No record yet: the working tree. A record that exists but does not verify shows nothing
+    // (as for `status`): falling back to the working tree would pass it off as "not recorded".
+    let has_record = crate::engine::valid_version(version)
+        && std::fs::symlink_metadata(
+            crate::engine::record_dir(p, version, false).join(crate::record::LOG_FILE),
+        )
+        .is_ok();
+    let recorded = if has_record {
+        match super::read_release_log(p, version) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                errln!("relgate: {e}");
+                return exit::REFUSED;
+            }
+        }
+    } else {
+        None
+    };
     for gate in &p.gates {
         let GateKind::SecurityReview(spec) = &gate.kind else {
             continue;
