@@ -44,7 +44,7 @@ fn durations(text: &str) -> String {
         out.push_str(&rest[..start]);
         out.push_str(placeholder);
         let value_len = rest[start..]
-            .find(|c: char| c == end || c == '\n')
+            .find([end, '\n'])
             .unwrap_or(rest.len() - start);
         rest = &rest[start + value_len..];
     }
