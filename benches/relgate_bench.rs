@@ -8,6 +8,11 @@
 //!                                            its checkpoints with KEY (so replay accepts it)
 //! relgate_bench read-log FILE [ROUNDS]       time log::read_log; prints lines and lines/s
 //! ```
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a measurement tool: its numbers are its output"
+)]
 
 use std::io::Write;
 use std::path::Path;

@@ -9,3 +9,7 @@ pub const REFUSED: i32 = 1;
 pub const CONFIG: i32 = 2;
 /// `run` without `--dry-run`: nothing is red, but a sign-off is still awaited.
 pub const PENDING: i32 = 3;
+/// `run` could not take the release record's lock: another run of the same version holds it.
+/// Nothing was run and nothing changed; running again once the other run has finished is safe.
+/// Distinct from [`CONFIG`] so that CI can wait and retry instead of failing the pipeline.
+pub const BUSY: i32 = 4;

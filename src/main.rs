@@ -111,6 +111,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// A gate's latest verdict from the release record: its reasons, failed tests with message
+    /// and file:line, the tails of its captured output, and its evidence digests.
+    Logs {
+        version: String,
+        /// The gate's id.
+        gate: String,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// How many lines of each captured stream to show.
+        #[arg(long, value_name = "N", default_value_t = commands::logs::DEFAULT_LINES)]
+        lines: usize,
+    },
     /// The security review's findings: severity and its source, assignment, verdict.
     Findings {
         /// The release version whose recorded review to show.
@@ -221,10 +233,36 @@ fn main() -> ExitCode {
             checkpoint,
             format,
         } => commands::replay(&path, &trust.into(), &pipeline, &checkpoint, format.into()),
+        Command::Logs {
+            version,
+            gate,
+            format,
+            lines,
+        } => commands::logs::run(&commands::logs::LogsArgs {
+            pipeline: &pipeline,
+            state: state.as_deref(),
+            version: &version,
+            gate: &gate,
+            format: format.into(),
+            lines,
+        }),
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
         Command::Verify { dir, trust } => commands::verify(&dir, &trust.into(), &pipeline),
+    };
+    // A reader that went away ends the output quietly; any other failure to write the results
+    // must not pass for success (see `relgate::output`).
+    let code = match relgate::output::finish() {
+        Some(e) => {
+            relgate::output::write_err(format_args!("relgate: cannot write the output: {e}\n"));
+            if code == exit::SUCCESS {
+                exit::REFUSED
+            } else {
+                code
+            }
+        }
+        None => code,
     };
     ExitCode::from(code as u8)
 }

@@ -32,7 +32,13 @@ pub enum SshsigError {
 
 /// Load an OpenSSH Ed25519 private key; a passphrase comes from `RELGATE_KEY_PASSPHRASE`.
 pub fn load_private_key(path: &Path) -> Result<PrivateKey, SshsigError> {
-    let key = PrivateKey::read_openssh_file(path).map_err(|e| SshsigError::ReadKey {
+    let text = std::fs::read_to_string(path).map_err(|e| SshsigError::ReadKey {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    // ssh-keygen reads a key with blank lines around it, as a CI secret pasted with its final
+    // newline and written out with `printf '%s\n'` has; the PEM parser alone refuses that.
+    let key = PrivateKey::from_openssh(text.trim()).map_err(|e| SshsigError::ReadKey {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -123,5 +129,16 @@ mod tests {
         assert!(verify_with_key(key.public_key(), NS_FILE, b"hellp", &sig).is_err());
         let other = throwaway_key().unwrap();
         assert!(verify_with_key(other.public_key(), NS_FILE, b"hello", &sig).is_err());
+    }
+
+    #[test]
+    fn a_key_file_with_blank_lines_around_it_loads_as_ssh_keygen_reads_it() {
+        let key = throwaway_key().unwrap();
+        let pem = key.to_openssh(ssh_key::LineEnding::LF).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, format!("\n{}\n\n", pem.as_str())).unwrap();
+        let loaded = load_private_key(&path).unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
     }
 }

@@ -125,6 +125,7 @@ impl Repo {
             subject_since: 0,
             prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
+            rehearsal: false,
         };
         let gate = pipeline.gate("change-record").unwrap().clone();
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -64,6 +64,7 @@ impl Env {
             subject_since: 0,
             prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
+            rehearsal: false,
         };
         Env {
             _tmp: tmp,
@@ -242,7 +243,7 @@ async fn passing_command_with_a_failing_junit_report_is_red() {
     assert_eq!(codes(&v), ["tests-failed"]);
     assert_eq!(
         v.reasons[0].message,
-        "1 test failed: tinycalc::tests::adds_wrongly"
+        "1 test failed: tinycalc::tests::adds_wrongly at src/lib.rs:9:25: assertion `left == right` failed: two and two"
     );
 }
 

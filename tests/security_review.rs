@@ -135,6 +135,7 @@ impl Case {
             subject_since: 0,
             prior: std::sync::Arc::new(Vec::new()),
             cancel,
+            rehearsal: false,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -159,6 +159,7 @@ impl Fixture {
             subject_since: STARTED_AT,
             prior: Arc::new(Vec::new()),
             cancel: rx,
+            rehearsal: false,
         };
         Fixture {
             _tmp: tmp,

@@ -179,6 +179,7 @@ impl Fixture {
             subject_since: SUBJECT_SINCE,
             prior: Arc::new(Vec::new()),
             cancel: rx,
+            rehearsal: false,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -108,6 +108,7 @@ impl Release {
             subject_since: 0,
             prior: std::sync::Arc::new(Vec::new()),
             cancel: rx,
+            rehearsal: false,
         });
         self.cx.as_ref().unwrap()
     }

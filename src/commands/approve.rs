@@ -4,6 +4,7 @@
 //! ignore (an author's, the operator's, the release signer's, another subject's, ...) is refused
 //! with its reason and nothing is written, unless `--force` says to write it anyway.
 
+use crate::output::{errln, outln};
 use std::path::PathBuf;
 
 use crate::approval::{self, ApproveError, ApproveRequest};
@@ -45,14 +46,14 @@ pub fn approve(args: ApproveArgs) -> i32 {
     let loaded = match config::load_policy(&args.pipeline) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            super::config_problems(&diags);
             return exit::CONFIG;
         }
     };
     let pipeline = &loaded.pipeline;
     // The same rule as `run`: a version that could never have a record is refused up front.
     if !crate::engine::valid_version(&args.version) {
-        eprintln!("error: {:?} is not a valid release version", args.version);
+        errln!("error: {:?} is not a valid release version", args.version);
         return exit::CONFIG;
     }
     let record = Record::new(approval::record_dir(pipeline, &args.version));
@@ -62,7 +63,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
             let cwd = match std::env::current_dir() {
                 Ok(cwd) => cwd,
                 Err(e) => {
-                    eprintln!("error: cannot tell the current folder: {e}");
+                    errln!("error: cannot tell the current folder: {e}");
                     return exit::CONFIG;
                 }
             };
@@ -94,7 +95,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
                     version: args.version.clone(),
                     dir: record.dir.clone(),
                 };
-                eprintln!("error: {}", chain(&e));
+                errln!("error: {}", chain(&e));
                 return exit::CONFIG;
             }
             match latest_run(pipeline, &record) {
@@ -108,7 +109,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
                     )
                 }
                 Err(message) => {
-                    eprintln!("error: {message}");
+                    errln!("error: {message}");
                     return exit::REFUSED;
                 }
             }
@@ -137,7 +138,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
             return match e.code() {
                 Some(code) => refuse(&[(code.to_string(), chain(&e))], false),
                 None => {
-                    eprintln!("error: {}", chain(&e));
+                    errln!("error: {}", chain(&e));
                     exit::CONFIG
                 }
             };
@@ -148,12 +149,12 @@ pub fn approve(args: ApproveArgs) -> i32 {
     {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return exit::CONFIG;
         }
     };
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     for r in ignored {
         if !refusals.iter().any(|(code, _)| *code == r.0) {
@@ -166,7 +167,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
     match approval::write(&out_dir, &pair) {
         Ok(path) => {
             let what = if args.reject { "rejection" } else { "approval" };
-            println!(
+            outln!(
                 "{what} of gate {} for {} {} (subject {subject}) written to {} and {}.sig",
                 args.gate,
                 pipeline.project,
@@ -175,12 +176,12 @@ pub fn approve(args: ApproveArgs) -> i32 {
                 path.display()
             );
             for (code, reason) in &refusals {
-                eprintln!("warning: written with --force, but it will not count: {code}: {reason}");
+                errln!("warning: written with --force, but it will not count: {code}: {reason}");
             }
             exit::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            errln!("error: {}", chain(&e));
             exit::CONFIG
         }
     }
@@ -189,14 +190,14 @@ pub fn approve(args: ApproveArgs) -> i32 {
 /// Refuse a sign-off that would not count: each reason on its own line, exit 1.
 fn refuse(reasons: &[(String, String)], forcible: bool) -> i32 {
     for (code, reason) in reasons {
-        eprintln!("relgate: approve refused: {code}: {reason}");
+        errln!("relgate: approve refused: {code}: {reason}");
     }
     if forcible {
-        eprintln!(
+        errln!(
             "relgate: nothing was written: the sign-off would not count (--force writes it anyway)"
         );
     } else {
-        eprintln!("relgate: nothing was written: the sign-off would not count");
+        errln!("relgate: nothing was written: the sign-off would not count");
     }
     exit::REFUSED
 }

@@ -5,6 +5,7 @@
 //! its release log, judged under the recorded policy and the run's time). Before any run of
 //! VERSION it is built from the pipeline's current files instead, and says so.
 
+use crate::output::{errln, out, outln};
 use std::path::Path;
 
 use serde::Serialize;
@@ -39,7 +40,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
     let loaded = match config::load(pipeline, state) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            super::config_problems(&diags);
             return exit::CONFIG;
         }
     };
@@ -47,7 +48,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("relgate: cannot create a scratch folder: {e}");
+            errln!("relgate: cannot create a scratch folder: {e}");
             return exit::CONFIG;
         }
     };
@@ -65,7 +66,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         Ok(log) => Some(log),
         Err(super::ReleaseLogError::NoRecord { .. }) => None,
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             return e.exit_code();
         }
     };
@@ -101,7 +102,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
                     continue;
                 }
                 Err(e) => {
-                    eprintln!("relgate: {}: recorded evidence unreadable: {e}", gate.id);
+                    errln!("relgate: {}: recorded evidence unreadable: {e}", gate.id);
                     return exit::REFUSED;
                 }
             }
@@ -110,7 +111,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         let ev = match collect_blocking(&p.root, spec, &record, started_at) {
             Ok(ev) => ev,
             Err(e) => {
-                eprintln!("relgate: {}: {e}", gate.id);
+                errln!("relgate: {}: {e}", gate.id);
                 return exit::CONFIG;
             }
         };
@@ -124,7 +125,7 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
         });
     }
     if report.gates.is_empty() {
-        eprintln!(
+        errln!(
             "relgate: {} has no security-review gate",
             pipeline.display()
         );
@@ -132,21 +133,21 @@ pub fn run(pipeline: &Path, state: Option<&Path>, version: &str, format: Format)
     }
     match format {
         Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
-                eprintln!("relgate: cannot write JSON: {e}");
+                errln!("relgate: cannot write JSON: {e}");
                 return exit::CONFIG;
             }
         },
         Format::Human => {
             for g in &report.gates {
-                println!("{} ({version}) — {}", g.gate, g.source);
-                print!("{}", render_human(&g.rows));
+                outln!("{} ({version}) — {}", g.gate, g.source);
+                out!("{}", render_human(&g.rows));
                 for w in &g.warnings {
-                    println!("warning[{}]: {}", w.code, w.message);
+                    outln!("warning[{}]: {}", w.code, w.message);
                 }
                 for r in &g.reasons {
-                    eprintln!("{}: {}: {}", g.gate, r.code, r.message);
+                    errln!("{}: {}: {}", g.gate, r.code, r.message);
                 }
             }
         }

@@ -1,9 +1,12 @@
 //! The commands behind the CLI. Each returns an exit code from [`crate::exit`]; output goes to
 //! stdout (results) and stderr (problems, refusals).
 
+mod annotate;
 pub mod approve;
 pub mod findings;
+pub mod logs;
 
+use crate::output::{err, errln, out, outln};
 use std::path::{Path, PathBuf};
 
 mod next_run;
@@ -34,11 +37,24 @@ pub struct RunArgs {
     pub rerun: bool,
 }
 
+/// Print configuration problems (every one, with position and caret) on stderr; under GitHub
+/// Actions also as `::error` workflow commands on stdout, where the runner reads them, so that
+/// each shows on the line of the file it concerns.
+pub(crate) fn config_problems(diags: &config::Diagnostics) {
+    err!("{diags}");
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        let workspace = std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from);
+        for d in &diags.0 {
+            outln!("{}", annotate::error(d, workspace.as_deref()));
+        }
+    }
+}
+
 /// `relgate check`.
 pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
     match config::load(pipeline, state) {
         Ok(loaded) => {
-            println!(
+            outln!(
                 "{}: valid ({} gates)",
                 pipeline.display(),
                 loaded.pipeline.gates.len()
@@ -46,8 +62,8 @@ pub fn check(pipeline: &Path, state: Option<&Path>) -> i32 {
             exit::SUCCESS
         }
         Err(diags) => {
-            eprint!("{diags}");
-            eprintln!(
+            config_problems(&diags);
+            errln!(
                 "error: {} problem(s) in {}",
                 diags.0.len(),
                 pipeline.display()
@@ -76,11 +92,11 @@ pub fn plan(pipeline: &Path, state: Option<&Path>) -> i32 {
                 lines
             })
             .unwrap_or_default();
-            print!("{}", config::plan_text_with(p, &reuse));
+            out!("{}", config::plan_text_with(p, &reuse));
             exit::SUCCESS
         }
         Err(diags) => {
-            eprint!("{diags}");
+            config_problems(&diags);
             exit::CONFIG
         }
     }
@@ -107,7 +123,7 @@ pub fn replay(
     let trust = match crate::trust::resolve(trust_args, pipeline, path) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             if matches!(e, crate::trust::TrustError::Missing) {
                 let audit = path.join(crate::layout::AUDIT_DIR);
                 let dir = if audit.is_dir() {
@@ -128,28 +144,28 @@ pub fn replay(
         },
     );
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
         Format::Human => {
             if let Some(p) = &report.problem {
                 if p.line > 0 {
-                    eprintln!(
+                    errln!(
                         "relgate: replay failed: {}/log.jsonl line {}: {}",
                         report.record.display(),
                         p.line,
                         p.message
                     );
                 } else {
-                    eprintln!(
+                    errln!(
                         "relgate: replay failed: {}: {}",
                         report.record.display(),
                         p.message
                     );
                 }
             } else {
-                println!(
+                outln!(
                     "relgate: replay verified {} {} ({}): {} lines, {} run(s), {} verdict(s) judged again from their evidence{}",
                     report.project.as_deref().unwrap_or("?"),
                     report.version.as_deref().unwrap_or("?"),
@@ -164,18 +180,19 @@ pub fn replay(
                     }
                 );
                 if report.folder_checked {
-                    println!(
+                    outln!(
                         "  the published files are exactly the gated ones, and nothing else is there"
                     );
                 }
                 if let Some(s) = &report.checkpoint_signer {
-                    println!(
+                    outln!(
                         "  {} checkpoint(s), the newest signed by {s} (trust root: {})",
-                        report.checkpoints, report.trust_root
+                        report.checkpoints,
+                        report.trust_root
                     );
                 }
                 for n in &report.notes {
-                    println!("  note: {n}");
+                    outln!("  note: {n}");
                 }
             }
         }

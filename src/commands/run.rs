@@ -1,5 +1,6 @@
 //! `relgate run`: load the pipeline, run the release, report, and map the decision to an exit code.
 
+use crate::output::{errln, outln};
 use std::sync::Arc;
 
 use super::{Format, RunArgs};
@@ -10,8 +11,8 @@ pub fn run(args: RunArgs) -> i32 {
     let loaded = match config::load(&args.pipeline, args.state.as_deref()) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
-            eprintln!(
+            super::config_problems(&diags);
+            errln!(
                 "relgate: nothing was run: {} configuration problem(s)",
                 diags.0.len()
             );
@@ -24,7 +25,7 @@ pub fn run(args: RunArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("relgate: cannot start the runtime: {e}");
+            errln!("relgate: cannot start the runtime: {e}");
             return exit::REFUSED;
         }
     };
@@ -69,7 +70,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             return e.exit_code();
         }
     };
@@ -77,18 +78,47 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
         match report::junit::render(&summary, &pipeline.project, &args.version) {
             Ok(xml) => {
                 if let Err(e) = std::fs::write(path, xml) {
-                    eprintln!("relgate: cannot write {}: {e}", path.display());
+                    errln!("relgate: cannot write {}: {e}", path.display());
                 }
             }
-            Err(e) => eprintln!("relgate: cannot render JUnit: {e}"),
+            Err(e) => errln!("relgate: cannot render JUnit: {e}"),
+        }
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let md =
+            report::summary::markdown(&summary, &pipeline.project, &args.version, args.dry_run);
+        // Appended: earlier steps of the job write there too.
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
+        if let Err(e) = written {
+            errln!(
+                "relgate: cannot append the summary to {} (GITHUB_STEP_SUMMARY): {e}",
+                std::path::Path::new(&path).display()
+            );
         }
     }
     for line in report::refusal_lines(&summary) {
-        eprintln!("{line}");
+        errln!("{line}");
+    }
+    // Where to read more: the record of a real run keeps each gate's output and reports.
+    if !args.dry_run
+        && let Some(id) = summary
+            .gates
+            .iter()
+            .find(|g| g.kind == "regression" && matches!(g.state, engine::GateState::Red { .. }))
+            .map(|g| &g.id)
+    {
+        errln!(
+            "relgate: `relgate logs {} {id}` shows its output and failed tests",
+            args.version
+        );
     }
     // A refusal with every gate green (a failed publish) must still say why, on stderr.
     if let Some(m) = &summary.message {
-        eprintln!("relgate: {m}");
+        errln!("relgate: {m}");
     }
     match args.format {
         Format::Json => {
@@ -99,7 +129,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
                 args.dry_run,
                 summary.message.as_deref(),
             );
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Human => {
             let what = match summary.decision {
@@ -114,8 +144,8 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
                     "interrupted: not published; the next run resumes".into()
                 }
             };
-            println!("relgate: {} {}: {what}", pipeline.project, args.version);
-            println!("  subject {}", summary.subject);
+            outln!("relgate: {} {}: {what}", pipeline.project, args.version);
+            outln!("  subject {}", summary.subject);
         }
     }
     summary.exit_code

@@ -1,5 +1,6 @@
 //! `relgate status`: each gate's state in the latest run, derived from the log alone.
 
+use crate::output::{errln, outln};
 use std::path::Path;
 
 use serde_json::json;
@@ -12,7 +13,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let loaded = match config::load(pipeline, state) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            super::config_problems(&diags);
             return exit::CONFIG;
         }
     };
@@ -21,7 +22,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
     let (dir, entries, notes) = match super::read_release_log(&p, version) {
         Ok(log) => (log.dir, log.entries, log.notes),
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             return e.exit_code();
         }
     };
@@ -29,9 +30,9 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         .iter()
         .rposition(|e| matches!(e.record, LogRecord::RunStarted(_)))
     else {
-        eprintln!("relgate: the release log holds no run that a signed checkpoint covers");
+        errln!("relgate: the release log holds no run that a signed checkpoint covers");
         for n in &notes {
-            eprintln!("  note: {n}");
+            errln!("  note: {n}");
         }
         return exit::REFUSED;
     };
@@ -111,6 +112,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         }
         gates.push(state);
     }
+    awaiting_signoffs(&mut gates);
     for e in &entries[start..] {
         if let LogRecord::RunFinished(f) = &e.record {
             decision = Some(f.decision);
@@ -130,18 +132,18 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         "gates": gates,
     });
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
         Format::Human => {
-            println!("{} {} (run {})", run.project, run.version, run.run);
-            println!("  subject {}", run.subject);
+            outln!("{} {} (run {})", run.project, run.version, run.run);
+            outln!("  subject {}", run.subject);
             for n in &notes {
-                println!("  note {}", crate::report::printable(n));
+                outln!("  note {}", crate::report::printable(n));
             }
             if let Some(m) = &finish_message {
-                println!("  note {m}");
+                outln!("  note {m}");
             }
             if let Some(d) = decision {
-                println!(
+                outln!(
                     "  decision {}",
                     serde_json::to_value(d)
                         .unwrap_or_default()
@@ -151,7 +153,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             }
             for g in &gates {
                 let st = g["state"].as_str().unwrap_or("");
-                println!(
+                outln!(
                     "  {:<24} {:<16} {}",
                     g["id"].as_str().unwrap_or(""),
                     g["kind"].as_str().unwrap_or(""),
@@ -168,12 +170,19 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                                 .as_str()
                                 .is_some_and(|c| c.starts_with("approval-")))
                     }) {
-                        println!(
+                        outln!(
                             "      {}: {}",
                             r["code"].as_str().unwrap_or(""),
                             crate::report::printable(r["message"].as_str().unwrap_or(""))
                         );
                     }
+                }
+                if st == "red" && g["kind"] == "regression" {
+                    outln!(
+                        "      output and failed tests: relgate logs {} {}",
+                        run.version,
+                        g["id"].as_str().unwrap_or("")
+                    );
                 }
                 if let Some(rows) = g["changes"].as_array() {
                     for r in rows {
@@ -183,7 +192,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                             .as_array()
                             .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
                             .unwrap_or_default();
-                        println!(
+                        outln!(
                             "      {short} {} — {}; reviewed by {}",
                             crate::report::printable(r["description"].as_str().unwrap_or("")),
                             r["author"].as_str().unwrap_or(""),
@@ -204,14 +213,14 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
                     } else {
                         "runs again"
                     };
-                    println!(
+                    outln!(
                         "      next run: {verb}: {}",
                         next["reason"].as_str().unwrap_or("")
                     );
                 }
                 if let Some(w) = g["waiting_on"].as_array() {
                     let names: Vec<&str> = w.iter().filter_map(|x| x.as_str()).collect();
-                    println!("      waiting on {}", names.join(", "));
+                    outln!("      waiting on {}", names.join(", "));
                 }
             }
         }
@@ -222,7 +231,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
 /// The approvals folder of a signoff gate as the next run would count it.
 fn print_signoffs(s: &serde_json::Value) {
     if let Some(e) = s["error"].as_str() {
-        println!("      sign-offs now: {e}");
+        outln!("      sign-offs now: {e}");
         return;
     }
     let names = |key: &str, field: &str| -> Vec<String> {
@@ -244,7 +253,7 @@ fn print_signoffs(s: &serde_json::Value) {
                 .collect()
         })
         .unwrap_or_default();
-    println!(
+    outln!(
         "      sign-offs now: {} of {} counted{}; may still sign: {}",
         counted.len(),
         s["quorum"],
@@ -260,25 +269,53 @@ fn print_signoffs(s: &serde_json::Value) {
         }
     );
     for r in names("rejected", "principal") {
-        println!("      rejected by {r}");
+        outln!("      rejected by {r}");
     }
     if let Some(p) = s.get("problem").filter(|p| !p.is_null()) {
-        println!(
+        outln!(
             "      {}: {}",
             p["code"].as_str().unwrap_or(""),
             p["message"].as_str().unwrap_or("")
         );
     }
     if let Some(why) = s["authors_unknown"].as_str() {
-        println!("      note: the commit authors cannot be told ({why})");
+        outln!("      note: the commit authors cannot be told ({why})");
     }
     for i in s["ignored"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "      ignored {} ({}): {}: {}",
             i["name"].as_str().unwrap_or(""),
             i["signer"].as_str().unwrap_or("unknown signer"),
             i["code"].as_str().unwrap_or(""),
             i["reason"].as_str().unwrap_or("")
         );
+    }
+}
+
+/// A gate blocked only by gates that await a sign-off (pending, or themselves waiting) is
+/// pending too, as `run` reports it: it starts once the sign-off is given.
+fn awaiting_signoffs(gates: &mut [serde_json::Value]) {
+    loop {
+        let pending: Vec<String> = gates
+            .iter()
+            .filter(|g| g["state"] == "pending")
+            .filter_map(|g| g["id"].as_str().map(str::to_string))
+            .collect();
+        let mut changed = false;
+        for g in gates.iter_mut() {
+            let waits_on_pending = g["state"] == "blocked"
+                && g["waiting_on"].as_array().is_some_and(|w| {
+                    !w.is_empty()
+                        && w.iter()
+                            .all(|n| n.as_str().is_some_and(|n| pending.iter().any(|p| p == n)))
+                });
+            if waits_on_pending {
+                g["state"] = json!("pending");
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `relgate verify DIR`: resolve the trust root, check the folder ([`crate::verify`]), print.
 
+use crate::output::{errln, outln};
 use std::path::Path;
 
 use crate::exit;
@@ -12,7 +13,7 @@ pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
     let root = match trust::resolve(trust_args, pipeline, dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("relgate: {e}");
+            errln!("relgate: {e}");
             if matches!(e, trust::TrustError::Missing) {
                 show_untrusted_signers(&dir.join(AUDIT_SIGNERS));
             }
@@ -21,17 +22,19 @@ pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
     };
     match check(dir, &root, now()) {
         Ok(v) => {
-            println!(
+            outln!(
                 "verified: {} files, SHA256SUMS signed by {} (trust root: {})",
-                v.files, v.signer, root.source
+                v.files,
+                v.signer,
+                root.source
             );
             exit::SUCCESS
         }
         Err(problems) => {
             for p in &problems {
-                eprintln!("{p}");
+                errln!("{p}");
             }
-            eprintln!(
+            errln!(
                 "error: {}: {} problem(s); the release folder is not verified",
                 dir.display(),
                 problems.len()
@@ -53,12 +56,12 @@ pub(crate) fn show_untrusted_signers(path: &Path) {
     let Ok(allowed) = signers::parse(&text) else {
         return;
     };
-    eprintln!(
+    errln!(
         "  {} lists (UNTRUSTED, for information only; anyone who can write the folder can write it):",
         path.display()
     );
     for e in &allowed.entries {
-        eprintln!("    {} {}", e.principals.join(","), e.fingerprint);
+        errln!("    {} {}", e.principals.join(","), e.fingerprint);
     }
 }
 

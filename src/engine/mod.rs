@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use events::{Event, GateState};
+pub use events::{Event, GateState, GateSummary};
 
 use crate::config::SourceFile;
 use crate::digest::{canonical_json, sha256_hex};
@@ -45,7 +45,8 @@ pub struct RunSummary {
     pub record: PathBuf,
     /// Where the release was published, as the destination names itself.
     pub published: Option<String>,
-    pub gates: Vec<(String, String, GateState)>,
+    /// Every gate of the run, in pipeline order.
+    pub gates: Vec<GateSummary>,
     /// Why the run refused although no gate is red (a failed publish), or a note on how it
     /// ended (a completed interrupted publish).
     pub message: Option<String>,
@@ -72,7 +73,10 @@ pub enum RunError {
         "release {version} is already published at {to}; a published release is never overwritten"
     )]
     AlreadyPublished { version: String, to: String },
-    #[error("another relgate run holds the release record {0}")]
+    #[error(
+        "another relgate run holds the release record {0}: nothing was run; try again once it \
+         has finished"
+    )]
     Locked(PathBuf),
     #[error(
         "the release record {dir} does not verify, so nothing in it is used: {problem}. It may \
@@ -96,8 +100,8 @@ impl RunError {
             RunError::BadVersion(_)
             | RunError::Artefacts(_)
             | RunError::Signers { .. }
-            | RunError::Trust(_)
-            | RunError::Locked(_) => exit::CONFIG,
+            | RunError::Trust(_) => exit::CONFIG,
+            RunError::Locked(_) => exit::BUSY,
             _ => exit::REFUSED,
         }
     }
@@ -325,6 +329,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         subject_since,
         prior: Arc::new(attested.clone()),
         cancel: opts.cancel.clone(),
+        rehearsal: false,
     };
     let sched = schedule::Scheduler {
         log: log.clone(),
@@ -335,10 +340,10 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         signers_text: signers_text.clone(),
         events: events.clone(),
     };
-    let states = sched.run_all().await?;
+    let mut results = sched.run_all().await?;
 
     // Decide.
-    let any = |f: fn(&GateState) -> bool| states.values().any(f);
+    let any = |f: fn(&GateState) -> bool| results.values().any(|g| f(&g.state));
     let (decision, exit_code) = if any(|s| matches!(s, GateState::Aborted)) || *opts.cancel.borrow()
     {
         (Decision::Aborted, exit::REFUSED)
@@ -346,7 +351,12 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         (Decision::Refused, exit::REFUSED)
     } else if opts.dry_run {
         (Decision::DryRun, exit::SUCCESS)
-    } else if any(|s| matches!(s, GateState::Pending { .. } | GateState::Blocked { .. })) {
+    } else if any(|s| {
+        matches!(
+            s,
+            GateState::Pending { .. } | GateState::Waiting { .. } | GateState::Blocked { .. }
+        )
+    }) {
         (Decision::Pending, exit::PENDING)
     } else {
         (Decision::Published, exit::SUCCESS)
@@ -427,11 +437,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     let gates = p
         .gates
         .iter()
-        .filter_map(|g| {
-            states
-                .get(&g.id)
-                .map(|s| (g.id.clone(), g.kind.name().to_string(), s.clone()))
-        })
+        .filter_map(|g| results.remove(&g.id))
         .collect();
     Ok(RunSummary {
         decision,
@@ -484,11 +490,8 @@ fn checkpoint_key(
             Ok(k) => (
                 k,
                 true,
-                Some(
-                    "a dry run signs with a throwaway key, never the release key: its record \
-                     shows the rehearsal intact, not who made it"
-                        .to_string(),
-                ),
+                // Short: notes are shown whole on an 80-column terminal.
+                Some("a dry run signs with a throwaway key, never the release key".to_string()),
             ),
             Err(e) => return (None, Some(format!("no throwaway key: {e}"))),
         },

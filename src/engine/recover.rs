@@ -175,18 +175,28 @@ pub(super) fn complete_interrupted_publish(
     let mut gates = Vec::new();
     for g in &started.pipeline.gates {
         let state = prior[start..at].iter().rev().find_map(|e| match &e.record {
-            LogRecord::GateVerdict(v) if v.gate == g.id => Some(outcome_state(
-                v.outcome,
-                v.reasons.clone(),
-                v.reused_from.is_some(),
+            LogRecord::GateVerdict(v) if v.gate == g.id => Some((
+                outcome_state(v.outcome, v.reasons.clone(), v.reused_from.is_some()),
+                v.evidence.clone(),
             )),
-            LogRecord::GateSkipped(s) if s.gate == g.id => Some(GateState::Skipped {
-                reason: s.reason.clone(),
-            }),
+            LogRecord::GateSkipped(s) if s.gate == g.id => Some((
+                GateState::Skipped {
+                    reason: s.reason.clone(),
+                },
+                None,
+            )),
             _ => None,
         });
-        if let Some(state) = state {
-            gates.push((g.id.clone(), g.kind.name().to_string(), state));
+        if let Some((state, evidence)) = state {
+            gates.push(GateSummary {
+                id: g.id.clone(),
+                kind: g.kind.name().to_string(),
+                state,
+                elapsed_ms: 0,
+                evidence,
+                notes: Vec::new(),
+                may_still_sign: None,
+            });
         }
     }
     Ok(Some(RunSummary {

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use super::{Event, GateState, RunError, SharedLog, append, inputs_digest, outcome_state, reuse};
+use super::{
+    Event, GateState, GateSummary, RunError, SharedLog, append, inputs_digest, outcome_state, reuse,
+};
 use crate::gates::{self, CollectContext, CollectError, JudgeContext, Outcome};
 use crate::log::{self, Entry, Record as LogRecord};
-use crate::model::{Bump, GateSpec, Pipeline};
+use crate::model::{Bump, GateKind, GateSpec, Pipeline};
 
 pub(crate) struct Scheduler {
     pub log: SharedLog,
@@ -24,12 +26,14 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub async fn run_all(self) -> Result<BTreeMap<String, GateState>, RunError> {
+    /// Run every gate; how each ended, by id.
+    pub async fn run_all(self) -> Result<BTreeMap<String, GateSummary>, RunError> {
         let this = Arc::new(self);
         let gates = this.cx.pipeline.gates.clone();
         let mut states: BTreeMap<String, GateState> = BTreeMap::new();
+        let mut results: BTreeMap<String, GateSummary> = BTreeMap::new();
         let mut started: HashSet<String> = HashSet::new();
-        let mut running: JoinSet<(String, Result<GateState, RunError>)> = JoinSet::new();
+        let mut running: JoinSet<(String, Result<GateSummary, RunError>)> = JoinSet::new();
         loop {
             let mut progressed = true;
             while progressed {
@@ -42,16 +46,17 @@ impl Scheduler {
                     let unmet: Vec<String> = g
                         .needs
                         .iter()
-                        .filter(|n| {
-                            !states.get(*n).is_some_and(|st| {
-                                // A dry run rehearses the release as it will be once the
-                                // awaited sign-offs arrive: pending is not in the way.
-                                st.satisfies_needs()
-                                    || (this.cx.dry_run && matches!(st, GateState::Pending { .. }))
-                            })
-                        })
+                        .filter(|n| !states.get(*n).is_some_and(GateState::satisfies_needs))
                         .cloned()
                         .collect();
+                    // Waiting on sign-offs only is not failing: such a gate is pending. A dry
+                    // run still rehearses the sign gate then, so that signing runs nightly.
+                    let awaiting = !unmet.is_empty()
+                        && unmet
+                            .iter()
+                            .all(|n| states.get(n).is_some_and(GateState::awaits_signoff));
+                    let rehearse =
+                        awaiting && this.cx.dry_run && matches!(g.kind, GateKind::Sign(_));
                     // A gate that will not start: record why, show it, and count it as done.
                     let not_started = if *this.cx.cancel.borrow() {
                         Some((
@@ -61,29 +66,39 @@ impl Scheduler {
                             }),
                             GateState::Aborted,
                         ))
-                    } else if !unmet.is_empty() {
+                    } else if !unmet.is_empty() && !rehearse {
                         Some((
                             LogRecord::GateBlocked(log::GateBlocked {
                                 run: this.run,
                                 gate: g.id.clone(),
                                 waiting_on: unmet.clone(),
                             }),
-                            GateState::Blocked { waiting_on: unmet },
+                            if awaiting {
+                                GateState::Waiting {
+                                    waiting_on: unmet.clone(),
+                                }
+                            } else {
+                                GateState::Blocked {
+                                    waiting_on: unmet.clone(),
+                                }
+                            },
                         ))
                     } else {
                         None
                     };
                     if let Some((record, state)) = not_started {
                         append(&this.log, record)?;
-                        this.finish(g, state.clone(), Instant::now(), Vec::new());
-                        states.insert(g.id.clone(), state);
+                        let done = this.finish(g, state, Instant::now(), Vec::new(), None);
+                        states.insert(g.id.clone(), done.state.clone());
+                        results.insert(g.id.clone(), done);
                         progressed = true;
                     } else {
                         let me = this.clone();
                         let gate = g.clone();
+                        let rehearsal = rehearse.then_some(unmet);
                         running.spawn(async move {
                             let id = gate.id.clone();
-                            (id, me.run_gate(&gate).await)
+                            (id, me.run_gate(&gate, rehearsal).await)
                         });
                     }
                 }
@@ -91,25 +106,51 @@ impl Scheduler {
             match running.join_next().await {
                 None => break,
                 Some(Ok((id, result))) => {
-                    states.insert(id, result?);
+                    let done = result?;
+                    states.insert(id.clone(), done.state.clone());
+                    results.insert(id, done);
                 }
                 Some(Err(e)) => return Err(RunError::Io(format!("a gate task failed: {e}"))),
             }
         }
-        Ok(states)
+        Ok(results)
     }
 
-    fn finish(&self, gate: &GateSpec, state: GateState, since: Instant, notes: Vec<String>) {
+    /// Show how a gate ended and return it for the run's summary.
+    fn finish(
+        &self,
+        gate: &GateSpec,
+        state: GateState,
+        since: Instant,
+        notes: Vec<String>,
+        evidence: Option<String>,
+    ) -> GateSummary {
+        let elapsed_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
         let _ = self.events.send(Event::GateFinished {
             gate: gate.id.clone(),
             kind: gate.kind.name().to_string(),
-            state,
-            elapsed_ms: since.elapsed().as_millis() as u64,
-            notes,
+            state: state.clone(),
+            elapsed_ms,
+            notes: notes.clone(),
         });
+        GateSummary {
+            id: gate.id.clone(),
+            kind: gate.kind.name().to_string(),
+            state,
+            elapsed_ms,
+            evidence,
+            notes,
+            may_still_sign: None,
+        }
     }
 
-    async fn run_gate(&self, gate: &GateSpec) -> Result<GateState, RunError> {
+    /// Run one gate. `rehearsal`: the gates it needs that await a sign-off, when a dry run
+    /// runs it anyway (the sign gate; see [`CollectContext::rehearsal`]).
+    async fn run_gate(
+        &self,
+        gate: &GateSpec,
+        rehearsal: Option<Vec<String>>,
+    ) -> Result<GateSummary, RunError> {
         let t0 = Instant::now();
         let p = &self.cx.pipeline;
         let subject = self.cx.staged.subject.clone();
@@ -124,8 +165,7 @@ impl Scheduler {
                 }),
             )?;
             let state = GateState::Skipped { reason: why };
-            self.finish(gate, state.clone(), t0, Vec::new());
-            return Ok(state);
+            return Ok(self.finish(gate, state, t0, Vec::new(), None));
         }
 
         // What an automated gate runs against, observed before it starts: a kept result must
@@ -161,16 +201,16 @@ impl Scheduler {
             )?;
             let state = GateState::Green { reused: true };
             let on = depends_on.as_ref().map(|d| d.summary()).unwrap_or_default();
-            self.finish(
+            return Ok(self.finish(
                 gate,
-                state.clone(),
+                state,
                 t0,
                 vec![format!(
                     "kept the green result of log line {}: same settings and artefacts; {on}",
                     seq + 1
                 )],
-            );
-            return Ok(state);
+                v.evidence.clone(),
+            ));
         }
         // Why an earlier green result is not kept, to be shown with this run's verdict.
         let not_kept = match (&depends_on, self.latest_green(gate)) {
@@ -199,8 +239,11 @@ impl Scheduler {
 
         // The gate enforces its own timeout (killing what it started); this is a backstop.
         let backstop = Duration::from_secs(gate.timeout_secs.saturating_add(30));
-        let collected = tokio::time::timeout(backstop, gates::collect(gate, &self.cx)).await;
-        let (verdict, evidence, notes) = match collected {
+        let mut cx = self.cx.clone();
+        cx.rehearsal = rehearsal.is_some();
+        let collected = tokio::time::timeout(backstop, gates::collect(gate, &cx)).await;
+        let mut may_still_sign = None;
+        let (verdict, evidence, mut notes) = match collected {
             Ok(Ok(ev)) => {
                 let digest = self.cx.record.put_json(&ev)?;
                 let jcx = JudgeContext {
@@ -217,6 +260,9 @@ impl Scheduler {
                     blobs: &self.cx.record,
                 };
                 let verdict = gates::judge(gate, &ev, &jcx);
+                if verdict.outcome == Outcome::Pending {
+                    may_still_sign = gates::may_still_sign(gate, &ev, &jcx);
+                }
                 (verdict, Some(digest), evidence_notes(&ev))
             }
             Ok(Err(CollectError::Interrupted)) => {
@@ -227,8 +273,7 @@ impl Scheduler {
                         gate: gate.id.clone(),
                     }),
                 )?;
-                self.finish(gate, GateState::Aborted, t0, Vec::new());
-                return Ok(GateState::Aborted);
+                return Ok(self.finish(gate, GateState::Aborted, t0, Vec::new(), None));
             }
             Ok(Err(e)) => (
                 gates::Verdict::red("collect-error", e.to_string()),
@@ -253,15 +298,22 @@ impl Scheduler {
                 inputs,
                 outcome: verdict.outcome,
                 reasons: verdict.reasons.clone(),
-                evidence,
+                evidence: evidence.clone(),
                 reused_from: None,
                 depends_on,
             }),
         )?;
+        if let Some(waiting_on) = rehearsal {
+            notes.push(format!(
+                "rehearsed with a throwaway key; a real run waits for {} (awaiting sign-off)",
+                waiting_on.join(", ")
+            ));
+        }
         let state = outcome_state(verdict.outcome, verdict.reasons, false);
         let notes = not_kept.into_iter().chain(notes).collect();
-        self.finish(gate, state.clone(), t0, notes);
-        Ok(state)
+        let mut done = self.finish(gate, state, t0, notes, evidence);
+        done.may_still_sign = may_still_sign;
+        Ok(done)
     }
 
     /// The latest green verdict of `gate` in an earlier run, whatever its inputs.

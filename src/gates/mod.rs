@@ -42,6 +42,10 @@ pub struct CollectContext {
     pub prior: Arc<Vec<crate::log::Entry>>,
     /// Flips to `true` when the run is interrupted: stop work, kill children, return.
     pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// The sign gate runs although a gate it needs awaits a sign-off: a dry run's rehearsal of
+    /// signing. It signs with a throwaway key, never the release key, since a release signature
+    /// over bytes nobody signed off yet must not exist.
+    pub rehearsal: bool,
 }
 
 /// Everything a judge may use. Built from the live run, or from the recorded log in replay.
@@ -120,6 +124,21 @@ pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdic
             Ok(ev) => security_review::judge(spec, &ev, cx),
             Err(v) => v,
         },
+    }
+}
+
+/// Who may still sign `gate`, when it is a sign-off gate: the same reading of its evidence as
+/// its judge's (for the reports a CI job shows; never part of a verdict).
+pub fn may_still_sign(
+    gate: &GateSpec,
+    evidence: &Value,
+    cx: &JudgeContext<'_>,
+) -> Option<Vec<String>> {
+    match &gate.kind {
+        GateKind::Signoff(spec) => from_value(evidence)
+            .ok()
+            .map(|ev| signoff::assess(gate, spec, &ev, cx).may_still_sign),
+        _ => None,
     }
 }
 

@@ -146,13 +146,17 @@ pub async fn collect(
     let key = match loaded {
         // A dry run rehearses signing but never with the release key: a real signature would
         // exist for bytes nobody accepted, and anyone who can read the record could publish
-        // them. An unusable key (wrong type, encrypted) is still reported, since a real run
-        // would fail on it too.
+        // them (also a rehearsal past an awaited sign-off). An unusable key (wrong type,
+        // encrypted) is still reported, since a real run would fail on it too.
         Ok(_) if cx.dry_run => {
             ev.throwaway = true;
-            ev.note = Some(
-                "signed with a throwaway key (dry run); the release key is there and usable".into(),
-            );
+            ev.note = Some(if cx.rehearsal {
+                "signed with a throwaway key: a rehearsal (dry run) past an awaited sign-off; \
+                 the release key signs only once it is given"
+                    .into()
+            } else {
+                "signed with a throwaway key (dry run); the release key is there and usable".into()
+            });
             sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
         }
         Err(p) if cx.dry_run && p.kind == KeyProblemKind::Unavailable => {

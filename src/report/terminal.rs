@@ -1,5 +1,10 @@
 //! The terminal display: one live line per gate (spinner and elapsed time) on a terminal,
 //! plain lines otherwise. Everything goes to stderr; stdout is kept for results.
+//!
+//! A live line never outgrows the terminal: a line that wraps is redrawn in the wrong place.
+//! The gate column is as wide as the longest `id (kind)` but leaves room for a verdict, and a
+//! longer name is cut with `…` (the id's start is kept: that is how people tell gates apart);
+//! the message takes what is left of the line and is cut by the display.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -9,6 +14,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::{Event, GateState};
+use crate::output::errln;
+
+/// Columns a live line keeps for the verdict or the running time after the gate column.
+const MESSAGE_ROOM: usize = 28;
+/// The gate column is never narrower than this, however narrow the terminal.
+const MIN_GATE_COLUMN: usize = 12;
 
 pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     let live = !quiet && std::io::stderr().is_terminal();
@@ -18,14 +29,16 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
         ProgressDrawTarget::hidden()
     });
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    let running = ProgressStyle::with_template("{spinner} {prefix:<32} {msg} {elapsed}")
+    // The prefix comes fitted to its column (see `gate_column`); `wide_msg` is cut to what is
+    // left of the line.
+    let running = ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     // Waiting and finished lines have no spinner; a finished one keeps its verdict on screen.
-    let still = ProgressStyle::with_template("  {prefix:<32} {msg}")
+    let still = ProgressStyle::with_template("  {prefix} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let plain = |line: String| {
         if !quiet {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     };
     while let Some(ev) = rx.recv().await {
@@ -40,8 +53,9 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                 notes,
             } => {
                 let mode = if dry_run { " (dry run)" } else { "" };
+                // `subject sha256:<64 hex>` is 79 columns: it fits an 80-column terminal.
                 let header = format!(
-                    "relgate: {project} {version}{mode}\n  subject {subject}\n  record  {record}"
+                    "relgate: {project} {version}{mode}\nsubject {subject}\nrecord  {record}"
                 );
                 if live {
                     let _ = multi.println(&header);
@@ -56,10 +70,16 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                         plain(line);
                     }
                 }
-                for (id, kind) in gates {
+                let names: Vec<String> = gates
+                    .iter()
+                    .map(|(id, kind)| format!("{id} ({kind})"))
+                    .collect();
+                let columns = console::Term::stderr().size().1;
+                let width = gate_column(&names, usize::from(columns));
+                for ((id, _), name) in gates.into_iter().zip(names) {
                     let bar = multi.add(ProgressBar::new_spinner());
                     bar.set_style(still.clone());
-                    bar.set_prefix(format!("{id} ({kind})"));
+                    bar.set_prefix(fit(&name, width));
                     bar.set_message("waiting");
                     bars.insert(id, bar);
                 }
@@ -129,7 +149,65 @@ fn describe(state: &GateState) -> String {
         GateState::Blocked { waiting_on } => {
             format!("blocked: waiting on {}", waiting_on.join(", "))
         }
+        GateState::Waiting { waiting_on } => {
+            format!("pending: waiting on {}", waiting_on.join(", "))
+        }
         GateState::Skipped { reason } => format!("skipped: {reason}"),
         GateState::Aborted => "aborted".into(),
+    }
+}
+
+/// The width of the gate column on a terminal of `columns`: the longest name, unless that
+/// leaves less than [`MESSAGE_ROOM`] for the rest of the line (two columns go to the spinner).
+fn gate_column(names: &[String], columns: usize) -> usize {
+    let longest = names
+        .iter()
+        .map(|n| console::measure_text_width(n))
+        .max()
+        .unwrap_or(0);
+    let room = columns.saturating_sub(2 + 1 + MESSAGE_ROOM);
+    longest.min(room.max(MIN_GATE_COLUMN))
+}
+
+/// `text` padded to `width` columns, or cut to `width - 1` and ended with `…`.
+fn fit(text: &str, width: usize) -> String {
+    let have = console::measure_text_width(text);
+    if have <= width {
+        return format!("{text}{}", " ".repeat(width - have));
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = console::measure_text_width(c.encode_utf8(&mut [0; 4]));
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    used += 1;
+    out.push_str(&" ".repeat(width.saturating_sub(used)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_padded_and_long_ones_cut_with_an_ellipsis() {
+        assert_eq!(fit("unit (regression)", 20), "unit (regression)   ");
+        assert_eq!(fit("abcdefghij", 6), "abcde…");
+        assert_eq!(console::measure_text_width(&fit("äöü-long-name", 5)), 5);
+    }
+
+    #[test]
+    fn the_gate_column_leaves_room_for_the_message() {
+        let names = vec!["x".repeat(70), "short".into()];
+        assert_eq!(gate_column(&names, 80), 80 - 3 - MESSAGE_ROOM);
+        assert_eq!(gate_column(&names, 200), 70);
+        assert_eq!(gate_column(&["ab".into()], 80), 2);
+        assert_eq!(gate_column(&names, 20), MIN_GATE_COLUMN);
     }
 }

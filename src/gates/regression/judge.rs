@@ -161,10 +161,17 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
         if n > NAMED_FAILURES {
             names.push_str(&format!(" and {} more", n - NAMED_FAILURES));
         }
-        reasons.push(Reason::new(
-            "tests-failed",
-            one_line(&format!("{n} test{} failed: {names}", plural(n as u64))),
-        ));
+        // The first failure's place and assertion, so the refusal line says what failed.
+        let first = t.failures.first().map(first_failure).unwrap_or_default();
+        let msg = if n == 1 {
+            format!("1 test failed: {names}{first}")
+        } else if first.is_empty() {
+            format!("{n} tests failed: {names}")
+        } else {
+            let name = t.failures.first().map(|f| f.name.as_str()).unwrap_or("");
+            format!("{n} tests failed: {names}; the first, {name}{first}")
+        };
+        reasons.push(Reason::new("tests-failed", one_line(&msg)));
     }
     for suite in &t.inconsistent {
         reasons.push(Reason::new(
@@ -218,6 +225,16 @@ pub(super) fn tally(files: &[JunitFile], blobs: &dyn Blobs) -> (Tally, Vec<Reaso
         }
     }
     (counter.finish(), reasons)
+}
+
+/// ` at PLACE: MESSAGE`, or the part of it the report gives.
+fn first_failure(f: &super::FailedTest) -> String {
+    match (&f.location, &f.message) {
+        (Some(at), Some(m)) => format!(" at {at}: {m}"),
+        (Some(at), None) => format!(" at {at}"),
+        (None, Some(m)) => format!(": {m}"),
+        (None, None) => String::new(),
+    }
 }
 
 /// Unix milliseconds as RFC 3339 UTC, to the second.

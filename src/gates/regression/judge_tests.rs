@@ -221,7 +221,7 @@ fn failing_nextest_report_names_the_test() {
     assert_eq!(codes(&v), ["command-failed", "tests-failed"]);
     assert_eq!(
         v.reasons[1].message,
-        "1 test failed: tinycalc::tests::adds_wrongly"
+        "1 test failed: tinycalc::tests::adds_wrongly at src/lib.rs:9:25: assertion `left == right` failed: two and two"
     );
 }
 
@@ -245,7 +245,7 @@ fn surefire_error_counts_as_failure() {
     assert_eq!(codes(&v), ["tests-failed"]);
     assert_eq!(
         v.reasons[0].message,
-        "2 tests failed: com.acme.CalcTest::dividesByZero, com.acme.CalcTest::parsesHex"
+        "2 tests failed: com.acme.CalcTest::dividesByZero, com.acme.CalcTest::parsesHex; the first, com.acme.CalcTest::dividesByZero at CalcTest.java:31: expected: <0> but was: <1>"
     );
 }
 

@@ -9,6 +9,7 @@
 //! the run are stored whole (up to [`junit::MAX_REPORT_BYTES`]) for the judge to parse.
 
 mod capture;
+pub mod failure;
 mod judge;
 pub mod junit;
 mod process;
@@ -30,7 +31,16 @@ pub use capture::{HEAD_BYTES, StreamCapture, TAIL_BYTES};
 pub use judge::judge;
 pub use junit::{BadPattern, JunitFile, JunitState};
 pub use process::ProcessRecord;
-pub use tally::Tally;
+pub use tally::{FailedTest, Tally};
+
+/// The test counts and failures of the stored reports, read as the judge reads them (for
+/// `relgate logs`), with the reasons a report could not be read.
+pub fn read_tests(
+    ev: &RegressionEvidence,
+    blobs: &dyn crate::record::Blobs,
+) -> (Tally, Vec<super::Reason>) {
+    judge::tally(&ev.junit, blobs)
+}
 
 /// Everything the regression judge needs, as recorded in the release log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -22,6 +22,8 @@
 use quick_xml::escape::resolve_xml_entity;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
+use super::failure::{FailureDetail, FailureText};
+
 /// Deeper nesting than this is refused (real reports nest suites a few levels at most).
 pub const MAX_DEPTH: usize = 256;
 
@@ -45,6 +47,8 @@ pub struct Case {
     pub classname: Option<String>,
     pub name: String,
     pub outcome: CaseOutcome,
+    /// What its first `<failure>`/`<error>` (or rerun element) says, when it failed.
+    pub failure: Option<FailureDetail>,
 }
 
 /// How one test case ended. Ordered: when one test case appears twice, the greater wins.
@@ -137,7 +141,14 @@ impl Kind {
 struct OpenCase {
     classname: Option<String>,
     name: String,
+    /// The `file` and `line` attributes some producers write (pytest's xunit1, jest).
+    file: Option<String>,
+    line: Option<String>,
     marks: Vec<Mark>,
+    /// The first failing element's message and text, read for its [`FailureDetail`].
+    failure: Option<FailureText>,
+    /// Text read now belongs to that element (its own text, or its `<stackTrace>`).
+    in_failure: bool,
 }
 
 impl OpenCase {
@@ -303,12 +314,20 @@ impl Reader<'_> {
                 self.case = Some(OpenCase {
                     classname: get("classname").map(str::to_string),
                     name: case_name.to_string(),
+                    file: get("file").map(str::to_string),
+                    line: get("line").map(str::to_string),
                     marks: Vec::new(),
+                    failure: None,
+                    in_failure: false,
                 });
             }
             Kind::Outcome(mark) | Kind::Retry(mark) => {
                 if let Some(c) = &mut self.case {
                     c.marks.push(mark);
+                    if matches!(mark, Mark::Failed | Mark::Rerun) && c.failure.is_none() {
+                        c.failure = Some(FailureText::new(get("message").map(str::to_string)));
+                        c.in_failure = true;
+                    }
                 }
             }
             Kind::Suites | Kind::Properties | Kind::Property | Kind::Output => {}
@@ -323,12 +342,23 @@ impl Reader<'_> {
             return Err(self.malformed(at, "an end tag without a start tag"));
         };
         match kind {
+            Kind::Outcome(_) | Kind::Retry(_) => {
+                if let Some(c) = &mut self.case {
+                    c.in_failure = false;
+                }
+            }
             Kind::Case => {
                 if let (Some(c), Some(suite)) = (self.case.take(), self.suites.last_mut()) {
+                    let outcome = c.outcome();
+                    let failure = c
+                        .failure
+                        .filter(|_| outcome == CaseOutcome::Failed)
+                        .map(|f| f.detail(c.file.as_deref(), c.line.as_deref()));
                     suite.cases.push(Case {
-                        outcome: c.outcome(),
+                        outcome,
                         classname: c.classname,
                         name: c.name,
+                        failure,
                     });
                 }
             }
@@ -345,7 +375,30 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn text(&self, text: &str, at: u64) -> Result<(), ReportError> {
+    fn text(&mut self, text: &str, at: u64) -> Result<(), ReportError> {
+        self.capture(text);
+        self.place_text(text, at)
+    }
+
+    /// Keep text read inside a case's first failing element, for its message and place.
+    /// `<system-out>` inside a rerun element is the test's output, not the failure's.
+    fn capture(&mut self, text: &str) {
+        let in_failure = match self.stack.last() {
+            Some((Kind::Outcome(_) | Kind::Retry(_), _)) => true,
+            Some((Kind::Output, name)) => name == "stackTrace",
+            _ => false,
+        };
+        if in_failure
+            && let Some(c) = &mut self.case
+            && c.in_failure
+            && let Some(f) = &mut c.failure
+        {
+            f.push(text);
+        }
+    }
+
+    /// Text is allowed only inside elements that carry it.
+    fn place_text(&self, text: &str, at: u64) -> Result<(), ReportError> {
         if text.trim().is_empty() {
             return Ok(());
         }
@@ -360,21 +413,30 @@ impl Reader<'_> {
         }
     }
 
-    fn reference(&self, e: &BytesRef<'_>, at: u64) -> Result<(), ReportError> {
+    fn reference(&mut self, e: &BytesRef<'_>, at: u64) -> Result<(), ReportError> {
         let name: &str = e;
         let name = name.to_string();
-        if e.is_char_ref() {
-            if !matches!(e.resolve_char_ref(), Ok(Some(_))) {
-                return Err(self.malformed(at, format!("invalid character reference &{name};")));
+        let resolved = if e.is_char_ref() {
+            match e.resolve_char_ref() {
+                Ok(Some(c)) => c.to_string(),
+                _ => {
+                    return Err(self.malformed(at, format!("invalid character reference &{name};")));
+                }
             }
-        } else if resolve_xml_entity(&name).is_none() {
-            return Err(ReportError::UnknownEntity {
-                line: self.line(at),
-                name,
-            });
-        }
+        } else {
+            match resolve_xml_entity(&name) {
+                Some(s) => s.to_string(),
+                None => {
+                    return Err(ReportError::UnknownEntity {
+                        line: self.line(at),
+                        name,
+                    });
+                }
+            }
+        };
+        self.capture(&resolved);
         // A reference is text: allowed only where text is.
-        self.text("&", at)
+        self.place_text("&", at)
     }
 
     /// Every attribute of `e`, values unescaped; duplicates, malformed values and unknown
@@ -408,154 +470,5 @@ impl Reader<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(xml: &str) -> ReportError {
-        read(xml.as_bytes()).unwrap_err()
-    }
-
-    fn outcomes(xml: &str) -> Vec<(String, CaseOutcome)> {
-        let r = read(xml.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        fn walk(s: &Suite, out: &mut Vec<(String, CaseOutcome)>) {
-            out.extend(s.cases.iter().map(|c| (c.name.clone(), c.outcome)));
-            s.suites.iter().for_each(|n| walk(n, out));
-        }
-        r.suites.iter().for_each(|s| walk(s, &mut out));
-        out
-    }
-
-    #[test]
-    fn the_three_root_forms_read() {
-        for xml in [
-            r#"<testsuites><testsuite name="s"><testcase name="a"/></testsuite></testsuites>"#,
-            r#"<testrun><testsuite name="s"><testcase name="a"/></testsuite></testrun>"#,
-            r#"<?xml version="1.0" encoding="UTF-8"?><!-- c --><testsuite name="s"><testcase name="a"/></testsuite>
-"#,
-        ] {
-            assert_eq!(outcomes(xml), [("a".into(), CaseOutcome::Passed)], "{xml}");
-        }
-    }
-
-    #[test]
-    fn a_second_root_is_refused() {
-        let e = err(r#"<testsuite name="a"/><testsuite name="b"><testcase name="x"/></testsuite>"#);
-        assert_eq!(e.code(), "junit-unparsable");
-        assert!(e.to_string().contains("after the root element"), "{e}");
-        let e = err("<testsuite name=\"a\"/>\ntrailing");
-        assert_eq!(e.to_string(), "line 2: text after the root element");
-    }
-
-    #[test]
-    fn unknown_elements_are_refused_wherever_they_are() {
-        for (xml, what) in [
-            (
-                r#"<testsuite><group><testcase name="x"/></group></testsuite>"#,
-                "unexpected element <group> in <testsuite>",
-            ),
-            (
-                r#"<testsuites><testsuites/></testsuites>"#,
-                "unexpected element <testsuites> in <testsuites>",
-            ),
-            (
-                r#"<testsuite><testcase name="x"><x:failure/></testcase></testsuite>"#,
-                "unexpected element <x:failure> in <testcase>",
-            ),
-            (
-                r#"<testsuite><testcase name="x"><failure><b/></failure></testcase></testsuite>"#,
-                "unexpected element <b> in <failure>",
-            ),
-            (
-                r#"<report><testsuite/></report>"#,
-                "the root element is <report>, not <testsuites>, <testsuite> or <testrun>",
-            ),
-        ] {
-            assert_eq!(err(xml).to_string(), format!("line 1: {what}"));
-        }
-    }
-
-    #[test]
-    fn dtds_and_unknown_entities_are_refused() {
-        let e = err(
-            "<?xml version=\"1.0\"?>\n<!DOCTYPE t [<!ENTITY f \"<failure/>\">]>\n<testsuite><testcase name=\"a\">&f;</testcase></testsuite>",
-        );
-        assert_eq!(e, ReportError::Doctype { line: 2 });
-        assert_eq!(e.code(), "junit-doctype");
-        let e =
-            err(r#"<testsuite><testcase name="a"><failure>&f;</failure></testcase></testsuite>"#);
-        assert_eq!(
-            e,
-            ReportError::UnknownEntity {
-                line: 1,
-                name: "f".into()
-            }
-        );
-        let e = err(r#"<testsuite name="&f;"/>"#);
-        assert_eq!(e.code(), "junit-doctype");
-        // The predefined ones and character references are fine where text is.
-        let xml = r#"<testsuite name="a&amp;b"><testcase name="t"><failure message="&lt;&#65;">&gt;&#x41;&quot;</failure></testcase></testsuite>"#;
-        assert_eq!(outcomes(xml), [("t".into(), CaseOutcome::Failed)]);
-        // ... but not between structural elements.
-        assert_eq!(
-            err(r#"<testsuite>&amp;<testcase name="t"/></testsuite>"#).to_string(),
-            "line 1: text in <testsuite>"
-        );
-    }
-
-    #[test]
-    fn malformed_xml_and_missing_pieces_are_refused() {
-        for xml in [
-            "",
-            "not xml",
-            "<testsuite><testcase name=\"x\">",
-            "<testsuite></testcase>",
-            "<testsuite a=\"1\" a=\"2\"/>",
-            "<testsuite><testcase/></testsuite>",
-            "<testsuite failures=\"many\"/>",
-            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><testsuite/>",
-        ] {
-            assert_eq!(err(xml).code(), "junit-unparsable", "{xml:?}");
-        }
-        assert!(
-            read(b"\xef\xbb\xbf<testsuite/>").is_ok(),
-            "a UTF-8 BOM is fine"
-        );
-        assert!(read(b"\xef\xbb\xbf<?xml version=\"1.0\"?><testsuite/>").is_ok());
-        assert_eq!(err("\u{ff}").code(), "junit-unparsable");
-        assert_eq!(
-            read(b"<testsuite name=\"\xff\"/>").unwrap_err().code(),
-            "junit-unparsable"
-        );
-    }
-
-    #[test]
-    fn outcomes_follow_the_rerun_conventions() {
-        let xml = r#"<testsuite>
-          <testcase name="pass"/>
-          <testcase name="fail"><failure/></testcase>
-          <testcase name="err"><error>trace</error></testcase>
-          <testcase name="skip"><skipped/></testcase>
-          <testcase name="flaky"><flakyFailure><stackTrace>t</stackTrace></flakyFailure></testcase>
-          <testcase name="rerun-only"><rerunFailure/></testcase>
-          <testcase name="rerun-error-only"><rerunError/></testcase>
-          <testcase name="rerun-with-failure"><failure/><rerunFailure/></testcase>
-          <testcase name="skip-then-fail"><skipped/><failure/></testcase>
-          <testcase name="flaky-and-rerun"><flakyFailure/><rerunError/></testcase>
-        </testsuite>"#;
-        use CaseOutcome::*;
-        let got: Vec<_> = outcomes(xml).into_iter().map(|(_, o)| o).collect();
-        assert_eq!(
-            got,
-            [
-                Passed, Failed, Failed, Skipped, Flaky, Failed, Failed, Failed, Failed, Failed
-            ]
-        );
-    }
-
-    #[test]
-    fn nesting_is_bounded() {
-        let deep = "<testsuite>".repeat(MAX_DEPTH + 1);
-        assert!(err(&deep).to_string().contains("nested deeper"));
-    }
-}
+#[path = "report_tests.rs"]
+mod tests;

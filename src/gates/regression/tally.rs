@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::failure::FailureDetail;
 use super::report::{CaseOutcome, Report, Suite};
 
 /// Test counts over one or more reports.
@@ -21,6 +22,10 @@ pub struct Tally {
     pub skipped: u64,
     /// `classname::name` of every failed or errored test case.
     pub failed: Vec<String>,
+    /// Each failed test case with its message and place, when its report says them (in the
+    /// order of `failed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailedTest>,
     /// Passed after failing at least once (`flakyFailure`/`flakyError`); counted as passed.
     pub flaky: Vec<String>,
     /// Suites whose `failures`/`errors` attributes claim more than their test cases show.
@@ -31,14 +36,27 @@ pub struct Tally {
     pub repeated: u64,
 }
 
+/// A failed test case and what its report says about the failure.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailedTest {
+    /// `classname::name`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `path:line[:column]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
 type Key = (Vec<String>, String, String);
 
 /// Accumulates reports into a [`Tally`].
 #[derive(Default)]
 pub struct Counter {
     index: HashMap<Key, usize>,
-    /// Display name and outcome of each distinct test case, in order of first appearance.
-    cases: Vec<(String, CaseOutcome)>,
+    /// Display name, outcome and failure of each distinct test case, in order of first
+    /// appearance.
+    cases: Vec<(String, CaseOutcome, Option<FailureDetail>)>,
     inconsistent: Vec<String>,
     repeated: u64,
 }
@@ -65,8 +83,11 @@ impl Counter {
             match self.index.get(&key) {
                 Some(&i) => {
                     self.repeated += 1;
-                    let kept = &mut self.cases[i].1;
-                    *kept = (*kept).max(case.outcome);
+                    let kept = &mut self.cases[i];
+                    if case.outcome > kept.1 || kept.2.is_none() && case.failure.is_some() {
+                        kept.2.clone_from(&case.failure);
+                    }
+                    kept.1 = kept.1.max(case.outcome);
                 }
                 None => {
                     let shown_name = match &case.classname {
@@ -74,7 +95,8 @@ impl Counter {
                         None => case.name.clone(),
                     };
                     self.index.insert(key, self.cases.len());
-                    self.cases.push((shown_name, case.outcome));
+                    self.cases
+                        .push((shown_name, case.outcome, case.failure.clone()));
                 }
             }
         }
@@ -103,7 +125,7 @@ impl Counter {
             repeated: self.repeated,
             ..Tally::default()
         };
-        for (name, outcome) in self.cases {
+        for (name, outcome, failure) in self.cases {
             match outcome {
                 CaseOutcome::Skipped => t.skipped += 1,
                 CaseOutcome::Passed => t.passed += 1,
@@ -111,7 +133,15 @@ impl Counter {
                     t.passed += 1;
                     t.flaky.push(name);
                 }
-                CaseOutcome::Failed => t.failed.push(name),
+                CaseOutcome::Failed => {
+                    let d = failure.unwrap_or_default();
+                    t.failures.push(FailedTest {
+                        name: name.clone(),
+                        message: d.message,
+                        location: d.location,
+                    });
+                    t.failed.push(name);
+                }
             }
         }
         t.executed = t.passed + t.failed.len() as u64;
@@ -171,6 +201,50 @@ mod tests {
         let t = tally_of(&[&fixture("pytest-failing.xml")]);
         assert_eq!((t.executed, t.passed, t.skipped), (2, 1, 1));
         assert_eq!(t.failed, vec!["test_calc::test_add_fails"]);
+    }
+
+    /// The message and place of each failure in the real reports of the fixtures.
+    #[test]
+    fn failures_carry_their_message_and_place() {
+        let detail = |name: &str| -> Vec<(String, Option<String>, Option<String>)> {
+            tally_of(&[&fixture(name)])
+                .failures
+                .into_iter()
+                .map(|f| (f.name, f.message, f.location))
+                .collect()
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            detail("pytest-failing.xml"),
+            [(
+                "test_calc::test_add_fails".into(),
+                some("assert (1 + 1) == 3"),
+                some("test_calc.py:7")
+            )]
+        );
+        assert_eq!(
+            detail("nextest-failing.xml"),
+            [(
+                "tinycalc::tests::adds_wrongly".into(),
+                some("assertion `left == right` failed: two and two"),
+                some("src/lib.rs:9:25")
+            )]
+        );
+        assert_eq!(
+            detail("surefire-TEST-com.acme.CalcTest.xml"),
+            [
+                (
+                    "com.acme.CalcTest::dividesByZero".into(),
+                    some("expected: <0> but was: <1>"),
+                    some("CalcTest.java:31")
+                ),
+                (
+                    "com.acme.CalcTest::parsesHex".into(),
+                    some("For input string: \"0xZZ\""),
+                    some("Calc.java:12")
+                ),
+            ]
+        );
     }
 
     #[test]
