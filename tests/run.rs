@@ -416,3 +416,31 @@ fn a_passing_command_with_a_failing_junit_test_or_too_few_tests_is_red() {
     assert!(stderr(&out).contains("too-few-tests"), "{}", stderr(&out));
     assert!(!p.join("published").exists());
 }
+
+#[test]
+fn published_files_are_readable_by_everyone_under_the_usual_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = green_project(PASSING);
+    let out = std::process::Command::new("sh")
+        .current_dir(p.path())
+        .args([
+            "-c",
+            &format!("umask 022 && exec {} run 1.0.0", common::BIN),
+        ])
+        .env_remove("RELGATE_OPERATOR")
+        .output()
+        .expect("run");
+    expect_code(&out, exit::SUCCESS);
+    for f in [
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "audit/log.jsonl",
+        "audit/checkpoint",
+    ] {
+        let mode = std::fs::metadata(p.join(&format!("published/acme/1.0.0/{f}")))
+            .expect("published file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o044, 0o044, "{f} is {mode:o}");
+    }
+}

@@ -452,8 +452,11 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // Written beside the target and renamed over it: whatever stood at `path` — a symbolic
     // link someone planted in a record, a FIFO — is replaced, never followed or blocked on.
     let dir = path.parent().unwrap_or(Path::new("."));
+    // 0o666 less the umask, as `File::create` would (tempfile's default is 0o600, and these
+    // files are published).
     let mut tmp = tempfile::Builder::new()
         .prefix(".write-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
