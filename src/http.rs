@@ -10,6 +10,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a transfer may go without a byte moving before it counts as stalled.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The stall timeout in force: `RELGATE_STALL_TIMEOUT_SECS` when set (a slow link, or a test
+/// that must not wait a minute), else [`STALL_TIMEOUT`].
+pub fn stall_timeout() -> Duration {
+    std::env::var("RELGATE_STALL_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(STALL_TIMEOUT, Duration::from_secs)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot read the CA file {}: {source}", .path.display())]
@@ -32,7 +42,7 @@ pub fn client(ca: Option<&Path>) -> Result<reqwest::Client, HttpError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(STALL_TIMEOUT)
+        .read_timeout(stall_timeout())
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("relgate/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca {
