@@ -38,6 +38,8 @@ pub struct Head {
     /// The server's own SHA-256 of the whole object, in hex, when it keeps one (objects put in
     /// one piece with `x-amz-checksum-sha256`; not multipart ones, whose checksum is composite).
     pub sha256: Option<String>,
+    /// The ETag as sent (quotes included): shown in tests, never compared as a digest.
+    pub etag: Option<String>,
 }
 
 /// One request, as [`Bucket::send`] takes it.
@@ -363,7 +365,11 @@ impl Bucket {
                     .and_then(|v| v.to_str().ok())
                     .filter(|v| !v.contains('-'))
                     .and_then(|v| base64_to_hex(v));
-                Ok(Some(Head { size, sha256 }))
+                let etag = h
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                Ok(Some(Head { size, sha256, etag }))
             }
             _ => Err(self.fail(&op, resp).await),
         }
