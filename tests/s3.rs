@@ -351,3 +351,42 @@ fn credentials_are_never_shown_or_recorded() {
         }
     }
 }
+
+#[test]
+fn a_staged_byte_changed_before_the_upload_stores_nothing() {
+    let moto = Moto::start();
+    let b = moto.bucket(BUCKET);
+    for (file, size) in [
+        ("a.txt", 2usize),
+        ("big.bin", relgate::s3::upload::PART_SIZE as usize + 10),
+    ] {
+        let p = project(&moto.endpoint());
+        p.write(&format!("dist/{file}"), vec![b'a'; size]);
+        // A gate that rewrites one byte of the staged copy after staging hashed it.
+        let gate = format!(
+            "  tamper:\n    kind: regression\n    run: \"for f in \\\"$RELGATE_RECORD\\\"/staged/*/{file}; do \
+             chmod u+w \\\"$f\\\"; printf b | dd of=\\\"$f\\\" bs=1 seek=1 conv=notrunc 2>/dev/null; done\"\n"
+        );
+        let text = std::fs::read_to_string(p.join("pipeline.yaml")).expect("pipeline");
+        p.write(
+            "pipeline.yaml",
+            text.replace("gates:\n", &format!("gates:\n{gate}")),
+        );
+        let out = run(&p, "1.0.0");
+        expect_code(&out, exit::REFUSED);
+        assert!(
+            stderr(&out).contains(&format!("staged {file} no longer matches its digest")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            get(&b, &format!("{PREFIX}/{file}")).is_none(),
+            "{file} was stored"
+        );
+        assert!(get(&b, &format!("{PREFIX}/SHA256SUMS.sig")).is_none());
+        // Clean up for the next file: the claim and whatever landed belong to this record.
+        for l in keys(&b, "") {
+            block_on(b.delete(&l.key)).expect("delete");
+        }
+    }
+}
