@@ -108,7 +108,7 @@ fn a_stalled_server_times_out_instead_of_hanging() {
     let proxy = Proxy::start(moto.port, rule);
     let p = project(&proxy.endpoint());
     let started = Instant::now();
-    let out = run(&p, &[("RELGATE_STALL_TIMEOUT_SECS", "1")]);
+    let out = run(&p, &[("RELGATE_HTTP_STALL_TIMEOUT", "1")]);
     expect_code(&out, exit::REFUSED);
     assert!(
         started.elapsed() < Duration::from_secs(50),
@@ -142,7 +142,7 @@ fn a_stalled_large_upload_times_out() {
     let big = vec![7u8; relgate::s3::upload::PART_SIZE as usize];
     p.write("dist/big.bin", &big);
     let started = Instant::now();
-    let out = run(&p, &[("RELGATE_STALL_TIMEOUT_SECS", "1")]);
+    let out = run(&p, &[("RELGATE_HTTP_STALL_TIMEOUT", "1")]);
     expect_code(&out, exit::REFUSED);
     assert!(
         started.elapsed() < Duration::from_secs(50),

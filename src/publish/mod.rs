@@ -41,7 +41,7 @@ pub enum PublishError {
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
     #[error("cannot publish to {to}: {why}")]
-    Remote { to: String, why: String },
+    S3 { to: String, why: String },
 }
 
 impl PublishError {

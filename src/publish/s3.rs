@@ -89,7 +89,7 @@ impl S3 {
                     .to_string(),
                 found,
             },
-            e => PublishError::Remote {
+            e => PublishError::S3 {
                 to: self.describe(),
                 why: e.to_string(),
             },
@@ -97,7 +97,7 @@ impl S3 {
     }
 
     fn refuse(&self, why: String) -> PublishError {
-        PublishError::Remote {
+        PublishError::S3 {
             to: self.describe(),
             why,
         }

@@ -61,6 +61,7 @@ impl Payload {
 /// How far a body has got, for the stall watchdog.
 pub struct Progress {
     start: Instant,
+    /// Milliseconds after `start` when a byte last moved (or the body ended).
     last_ms: AtomicU64,
     done: AtomicBool,
 }
@@ -86,23 +87,27 @@ impl Progress {
     }
 
     fn finish(&self) {
+        self.tick();
         self.done.store(true, Ordering::Relaxed);
     }
 
-    /// Resolves when the body has not moved for `stall` while still unsent; never once the body
-    /// is sent (waiting for the answer is the HTTP client's read timeout's business).
+    /// Resolves when nothing has moved for `stall`: no chunk of the body taken while it is
+    /// being sent, or no answer begun that long after the body ended. The HTTP client has no
+    /// read timeout of its own (see `crate::http`), so this is what ends a stalled request.
     pub async fn watchdog(&self, stall: Duration) {
         let step = (stall / 4).max(Duration::from_millis(50));
         loop {
             tokio::time::sleep(step).await;
-            if self.done.load(Ordering::Relaxed) {
-                return std::future::pending().await;
-            }
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             if self.start.elapsed().saturating_sub(last) > stall {
                 return;
             }
         }
+    }
+
+    /// Has the whole body been taken?
+    pub fn sent(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
     }
 }
 

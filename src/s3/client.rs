@@ -182,7 +182,7 @@ impl Bucket {
                 Ok(resp) if !retryable_status(resp.status()) => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
-                    let bytes = resp.bytes().await.unwrap_or_default();
+                    let bytes = self.small_body(op.key, resp).await.unwrap_or_default();
                     // For 400 and 409 only some codes mean "try again"; they are in the body.
                     let again = match status.as_u16() {
                         400 | 409 => matches!(
@@ -272,22 +272,28 @@ impl Bucket {
         tokio::pin!(request);
         let result = tokio::select! {
             r = &mut request => r,
-            () = progress.watchdog(stall) => return Err(Attempt::Stalled),
+            () = progress.watchdog(stall) => {
+                return Err(Attempt::Stalled { sending: !progress.sent() });
+            }
         };
         if let Some(found) = failed.take() {
             return Err(Attempt::StagedChanged(found));
         }
         result.map_err(|e| Attempt::Transport {
             before_send: e.is_connect(),
-            why: describe_reqwest(&e, stall),
+            why: describe_reqwest(&e),
         })
     }
 
     fn attempt_error(&self, op: &Op<'_>, e: Attempt, attempts: u32) -> S3Error {
         let why = match e {
             Attempt::Transport { why, .. } => why,
-            Attempt::Stalled => format!(
-                "the upload stalled (no byte moved for {}s)",
+            Attempt::Stalled { sending: true } => format!(
+                "stalled: the upload did not move for {}s",
+                crate::http::stall_timeout().as_secs()
+            ),
+            Attempt::Stalled { sending: false } => format!(
+                "stalled: no answer within {}s",
                 crate::http::stall_timeout().as_secs()
             ),
             Attempt::StagedChanged(found) => found,
@@ -342,7 +348,7 @@ impl Bucket {
     /// Read a response's body for an error message, then make the error.
     pub(super) async fn fail(&self, op: &Op<'_>, resp: reqwest::Response) -> S3Error {
         let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = self.small_body(op.key, resp).await.unwrap_or_default();
         self.status_error(op, status, &body, 1)
     }
 
@@ -392,7 +398,7 @@ impl Bucket {
             return Ok(None);
         };
         let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.read_error(key, &e))? {
+        while let Some(chunk) = self.chunk(key, &mut resp).await? {
             if out.len() as u64 + chunk.len() as u64 > cap {
                 return Err(self.protocol(
                     &Op::new(Method::GET, key),
@@ -412,11 +418,45 @@ impl Bucket {
         };
         let mut h = Sha256::new();
         let mut n = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.read_error(key, &e))? {
+        while let Some(chunk) = self.chunk(key, &mut resp).await? {
             h.update(&chunk);
             n += chunk.len() as u64;
         }
         Ok(Some((hex::encode(h.finalize()), n)))
+    }
+
+    /// The next chunk of an answer's body, or an error when none comes within the stall
+    /// timeout.
+    pub async fn chunk(
+        &self,
+        key: &str,
+        resp: &mut reqwest::Response,
+    ) -> Result<Option<bytes::Bytes>, S3Error> {
+        let stall = crate::http::stall_timeout();
+        match tokio::time::timeout(stall, resp.chunk()).await {
+            Ok(r) => r.map_err(|e| self.read_error(key, &e)),
+            Err(_) => Err(S3Error::Transport {
+                op: "GET".into(),
+                target: self.shown(key),
+                endpoint: self.endpoint_shown(),
+                why: format!("stalled: nothing arrived for {}s", stall.as_secs()),
+                attempts: 1,
+            }),
+        }
+    }
+
+    /// A whole answer body that is small by nature (an error, a listing page, an upload id),
+    /// read chunk by chunk under the stall timeout.
+    pub(super) async fn small_body(
+        &self,
+        key: &str,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, S3Error> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.chunk(key, &mut resp).await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 
     pub(super) fn read_error(&self, key: &str, e: &reqwest::Error) -> S3Error {
@@ -424,7 +464,7 @@ impl Bucket {
             op: "GET".into(),
             target: self.shown(key),
             endpoint: self.endpoint_shown(),
-            why: self.scrub(&describe_reqwest(e, crate::http::stall_timeout())),
+            why: self.scrub(&describe_reqwest(e)),
             attempts: 1,
         }
     }
@@ -463,10 +503,7 @@ impl Bucket {
             if !resp.status().is_success() {
                 return Err(self.fail(&op, resp).await);
             }
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| self.read_error(prefix, &e))?;
+            let bytes = self.small_body(prefix, resp).await?;
             let (page, next) = xml::list_page(&bytes).map_err(|why| self.protocol(&op, &why))?;
             out.extend(page);
             match next {
@@ -494,7 +531,10 @@ enum Attempt {
         why: String,
         before_send: bool,
     },
-    Stalled,
+    /// Nothing moved for the stall timeout, while sending the body or waiting for the answer.
+    Stalled {
+        sending: bool,
+    },
     /// The staged file no longer has its recorded bytes: the body was cut off on purpose.
     StagedChanged(String),
 }
@@ -518,11 +558,10 @@ fn aws_url(host: &str) -> Result<url::Url, S3Error> {
 }
 
 /// reqwest's errors name the full URL; say what happened instead (the caller names the object).
-fn describe_reqwest(e: &reqwest::Error, stall: Duration) -> String {
+fn describe_reqwest(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!(
-            "timed out (no answer for {}s, or no connection within {}s)",
-            stall.as_secs(),
+            "timed out (no connection within {}s)",
             crate::http::CONNECT_TIMEOUT.as_secs()
         )
     } else if e.is_connect() {

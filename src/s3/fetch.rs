@@ -84,7 +84,7 @@ pub async fn download(b: &Bucket, key: &str, listed: u64, dest: &Path) -> Result
         });
     };
     let mut got = 0u64;
-    while let Some(chunk) = resp.chunk().await.map_err(|e| b.read_error(key, &e))? {
+    while let Some(chunk) = b.chunk(key, &mut resp).await? {
         got += chunk.len() as u64;
         if got > listed {
             break;

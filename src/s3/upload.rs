@@ -82,7 +82,7 @@ async fn start(b: &Bucket, key: &str) -> Result<String, S3Error> {
     if !resp.status().is_success() {
         return Err(b.fail(&op, resp).await);
     }
-    let bytes = resp.bytes().await.map_err(|e| b.read_error(key, &e))?;
+    let bytes = b.small_body(key, resp).await?;
     let flat = xml::flatten(&bytes).map_err(|why| b.protocol(&op, &why))?;
     xml::first(&flat, "InitiateMultipartUploadResult/UploadId")
         .filter(|id| !id.is_empty())
@@ -183,7 +183,7 @@ async fn complete(
             s if s.is_success() => {}
             _ => return Err(b.fail(&op, resp).await),
         }
-        let bytes = resp.bytes().await.map_err(|e| b.read_error(key, &e))?;
+        let bytes = b.small_body(key, resp).await?;
         let (code, _) = xml::error_code(&bytes);
         match code.as_deref() {
             None => return Ok(Put::Created),
