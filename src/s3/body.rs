@@ -49,7 +49,7 @@ impl Payload {
     }
 
     /// The Content-Length to announce (none for a request without a body).
-    pub fn len(&self) -> Option<u64> {
+    pub fn content_length(&self) -> Option<u64> {
         match self {
             Payload::Empty => None,
             Payload::Bytes { bytes, .. } => Some(bytes.len() as u64),

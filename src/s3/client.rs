@@ -232,7 +232,7 @@ impl Bucket {
         let mut headers = op.headers.clone();
         headers.push(("host".into(), host));
         headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
-        if let Some(len) = op.payload.len() {
+        if let Some(len) = op.payload.content_length() {
             headers.push(("content-length".into(), len.to_string()));
         }
         let datetime = sigv4::amz_datetime(time::OffsetDateTime::now_utc());
@@ -370,7 +370,7 @@ impl Bucket {
                     .get("x-amz-checksum-sha256")
                     .and_then(|v| v.to_str().ok())
                     .filter(|v| !v.contains('-'))
-                    .and_then(|v| base64_to_hex(v));
+                    .and_then(base64_to_hex);
                 let etag = h
                     .get("etag")
                     .and_then(|v| v.to_str().ok())

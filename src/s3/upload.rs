@@ -112,7 +112,7 @@ async fn parts_then_complete(
         let payload = body::read_part(&mut file, part, &mut whole)
             .await
             .map_err(io)?;
-        let len = payload.len().unwrap_or(0);
+        let len = payload.content_length().unwrap_or(0);
         if len == 0 {
             break;
         }
@@ -141,7 +141,7 @@ async fn parts_then_complete(
         .await
         .map_err(io)?;
     let found = hex::encode(whole.finalize());
-    if sent != size || extra.len() != Some(0) || found != sha256 {
+    if sent != size || extra.content_length() != Some(0) || found != sha256 {
         return Err(S3Error::StagedChanged {
             key: b.shown(key),
             found,
@@ -218,6 +218,6 @@ mod tests {
         assert_eq!(part_size(9 << 20), PART_SIZE);
         let huge = 200u64 << 30; // 200 GiB
         let p = part_size(huge);
-        assert!(huge.div_ceil(p) <= MAX_PARTS && p % (1 << 20) == 0, "{p}");
+        assert!(huge.div_ceil(p) <= MAX_PARTS && p.is_multiple_of(1 << 20), "{p}");
     }
 }
