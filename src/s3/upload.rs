@@ -218,6 +218,9 @@ mod tests {
         assert_eq!(part_size(9 << 20), PART_SIZE);
         let huge = 200u64 << 30; // 200 GiB
         let p = part_size(huge);
-        assert!(huge.div_ceil(p) <= MAX_PARTS && p.is_multiple_of(1 << 20), "{p}");
+        assert!(
+            huge.div_ceil(p) <= MAX_PARTS && p.is_multiple_of(1 << 20),
+            "{p}"
+        );
     }
 }
