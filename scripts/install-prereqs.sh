@@ -1,8 +1,38 @@
 #!/usr/bin/env bash
 # Install what relgate's tests and the example release need, on Debian (run as root, or with
-# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, and zip (the
-# virus-scan tests make a password-protected archive with `zip -P`).
+# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, zip (the
+# virus-scan tests make a password-protected archive with `zip -P`), and moto's S3 server (PyPI
+# `moto[server]`: the S3 publish tests run against it, since it honours `If-None-Match: *` even
+# under races).
 set -euo pipefail
+
+# moto's S3 server: with the python3 on PATH when its pip may install (pyenv's, a venv's);
+# else (Debian's own python3 is "externally managed", PEP 668) in a venv of its own, linked
+# into /usr/local/bin.
+install_moto() {
+  command -v moto_server >/dev/null 2>&1 && return 0
+  local spec='moto[server]>=5,<6'
+  if python3 -m pip --version >/dev/null 2>&1 \
+    && python3 -m pip install -q --disable-pip-version-check "$spec" 2>/dev/null; then
+    hash -r
+    command -v moto_server >/dev/null 2>&1 && return 0
+    # pip put it beside the interpreter, outside PATH: link it.
+    local bin
+    bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/moto_server"
+    if [ -x "$bin" ]; then
+      $sudo ln -sf "$bin" /usr/local/bin/moto_server
+      return 0
+    fi
+  fi
+  local venv=/opt/relgate-moto
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  $sudo python3 -m venv "$venv"
+  $sudo "$venv/bin/pip" install -q --disable-pip-version-check "$spec"
+  $sudo ln -sf "$venv/bin/moto_server" /usr/local/bin/moto_server
+}
 
 missing=()
 command -v clamd >/dev/null 2>&1 || missing+=(clamav-daemon)
@@ -15,13 +45,18 @@ command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then
   sudo="sudo"
 fi
+if ! command -v python3 >/dev/null 2>&1; then
+  missing+=(python3 python3-venv)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  install_moto
+  exit 0
+fi
 echo "installing: ${missing[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_moto

@@ -1,14 +1,27 @@
 //! The one HTTP client relgate uses for remote repositories: reqwest over rustls (ring
-//! provider, no OpenSSL), the platform's trust store plus an optional in-house CA, bounded
-//! connect and stall timeouts, and URLs shown only without credentials.
+//! provider, no OpenSSL), the platform's trust store plus an optional in-house CA, a bounded
+//! connect timeout, the stall timeout its callers apply, and URLs shown only without
+//! credentials.
 
 use std::path::Path;
 use std::time::Duration;
 
 /// How long to wait for a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a transfer may go without a byte moving before it counts as stalled.
+/// How long a transfer may go without a byte moving before it counts as stalled, unless
+/// `RELGATE_HTTP_STALL_TIMEOUT` (seconds) says otherwise.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The stall timeout in force: [`STALL_TIMEOUT`], or `RELGATE_HTTP_STALL_TIMEOUT` seconds (a
+/// slow link may want more; the fault tests want less).
+pub fn stall_timeout() -> Duration {
+    std::env::var("RELGATE_HTTP_STALL_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(STALL_TIMEOUT)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -30,9 +43,11 @@ pub fn client(ca: Option<&Path>) -> Result<reqwest::Client, HttpError> {
     // reqwest is built without a default crypto provider; ring is the one relgate ships. A
     // second install (another client in this process) is refused harmlessly.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // No `read_timeout`: reqwest starts it when a request is sent and never resets it while the
+    // body uploads, so a 2 GiB PUT over a slow link would time out however well it moved.
+    // Callers watch for stalls themselves (`crate::s3`), byte by byte.
     let mut b = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(STALL_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("relgate/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca {

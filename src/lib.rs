@@ -26,6 +26,7 @@ pub mod publish;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod s3;
 pub mod sarif;
 pub mod signers;
 pub mod sshsig;

@@ -99,7 +99,8 @@ enum Command {
     /// Verify a release record, or a published release folder, offline: the chain, every
     /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
     Replay {
-        /// A release record folder, or a published release folder (its record is `audit/`).
+        /// A release record folder, or a published release folder (its record is `audit/`),
+        /// or the s3:// URL of a published release.
         path: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,
@@ -134,7 +135,7 @@ enum Command {
     /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
     /// made by the release signer under a trust root given from outside the folder.
     Verify {
-        /// The published release folder.
+        /// The published release folder, or its s3:// URL.
         dir: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,

@@ -18,6 +18,8 @@ use crate::exit;
 
 pub mod verify;
 
+mod s3_remote;
+
 pub use approve::{ApproveArgs, approve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +122,9 @@ pub fn replay(
     checkpoints: &[PathBuf],
     format: Format,
 ) -> i32 {
+    if let Some(url) = s3_remote::is_s3(path) {
+        return s3_remote::replay(url, trust_args, pipeline, checkpoints, format);
+    }
     let trust = match crate::trust::resolve(trust_args, pipeline, path) {
         Ok(t) => t,
         Err(e) => {
@@ -143,6 +148,11 @@ pub fn replay(
             checkpoints,
         },
     );
+    print_replay(&report, format)
+}
+
+/// Print a replay report; the exit code it calls for.
+fn print_replay(report: &crate::replay::ReplayReport, format: Format) -> i32 {
     match format {
         Format::Json => outln!(
             "{}",
@@ -205,6 +215,9 @@ pub fn replay(
 }
 
 pub fn verify(dir: &Path, trust: &crate::trust::TrustArgs, pipeline: &Path) -> i32 {
+    if let Some(url) = s3_remote::is_s3(dir) {
+        return s3_remote::verify(url, trust, pipeline);
+    }
     verify::run(dir, trust, pipeline)
 }
 

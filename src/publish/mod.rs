@@ -8,6 +8,7 @@
 //! for (`crate::audit`).
 
 mod local;
+mod s3;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use crate::record::Record;
 use crate::stage::Staged;
 
 pub use local::Local;
+pub use s3::{CLAIM_TOKEN_FILE, S3};
 
 /// Why a publish did not happen. Messages name the destination as [`Target::describe`] does
 /// (never with credentials).
@@ -38,6 +40,8 @@ pub enum PublishError {
     Record(String),
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
+    #[error("cannot publish to {to}: {why}")]
+    S3 { to: String, why: String },
 }
 
 impl PublishError {
@@ -51,6 +55,7 @@ impl PublishError {
 #[derive(Clone, Debug)]
 pub enum Destination {
     Local(Local),
+    S3(S3),
 }
 
 impl Destination {
@@ -68,6 +73,7 @@ impl Destination {
             .replace("{version}", version);
         match rendered.split_once("://") {
             None => Ok(Destination::Local(Local::new(root.join(rendered)))),
+            Some(("s3", _)) => Ok(Destination::S3(S3::new(&rendered, publish)?)),
             Some((scheme, _)) => Err(PublishError::Unsupported {
                 to: rendered.clone(),
                 why: format!("publishing over {scheme}:// is not available in this build"),
@@ -103,18 +109,21 @@ impl Target for Destination {
     fn describe(&self) -> String {
         match self {
             Destination::Local(l) => l.describe(),
+            Destination::S3(s) => s.describe(),
         }
     }
 
     async fn probe(&self) -> Result<Existing, PublishError> {
         match self {
             Destination::Local(l) => l.probe().await,
+            Destination::S3(s) => s.probe().await,
         }
     }
 
     async fn put(&self, files: &ReleaseFiles) -> Result<(), PublishError> {
         match self {
             Destination::Local(l) => l.put(files).await,
+            Destination::S3(s) => s.put(files).await,
         }
     }
 }
@@ -147,6 +156,8 @@ pub struct ReleaseFile {
 #[derive(Clone, Debug, Default)]
 pub struct ReleaseFiles {
     pub files: Vec<ReleaseFile>,
+    /// The release record's folder (a target may keep what it needs to resume there).
+    pub record: PathBuf,
 }
 
 impl ReleaseFiles {
@@ -190,7 +201,10 @@ impl ReleaseFiles {
             path: SIG_FILE.into(),
             source: Source::Bytes(sig),
         });
-        Ok(ReleaseFiles { files })
+        Ok(ReleaseFiles {
+            files,
+            record: record.dir.clone(),
+        })
     }
 }
 

@@ -136,6 +136,7 @@ pub(super) fn local_leftovers(dir: &Path, files: &[String], accounted: &Accounte
         if Accounted::is_structural(rel, files)
             || rel.starts_with(&format!("{STAGED_DIR}/"))
             || rel == ".lock"
+            || rel == crate::publish::CLAIM_TOKEN_FILE
             || rel.starts_with("log.torn-")
             || rel.starts_with(&format!("{}/", crate::log::checkpoint::HISTORY_DIR))
         {
