@@ -1254,3 +1254,34 @@ fn a_published_artefact_of_another_size_is_refused_before_it_is_hashed() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_record_rolled_back_whole_is_caught_by_the_checkpoint_this_machine_pinned() {
+    let p = team(TESTS_THEN_QA);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::PENDING);
+    let rec = p.record("1.0.0");
+    let early = tempfile::tempdir().expect("tmp");
+    copy_dir(&rec, early.path());
+    expect_code(
+        &approve(&p, "1.0.0", "bob", &["--reject", "--comment", "crashes"]),
+        exit::SUCCESS,
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    // Someone who can write the record puts back its whole earlier state (log, checkpoints,
+    // history), forgetting the rejection: a valid, signed record.
+    std::fs::remove_dir_all(&rec).expect("rm");
+    copy_dir(early.path(), &rec);
+    replay_passes(&p, &rec);
+    for args in [vec!["run", "1.0.0"], vec!["status", "1.0.0"]] {
+        let out = p.relgate(&args);
+        expect_code(&out, exit::REFUSED);
+        assert!(
+            stderr(&out).contains("does not extend the checkpoint this machine saw for it last"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A machine without the pin (a fresh CI runner) has nothing to compare with: documented.
+    std::fs::remove_dir_all(p.join(".pins")).expect("rm pins");
+    expect_code(&p.relgate(&["status", "1.0.0"]), exit::SUCCESS);
+}

@@ -469,7 +469,20 @@ pub(crate) fn write_checkpoint(
     };
     let cp = log::checkpoint::Checkpoint::new(origin, size, head);
     // Without a key the checkpoint is written unsigned, and replay will say so.
-    log::checkpoint::write(&record.dir, &cp, key).map_err(RunError::Io)
+    log::checkpoint::write(&record.dir, &cp, key).map_err(RunError::Io)?;
+    // This machine remembers the newest checkpoint it signed, outside the record (never a dry
+    // run's: a throwaway key vouches for nothing).
+    let dry_run = record.dir.components().any(|c| c.as_os_str() == "dry-runs");
+    if key.is_some()
+        && !dry_run
+        && let Ok(stored) = log::checkpoint::read_stored(
+            &record.dir.join(crate::record::CHECKPOINT_FILE),
+            crate::record::CHECKPOINT_FILE,
+        )
+    {
+        log::pin::remember(&record.dir, &stored);
+    }
+    Ok(())
 }
 
 /// The key that signs checkpoints: the sign gate's key, or in a dry run without one, a

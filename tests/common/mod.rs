@@ -78,9 +78,12 @@ impl Project {
 
     pub fn relgate_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(BIN);
+        // Each project keeps the checkpoints relgate pins outside its records in a folder of its
+        // own, so that tests never share them.
         cmd.current_dir(self.path())
             .args(args)
-            .env_remove("RELGATE_OPERATOR");
+            .env_remove("RELGATE_OPERATOR")
+            .env("RELGATE_PIN_DIR", self.join(".pins"));
         for (k, v) in env {
             cmd.env(k, v);
         }
