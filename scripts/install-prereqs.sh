@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what relgate's tests and the example release need, on Debian (run as root, or with
-# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, and zip (the
-# virus-scan tests make a password-protected archive with `zip -P`).
+# sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, zip (the
+# virus-scan tests make a password-protected archive with `zip -P`), and Apache httpd with
+# mod_dav_fs, openssl and curl (the WebDAV tests start a real Apache, over TLS with a CA they
+# make, and look at it as a user would).
 set -euo pipefail
 
 missing=()
@@ -14,6 +16,9 @@ command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
+[ -f /usr/lib/apache2/modules/mod_dav_fs.so ] || missing+=(apache2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

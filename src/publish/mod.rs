@@ -8,14 +8,17 @@
 //! for (`crate::audit`).
 
 mod local;
+mod webdav;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::layout::{AUDIT_DIR, SIG_FILE, SUMS_FILE};
 use crate::record::Record;
 use crate::stage::Staged;
 
 pub use local::Local;
+pub use webdav::Webdav;
 
 /// Why a publish did not happen. Messages name the destination as [`Target::describe`] does
 /// (never with credentials).
@@ -38,6 +41,10 @@ pub enum PublishError {
     Record(String),
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
+    #[error(transparent)]
+    Remote(crate::dav::DavError),
+    #[error("what arrived in {to} is not what was sent: {detail}; nothing was published")]
+    Arrived { to: String, detail: String },
 }
 
 impl PublishError {
@@ -51,6 +58,8 @@ impl PublishError {
 #[derive(Clone, Debug)]
 pub enum Destination {
     Local(Local),
+    // Boxed: a client and its URLs are large beside a path, and a Destination is moved around.
+    Webdav(Box<Webdav>),
 }
 
 impl Destination {
@@ -68,6 +77,19 @@ impl Destination {
             .replace("{version}", version);
         match rendered.split_once("://") {
             None => Ok(Destination::Local(Local::new(root.join(rendered)))),
+            Some((scheme, _))
+                if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+            {
+                let url = url::Url::parse(&rendered).map_err(|e| PublishError::Unsupported {
+                    to: rendered.clone(),
+                    why: e.to_string(),
+                })?;
+                let ca = publish.ca.as_ref().map(|c| root.join(c));
+                Ok(Destination::Webdav(Box::new(Webdav::new(
+                    &url,
+                    ca.as_deref(),
+                )?)))
+            }
             Some((scheme, _)) => Err(PublishError::Unsupported {
                 to: rendered.clone(),
                 why: format!("publishing over {scheme}:// is not available in this build"),
@@ -103,18 +125,21 @@ impl Target for Destination {
     fn describe(&self) -> String {
         match self {
             Destination::Local(l) => l.describe(),
+            Destination::Webdav(w) => w.describe(),
         }
     }
 
     async fn probe(&self) -> Result<Existing, PublishError> {
         match self {
             Destination::Local(l) => l.probe().await,
+            Destination::Webdav(w) => w.probe().await,
         }
     }
 
     async fn put(&self, files: &ReleaseFiles) -> Result<(), PublishError> {
         match self {
             Destination::Local(l) => l.put(files).await,
+            Destination::Webdav(w) => w.put(files).await,
         }
     }
 }
@@ -147,6 +172,18 @@ pub struct ReleaseFile {
 #[derive(Clone, Debug, Default)]
 pub struct ReleaseFiles {
     pub files: Vec<ReleaseFile>,
+    /// Told the bytes sent so far and the release's size, as a remote target uploads.
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: `(bytes sent, bytes in all)`.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl ReleaseFiles {
@@ -190,7 +227,28 @@ impl ReleaseFiles {
             path: SIG_FILE.into(),
             source: Source::Bytes(sig),
         });
-        Ok(ReleaseFiles { files })
+        Ok(ReleaseFiles {
+            files,
+            progress: None,
+        })
+    }
+
+    /// The bytes of a file held in memory (`SHA256SUMS`, its signature).
+    pub fn bytes_of(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.iter().find_map(|f| match &f.source {
+            Source::Bytes(b) if f.path == path => Some(b.clone()),
+            _ => None,
+        })
+    }
+
+    /// The bytes of a record file (`audit/log.jsonl`), read again from the record.
+    pub fn record_bytes(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.iter().find_map(|f| match &f.source {
+            Source::Record(p) if f.path == path => {
+                crate::record::read_capped(p, crate::record::MAX_LOG_BYTES).ok()
+            }
+            _ => None,
+        })
     }
 }
 
