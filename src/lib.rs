@@ -14,6 +14,7 @@ pub mod dav;
 pub mod digest;
 pub mod engine;
 pub mod exit;
+pub mod folder;
 pub mod gates;
 pub mod git;
 pub mod http;

@@ -87,25 +87,36 @@ pub fn replay(
     pipeline: &Path,
     checkpoints: &[PathBuf],
     format: Format,
+    access: &crate::folder::Access,
 ) -> i32 {
-    let trust = match crate::trust::resolve(trust_args, pipeline) {
+    let trust = crate::trust::resolve(trust_args, pipeline);
+    let folder = match crate::folder::open(path, access) {
+        Ok(f) => f,
+        Err(e) => {
+            if let Err(t) = &trust {
+                eprintln!("relgate: {t}");
+            }
+            eprintln!("relgate: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let trust = match trust {
         Ok(t) => t,
         Err(e) => {
             eprintln!("relgate: {e}");
             if matches!(e, crate::trust::TrustError::Missing) {
-                let audit = path.join(crate::layout::AUDIT_DIR);
-                let dir = if audit.is_dir() {
-                    audit
+                let signers = if folder.is_dir(crate::layout::AUDIT_DIR).unwrap_or(false) {
+                    crate::layout::AUDIT_SIGNERS
                 } else {
-                    path.to_path_buf()
+                    crate::audit::SIGNERS_COPY
                 };
-                verify::show_untrusted_signers(&dir.join(crate::audit::SIGNERS_COPY));
+                verify::show_untrusted_signers(folder.as_ref(), signers);
             }
             return exit::CONFIG;
         }
     };
-    let report = crate::replay::replay(
-        path,
+    let report = crate::replay::replay_folder(
+        folder.as_ref(),
         &crate::replay::ReplayOptions {
             trust: &trust,
             checkpoints,
@@ -169,8 +180,13 @@ pub fn replay(
     }
 }
 
-pub fn verify(dir: &Path, trust: &crate::trust::TrustArgs, pipeline: &Path) -> i32 {
-    verify::run(dir, trust, pipeline)
+pub fn verify(
+    dir: &Path,
+    trust: &crate::trust::TrustArgs,
+    pipeline: &Path,
+    access: &crate::folder::Access,
+) -> i32 {
+    verify::run(dir, trust, pipeline, access)
 }
 
 /// A release's log, read and verified (status, findings and approve read the record this way):

@@ -14,7 +14,7 @@ use crate::verify;
 
 /// Check a published folder and its `audit/` record (`dir`, whose files are `files`).
 pub(super) fn check_published(
-    folder: &Path,
+    folder: &dyn crate::folder::Folder,
     dir: &Path,
     files: &[String],
     entries: &[Entry],
