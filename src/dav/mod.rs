@@ -31,7 +31,7 @@ pub const MAX_LISTING_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DavError {
-    #[error("{method} {url}: HTTP {status}{}", tries(*.attempts))]
+    #[error("{method} {url}: HTTP {status}{}{}", tries(*.attempts), hint(.status))]
     Status {
         method: String,
         url: String,
@@ -71,6 +71,19 @@ fn tries(n: u32) -> String {
         format!(" (after {n} attempts)")
     } else {
         String::new()
+    }
+}
+
+/// What a user can do about a status that usually means a setup problem.
+fn hint(status: &str) -> &'static str {
+    match status.split(' ').next() {
+        Some("401") => {
+            "; the credentials were refused or missing (RELGATE_PUBLISH_USER and \
+             RELGATE_PUBLISH_PASSWORD, RELGATE_PUBLISH_TOKEN, or ~/.netrc)"
+        }
+        Some("403") => "; the server does not allow this user to do that",
+        Some("413") => "; the server limits the body size (Apache: LimitRequestBody 0)",
+        _ => "",
     }
 }
 
@@ -162,6 +175,8 @@ impl Dav {
                 Some(Ok(resp)) if again && retryable(resp.status()) => {}
                 Some(Ok(resp)) => return Ok((resp, attempt)),
                 Some(Err(e)) => {
+                    // A certificate the client does not trust stays untrusted on a retry.
+                    let again = again && !is_tls_failure(&e);
                     if let Some(why) = transfer.fatal() {
                         return Err(DavError::Local {
                             method: method.to_string(),
@@ -394,6 +409,33 @@ fn relative(
 pub fn propfind_method() -> Method {
     // A constant token: from_bytes cannot fail on it.
     Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET)
+}
+
+/// Did TLS refuse the server (its certificate, the handshake)? The rustls error sits inside
+/// io errors nested in one another, which `source()` skips over, so each is opened by hand.
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    fn holds_rustls(mut e: &(dyn std::error::Error + 'static)) -> bool {
+        loop {
+            if e.is::<rustls::Error>() {
+                return true;
+            }
+            match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => e = inner,
+                None => return false,
+            }
+        }
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if holds_rustls(s) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A transport error as a message, without the URL reqwest would add (the caller names the

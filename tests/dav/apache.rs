@@ -203,6 +203,9 @@ impl Apache {
     /// Every file below the served root, relative and sorted (folders end in `/`).
     pub fn tree(&self, path: &str) -> Vec<String> {
         let root = self.disk(path);
+        if !root.exists() {
+            return Vec::new();
+        }
         let mut out: Vec<String> = walkdir::WalkDir::new(&root)
             .min_depth(1)
             .into_iter()

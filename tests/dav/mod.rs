@@ -37,6 +37,11 @@ pub fn env(p: &Project) -> Vec<(String, String)> {
 
 /// Run relgate in `p` with `env` (and nothing credential-like inherited).
 pub fn relgate(p: &Project, args: &[&str], env: &[(String, String)]) -> Output {
+    command(p, args, env).output().expect("run relgate")
+}
+
+/// The command [`relgate`] runs, to spawn it instead.
+pub fn command(p: &Project, args: &[&str], env: &[(String, String)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(BIN);
     cmd.current_dir(p.path())
         .args(args)
@@ -48,7 +53,7 @@ pub fn relgate(p: &Project, args: &[&str], env: &[(String, String)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run relgate")
+    cmd
 }
 
 /// Everything a run showed.
