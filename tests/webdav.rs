@@ -484,3 +484,26 @@ fn verify_and_replay_by_url_refuse_a_tampered_release() {
     expect_code(&out, exit::REFUSED);
     assert!(stderr(&out).contains("HTTP 404"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_staged_byte_changed_before_the_upload_aborts_it() {
+    // A gate flips one byte deep inside the staged copy (the size stays): the upload hashes what
+    // it sends and stops before the server has the whole file.
+    let a = Apache::start();
+    let p = project_to(&a.url(REL), "");
+    p.write("dist/big.bin", vec![1u8; 3 << 20]);
+    let text = p.read("pipeline.yaml").replace(
+        "    run: \"true\"\n",
+        "    run: for f in \"$RELGATE_RECORD\"/staged/*/big.bin; do printf X | dd of=\"$f\" bs=1 seek=2500000 conv=notrunc status=none; done\n",
+    );
+    p.write("pipeline.yaml", text);
+    let out = dav::relgate(&p, &["run", "1.0.0"], &env(&p));
+    expect_code(&out, exit::REFUSED);
+    let err = stderr(&out);
+    assert!(err.contains("publish failed: PUT "), "{err}");
+    assert!(
+        err.contains("big.bin no longer matches its digest"),
+        "{err}"
+    );
+    assert_eq!(a.tree("rel/acme"), Vec::<String>::new(), "{err}");
+}
