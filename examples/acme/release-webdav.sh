@@ -22,73 +22,16 @@ step "prepare: example keys, artefacts, signature database, register"
 rm -rf .relgate-webdav pipeline-webdav.yaml
 
 step "start Apache httpd with mod_dav_fs on a free loopback port"
+. "$repo/scripts/webdav-server.sh"
 srv=$(mktemp -d)
 elsewhere=$(mktemp -d)
-apache_pid=
-cleanup() {
-  if [ -n "$apache_pid" ]; then
-    kill -TERM "$apache_pid" 2>/dev/null || true
-    wait "$apache_pid" 2>/dev/null || true
-  fi
-  rm -rf "$srv" "$elsewhere"
-}
-trap cleanup EXIT
-port=
-for p in $(seq 18080 18180); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "no free port in 18080-18180" >&2; exit 1; }
-mkdir -p "$srv/dav" "$srv/run"
+trap 'webdav_stop; rm -rf "$srv" "$elsewhere"' EXIT
 # The publishing user's password: made up here, given to relgate in the environment only.
 export RELGATE_PUBLISH_USER=rel-eng
 RELGATE_PUBLISH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 export RELGATE_PUBLISH_PASSWORD
-printf '%s:%s\n' "$RELGATE_PUBLISH_USER" "$(openssl passwd -apr1 "$RELGATE_PUBLISH_PASSWORD")" > "$srv/htpasswd"
-user_lines=
-if [ "$(id -u)" = 0 ]; then
-  # Apache will not serve as root: its workers run as nobody, who must own what they write.
-  chmod 755 "$srv"
-  chown -R nobody:nogroup "$srv/dav" "$srv/run"
-  user_lines=$'User nobody\nGroup nogroup'
-fi
-mods=/usr/lib/apache2/modules
-cat > "$srv/httpd.conf" <<CONF
-ServerRoot $srv
-Listen 127.0.0.1:$port
-ServerName 127.0.0.1:$port
-PidFile $srv/run/httpd.pid
-DefaultRuntimeDir $srv/run
-ErrorLog $srv/run/error.log
-$user_lines
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule authn_core_module $mods/mod_authn_core.so
-LoadModule authn_file_module $mods/mod_authn_file.so
-LoadModule auth_basic_module $mods/mod_auth_basic.so
-LoadModule authz_user_module $mods/mod_authz_user.so
-LoadModule dav_module $mods/mod_dav.so
-LoadModule dav_fs_module $mods/mod_dav_fs.so
-# What relgate needs from a WebDAV server (docs/publish.md): a listing of the whole collection,
-# and no cap on a body's size (Apache's default is 1 GiB).
-DavLockDB $srv/run/DavLock
-DavDepthInfinity On
-LimitRequestBody 0
-DocumentRoot $srv/dav
-<Directory $srv/dav>
-  Dav On
-  AuthType Basic
-  AuthName "acme releases"
-  AuthUserFile $srv/htpasswd
-  Require valid-user
-</Directory>
-CONF
-apache2 -f "$srv/httpd.conf" -DFOREGROUND &
-apache_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-base="http://127.0.0.1:$port/releases"
+webdav_start "$srv" "$RELGATE_PUBLISH_USER" "$RELGATE_PUBLISH_PASSWORD"
+base="http://127.0.0.1:$WEBDAV_PORT/releases"
 echo "WebDAV at $base (files in $srv/dav)"
 
 sed -e "s#^  to: published/{project}/{version}#  to: $base/{project}/{version}#" \
