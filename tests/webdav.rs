@@ -216,8 +216,10 @@ fn two_publishers_of_one_version_at_once_exactly_one_wins() {
         let (w, l) = (winners[0], 1 - winners[0]);
         expect_code(&outs[l], exit::REFUSED);
         let lost = stderr(&outs[l]);
+        // Lost before the run (its probe), before the upload (the probe in put), or at the
+        // MOVE: each says the release there was not overwritten.
         assert!(
-            lost.contains("already published") || lost.contains("appeared while publishing"),
+            lost.contains("never overwritten") || lost.contains("was not overwritten"),
             "round {round}: {lost}"
         );
         // The winner's release is whole, and only it is there.
@@ -506,4 +508,29 @@ fn a_staged_byte_changed_before_the_upload_aborts_it() {
         "{err}"
     );
     assert_eq!(a.tree("rel/acme"), Vec::<String>::new(), "{err}");
+}
+
+#[test]
+fn publishers_creating_the_same_parent_collections_at_once_both_get_on() {
+    // Regression: the loser of two MKCOLs of one missing parent got Apache's 403 and gave up.
+    let a = Apache::start();
+    for round in 0..3 {
+        let to = format!("p{round}/{{project}}/{{version}}");
+        let projects: Vec<Project> = (0..2).map(|_| project_to(&a.url(&to), "")).collect();
+        let children: Vec<_> = projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                dav::command(p, &["run", &format!("{i}.0.0")], &env(p))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            expect_code(&out, exit::SUCCESS);
+        }
+    }
 }

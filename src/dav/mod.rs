@@ -407,7 +407,7 @@ fn relative(
 }
 
 pub fn propfind_method() -> Method {
-    // A constant token: from_bytes cannot fail on it.
+    // A constant valid token: from_bytes cannot fail on it (the GET fallback changes nothing).
     Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET)
 }
 

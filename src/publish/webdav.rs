@@ -46,6 +46,9 @@ pub struct Webdav {
     parent: url::Url,
     /// The final collection's name.
     name: String,
+    /// Why the credentials cannot be used (half a pair), said when the server is first
+    /// contacted: a dry run never contacts it, and must not fail for it.
+    auth_problem: Option<String>,
 }
 
 impl Webdav {
@@ -57,7 +60,10 @@ impl Webdav {
             why,
         };
         let client = crate::http::client(ca).map_err(|e| unsupported(e.to_string()))?;
-        let auth = crate::http::credentials(url).map_err(|e| unsupported(e.to_string()))?;
+        let (auth, auth_problem) = match crate::http::credentials(url) {
+            Ok(a) => (a, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let mut target = url.clone();
         let segments: Vec<String> = url
             .path_segments()
@@ -82,7 +88,18 @@ impl Webdav {
             target,
             parent,
             name,
+            auth_problem,
         })
+    }
+
+    fn usable(&self) -> Result<(), PublishError> {
+        match &self.auth_problem {
+            Some(why) => Err(PublishError::Unsupported {
+                to: self.shown(),
+                why: why.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn shown(&self) -> String {
@@ -90,7 +107,8 @@ impl Webdav {
     }
 
     /// Create the parent collection and those above it that are missing (each MKCOL with its
-    /// trailing `/`; 405 means it is there already).
+    /// trailing `/`; 405 means it is there already, and so does any refusal after which a
+    /// PROPFIND finds the collection).
     async fn ensure_collection(&self, url: &url::Url) -> Result<(), PublishError> {
         let mut missing = vec![url.clone()];
         while let Some(at) = missing.last().cloned() {
@@ -110,7 +128,15 @@ impl Webdav {
                     }
                     missing.push(up);
                 }
-                _ => return Err(Dav::unexpected(&mkcol(), &at, &resp, n).into()),
+                _ => {
+                    // Another publisher may have made it a moment ago: Apache answers the
+                    // loser of two MKCOLs of one name with 403. There now is what counts.
+                    let there = self.dav.propfind(&at, "0").await?;
+                    if !there.is_some_and(|m| m.first().is_some_and(|m| m.collection)) {
+                        return Err(Dav::unexpected(&mkcol(), &at, &resp, n).into());
+                    }
+                    missing.pop();
+                }
             }
         }
         Ok(())
@@ -134,6 +160,20 @@ impl Webdav {
             if m.collection && started.is_some_and(|t| t + STALE_AFTER_SECS < now) {
                 let _ = self.delete(&dav::collection_url(&self.parent, leaf)).await;
             }
+        }
+    }
+
+    /// Remove the temporary collection after a failure, best effort, and make sure it is gone:
+    /// Apache may still be winding down an aborted PUT into it (its temporary body file vanishes
+    /// under the DELETE, which then answers 404 and leaves the collection), so look, and try
+    /// again a moment later.
+    async fn discard(&self, tmp: &url::Url) {
+        for attempt in 1..=4u32 {
+            let _ = self.delete(tmp).await;
+            if let Ok(None) = self.dav.propfind(tmp, "0").await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250) * attempt).await;
         }
     }
 
@@ -179,16 +219,37 @@ impl Webdav {
         // higher-ranked lifetime check for a Send future.
         type Job<'a> =
             std::pin::Pin<Box<dyn Future<Output = Result<(), PublishError>> + Send + 'a>>;
+        // After a failure no new upload starts, but those running are let finish: a request
+        // dropped halfway may still complete on the server after the cleanup's DELETE began,
+        // and leave a file in a collection that should be gone.
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let failed = &failed;
         let mut jobs: Vec<Job<'_>> = Vec::new();
         for (f, size) in files.files.iter().zip(sizes.iter().copied()) {
-            jobs.push(Box::pin(self.put_file(tmp, f, size, report.clone())));
+            let report = report.clone();
+            jobs.push(Box::pin(async move {
+                if failed.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let r = self.put_file(tmp, f, size, report).await;
+                if r.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                r
+            }));
         }
         let mut results =
             futures_util::StreamExt::buffer_unordered(futures_util::stream::iter(jobs), PARALLEL);
+        let mut first = None;
         while let Some(r) = futures_util::StreamExt::next(&mut results).await {
-            r?;
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
         }
         drop(results);
+        if let Some(e) = first {
+            return Err(e);
+        }
         self.check_arrived(tmp, files, &created).await
     }
 
@@ -314,6 +375,7 @@ impl Target for Webdav {
     }
 
     async fn probe(&self) -> Result<Existing, PublishError> {
+        self.usable()?;
         match self.dav.propfind(&self.target, "0").await? {
             None => Ok(Existing::Absent),
             Some(_) => {
@@ -347,10 +409,10 @@ impl Target for Webdav {
             return Err(Dav::unexpected(&mkcol(), &tmp, &resp, n).into());
         }
         if let Err(e) = self.upload(&tmp, files).await {
-            let _ = self.delete(&tmp).await;
+            self.discard(&tmp).await;
             return Err(e);
         }
-        let mv = Method::from_bytes(b"MOVE").unwrap_or(Method::GET);
+        let mv = move_method();
         let headers = [
             ("Destination", self.target.to_string()),
             // Never without it: Apache's default (T) deletes an existing release first.
@@ -370,14 +432,20 @@ impl Target for Webdav {
         };
         let settled = self.settle_move(files, failure).await;
         if settled.is_err() {
-            let _ = self.delete(&tmp).await;
+            self.discard(&tmp).await;
         }
         settled
     }
 }
 
+/// WebDAV's methods are extension tokens for `http`: `from_bytes` on a constant valid token
+/// cannot fail, and the fallback (a GET, which changes nothing) is never taken.
 fn mkcol() -> Method {
     Method::from_bytes(b"MKCOL").unwrap_or(Method::GET)
+}
+
+fn move_method() -> Method {
+    Method::from_bytes(b"MOVE").unwrap_or(Method::GET)
 }
 
 fn now_secs() -> u64 {
