@@ -129,17 +129,14 @@ fn pump(
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
-        let mut buf = vec![0u8; CHUNK];
-        let mut filled = 0;
-        while filled < CHUNK {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("cannot read {shown}: {e}")),
-            }
-        }
-        buf.truncate(filled);
+        // Read into spare capacity (read_to_end does not zero it first): a fresh buffer per
+        // chunk, since the previous one is still queued or being sent.
+        let mut buf = Vec::with_capacity(CHUNK);
+        (&mut file)
+            .take(CHUNK as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let filled = buf.len();
         total += filled as u64;
         hasher.update(&buf);
         let end = filled < CHUNK || total >= size;
