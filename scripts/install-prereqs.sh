@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what relgate's tests and the example release need, on Debian (run as root, or with
 # sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, zip (the
-# virus-scan tests make a password-protected archive with `zip -P`), and moto's S3 server (PyPI
-# `moto[server]`: the S3 publish tests run against it, since it honours `If-None-Match: *` even
-# under races).
+# virus-scan tests make a password-protected archive with `zip -P`), Apache httpd with
+# mod_dav_fs, openssl and curl (the WebDAV tests start a real Apache, over TLS with a CA they
+# make, and look at it as a user would), and moto's S3 server (PyPI `moto[server]`: the S3
+# publish tests run against it, since it honours `If-None-Match: *` even under races).
 set -euo pipefail
 
 # moto's S3 server: with the python3 on PATH when its pip may install (pyenv's, a venv's);
@@ -44,6 +45,9 @@ command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
+[ -f /usr/lib/apache2/modules/mod_dav_fs.so ] || missing+=(apache2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then

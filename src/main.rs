@@ -99,11 +99,13 @@ enum Command {
     /// Verify a release record, or a published release folder, offline: the chain, every
     /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
     Replay {
-        /// A release record folder, or a published release folder (its record is `audit/`),
-        /// or the s3:// URL of a published release.
+        /// A release record folder, or a published release folder (its record is `audit/`), on
+        /// this machine, at an http(s):// URL (a WebDAV collection) or an s3:// URL.
         path: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
         /// A checkpoint kept from earlier (with FILE.sig beside it): the record must extend it,
         /// so a record rolled back or forked to an earlier state is caught.
         #[arg(long, value_name = "FILE")]
@@ -135,11 +137,34 @@ enum Command {
     /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
     /// made by the release signer under a trust root given from outside the folder.
     Verify {
-        /// The published release folder, or its s3:// URL.
+        /// The published release folder, or its http(s):// (WebDAV) or s3:// URL.
         dir: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
     },
+}
+
+/// How `verify` and `replay` reach a release at a URL. Credentials come from the environment
+/// (RELGATE_PUBLISH_USER and RELGATE_PUBLISH_PASSWORD, or RELGATE_PUBLISH_TOKEN) or ~/.netrc.
+#[derive(clap::Args)]
+struct RemoteOpts {
+    /// A PEM file of CA certificates to trust for https:// besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Allow plain http:// to another machine (credentials travel unencrypted).
+    #[arg(long)]
+    allow_http: bool,
+}
+
+impl From<RemoteOpts> for relgate::folder::Access {
+    fn from(r: RemoteOpts) -> Self {
+        relgate::folder::Access {
+            ca: r.ca,
+            allow_http: r.allow_http,
+        }
+    }
 }
 
 /// Where `verify` and `replay` take the keys they trust from: never from the folder or record
@@ -231,9 +256,17 @@ fn main() -> ExitCode {
         Command::Replay {
             path,
             trust,
+            remote,
             checkpoint,
             format,
-        } => commands::replay(&path, &trust.into(), &pipeline, &checkpoint, format.into()),
+        } => commands::replay(
+            &path,
+            &trust.into(),
+            &pipeline,
+            &checkpoint,
+            format.into(),
+            &remote.into(),
+        ),
         Command::Logs {
             version,
             gate,
@@ -250,7 +283,9 @@ fn main() -> ExitCode {
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
-        Command::Verify { dir, trust } => commands::verify(&dir, &trust.into(), &pipeline),
+        Command::Verify { dir, trust, remote } => {
+            commands::verify(&dir, &trust.into(), &pipeline, &remote.into())
+        }
     };
     // A reader that went away ends the output quietly; any other failure to write the results
     // must not pass for success (see `relgate::output`).

@@ -6,16 +6,15 @@
 //! `ssh-keygen -Y verify -n file`), but stricter: the checksum file must be exactly what relgate
 //! writes, and files that the checksum file does not list are refused, since a reader of the
 //! folder cannot tell them from the release.
-
-use std::collections::BTreeSet;
-use std::fmt;
-use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+//!
+//! The folder is a [`Folder`]: a path on this machine or a URL, checked by the same code.
 
 use crate::digest::{is_hex_digest, sha256_reader};
+use crate::folder::{Folder, Item};
 use crate::sshsig;
 use crate::trust::TrustRoot;
+use std::collections::BTreeSet;
+use std::fmt;
 
 pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, SIG_FILE, SUMS_FILE};
 
@@ -62,24 +61,20 @@ pub struct SumsLine {
 
 /// Verify the folder; `at` (unix seconds) is the time the signers' validity windows are
 /// checked at, as `ssh-keygen -Y verify` checks them at the current time.
-pub fn check(dir: &Path, trust: &TrustRoot, at: i64) -> Result<Verified, Vec<Problem>> {
-    let shown = dir.display().to_string();
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(vec![problem(shown, "is a symbolic link, not a folder")]);
-        }
-        Ok(_) => return Err(vec![problem(shown, "not a folder")]),
-        Err(e) => return Err(vec![problem(shown, format!("cannot open the folder: {e}"))]),
+pub fn check(folder: &dyn Folder, trust: &TrustRoot, at: i64) -> Result<Verified, Vec<Problem>> {
+    if let Err(m) = folder.check_root() {
+        return Err(vec![problem(folder.describe(), m)]);
     }
     let mut problems = Vec::new();
 
-    let sums = match read_regular(&dir.join(SUMS_FILE)) {
+    let sums = match read_small(folder, SUMS_FILE) {
         Ok(b) => b,
         Err(m) => {
             problems.push(problem(SUMS_FILE, m));
             // Without the checksum file nothing else can be judged; say what else is off.
-            check_signature_file_exists(dir, &mut problems);
+            if let Err(m) = read_small(folder, SIG_FILE) {
+                problems.push(problem(SIG_FILE, m));
+            }
             return Err(problems);
         }
     };
@@ -87,14 +82,14 @@ pub fn check(dir: &Path, trust: &TrustRoot, at: i64) -> Result<Verified, Vec<Pro
     problems.append(&mut parse_problems);
 
     for l in &lines {
-        if let Err(m) = check_file(dir, l) {
+        if let Err(m) = check_file(folder, l) {
             problems.push(problem(&l.path, m));
         }
     }
     let listed: BTreeSet<&str> = lines.iter().map(|l| l.path.as_str()).collect();
-    problems.extend(unlisted(dir, &listed));
+    problems.extend(unlisted(folder, &listed));
 
-    let signature = check_signature(dir, trust, &sums, at);
+    let signature = check_signature(folder, trust, &sums, at);
     match signature {
         Ok((signer, signature)) if problems.is_empty() => Ok(Verified {
             files: lines.len(),
@@ -110,23 +105,13 @@ pub fn check(dir: &Path, trust: &TrustRoot, at: i64) -> Result<Verified, Vec<Pro
     }
 }
 
-fn check_signature_file_exists(dir: &Path, problems: &mut Vec<Problem>) {
-    if let Err(m) = read_regular(&dir.join(SIG_FILE)) {
-        problems.push(problem(SIG_FILE, m));
-    }
-}
-
 /// The largest `SHA256SUMS` or signature file read: far beyond any real one, small enough
 /// that a hostile folder cannot exhaust memory.
-const MAX_SMALL_FILE: u64 = 64 << 20;
+const MAX_SMALL_FILE: u64 = crate::folder::MAX_SMALL_FILE;
 
-/// Read a file that must be a regular file, not a symbolic link, FIFO or device, and not over
-/// [`MAX_SMALL_FILE`].
-pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
-    crate::record::read_capped(path, MAX_SMALL_FILE).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "missing".to_string(),
-        _ => e.to_string(),
-    })
+/// Read a small file of the folder (a regular file, not over [`MAX_SMALL_FILE`]).
+fn read_small(folder: &dyn Folder, rel: &str) -> Result<Vec<u8>, String> {
+    crate::folder::read_capped(folder, rel, MAX_SMALL_FILE)
 }
 
 /// Parse `SHA256SUMS` strictly: GNU text-mode lines (`<64 lowercase hex>  <path>\n`), sorted
@@ -209,38 +194,10 @@ fn check_release_path(path: &str) -> Result<(), String> {
     crate::names::check_release_path(path).map_err(|p| format!("{path:?}: {p}"))
 }
 
-/// One listed file: reached without symbolic links, a regular file, with the listed digest.
-fn check_file(dir: &Path, l: &SumsLine) -> Result<(), String> {
-    // Every folder on the way must be a real folder: a symlinked folder could point anywhere.
-    let mut at = dir.to_path_buf();
-    let parts: Vec<&str> = l.path.split('/').collect();
-    for (i, part) in parts.iter().enumerate() {
-        at.push(part);
-        let meta = match fs::symlink_metadata(&at) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
-            Err(e) => return Err(format!("cannot read: {e}")),
-        };
-        let last = i + 1 == parts.len();
-        if meta.file_type().is_symlink() {
-            return Err(if last {
-                "is a symbolic link".into()
-            } else {
-                format!("{} is a symbolic link", parts[..=i].join("/"))
-            });
-        }
-        if last && !meta.is_file() {
-            return Err("is not a regular file".into());
-        }
-        if !last && !meta.is_dir() {
-            return Err(format!("{} is not a folder", parts[..=i].join("/")));
-        }
-    }
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&at)
-        .map_err(|e| format!("cannot open: {e}"))?;
+/// One listed file: reached without symbolic links, a regular file, with the listed digest
+/// (hashed as it is read or downloaded).
+fn check_file(folder: &dyn Folder, l: &SumsLine) -> Result<(), String> {
+    let file = folder.open(&l.path)?;
     let (actual, _) = sha256_reader(file).map_err(|e| format!("cannot read: {e}"))?;
     if actual != l.sha256 {
         return Err(format!(
@@ -251,49 +208,24 @@ fn check_file(dir: &Path, l: &SumsLine) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything in the folder that is neither listed, nor SHA256SUMS(.sig), nor under audit/.
-fn unlisted(dir: &Path, listed: &BTreeSet<&str>) -> Vec<Problem> {
+/// Everything in the folder that is neither listed, nor SHA256SUMS(.sig), nor under audit/
+/// (the release record: replay's business, not part of the checksum file).
+fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let walk = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .min_depth(1)
-        .sort_by_file_name();
-    let mut it = walk.into_iter();
-    while let Some(entry) = it.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let at = e
-                    .path()
-                    .and_then(|p| p.strip_prefix(dir).ok())
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| dir.display().to_string());
-                problems.push(problem(at, format!("cannot read: {e}")));
-                continue;
+    for item in folder.walk(Some(AUDIT_DIR)) {
+        match item {
+            Item::Problem { at, message } => problems.push(problem(at, message)),
+            Item::Entry { dir: true, .. } => {}
+            Item::Entry { rel, .. } => {
+                let audit = rel
+                    .strip_prefix(AUDIT_DIR)
+                    .is_some_and(|r| r.starts_with('/'));
+                if rel == SUMS_FILE || rel == SIG_FILE || audit || listed.contains(rel.as_str()) {
+                    continue;
+                }
+                problems.push(problem(rel, "not listed in SHA256SUMS"));
             }
-        };
-        let Ok(rel) = entry.path().strip_prefix(dir) else {
-            continue;
-        };
-        let Some(rel_str) = rel.to_str() else {
-            problems.push(problem(
-                rel.display().to_string(),
-                "name is not UTF-8; not listed in SHA256SUMS",
-            ));
-            continue;
-        };
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            if rel_str == AUDIT_DIR {
-                // The release record: replay's business, not part of the checksum file.
-                it.skip_current_dir();
-            }
-            continue;
         }
-        if rel_str == SUMS_FILE || rel_str == SIG_FILE || listed.contains(rel_str) {
-            continue;
-        }
-        problems.push(problem(rel_str, "not listed in SHA256SUMS"));
     }
     problems
 }
@@ -301,12 +233,12 @@ fn unlisted(dir: &Path, listed: &BTreeSet<&str>) -> Vec<Problem> {
 /// Verify `SHA256SUMS.sig` over `sums` in namespace `file` by the release signer under the
 /// trust root; returns who signed and the signature's bytes.
 fn check_signature(
-    dir: &Path,
+    folder: &dyn Folder,
     trust: &TrustRoot,
     sums: &[u8],
     at: i64,
 ) -> Result<(String, Vec<u8>), Vec<Problem>> {
-    let sig = read_regular(&dir.join(SIG_FILE)).map_err(|m| vec![problem(SIG_FILE, m)])?;
+    let sig = read_small(folder, SIG_FILE).map_err(|m| vec![problem(SIG_FILE, m)])?;
     let armored = std::str::from_utf8(&sig).map_err(|_| vec![problem(SIG_FILE, "is not text")])?;
     let key = sshsig::signature_key(armored).map_err(|e| vec![problem(SIG_FILE, e.to_string())])?;
     let fp = sshsig::fingerprint(&key);

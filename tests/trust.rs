@@ -1282,6 +1282,6 @@ fn a_record_rolled_back_whole_is_caught_by_the_checkpoint_this_machine_pinned() 
         );
     }
     // A machine without the pin (a fresh CI runner) has nothing to compare with: documented.
-    std::fs::remove_dir_all(p.join(".pins")).expect("rm pins");
+    std::fs::remove_dir_all(p.join(".relgate/.pins")).expect("rm pins");
     expect_code(&p.relgate(&["status", "1.0.0"]), exit::SUCCESS);
 }

@@ -386,7 +386,14 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
                     &origin(&p, &opts.version),
                 )?;
                 let put = match ReleaseFiles::gather(&record, &staged) {
-                    Ok(files) => dest.put(&files).await,
+                    Ok(mut files) => {
+                        let (events, to) = (events.clone(), to.clone());
+                        files.progress = Some(publish::Progress(Arc::new(move |sent, total| {
+                            let to = to.clone();
+                            let _ = events.send(Event::Uploading { to, sent, total });
+                        })));
+                        dest.put(&files).await
+                    }
                     Err(e) => Err(e),
                 };
                 match put {

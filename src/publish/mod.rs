@@ -9,8 +9,10 @@
 
 mod local;
 mod s3;
+mod webdav;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::layout::{AUDIT_DIR, SIG_FILE, SUMS_FILE};
 use crate::record::Record;
@@ -18,6 +20,7 @@ use crate::stage::Staged;
 
 pub use local::Local;
 pub use s3::{CLAIM_TOKEN_FILE, S3};
+pub use webdav::Webdav;
 
 /// Why a publish did not happen. Messages name the destination as [`Target::describe`] does
 /// (never with credentials).
@@ -42,6 +45,10 @@ pub enum PublishError {
     Unsupported { to: String, why: String },
     #[error("cannot publish to {to}: {why}")]
     S3 { to: String, why: String },
+    #[error(transparent)]
+    Remote(crate::dav::DavError),
+    #[error("what arrived in {to} is not what was sent: {detail}; nothing was published")]
+    Arrived { to: String, detail: String },
 }
 
 impl PublishError {
@@ -56,6 +63,8 @@ impl PublishError {
 pub enum Destination {
     Local(Local),
     S3(S3),
+    // Boxed: a client and its URLs are large beside a path, and a Destination is moved around.
+    Webdav(Box<Webdav>),
 }
 
 impl Destination {
@@ -74,6 +83,19 @@ impl Destination {
         match rendered.split_once("://") {
             None => Ok(Destination::Local(Local::new(root.join(rendered)))),
             Some(("s3", _)) => Ok(Destination::S3(S3::new(&rendered, publish)?)),
+            Some((scheme, _))
+                if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+            {
+                let url = url::Url::parse(&rendered).map_err(|e| PublishError::Unsupported {
+                    to: rendered.clone(),
+                    why: e.to_string(),
+                })?;
+                let ca = publish.ca.as_ref().map(|c| root.join(c));
+                Ok(Destination::Webdav(Box::new(Webdav::new(
+                    &url,
+                    ca.as_deref(),
+                )?)))
+            }
             Some((scheme, _)) => Err(PublishError::Unsupported {
                 to: rendered.clone(),
                 why: format!("publishing over {scheme}:// is not available in this build"),
@@ -110,6 +132,7 @@ impl Target for Destination {
         match self {
             Destination::Local(l) => l.describe(),
             Destination::S3(s) => s.describe(),
+            Destination::Webdav(w) => w.describe(),
         }
     }
 
@@ -117,6 +140,7 @@ impl Target for Destination {
         match self {
             Destination::Local(l) => l.probe().await,
             Destination::S3(s) => s.probe().await,
+            Destination::Webdav(w) => w.probe().await,
         }
     }
 
@@ -124,6 +148,7 @@ impl Target for Destination {
         match self {
             Destination::Local(l) => l.put(files).await,
             Destination::S3(s) => s.put(files).await,
+            Destination::Webdav(w) => w.put(files).await,
         }
     }
 }
@@ -158,6 +183,18 @@ pub struct ReleaseFiles {
     pub files: Vec<ReleaseFile>,
     /// The release record's folder (a target may keep what it needs to resume there).
     pub record: PathBuf,
+    /// Told the bytes sent so far and the release's size, as a remote target uploads.
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: `(bytes sent, bytes in all)`.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl ReleaseFiles {
@@ -204,6 +241,25 @@ impl ReleaseFiles {
         Ok(ReleaseFiles {
             files,
             record: record.dir.clone(),
+            progress: None,
+        })
+    }
+
+    /// The bytes of a file held in memory (`SHA256SUMS`, its signature).
+    pub fn bytes_of(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.iter().find_map(|f| match &f.source {
+            Source::Bytes(b) if f.path == path => Some(b.clone()),
+            _ => None,
+        })
+    }
+
+    /// The bytes of a record file (`audit/log.jsonl`), read again from the record.
+    pub fn record_bytes(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.iter().find_map(|f| match &f.source {
+            Source::Record(p) if f.path == path => {
+                crate::record::read_capped(p, crate::record::MAX_LOG_BYTES).ok()
+            }
+            _ => None,
         })
     }
 }

@@ -13,6 +13,12 @@
 //!    ([`crate::log::attest`]);
 //! 6. for a published folder ([`folder`]): the artefacts, `SHA256SUMS` and its signature are
 //!    exactly what the log recorded, and every file there and in `audit/` is accounted for.
+//!
+//! A release at a URL ([`replay_folder`]) is checked by the same steps: its record (`audit/`) is
+//! copied into a private temporary folder first — regular files only, each read capped as on
+//! disk — because steps 1–5 read the record many times and in any order, and a record is small
+//! beside the artefacts. Step 6 reads the published files from the server itself, hashing them
+//! as they stream, exactly as `verify URL` does.
 
 mod folder;
 mod runs;
@@ -21,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::folder::Folder;
 use crate::log::attest::{self, CheckpointError, Strictness};
 use crate::log::{Entry, read_log};
 use crate::record::{self, EVIDENCE_DIR, LOG_FILE, Record};
@@ -69,21 +76,15 @@ pub struct ReplayOptions<'a> {
     pub checkpoints: &'a [PathBuf],
 }
 
-/// Where the record is: `PATH/audit` for a published folder, else PATH itself.
-fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), Problem> {
-    let audit = path.join(crate::layout::AUDIT_DIR);
-    match std::fs::symlink_metadata(&audit) {
-        Ok(m) if m.file_type().is_symlink() => {
-            Err(fail(0, format!("{} is a symbolic link", audit.display())))
-        }
-        Ok(m) if m.is_dir() => Ok((audit, Some(path.to_path_buf()))),
-        _ => Ok((path.to_path_buf(), None)),
-    }
+/// Replay the record or published folder at `path` on this machine.
+pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
+    replay_folder(&crate::folder::LocalFolder::new(path), opts)
 }
 
-pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
+/// Replay a record or a published folder, on this machine or at a URL.
+pub fn replay_folder(folder: &dyn Folder, opts: &ReplayOptions<'_>) -> ReplayReport {
     let mut report = ReplayReport {
-        record: path.to_path_buf(),
+        record: PathBuf::from(folder.describe()),
         project: None,
         version: None,
         ok: false,
@@ -98,20 +99,70 @@ pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
         notes: Vec::new(),
         problem: None,
     };
-    match check(path, opts, &mut report) {
+    match locate(folder, opts, &mut report) {
         Ok(()) => report.ok = true,
         Err(p) => report.problem = Some(p),
     }
     report
 }
 
-fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Result<(), Problem> {
-    let (dir, published) = locate(path)?;
-    report.record = dir.clone();
+/// Find the record — `audit/` of a published folder, else the folder itself — and check it,
+/// in place on this machine, else from a private copy.
+fn locate(
+    folder: &dyn Folder,
+    opts: &ReplayOptions<'_>,
+    report: &mut ReplayReport,
+) -> Result<(), Problem> {
+    let published = folder
+        .is_dir(crate::layout::AUDIT_DIR)
+        .map_err(|m| fail(0, m))?;
+    let shown = |base: String| {
+        if published {
+            PathBuf::from(base).join(crate::layout::AUDIT_DIR)
+        } else {
+            PathBuf::from(base)
+        }
+    };
+    let published_folder = published.then_some(folder);
+    if let Some(path) = folder.local_path() {
+        let dir = shown(path.display().to_string());
+        report.record = dir.clone();
+        return check(&dir, published_folder, opts, report);
+    }
+    folder
+        .check_root()
+        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+    let shown_dir = shown(folder.describe());
+    report.record = shown_dir.clone();
+    let tmp =
+        tempfile::tempdir().map_err(|e| fail(0, format!("cannot make a temporary folder: {e}")))?;
+    let prefix = published.then_some(crate::layout::AUDIT_DIR);
+    crate::folder::copy_tree(folder, prefix, tmp.path())
+        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+    let outcome = check(tmp.path(), published_folder, opts, report);
+    // Messages name the record where it is, not the private copy.
+    report.record = shown_dir.clone();
+    let private = tmp.path().display().to_string();
+    let public = shown_dir.display().to_string();
+    for n in &mut report.notes {
+        *n = n.replace(&private, &public);
+    }
+    outcome.map_err(|mut p| {
+        p.message = p.message.replace(&private, &public);
+        p
+    })
+}
+
+fn check(
+    dir: &Path,
+    published: Option<&dyn Folder>,
+    opts: &ReplayOptions<'_>,
+    report: &mut ReplayReport,
+) -> Result<(), Problem> {
     // 1. Regular files only: nothing is opened before this says it may be.
-    let files = crate::audit::list_files(&dir).map_err(|m| fail(0, m))?;
-    if let Some(folder) = &published {
-        crate::audit::list_files(folder).map_err(|m| fail(0, m))?;
+    let files = crate::audit::list_files(dir).map_err(|m| fail(0, m))?;
+    if let Some(folder) = published {
+        folder.regular_files().map_err(|m| fail(0, m))?;
     }
     // 2. The log.
     let bytes = record::read_capped(&dir.join(LOG_FILE), MAX_LOG_BYTES).map_err(|e| {
@@ -125,7 +176,7 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
     if entries.is_empty() {
         return Err(fail(0, "the log is empty"));
     }
-    let rec = Record::new(&dir);
+    let rec = Record::new(dir);
     // 3. Every evidence file must match its name, referenced or not. Other names (the
     // temporary file of a write a crash interrupted) are never read as evidence; in a local
     // record they are noted, in a published one step 6 refuses them.
@@ -144,7 +195,7 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
     }
     // 4. The checkpoints, under the trust root: who made this log, and which lines they
     // vouched for in time.
-    let att = attest::attest(&dir, &entries, opts.trust, Strictness::Replay)
+    let att = attest::attest(dir, &entries, opts.trust, Strictness::Replay)
         .map_err(|p| fail(p.line, p.to_string()))?;
     report.checkpoints = att.checkpoints;
     report.checkpoint_signer = att.signer.clone();
@@ -178,18 +229,26 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
         .collect();
     let accounted = crate::audit::accounted(&entries, &rec, &|d| present.contains(d))
         .map_err(|m| fail(0, m))?;
-    match &published {
+    match published {
         Some(folder) => {
             folder::check_published(
-                folder, &dir, &files, &entries, &facts, &accounted, opts.trust,
+                folder, dir, &files, &entries, &facts, &accounted, opts.trust,
             )?;
             report.folder_checked = true;
             // A folder can be copied under another name; the signed log says which release it
             // is. Say so when the two differ.
-            let name = folder
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            let described = folder.describe();
+            let name = match folder.local_path() {
+                Some(p) => p
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+                None => described
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .map(str::to_string),
+            };
             if let (Some(name), Some(version)) = (name, &report.version)
                 && &name != version
             {
@@ -200,7 +259,7 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
         }
         None => report
             .notes
-            .extend(folder::local_leftovers(&dir, &files, &accounted)),
+            .extend(folder::local_leftovers(dir, &files, &accounted)),
     }
     Ok(())
 }

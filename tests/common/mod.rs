@@ -83,7 +83,7 @@ impl Project {
         cmd.current_dir(self.path())
             .args(args)
             .env_remove("RELGATE_OPERATOR")
-            .env("RELGATE_PIN_DIR", self.join(".pins"));
+            .env("RELGATE_PIN_DIR", self.join(".relgate/.pins"));
         for (k, v) in env {
             cmd.env(k, v);
         }
