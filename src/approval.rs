@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::digest::{canonical_json, is_hex_digest, sha256_hex};
 use crate::model::{GateKind, Pipeline};
 use crate::signers::AllowedSigners;
+use crate::signkey::RawSigner;
 use crate::sshsig::{self, NS_APPROVAL, SshsigError};
 
 /// The `type` of every statement; a signature over anything else is not a sign-off.
@@ -345,7 +346,7 @@ pub struct ApproveRequest<'a> {
     pub pipeline: &'a Pipeline,
     pub version: &'a str,
     pub gate: &'a str,
-    /// The signer's OpenSSH private key file.
+    /// The signer's OpenSSH private key file, or public key file (then ssh-agent signs).
     pub key: &'a Path,
     pub principal: &'a str,
     pub comment: Option<&'a str>,
@@ -449,7 +450,7 @@ pub fn sign(req: &ApproveRequest<'_>) -> Result<Pair, ApproveError> {
             gate: req.gate.to_string(),
         });
     }
-    let key = sshsig::load_private_key(req.key)?;
+    let key = crate::signkey::load(req.key)?;
     let fingerprint = sshsig::fingerprint(key.public_key());
     if !signers.allows(req.principal, key.public_key(), NS_APPROVAL, req.now) {
         return Err(ApproveError::KeyNotAllowed {

@@ -14,8 +14,9 @@
 //!   them in the verifier's local time zone, which would make a verdict depend on the machine
 //!   that replays it; write the `Z` to make both tools agree.
 //!
-//! Every key type is parsed and stored (real files mix types), but only the keys that
-//! `ssh-key` can decode are handed out as [`PublicKey`]s; keys are compared by their SHA-256
+//! A line whose key relgate cannot verify (`ssh-dss`, `ecdsa-sha2-nistp521`, RSA under 2048
+//! bits: [`crate::sshsig::key_policy`]) is refused with the reason, so that `check` says it at
+//! once instead of a sign-off silently never counting. Keys are compared by their SHA-256
 //! fingerprint, computed from the key blob exactly as `ssh-keygen -l` does.
 
 use std::collections::BTreeSet;
@@ -52,9 +53,8 @@ pub struct SignerEntry {
     pub key_type: String,
     /// `SHA256:...` fingerprint of the key blob, as `ssh-keygen -l` prints it.
     pub fingerprint: String,
-    /// The decoded key, when `ssh-key` supports its type (Ed25519, RSA, DSA, sk-ed25519).
-    /// Other types (ECDSA) are kept by fingerprint only and never verify.
-    pub key: Option<PublicKey>,
+    /// The decoded key (of a type [`crate::sshsig::key_policy`] accepts).
+    pub key: PublicKey,
     pub comment: Option<String>,
 }
 
@@ -100,7 +100,7 @@ impl AllowedSigners {
         self.entries
             .iter()
             .filter(|e| e.names(principal) && e.allows(namespace, at))
-            .filter_map(|e| e.key.as_ref())
+            .map(|e| &e.key)
             .collect()
     }
 
@@ -238,16 +238,8 @@ fn parse_line(content: &str, line: usize) -> Result<SignerEntry, String> {
     if blob_type(&blob) != Some(key_type.as_bytes()) {
         return Err(format!("key data does not hold a {key_type} key"));
     }
-    let key = match key_type.as_str() {
-        "ssh-ed25519" | "ssh-rsa" | "ssh-dss" | "sk-ssh-ed25519@openssh.com" => {
-            let k = PublicKey::from_openssh(&format!("{key_type} {b64}"))
-                .map_err(|e| format!("invalid {key_type} key: {e}"))?;
-            Some(k)
-        }
-        // ssh-key decodes ECDSA only with its `ecdsa` feature, which relgate does not enable:
-        // such keys are kept by fingerprint and simply never verify.
-        _ => None,
-    };
+    let key = PublicKey::from_bytes(&blob).map_err(|e| format!("invalid {key_type} key: {e}"))?;
+    crate::sshsig::key_policy(&key)?;
     let comment = rest.trim();
     Ok(SignerEntry {
         line,
@@ -563,15 +555,12 @@ mod tests {
         assert_eq!(e.valid_after, Some(1_767_225_600));
         assert_eq!(e.fingerprint, ed_fp);
         assert_eq!(e.comment.as_deref(), Some("c@x"));
-        let k = e.key.as_ref().unwrap();
+        let k = &e.key;
         assert_eq!(crate::sshsig::fingerprint(k), ed_fp);
         assert_eq!(s.entries[1].fingerprint, rsa_fp);
-        assert!(s.entries[1].key.is_some());
+        assert_eq!(crate::sshsig::fingerprint(&s.entries[1].key), rsa_fp);
         assert_eq!(s.entries[2].fingerprint, ec_fp);
-        assert!(
-            s.entries[2].key.is_none(),
-            "ECDSA is kept by fingerprint only"
-        );
+        assert_eq!(crate::sshsig::fingerprint(&s.entries[2].key), ec_fp);
         assert_eq!(s.entries[2].principals, ["bob@acme.test"]);
         assert_eq!(s.entries[2].valid_before, Some(1_798_806_600));
 
@@ -645,6 +634,55 @@ mod tests {
             errs[9]
         );
         assert_eq!(errs[0].to_string().split(':').next(), Some("line 2"));
+    }
+
+    /// `ssh-keygen -t TYPE -b BITS` (an empty `bits` for the default).
+    fn keygen_bits(dir: &std::path::Path, name: &str, kind: &str, bits: &str) -> String {
+        let path = dir.join(name);
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args(["-q", "-t", kind, "-N", "", "-C", "c@x", "-f"])
+            .arg(&path);
+        if !bits.is_empty() {
+            cmd.args(["-b", bits]);
+        }
+        assert!(cmd.status().unwrap().success());
+        key_line(&std::fs::read_to_string(path.with_extension("pub")).unwrap())
+    }
+
+    #[test]
+    fn ecdsa_and_rsa_lines_hold_keys_and_unsupported_types_are_refused_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let p256 = keygen_bits(t.path(), "p256", "ecdsa", "256");
+        let p384 = keygen_bits(t.path(), "p384", "ecdsa", "384");
+        let rsa = keygen_bits(t.path(), "rsa", "rsa", "3072");
+        let ok = parse(&format!("a@x {p256}\nb@x {p384}\nc@x {rsa}\n")).unwrap();
+        assert_eq!(ok.entries.len(), 3);
+        let p521 = keygen_bits(t.path(), "p521", "ecdsa", "521");
+        let small = keygen_bits(t.path(), "small", "rsa", "1024");
+        let errs = parse(&format!("d@x {p521}\ne@x {small}\n")).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].message.contains("nistp521 is not supported"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].message.contains("1024 bits is too small"),
+            "{}",
+            errs[1]
+        );
+        // DSA, where this ssh-keygen still makes it.
+        let dsa = t.path().join("dsa");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "dsa", "-N", "", "-f"])
+            .arg(&dsa)
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            let line = key_line(&std::fs::read_to_string(dsa.with_extension("pub")).unwrap());
+            let errs = parse(&format!("f@x {line}\n")).unwrap_err();
+            assert!(errs[0].message.contains("ssh-dss (DSA)"), "{}", errs[0]);
+        }
     }
 
     #[test]

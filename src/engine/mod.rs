@@ -22,6 +22,7 @@ use crate::log::{
 use crate::model::Pipeline;
 use crate::publish::{self, Destination, Existing, ReleaseFiles, Target};
 use crate::record::Record;
+use crate::signkey::{RawSigner, SignKey};
 use crate::stage::{self, Staged};
 use crate::{exit, sshsig};
 
@@ -458,7 +459,7 @@ pub fn origin(p: &Pipeline, version: &str) -> String {
 pub(crate) fn write_checkpoint(
     log: &SharedLog,
     record: &Record,
-    key: Option<&ssh_key::PrivateKey>,
+    key: Option<&crate::signkey::SignKey>,
     origin: &str,
 ) -> Result<(), RunError> {
     let (size, head) = {
@@ -469,6 +470,7 @@ pub(crate) fn write_checkpoint(
     };
     let cp = log::checkpoint::Checkpoint::new(origin, size, head);
     // Without a key the checkpoint is written unsigned, and replay will say so.
+    let key = key.map(|k| k as &dyn crate::signkey::RawSigner);
     log::checkpoint::write(&record.dir, &cp, key).map_err(RunError::Io)
 }
 
@@ -477,16 +479,24 @@ pub(crate) fn write_checkpoint(
 fn checkpoint_key(
     p: &Pipeline,
     dry_run: bool,
-) -> (Option<(ssh_key::PrivateKey, CheckpointKey)>, Option<String>) {
-    let loaded = p
-        .sign_gate()
-        .ok_or_else(|| "the pipeline has no sign gate".to_string())
-        .and_then(|(_, spec)| crate::gates::sign::key_path(spec, &p.root))
-        .and_then(|path| sshsig::load_private_key(&path).map_err(|e| e.to_string()));
+) -> (Option<(SignKey, CheckpointKey)>, Option<String>) {
+    // A dry run never signs with the release key: a real signature would exist for bytes
+    // nobody accepted. Its throwaway key proves the record intact, never who made it. (Nor is
+    // an agent asked: a token would want a touch for a rehearsal.)
+    let loaded = if dry_run {
+        Err(String::new())
+    } else {
+        p.sign_gate()
+            .ok_or_else(|| "the pipeline has no sign gate".to_string())
+            .and_then(|(_, spec)| crate::gates::sign::key_path(spec, &p.root))
+            .and_then(|path| {
+                let key = crate::signkey::load(&path).map_err(|e| e.to_string())?;
+                crate::signkey::check_release_key(&key, &path).map_err(|e| e.to_string())?;
+                Ok(key)
+            })
+    };
     let (key, throwaway, note) = match loaded {
-        // A dry run never signs with the release key: a real signature would exist for bytes
-        // nobody accepted. Its throwaway key proves the record intact, never who made it.
-        _ if dry_run => match sshsig::throwaway_key() {
+        _ if dry_run => match crate::signkey::throwaway() {
             Ok(k) => (
                 k,
                 true,
