@@ -18,6 +18,7 @@ pub mod gates;
 pub mod git;
 pub mod http;
 pub mod identity;
+pub mod intoto;
 pub mod layout;
 pub mod log;
 pub mod model;

@@ -1,6 +1,8 @@
 //! `relgate verify DIR`: check a published release folder (SPEC §5) without the release record's
-//! help: every file against `SHA256SUMS`, nothing unlisted, and `SHA256SUMS.sig` made by the
-//! release signer under a trust root from outside the folder (`crate::trust`).
+//! help: every file against `SHA256SUMS`, nothing unlisted, `SHA256SUMS.sig` made by the
+//! release signer under a trust root from outside the folder (`crate::trust`), and the release's
+//! attestation (`attestation.intoto.jsonl`, a SLSA VSA in a DSSE envelope) signed by that same
+//! key over exactly the artefacts `SHA256SUMS` lists, with `release.pub.pem` that key.
 //!
 //! The checks mirror what a downstream user can run by hand (`sha256sum -c --strict` and
 //! `ssh-keygen -Y verify -n file`), but stricter: the checksum file must be exactly what relgate
@@ -17,7 +19,7 @@ use crate::digest::{is_hex_digest, sha256_reader};
 use crate::sshsig;
 use crate::trust::TrustRoot;
 
-pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, SIG_FILE, SUMS_FILE};
+pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, PUBKEY_FILE, SIG_FILE, SUMS_FILE, VSA_FILE};
 
 /// One problem with the folder, about one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub struct Verified {
     pub sums: Vec<u8>,
     /// The exact bytes of the verified `SHA256SUMS.sig`.
     pub signature: Vec<u8>,
+    /// The exact bytes of the verified attestation's statement (replay derives them again).
+    pub statement: Vec<u8>,
 }
 
 /// One line of `SHA256SUMS`.
@@ -95,19 +99,50 @@ pub fn check(dir: &Path, trust: &TrustRoot, at: i64) -> Result<Verified, Vec<Pro
     problems.extend(unlisted(dir, &listed));
 
     let signature = check_signature(dir, trust, &sums, at);
-    match signature {
-        Ok((signer, signature)) if problems.is_empty() => Ok(Verified {
+    // The attestation is the same key's word on the same artefacts.
+    let statement = match &signature {
+        Ok((_, _, key)) => {
+            let subjects: Vec<(String, String)> = lines
+                .iter()
+                .map(|l| (l.path.clone(), l.sha256.clone()))
+                .collect();
+            check_attestation(dir, key, &subjects)
+                .map_err(|p| problems.push(p))
+                .ok()
+        }
+        Err(_) => None,
+    };
+    match (signature, statement) {
+        (Ok((signer, signature, _)), Some(statement)) if problems.is_empty() => Ok(Verified {
             files: lines.len(),
             signer,
             sums,
             signature,
+            statement,
         }),
-        Ok(_) => Err(problems),
-        Err(mut p) => {
+        (Ok(_), _) => Err(problems),
+        (Err(mut p), _) => {
             problems.append(&mut p);
             Err(problems)
         }
     }
+}
+
+/// The attestation and the PEM beside it (`crate::intoto::vsa::check`); returns the statement.
+fn check_attestation(
+    dir: &Path,
+    key: &ssh_key::PublicKey,
+    subjects: &[(String, String)],
+) -> Result<Vec<u8>, Problem> {
+    let envelope = read_regular(&dir.join(VSA_FILE)).map_err(|m| {
+        problem(
+            VSA_FILE,
+            format!("{m} (every release carries its SLSA verification summary)"),
+        )
+    })?;
+    let pem = read_regular(&dir.join(PUBKEY_FILE)).map_err(|m| problem(PUBKEY_FILE, m))?;
+    crate::intoto::vsa::check(&envelope, &pem, key, subjects)
+        .map_err(|(file, message)| problem(file, message))
 }
 
 fn check_signature_file_exists(dir: &Path, problems: &mut Vec<Problem>) {
@@ -251,7 +286,8 @@ fn check_file(dir: &Path, l: &SumsLine) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything in the folder that is neither listed, nor SHA256SUMS(.sig), nor under audit/.
+/// Everything in the folder that is neither listed, nor one of the release's own files
+/// (`SHA256SUMS`, its `.sig`, the attestation and its PEM), nor under audit/.
 fn unlisted(dir: &Path, listed: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let walk = walkdir::WalkDir::new(dir)
@@ -290,7 +326,9 @@ fn unlisted(dir: &Path, listed: &BTreeSet<&str>) -> Vec<Problem> {
             }
             continue;
         }
-        if rel_str == SUMS_FILE || rel_str == SIG_FILE || listed.contains(rel_str) {
+        // The release's own files, each checked by its own step.
+        let own = [SUMS_FILE, SIG_FILE, VSA_FILE, PUBKEY_FILE];
+        if own.contains(&rel_str) || listed.contains(rel_str) {
             continue;
         }
         problems.push(problem(rel_str, "not listed in SHA256SUMS"));
@@ -299,13 +337,13 @@ fn unlisted(dir: &Path, listed: &BTreeSet<&str>) -> Vec<Problem> {
 }
 
 /// Verify `SHA256SUMS.sig` over `sums` in namespace `file` by the release signer under the
-/// trust root; returns who signed and the signature's bytes.
+/// trust root; returns who signed, the signature's bytes and the key.
 fn check_signature(
     dir: &Path,
     trust: &TrustRoot,
     sums: &[u8],
     at: i64,
-) -> Result<(String, Vec<u8>), Vec<Problem>> {
+) -> Result<(String, Vec<u8>, ssh_key::PublicKey), Vec<Problem>> {
     let sig = read_regular(&dir.join(SIG_FILE)).map_err(|m| vec![problem(SIG_FILE, m)])?;
     let armored = std::str::from_utf8(&sig).map_err(|_| vec![problem(SIG_FILE, "is not text")])?;
     let key = sshsig::signature_key(armored).map_err(|e| vec![problem(SIG_FILE, e.to_string())])?;
@@ -319,7 +357,7 @@ fn check_signature(
     let who = trust
         .release_key(&key, sshsig::NS_FILE, at)
         .map_err(|m| vec![problem(SIG_FILE, m)])?;
-    Ok((who, sig))
+    Ok((who, sig, key))
 }
 
 #[cfg(test)]

@@ -386,7 +386,10 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
                     checkpoint_key.as_ref().map(|(k, _)| k),
                     &origin(&p, &opts.version),
                 )?;
-                let put = match ReleaseFiles::gather(&record, &staged) {
+                // The attestation of what was accepted: made from the record as it is
+                // published (the log ends with the publish line, the checkpoint covers it).
+                let beside = attestation_files(&record, checkpoint_key.as_ref(), None);
+                let put = match beside.and_then(|b| ReleaseFiles::gather(&record, &staged, b)) {
                     Ok(files) => dest.put(&files).await,
                     Err(e) => Err(e),
                 };
@@ -430,6 +433,20 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         checkpoint_key.as_ref().map(|(k, _)| k),
         &origin(&p, &opts.version),
     )?;
+    // A dry run that would publish rehearses the attestation too, with its throwaway key, and
+    // keeps it in its own record (docs/attestation.md).
+    if decision == Decision::DryRun
+        && let Some(dest) = &destination
+    {
+        let files = attestation_files(&record, checkpoint_key.as_ref(), Some(&dest.describe()))
+            .map_err(|e| RunError::Io(e.to_string()))?;
+        for f in files {
+            if let publish::Source::Bytes(bytes) = &f.source {
+                log::checkpoint::atomic_write(&record.dir.join(&f.path), bytes)
+                    .map_err(RunError::Io)?;
+            }
+        }
+    }
     let _ = events.send(Event::Finished {
         decision,
         exit_code,
@@ -449,6 +466,30 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         gates,
         message,
     })
+}
+
+/// The VSA and the key's PEM, to sit beside `SHA256SUMS` (`crate::intoto::vsa`), signed by the
+/// key that signs the checkpoints.
+fn attestation_files(
+    record: &Record,
+    key: Option<&(SignKey, CheckpointKey)>,
+    dry_run_to: Option<&str>,
+) -> Result<Vec<publish::ReleaseFile>, publish::PublishError> {
+    let (key, _) = key.ok_or_else(|| {
+        publish::PublishError::Attestation("no signing key for the checkpoints".into())
+    })?;
+    let a = crate::intoto::vsa::for_record(&record.dir, key, dry_run_to)
+        .map_err(publish::PublishError::Attestation)?;
+    Ok(vec![
+        publish::ReleaseFile {
+            path: crate::layout::VSA_FILE.into(),
+            source: publish::Source::Bytes(a.envelope.into_bytes()),
+        },
+        publish::ReleaseFile {
+            path: crate::layout::PUBKEY_FILE.into(),
+            source: publish::Source::Bytes(a.pem.into_bytes()),
+        },
+    ])
 }
 
 /// `relgate/<project>/<version>`: what a checkpoint speaks about.
