@@ -531,8 +531,11 @@ fn write_pair(
     let path = dir.join(name);
     let sig_path = dir.join(format!("{name}{SIG_SUFFIX}"));
     // The name is derived from the statement, so the same statement signed twice within one
-    // second (Ed25519 signatures are deterministic) is already there: nothing to do.
-    if fs::read(&path).is_ok_and(|b| b == statement) && fs::read(&sig_path).is_ok_and(|b| b == sig)
+    // second is already there: nothing to do when its signature is this key's over these bytes
+    // (Ed25519 gives the same signature again; ECDSA and agents do not).
+    if fs::read(&path).is_ok_and(|b| b == statement)
+        && let Ok(existing) = fs::read(&sig_path)
+        && (existing == sig || same_signer_verifies(statement, sig, &existing))
     {
         return Ok(path);
     }
@@ -551,6 +554,17 @@ fn write_pair(
     }
     crate::record::sync_dir(dir).map_err(werr(dir))?;
     Ok(path)
+}
+
+/// Does `existing` verify over `statement` by the key that made `fresh`?
+fn same_signer_verifies(statement: &[u8], fresh: &[u8], existing: &[u8]) -> bool {
+    let (Ok(fresh), Ok(existing)) = (std::str::from_utf8(fresh), std::str::from_utf8(existing))
+    else {
+        return false;
+    };
+    sshsig::signature_key(fresh)
+        .and_then(|key| sshsig::verify_with_key(&key, NS_APPROVAL, statement, existing))
+        .is_ok()
 }
 
 /// The release record folder of `version`: `<state>/releases/<version>/`.
@@ -610,6 +624,45 @@ mod tests {
             parse_statement(&st.to_bytes()),
             Err(PairProblem::BadTime(_))
         ));
+    }
+
+    /// OpenSSH's ECDSA signatures (ssh-keygen's, an agent's) differ each time: the same
+    /// statement signed twice in one second is kept, not refused as a clash; another key's
+    /// signature is refused.
+    #[test]
+    fn the_same_statement_signed_again_by_the_same_ecdsa_key_is_kept() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let bytes = statement().to_bytes();
+        let msg = dir.path().join("st");
+        fs::write(&msg, &bytes).unwrap();
+        let mut sign = || {
+            let _ = fs::remove_file(dir.path().join("st.sig"));
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-Y", "sign", "-n", NS_APPROVAL, "-f"])
+                .arg(&key)
+                .arg(&msg)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            fs::read(dir.path().join("st.sig")).unwrap()
+        };
+        let (one, two) = (sign(), sign());
+        assert_ne!(one, two);
+        let out = dir.path().join("approvals");
+        write_pair(&out, "x.json", &bytes, &one).unwrap();
+        write_pair(&out, "x.json", &bytes, &two).unwrap();
+        assert_eq!(fs::read(out.join("x.json.sig")).unwrap(), one);
+        let other = sshsig::throwaway_key().unwrap();
+        let three = sshsig::sign(&other, NS_APPROVAL, &bytes).unwrap();
+        assert!(write_pair(&out, "x.json", &bytes, three.as_bytes()).is_err());
     }
 
     #[test]

@@ -154,6 +154,20 @@ fn keys_held_by_ssh_agent_sign_with_their_files_deleted_and_the_release_verifies
     let sig = std::fs::read_to_string(published.join("SHA256SUMS.sig")).unwrap();
     let parsed = ssh_key::SshSig::from_pem(&sig).unwrap();
     assert_eq!(parsed.signature().algorithm().to_string(), "rsa-sha2-512");
+    // The attestation, signed by the agent's RSA key (rsa-sha2-256 over PAE), checks with
+    // securesystemslib (scheme rsa-pkcs1v15-sha256) and cryptography against the PEM.
+    let fp = {
+        let key = ssh_key::PublicKey::read_openssh_file(&p.join("keys/release.pub")).unwrap();
+        relgate::sshsig::fingerprint(&key)
+    };
+    let c = vsa_check(
+        &published.join("attestation.intoto.jsonl"),
+        &p.join("keys/release.pub"),
+        &published.join("release.pub.pem"),
+        &fp,
+    );
+    assert_eq!(c["scheme"], "rsa-pkcs1v15-sha256");
+    assert!(c["sslib"] == true && c["crypto"] == true, "{c:#}");
     // Verify and replay need no agent.
     for cmd in ["verify", "replay"] {
         let out = p.relgate(&[cmd, published.to_str().unwrap()]);

@@ -104,19 +104,10 @@ fn relgate_verifies_them_with_flags_and_counter_and_requires_the_users_touch() {
     }
 }
 
-/// The python3 with `cryptography` (scripts/install-prereqs.sh).
-fn python() -> String {
-    let venv = "/usr/local/bin/relgate-sslib-python3";
-    if Path::new(venv).exists() {
-        return venv.into();
-    }
-    "python3".into()
-}
-
 /// Sign `file` as the fixture token `kind` would, in namespace `ns`; writes `file.sig`.
 fn token_sign(kind: &str, ns: &str, file: &Path) {
     use std::io::Write;
-    let mut child = Command::new(python())
+    let mut child = Command::new(sslib_python())
         .arg(fixtures().join("make.py"))
         .args(["sign", kind, ns, "0x05", "42"])
         .stdin(Stdio::piped())

@@ -16,18 +16,6 @@ use relgate::signkey::RawSigner;
 const VSA: &str = "attestation.intoto.jsonl";
 const PEM: &str = "release.pub.pem";
 
-/// The python3 that has securesystemslib and cryptography (scripts/install-prereqs.sh).
-fn python() -> String {
-    if let Ok(p) = std::env::var("RELGATE_TEST_PYTHON") {
-        return p;
-    }
-    let venv = "/usr/local/bin/relgate-sslib-python3";
-    if Path::new(venv).exists() {
-        return venv.into();
-    }
-    "python3".into()
-}
-
 /// What tests/vsa_check.py says about an envelope.
 #[derive(Debug, serde::Deserialize)]
 struct Checked {
@@ -42,21 +30,7 @@ struct Checked {
 }
 
 fn check(envelope: &Path, ssh_pub: &Path, pem: &Path, keyid: &str) -> Checked {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vsa_check.py");
-    let out = Command::new(python())
-        .arg(script)
-        .arg(envelope)
-        .arg(ssh_pub)
-        .arg(pem)
-        .arg(keyid)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "vsa_check.py failed (is securesystemslib installed? scripts/install-prereqs.sh): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("vsa_check.py output")
+    serde_json::from_value(vsa_check(envelope, ssh_pub, pem, keyid)).expect("vsa_check.py output")
 }
 
 fn fingerprint(public: &Path) -> String {

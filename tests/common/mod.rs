@@ -133,6 +133,39 @@ pub fn ssh_keygen_verifies(
     child.wait().expect("wait").success()
 }
 
+/// The python3 that has securesystemslib and cryptography (scripts/install-prereqs.sh puts them
+/// in the python3 on PATH, or in a venv linked as /usr/local/bin/relgate-sslib-python3).
+pub fn sslib_python() -> String {
+    if let Ok(p) = std::env::var("RELGATE_TEST_PYTHON") {
+        return p;
+    }
+    let venv = "/usr/local/bin/relgate-sslib-python3";
+    if Path::new(venv).exists() {
+        return venv.into();
+    }
+    "python3".into()
+}
+
+/// What tests/vsa_check.py (securesystemslib and cryptography, not relgate) says about a DSSE
+/// envelope checked with the SSH public key file `ssh_pub`, the PEM `pem` and `keyid`.
+pub fn vsa_check(envelope: &Path, ssh_pub: &Path, pem: &Path, keyid: &str) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vsa_check.py");
+    let out = Command::new(sslib_python())
+        .arg(script)
+        .arg(envelope)
+        .arg(ssh_pub)
+        .arg(pem)
+        .arg(keyid)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "vsa_check.py failed (is securesystemslib installed? scripts/install-prereqs.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("vsa_check.py output")
+}
+
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
