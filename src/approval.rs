@@ -643,7 +643,7 @@ mod tests {
         let bytes = statement().to_bytes();
         let msg = dir.path().join("st");
         fs::write(&msg, &bytes).unwrap();
-        let mut sign = || {
+        let sign = || {
             let _ = fs::remove_file(dir.path().join("st.sig"));
             let ok = Command::new("ssh-keygen")
                 .args(["-q", "-Y", "sign", "-n", NS_APPROVAL, "-f"])
