@@ -297,6 +297,40 @@ mod tests {
         assert!(verify_with_key(other.public_key(), NS_FILE, b"hello", &sig).is_err());
     }
 
+    /// Signatures by keys of types relgate does not accept are refused with the reason, even
+    /// when the signature itself is good (ssh-keygen made it).
+    #[test]
+    fn signatures_by_unsupported_key_types_are_refused_by_name() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let msg = dir.path().join("m");
+        std::fs::write(&msg, b"sums\n").unwrap();
+        for (kind, bits, why) in [
+            ("ecdsa", "521", "ecdsa-sha2-nistp521 is not supported"),
+            ("rsa", "1024", "1024 bits is too small"),
+        ] {
+            let key = dir.path().join(format!("{kind}{bits}"));
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-b", bits, "-N", "", "-f"])
+                .arg(&key)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            let _ = std::fs::remove_file(dir.path().join("m.sig"));
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-Y", "sign", "-n", NS_FILE, "-f"])
+                .arg(&key)
+                .arg(&msg)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            let sig = std::fs::read_to_string(dir.path().join("m.sig")).unwrap();
+            let public = signature_key(&sig).unwrap();
+            let e = verify_with_key(&public, NS_FILE, b"sums\n", &sig).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+    }
+
     #[test]
     fn rsa_bit_lengths() {
         assert_eq!(mpint_bits(&[0, 0x01, 0]), 9);
