@@ -79,18 +79,6 @@ impl RawSigner for SignKey {
     }
 }
 
-impl SignKey {
-    /// Where the key is, for messages: `ssh-agent (SSH_AUTH_SOCK=…)` or `a key file`.
-    pub fn held_by(&self) -> String {
-        match self {
-            SignKey::File(_) => "a key file".into(),
-            SignKey::Agent { agent, .. } => {
-                format!("the ssh-agent at {}", agent.socket().display())
-            }
-        }
-    }
-}
-
 /// May relgate sign with a private key of this algorithm read from disk?
 fn file_algorithm(a: &Algorithm) -> Result<(), String> {
     match a {
