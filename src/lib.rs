@@ -5,6 +5,7 @@
 //! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
+pub mod agent;
 pub mod approval;
 pub mod audit;
 pub mod clamd;
@@ -19,6 +20,7 @@ pub mod gates;
 pub mod git;
 pub mod http;
 pub mod identity;
+pub mod intoto;
 pub mod layout;
 pub mod log;
 pub mod model;
@@ -32,6 +34,7 @@ pub mod report;
 pub mod s3;
 pub mod sarif;
 pub mod signers;
+pub mod signkey;
 pub mod sshsig;
 pub mod stage;
 pub mod trust;

@@ -77,7 +77,8 @@ enum Command {
         /// The signoff gate's id.
         #[arg(long, value_name = "ID")]
         gate: String,
-        /// The signer's OpenSSH private key file.
+        /// The signer's OpenSSH private key file, or public key file: then the ssh-agent in
+        /// SSH_AUTH_SOCK signs (RSA keys sign only that way).
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         /// The principal signing, as named in allowed_signers.
@@ -134,8 +135,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
-    /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
-    /// made by the release signer under a trust root given from outside the folder.
+    /// Verify a published release folder: every file against SHA256SUMS, SHA256SUMS.sig made
+    /// by the release signer under a trust root given from outside the folder, and the
+    /// attestation (SLSA VSA) signed by that same key over those artefacts.
     Verify {
         /// The published release folder, or its http(s):// (WebDAV) or s3:// URL.
         dir: PathBuf,

@@ -1,6 +1,8 @@
 //! `relgate verify DIR`: check a published release folder (SPEC §5) without the release record's
-//! help: every file against `SHA256SUMS`, nothing unlisted, and `SHA256SUMS.sig` made by the
-//! release signer under a trust root from outside the folder (`crate::trust`).
+//! help: every file against `SHA256SUMS`, nothing unlisted, `SHA256SUMS.sig` made by the
+//! release signer under a trust root from outside the folder (`crate::trust`), and the release's
+//! attestation (`attestation.intoto.jsonl`, a SLSA VSA in a DSSE envelope) signed by that same
+//! key over exactly the artefacts `SHA256SUMS` lists, with `release.pub.pem` that key.
 //!
 //! The checks mirror what a downstream user can run by hand (`sha256sum -c --strict` and
 //! `ssh-keygen -Y verify -n file`), but stricter: the checksum file must be exactly what relgate
@@ -16,7 +18,7 @@ use crate::trust::TrustRoot;
 use std::collections::BTreeSet;
 use std::fmt;
 
-pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, SIG_FILE, SUMS_FILE};
+pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, PUBKEY_FILE, SIG_FILE, SUMS_FILE, VSA_FILE};
 
 /// One problem with the folder, about one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct Verified {
     pub sums: Vec<u8>,
     /// The exact bytes of the verified `SHA256SUMS.sig`.
     pub signature: Vec<u8>,
+    /// The exact bytes of the verified attestation's statement (replay derives them again).
+    pub statement: Vec<u8>,
 }
 
 /// One line of `SHA256SUMS`.
@@ -90,19 +94,50 @@ pub fn check(folder: &dyn Folder, trust: &TrustRoot, at: i64) -> Result<Verified
     problems.extend(unlisted(folder, &listed));
 
     let signature = check_signature(folder, trust, &sums, at);
-    match signature {
-        Ok((signer, signature)) if problems.is_empty() => Ok(Verified {
+    // The attestation is the same key's word on the same artefacts.
+    let statement = match &signature {
+        Ok((_, _, key)) => {
+            let subjects: Vec<(String, String)> = lines
+                .iter()
+                .map(|l| (l.path.clone(), l.sha256.clone()))
+                .collect();
+            check_attestation(folder, key, &subjects)
+                .map_err(|p| problems.push(p))
+                .ok()
+        }
+        Err(_) => None,
+    };
+    match (signature, statement) {
+        (Ok((signer, signature, _)), Some(statement)) if problems.is_empty() => Ok(Verified {
             files: lines.len(),
             signer,
             sums,
             signature,
+            statement,
         }),
-        Ok(_) => Err(problems),
-        Err(mut p) => {
+        (Ok(_), _) => Err(problems),
+        (Err(mut p), _) => {
             problems.append(&mut p);
             Err(problems)
         }
     }
+}
+
+/// The attestation and the PEM beside it (`crate::intoto::vsa::check`); returns the statement.
+fn check_attestation(
+    folder: &dyn Folder,
+    key: &ssh_key::PublicKey,
+    subjects: &[(String, String)],
+) -> Result<Vec<u8>, Problem> {
+    let envelope = read_small(folder, VSA_FILE).map_err(|m| {
+        problem(
+            VSA_FILE,
+            format!("{m} (every release carries its SLSA verification summary)"),
+        )
+    })?;
+    let pem = read_small(folder, PUBKEY_FILE).map_err(|m| problem(PUBKEY_FILE, m))?;
+    crate::intoto::vsa::check(&envelope, &pem, key, subjects)
+        .map_err(|(file, message)| problem(file, message))
 }
 
 /// The largest `SHA256SUMS` or signature file read: far beyond any real one, small enough
@@ -208,8 +243,9 @@ fn check_file(folder: &dyn Folder, l: &SumsLine) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything in the folder that is neither listed, nor SHA256SUMS(.sig), nor under audit/
-/// (the release record: replay's business, not part of the checksum file).
+/// Everything in the folder that is neither listed, nor one of the release's own files
+/// (`SHA256SUMS`, its `.sig`, the attestation and its PEM), nor under audit/ (the release
+/// record: replay's business, not part of the checksum file).
 fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for item in folder.walk(Some(AUDIT_DIR)) {
@@ -220,7 +256,9 @@ fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
                 let audit = rel
                     .strip_prefix(AUDIT_DIR)
                     .is_some_and(|r| r.starts_with('/'));
-                if rel == SUMS_FILE || rel == SIG_FILE || audit || listed.contains(rel.as_str()) {
+                // The release's own files, each checked by its own step.
+                let own = [SUMS_FILE, SIG_FILE, VSA_FILE, PUBKEY_FILE];
+                if own.contains(&rel.as_str()) || audit || listed.contains(rel.as_str()) {
                     continue;
                 }
                 problems.push(problem(rel, "not listed in SHA256SUMS"));
@@ -231,13 +269,13 @@ fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
 }
 
 /// Verify `SHA256SUMS.sig` over `sums` in namespace `file` by the release signer under the
-/// trust root; returns who signed and the signature's bytes.
+/// trust root; returns who signed, the signature's bytes and the key.
 fn check_signature(
     folder: &dyn Folder,
     trust: &TrustRoot,
     sums: &[u8],
     at: i64,
-) -> Result<(String, Vec<u8>), Vec<Problem>> {
+) -> Result<(String, Vec<u8>, ssh_key::PublicKey), Vec<Problem>> {
     let sig = read_small(folder, SIG_FILE).map_err(|m| vec![problem(SIG_FILE, m)])?;
     let armored = std::str::from_utf8(&sig).map_err(|_| vec![problem(SIG_FILE, "is not text")])?;
     let key = sshsig::signature_key(armored).map_err(|e| vec![problem(SIG_FILE, e.to_string())])?;
@@ -251,7 +289,7 @@ fn check_signature(
     let who = trust
         .release_key(&key, sshsig::NS_FILE, at)
         .map_err(|m| vec![problem(SIG_FILE, m)])?;
-    Ok((who, sig))
+    Ok((who, sig, key))
 }
 
 #[cfg(test)]

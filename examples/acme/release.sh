@@ -2,6 +2,7 @@
 # A real release of the example project, end to end, on a fresh Debian machine:
 # prerequisites, keys (example-only, made here), artefacts, then
 #   check -> plan -> dry run -> run (awaits QA) -> approve -> run (publishes) -> verify -> replay
+# -> the attestation checked by Python securesystemslib and cryptography
 # It leaves the published release in examples/acme/published/acme-widget/VERSION/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,5 +78,19 @@ step "stock tools: sha256sum -c and ssh-keygen -Y verify"
 (cd "$out" && sha256sum -c --strict SHA256SUMS)
 ssh-keygen -Y verify -f keys/allowed_signers -I release@acme.test -n file \
   -s "$out/SHA256SUMS.sig" < "$out/SHA256SUMS"
+step "the attestation, checked by securesystemslib and cryptography (not relgate's code)"
+python=python3
+[ -x /usr/local/bin/relgate-sslib-python3 ] && python=/usr/local/bin/relgate-sslib-python3
+"$python" "$repo/tests/vsa_check.py" "$out/attestation.intoto.jsonl" keys/release.pub \
+  "$out/release.pub.pem" "$fingerprint" > "$elsewhere/vsa.json"
+"$python" - "$elsewhere/vsa.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["sslib"] and r["crypto"] and r["pem_matches_ssh"], r
+st = r["statement"]
+print("  securesystemslib: verified; cryptography: verified (PAE recomputed, release.pub.pem)")
+print("  %s, %s, %s" % (st["predicate"]["verificationResult"], st["predicate"]["verifiedLevels"],
+                        ", ".join(s["name"] for s in st["subject"])))
+PY
 step "done: $here/$out"
 ls -la "$out"

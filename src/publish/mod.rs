@@ -41,6 +41,8 @@ pub enum PublishError {
     },
     #[error("the release record cannot be copied: {0}")]
     Record(String),
+    #[error("cannot make the release's attestation: {0}")]
+    Attestation(String),
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
     #[error("cannot publish to {to}: {why}")]
@@ -199,8 +201,14 @@ impl std::fmt::Debug for Progress {
 
 impl ReleaseFiles {
     /// Gather a release: the staged artefacts, `SHA256SUMS` (which must still hold the bytes
-    /// the subject names), its signature, and the record files the log accounts for.
-    pub fn gather(record: &Record, staged: &Staged) -> Result<ReleaseFiles, PublishError> {
+    /// the subject names), its signature, the record files the log accounts for, and `beside`:
+    /// files made from the record at the publish decision that sit beside `SHA256SUMS` (the
+    /// attestation and the release key's PEM, `crate::intoto`).
+    pub fn gather(
+        record: &Record,
+        staged: &Staged,
+        beside: Vec<ReleaseFile>,
+    ) -> Result<ReleaseFiles, PublishError> {
         let mut files = Vec::new();
         for a in &staged.artefacts {
             files.push(ReleaseFile {
@@ -230,6 +238,9 @@ impl ReleaseFiles {
                 source: Source::Record(record.dir.join(&rel)),
             });
         }
+        // Before SHA256SUMS and its signature: a remote target writes the marker last, and a
+        // reader must never see a release without its attestation.
+        files.extend(beside);
         files.push(ReleaseFile {
             path: SUMS_FILE.into(),
             source: Source::Bytes(sums),

@@ -123,6 +123,26 @@ pub(super) fn check_published(
             "the published SHA256SUMS.sig is not the signature the sign gate recorded",
         ));
     }
+    // The attestation says exactly what the record says: its statement is derived again from
+    // the published log and checkpoint, byte for byte (`crate::intoto::vsa`).
+    let read = |name: &str, cap: u64| {
+        crate::record::read_capped(&dir.join(name), cap)
+            .map_err(|e| fail(0, format!("audit/{name}: {e}")))
+    };
+    let log = read(crate::record::LOG_FILE, crate::record::MAX_LOG_BYTES)?;
+    let checkpoint = read(crate::record::CHECKPOINT_FILE, 64 << 10)?;
+    let derived = crate::intoto::vsa::from_record(entries, &log, &checkpoint, None)
+        .map_err(|m| fail(entries[last].line, m))?;
+    if crate::intoto::vsa::statement(&derived) != verified.statement {
+        return Err(fail(
+            entries[last].line,
+            format!(
+                "{}: its statement is not the one the record derives (its time, place, policy, \
+                 log or checkpoint differ from the publish decision's)",
+                crate::layout::VSA_FILE
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -138,6 +158,9 @@ pub(super) fn local_leftovers(dir: &Path, files: &[String], accounted: &Accounte
             || rel == ".lock"
             || rel == crate::publish::CLAIM_TOKEN_FILE
             || rel.starts_with("log.torn-")
+            // A dry run's rehearsal attestation (`crate::intoto::vsa`).
+            || rel == crate::layout::VSA_FILE
+            || rel == crate::layout::PUBKEY_FILE
             || rel.starts_with(&format!("{}/", crate::log::checkpoint::HISTORY_DIR))
         {
             continue;
