@@ -8,6 +8,7 @@
 //! for (`crate::audit`).
 
 mod local;
+mod moved;
 mod s3;
 mod webdav;
 
@@ -32,6 +33,8 @@ pub enum PublishError {
     Raced { to: String },
     #[error("staged {path} no longer matches its digest (found {found}); nothing was published")]
     StagedChanged { path: String, found: String },
+    #[error("staged {path} {what} while it was being published; nothing was published")]
+    StagedTouched { path: String, what: &'static str },
     #[error("cannot {what} {}: {source}", .path.display())]
     Io {
         what: &'static str,
@@ -163,6 +166,9 @@ pub enum Source {
         path: PathBuf,
         sha256: String,
         size: u64,
+        /// The staged copy as staging left it, when known: a local target may then move it
+        /// into the release instead of copying it (`local.rs`).
+        id: Option<crate::stage::FileId>,
     },
     /// Bytes held in memory (`SHA256SUMS`, its signature).
     Bytes(Vec<u8>),
@@ -217,6 +223,7 @@ impl ReleaseFiles {
                     path: staged.path_of(a),
                     sha256: a.sha256.clone(),
                     size: a.size,
+                    id: staged.ids.get(&a.release_path).copied(),
                 },
             });
         }

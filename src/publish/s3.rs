@@ -212,9 +212,9 @@ impl S3 {
     /// upload hashes it again while sending and cuts off on any difference).
     fn source(&self, f: &ReleaseFile) -> Result<(Option<PathBuf>, u64, String), PublishError> {
         match &f.source {
-            Source::Staged { path, sha256, size } => {
-                Ok((Some(path.clone()), *size, sha256.clone()))
-            }
+            Source::Staged {
+                path, sha256, size, ..
+            } => Ok((Some(path.clone()), *size, sha256.clone())),
             Source::Bytes(bytes) => {
                 Ok((None, bytes.len() as u64, crate::digest::sha256_hex(bytes)))
             }
