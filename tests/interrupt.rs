@@ -32,9 +32,32 @@ fn wait_for(path: &std::path::Path, limit: Duration) -> String {
     }
 }
 
-/// Start `relgate run 1.0.0`, wait until the gate wrote `bg.pid`, send `signal`; returns the
-/// run's output and the background pid.
-fn run_and_signal(p: &Project, signal: &str) -> (std::process::Output, String) {
+/// Wait until the release log holds a verdict line for every gate in `gates`.
+fn wait_for_verdicts(p: &Project, gates: &[&str], limit: Duration) {
+    let log = p.record("1.0.0").join("log.jsonl");
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let judged = |g: &&str| {
+            text.lines().any(|l| {
+                l.contains("\"type\":\"gate-verdict\"") && l.contains(&format!("\"gate\":\"{g}\""))
+            })
+        };
+        if gates.iter().all(judged) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "no verdict for {gates:?} in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start `relgate run 1.0.0`, wait until the gate wrote `bg.pid` and every gate in `settled`
+/// has its verdict in the log, send `signal`; returns the run's output and the background pid.
+fn run_and_signal(p: &Project, signal: &str, settled: &[&str]) -> (std::process::Output, String) {
     let child = Command::new(BIN)
         .current_dir(p.path())
         .args(["run", "1.0.0"])
@@ -44,6 +67,8 @@ fn run_and_signal(p: &Project, signal: &str) -> (std::process::Output, String) {
         .spawn()
         .expect("spawn");
     let bg = wait_for(&p.join("bg.pid"), Duration::from_secs(20));
+    // On a loaded machine the quick gate may not have been judged yet when the slow one starts.
+    wait_for_verdicts(p, settled, Duration::from_secs(30));
     let t0 = Instant::now();
     let kill = Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -79,7 +104,7 @@ fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
     let p = project_with(
         "  quick:\n    kind: regression\n    run: echo x >> quick.txt\n    inputs: []\n  hangs:\n    kind: regression\n    run: test -f done || { sleep 300 & echo $! > bg.pid; sleep 300; }\n",
     );
-    let (out, bg) = run_and_signal(&p, "-INT");
+    let (out, bg) = run_and_signal(&p, "-INT", &["quick"]);
     expect_code(&out, exit::REFUSED);
     assert!(
         stderr(&out).contains("relgate: hangs: aborted"),
@@ -106,7 +131,7 @@ fn sigterm_is_handled_like_ctrl_c() {
     let p = project_with(
         "  hangs:\n    kind: regression\n    run: sleep 300 & echo $! > bg.pid; sleep 300\n",
     );
-    let (out, bg) = run_and_signal(&p, "-TERM");
+    let (out, bg) = run_and_signal(&p, "-TERM", &[]);
     expect_code(&out, exit::REFUSED);
     assert!(!alive(&bg), "background process {bg} survived SIGTERM");
     assert!(p.log("1.0.0").contains("\"decision\":\"aborted\""));
