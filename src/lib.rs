@@ -33,3 +33,4 @@ pub mod sshsig;
 pub mod stage;
 pub mod trust;
 pub mod verify;
+pub mod view;

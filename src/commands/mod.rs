@@ -295,18 +295,7 @@ pub(crate) fn latest_evidence<'a>(
     entries: &'a [crate::log::Entry],
     gate: &str,
 ) -> Option<(&'a crate::log::RunStarted, usize, String)> {
-    let mut run = None;
-    let mut found = None;
-    for e in entries {
-        match &e.record {
-            crate::log::Record::RunStarted(r) => run = Some(r.as_ref()),
-            crate::log::Record::GateVerdict(v) if v.gate == gate => {
-                if let (Some(r), Some(d)) = (run, &v.evidence) {
-                    found = Some((r, e.line, d.clone()));
-                }
-            }
-            _ => {}
-        }
-    }
-    found
+    crate::view::ReleaseView::new(entries)
+        .latest_evidence(gate)
+        .map(|(run, line, digest)| (run, line, digest.to_string()))
 }
