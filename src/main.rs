@@ -36,6 +36,13 @@ impl From<Format> for commands::Format {
     }
 }
 
+/// The formats of `relgate report`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Html,
+    Markdown,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Parse and validate the pipeline and the files it names; print every problem at once.
@@ -131,6 +138,21 @@ enum Command {
         /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+    },
+    /// The auditor's report of a release record or published release: the release, the
+    /// timeline of runs, every gate with its evidence, sign-offs, segregation of duties, the
+    /// change record, security findings, the virus scan, and what replay says of the record.
+    Report {
+        /// A release record folder, a published release folder, or its s3:// URL.
+        path: PathBuf,
+        #[command(flatten)]
+        trust: TrustOpts,
+        /// One self-contained HTML file (prints on A4), or Markdown.
+        #[arg(long, value_enum, default_value = "html")]
+        format: ReportFormat,
+        /// Write the report to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
     /// made by the release signer under a trust root given from outside the folder.
@@ -250,6 +272,21 @@ fn main() -> ExitCode {
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
+        Command::Report {
+            path,
+            trust,
+            format,
+            output,
+        } => commands::report::run(&commands::report::ReportArgs {
+            path: &path,
+            trust: &trust.into(),
+            pipeline: &pipeline,
+            format: match format {
+                ReportFormat::Html => commands::report::ReportFormat::Html,
+                ReportFormat::Markdown => commands::report::ReportFormat::Markdown,
+            },
+            output: output.as_deref(),
+        }),
         Command::Verify { dir, trust } => commands::verify(&dir, &trust.into(), &pipeline),
     };
     // A reader that went away ends the output quietly; any other failure to write the results

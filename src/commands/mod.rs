@@ -5,6 +5,7 @@ mod annotate;
 pub mod approve;
 pub mod findings;
 pub mod logs;
+pub mod report;
 
 use crate::output::{err, errln, out, outln};
 use std::path::{Path, PathBuf};

@@ -35,7 +35,7 @@ pub struct Problem {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ReplayReport {
     pub record: PathBuf,
     /// The release the record is of (from its log, once it verified).
