@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what relgate's tests and the example release need, on Debian (run as root, or with
 # sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen, git, coreutils, zip (the
-# virus-scan tests make a password-protected archive with `zip -P`), and moto's S3 server (PyPI
+# virus-scan tests make a password-protected archive with `zip -P`), Chromium and a font (the
+# report tests render the HTML report headless and dump its DOM), and moto's S3 server (PyPI
 # `moto[server]`: the S3 publish tests run against it, since it honours `If-None-Match: *` even
 # under races).
 set -euo pipefail
@@ -44,6 +45,8 @@ command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then
