@@ -107,3 +107,41 @@ fn a_report_needs_a_trust_root_from_outside_the_record() {
     expect_code(&out, exit::SUCCESS);
     assert!(stdout(&out).contains("replay verified"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_published_release_carries_its_report_and_replay_checks_it_byte_for_byte() {
+    let p = project_with("  unit-tests:\n    kind: regression\n    run: \"true\"\n");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    let folder = p.join("published/acme/1.0.0");
+    let report = folder.join("audit/report.html");
+    let html = std::fs::read_to_string(&report).expect("audit/report.html");
+    assert_eq!(
+        text_of(&html).contains("acme 1.0.0 published"),
+        true,
+        "{html}"
+    );
+    // It sits beside the evidence it links to.
+    assert!(html.contains("href=\"evidence/"), "{html}");
+    let replay = |p: &Project| p.relgate(&["replay", "published/acme/1.0.0"]);
+    expect_code(&replay(&p), exit::SUCCESS);
+
+    // Anything else in its place is refused: a changed word, a script added.
+    let original = html.clone();
+    for forged in [
+        original.replace("published", "publishd"),
+        original.replace("</body>", "<script>alert(1)</script></body>"),
+        format!("{original}\n"),
+    ] {
+        std::fs::write(&report, &forged).expect("write");
+        let out = replay(&p);
+        expect_code(&out, exit::REFUSED);
+        assert!(stderr(&out).contains("report.html"), "{}", stderr(&out));
+    }
+    // Removed, it is only noted: it is a view of the record, which replay checked.
+    std::fs::remove_file(&report).expect("rm");
+    let out = replay(&p);
+    expect_code(&out, exit::SUCCESS);
+    assert!(stdout(&out).contains("report.html"), "{}", stdout(&out));
+    std::fs::write(&report, &original).expect("restore");
+    expect_code(&replay(&p), exit::SUCCESS);
+}

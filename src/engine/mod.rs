@@ -385,7 +385,11 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
                     checkpoint_key.as_ref().map(|(k, _)| k),
                     &origin(&p, &opts.version),
                 )?;
-                let put = match ReleaseFiles::gather(&record, &staged) {
+                // The release carries its report, rendered from the record as it now stands
+                // (every line, up to this publish decision, is sealed by the checkpoint above).
+                let put = match embedded_report(&record, &trust)
+                    .and_then(|report| ReleaseFiles::gather(&record, &staged, report))
+                {
                     Ok(files) => dest.put(&files).await,
                     Err(e) => Err(e),
                 };
@@ -448,6 +452,21 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         gates,
         message,
     })
+}
+
+/// The release report for `audit/report.html`, from the record's lines trusted in time under
+/// the pipeline's trust root (the same lines replay will rely on when it renders it again).
+fn embedded_report(
+    record: &Record,
+    trust: &crate::trust::TrustRoot,
+) -> Result<Vec<u8>, publish::PublishError> {
+    let used = crate::log::attest::read_for_use(&record.dir, trust)
+        .map_err(|p| publish::PublishError::Record(p.to_string()))?;
+    Ok(crate::report::release::embedded(
+        &record.dir,
+        &used.entries,
+        &used.trusted,
+    ))
 }
 
 /// `relgate/<project>/<version>`: what a checkpoint speaks about.

@@ -162,8 +162,14 @@ pub struct ReleaseFiles {
 
 impl ReleaseFiles {
     /// Gather a release: the staged artefacts, `SHA256SUMS` (which must still hold the bytes
-    /// the subject names), its signature, and the record files the log accounts for.
-    pub fn gather(record: &Record, staged: &Staged) -> Result<ReleaseFiles, PublishError> {
+    /// the subject names), its signature, the record files the log accounts for, and the
+    /// release report rendered from that record (`report`, which becomes `audit/report.html`;
+    /// see `crate::report::release::embedded`).
+    pub fn gather(
+        record: &Record,
+        staged: &Staged,
+        report: Vec<u8>,
+    ) -> Result<ReleaseFiles, PublishError> {
         let mut files = Vec::new();
         for a in &staged.artefacts {
             files.push(ReleaseFile {
@@ -193,6 +199,12 @@ impl ReleaseFiles {
                 source: Source::Record(record.dir.join(&rel)),
             });
         }
+        // The report is not a file of the local record: it exists only in the release, where
+        // replay renders the record again and accepts it only byte for byte (crate::audit).
+        files.push(ReleaseFile {
+            path: format!("{AUDIT_DIR}/{}", crate::audit::REPORT_FILE),
+            source: Source::Bytes(report),
+        });
         files.push(ReleaseFile {
             path: SUMS_FILE.into(),
             source: Source::Bytes(sums),

@@ -180,9 +180,17 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
         .map_err(|m| fail(0, m))?;
     match &published {
         Some(folder) => {
-            folder::check_published(
-                folder, &dir, &files, &entries, &facts, &accounted, opts.trust,
+            let notes = folder::check_published(
+                folder,
+                &dir,
+                &files,
+                &entries,
+                &att.trusted,
+                &facts,
+                &accounted,
+                opts.trust,
             )?;
+            report.notes.extend(notes);
             report.folder_checked = true;
             // A folder can be copied under another name; the signed log says which release it
             // is. Say so when the two differ.

@@ -273,3 +273,24 @@ pub struct ScanFile {
     /// `OK`, `FOUND <signature>`, an error, or why it was not sent.
     pub result: String,
 }
+
+/// The report a published release carries as `audit/report.html`: rendered from the record in
+/// `dir` — its log, evidence and latest checkpoint, the lines `trusted` in time (every
+/// checkpoint verified by the caller) — with nothing of the machine or the moment. Publishing
+/// renders it just before the files move; replay renders it again from `audit/` and requires
+/// the same bytes.
+pub fn embedded(dir: &std::path::Path, entries: &[crate::log::Entry], trusted: &[bool]) -> Vec<u8> {
+    let (relied, notes) = relied_on(entries, Some(trusted));
+    let report = build(Inputs {
+        entries: &relied,
+        record: &crate::record::Record::new(dir),
+        unauthenticated: None,
+        notes,
+        evidence_links: true,
+        verification: Verification::Embedded {
+            lines: entries.len(),
+            head: entries.last().map(|e| e.head.hex()).unwrap_or_default(),
+        },
+    });
+    Html.render(&report)
+}
