@@ -115,11 +115,7 @@ fn a_published_release_carries_its_report_and_replay_checks_it_byte_for_byte() {
     let folder = p.join("published/acme/1.0.0");
     let report = folder.join("audit/report.html");
     let html = std::fs::read_to_string(&report).expect("audit/report.html");
-    assert_eq!(
-        text_of(&html).contains("acme 1.0.0 published"),
-        true,
-        "{html}"
-    );
+    assert!(text_of(&html).contains("acme 1.0.0 published"), "{html}");
     // It sits beside the evidence it links to.
     assert!(html.contains("href=\"evidence/"), "{html}");
     let replay = |p: &Project| p.relgate(&["replay", "published/acme/1.0.0"]);
