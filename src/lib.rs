@@ -34,3 +34,4 @@ pub mod stage;
 pub mod trust;
 pub mod verify;
 pub mod view;
+pub mod whatif;

@@ -115,6 +115,11 @@ enum Command {
         /// so a record rolled back or forked to an earlier state is caught.
         #[arg(long, value_name = "FILE")]
         checkpoint: Vec<PathBuf>,
+        /// What-if: judge the recorded evidence again under this pipeline instead, and list
+        /// every gate whose verdict would change (never a verification under it; exit 0: none
+        /// would, 1: some would, 2: nothing was judged).
+        #[arg(long, value_name = "FILE", conflicts_with = "checkpoint")]
+        policy: Option<PathBuf>,
         /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -253,7 +258,16 @@ fn main() -> ExitCode {
         Command::Replay {
             path,
             trust,
+            // clap refuses --checkpoint with --policy.
+            checkpoint: _,
+            policy: Some(policy),
+            format,
+        } => commands::what_if(&path, &trust.into(), &pipeline, &policy, format.into()),
+        Command::Replay {
+            path,
+            trust,
             checkpoint,
+            policy: None,
             format,
         } => commands::replay(&path, &trust.into(), &pipeline, &checkpoint, format.into()),
         Command::Logs {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 mod next_run;
 mod run;
 mod status;
+mod whatif;
 
 use crate::config;
 use crate::exit;
@@ -113,6 +114,17 @@ pub fn run(args: RunArgs) -> i32 {
 /// `relgate status`.
 pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
     status::status(pipeline, state, version, format)
+}
+
+/// `relgate replay PATH --policy FILE`: what-if replay (see [`whatif`] for its exit codes).
+pub fn what_if(
+    path: &Path,
+    trust_args: &crate::trust::TrustArgs,
+    pipeline: &Path,
+    policy: &Path,
+    format: Format,
+) -> i32 {
+    whatif::run(path, trust_args, pipeline, policy, format)
 }
 
 /// `relgate replay`.

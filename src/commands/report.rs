@@ -33,28 +33,48 @@ pub struct ReportArgs<'a> {
     pub output: Option<&'a Path>,
 }
 
-pub fn run(args: &ReportArgs<'_>) -> i32 {
-    // A release in a bucket is read into a temporary folder first, as `replay` does.
-    let fetched;
-    let local = match super::s3_remote::is_s3(args.path) {
-        Some(url) => match super::s3_remote::fetch_release(url, args.pipeline) {
-            Ok(tmp) => {
-                fetched = tmp;
-                fetched.path().to_path_buf()
-            }
-            Err((code, m)) => {
-                errln!("relgate: report: {m}");
-                return code;
-            }
-        },
-        None => args.path.to_path_buf(),
-    };
-    let root = match trust::resolve(args.trust, args.pipeline, args.path) {
+/// A release record read for a command that shows it: replayed under the trust root, its log
+/// read (the chain holds), and which lines a checkpoint signed by the release signer vouched
+/// for in time. Shared by `report` and what-if replay.
+pub(crate) struct Opened {
+    /// Keeps a release fetched from a bucket on disk while it is read.
+    _fetched: Option<tempfile::TempDir>,
+    /// The record folder (`audit/` of a published release).
+    pub dir: PathBuf,
+    pub replayed: crate::replay::ReplayReport,
+    pub entries: Vec<crate::log::Entry>,
+    /// Per line, trusted in time; or why nothing in the record is vouched for.
+    pub trusted: Result<Vec<bool>, String>,
+}
+
+/// Open PATH (a record, a published folder, or an s3:// URL) for `what` (the command, in
+/// messages). On failure the message is printed and the exit code returned.
+pub(crate) fn open(
+    what: &str,
+    path: &Path,
+    trust_args: &TrustArgs,
+    pipeline: &Path,
+) -> Result<Opened, i32> {
+    let root = match trust::resolve(trust_args, pipeline, path) {
         Ok(r) => r,
         Err(e) => {
             errln!("relgate: {e}");
-            return exit::CONFIG;
+            return Err(exit::CONFIG);
         }
+    };
+    // A release in a bucket is read into a temporary folder first, as `replay` does.
+    let (fetched, local) = match super::s3_remote::is_s3(path) {
+        Some(url) => match super::s3_remote::fetch_release(url, pipeline) {
+            Ok(tmp) => {
+                let local = tmp.path().to_path_buf();
+                (Some(tmp), local)
+            }
+            Err((code, m)) => {
+                errln!("relgate: {what}: {m}");
+                return Err(code);
+            }
+        },
+        None => (None, path.to_path_buf()),
     };
     let mut replayed = crate::replay::replay(
         &local,
@@ -63,8 +83,8 @@ pub fn run(args: &ReportArgs<'_>) -> i32 {
             checkpoints: &[],
         },
     );
-    if local != args.path {
-        replayed.record = args.path.join(AUDIT_DIR);
+    if local != path {
+        replayed.record = path.join(AUDIT_DIR);
     }
     let audit = local.join(AUDIT_DIR);
     let dir = if audit.is_dir() { audit } else { local.clone() };
@@ -73,10 +93,10 @@ pub fn run(args: &ReportArgs<'_>) -> i32 {
         Ok(b) => b,
         Err(e) => {
             errln!(
-                "relgate: report: cannot read {}: {e}",
-                args.path.join(LOG_FILE).display()
+                "relgate: {what}: cannot read {}: {e}",
+                path.join(LOG_FILE).display()
             );
-            return exit::REFUSED;
+            return Err(exit::REFUSED);
         }
     };
     // The chain must hold before anything is shown: a line that does not link is not the
@@ -85,36 +105,57 @@ pub fn run(args: &ReportArgs<'_>) -> i32 {
         Ok((entries, _)) => entries,
         Err(p) => {
             errln!(
-                "relgate: report: {}/{LOG_FILE} line {}: {}; nothing in it can be shown",
-                args.path.display(),
+                "relgate: {what}: {}/{LOG_FILE} line {}: {}; nothing in it can be used",
+                path.display(),
                 p.line,
                 p.message
             );
-            return exit::REFUSED;
+            return Err(exit::REFUSED);
         }
     };
-    let (unauthenticated, trusted) = match attest::attest(&dir, &entries, &root, Strictness::Resume)
-    {
-        Ok(att) if att.attested > 0 => (None, Some(att.trusted)),
-        Ok(_) => (
-            Some(
-                "No checkpoint signed by the release signer covers any line of this record \
-                     (its run had no signing key)."
-                    .to_string(),
-            ),
-            None,
+    let trusted = match attest::attest(&dir, &entries, &root, Strictness::Resume) {
+        Ok(att) if att.attested > 0 => Ok(att.trusted),
+        Ok(_) => Err(
+            "No checkpoint signed by the release signer covers any line of this record (its \
+             run had no signing key)."
+                .to_string(),
         ),
-        Err(p) => (Some(unauthenticated_why(&entries, &p.to_string())), None),
+        Err(p) => Err(unauthenticated_why(&entries, &p.to_string())),
     };
-    let (relied, notes) = release::relied_on(&entries, trusted.as_deref());
-    let record = Record::new(&dir);
+    Ok(Opened {
+        _fetched: fetched,
+        dir,
+        replayed,
+        entries,
+        trusted,
+    })
+}
+
+pub fn run(args: &ReportArgs<'_>) -> i32 {
+    let opened = match open("report", args.path, args.trust, args.pipeline) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let Opened {
+        dir,
+        replayed,
+        entries,
+        trusted,
+        ..
+    } = &opened;
+    let (unauthenticated, trusted) = match trusted {
+        Ok(t) => (None, Some(t.as_slice())),
+        Err(why) => (Some(why.clone()), None),
+    };
+    let (relied, notes) = release::relied_on(entries, trusted);
+    let record = Record::new(dir);
     let report = release::build(Inputs {
         entries: &relied,
         record: &record,
         unauthenticated,
         notes,
-        evidence_links: args.output.is_some_and(|o| beside(o, &dir)),
-        verification: Verification::Replayed(replayed),
+        evidence_links: args.output.is_some_and(|o| beside(o, dir)),
+        verification: Verification::Replayed(replayed.clone()),
     });
     let reporter: &dyn Reporter = match args.format {
         ReportFormat::Html => &Html,
