@@ -21,6 +21,7 @@ pub mod layout;
 pub mod log;
 pub mod model;
 pub mod names;
+pub mod notify;
 pub mod output;
 pub mod publish;
 pub mod record;

@@ -1,5 +1,5 @@
 //! One typed view of a release log: its runs, and in each run the state every gate was left
-//! in, the publish decision and how the run ended.
+//! in, the publish decision, the notifications sent and how the run ended.
 //!
 //! `status`, `logs`, `findings`, the release report, recovery and what-if replay read a log
 //! through this view instead of each walking the lines its own way, so that they agree on what
@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::log::{
-    Decision, Entry, GateAborted, GateBlocked, GateSkipped, GateStarted, GateVerdict, Publish,
-    Published, Record, RunFinished, RunStarted,
+    Decision, Entry, GateAborted, GateBlocked, GateSkipped, GateStarted, GateVerdict, Notification,
+    Publish, Published, Record, RunFinished, RunStarted,
 };
 use crate::model::GateSpec;
 
@@ -123,6 +123,8 @@ pub struct RunView<'a> {
     pub gates: Vec<GateView<'a>>,
     pub publish: Option<At<'a, Publish>>,
     pub published: Option<At<'a, Published>>,
+    /// Webhook deliveries recorded in this run, in order.
+    pub notifications: Vec<At<'a, Notification>>,
     pub finished: Option<At<'a, RunFinished>>,
 }
 
@@ -185,6 +187,7 @@ impl<'a> ReleaseView<'a> {
                         .collect(),
                     publish: None,
                     published: None,
+                    notifications: Vec::new(),
                     finished: None,
                 });
                 continue;
@@ -215,6 +218,7 @@ impl<'a> ReleaseView<'a> {
                 }
                 Record::Publish(p) => run.publish = Some(At { entry: e, body: p }),
                 Record::Published(p) => run.published = Some(At { entry: e, body: p }),
+                Record::Notification(n) => run.notifications.push(At { entry: e, body: n }),
                 Record::RunFinished(f) => run.finished = Some(At { entry: e, body: f }),
                 Record::RunStarted(_) | Record::RecoveredTornTail(_) => {}
             }
@@ -267,6 +271,7 @@ pub fn record_run(r: &Record) -> Option<u32> {
         Record::Publish(x) => Some(x.run),
         Record::Published(x) => Some(x.run),
         Record::RunFinished(x) => Some(x.run),
+        Record::Notification(x) => Some(x.run),
         Record::RunStarted(_) | Record::RecoveredTornTail(_) => None,
     }
 }

@@ -52,6 +52,9 @@ fn report() -> ReleaseReport {
             exit_code: Some(1),
             message: None,
             tally: s("3 green, 2 red, 1 blocked"),
+            notifications: vec![s(
+                "refused to https://hooks.example.test/relgate (json, signed): not delivered: HTTP 500 after 4 attempt(s)",
+            )],
         }],
         deciding_run: 1,
         gates: vec![

@@ -94,6 +94,8 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         gates.push(state);
     }
     awaiting_signoffs(&mut gates);
+    let notifications: Vec<serde_json::Value> =
+        latest.notifications.iter().map(|n| json!(n.body)).collect();
     let decision = latest.finished.map(|f| f.body.decision);
     let finish_message = latest.finished.and_then(|f| f.body.message.clone());
     let doc = json!({
@@ -107,6 +109,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         "record": dir.display().to_string(),
         "notes": notes,
         "gates": gates,
+        "notifications": notifications,
     });
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
@@ -118,6 +121,12 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             }
             if let Some(m) = &finish_message {
                 outln!("  note {m}");
+            }
+            for n in &latest.notifications {
+                outln!(
+                    "  notified {}",
+                    crate::report::printable(&crate::report::release::notification_text(n.body))
+                );
             }
             if let Some(d) = decision {
                 outln!(

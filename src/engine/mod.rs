@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub operator: Option<String>,
     pub rerun: bool,
     pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// The webhooks told about the outcome (`notify:`).
+    pub notify: Vec<crate::model::Notify>,
 }
 
 /// How a run ended.
@@ -50,6 +52,8 @@ pub struct RunSummary {
     /// Why the run refused although no gate is red (a failed publish), or a note on how it
     /// ended (a completed interrupted publish).
     pub message: Option<String>,
+    /// How each notification went (never part of the decision).
+    pub notifications: Vec<crate::notify::Delivery>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -418,6 +422,33 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         (decision, exit_code)
     };
 
+    // Tell whoever asked. A notification reports the decision and never changes it, nor the
+    // exit code; how it went is recorded inside the run, before its end.
+    let mut notifications = Vec::new();
+    if let Some(event) = crate::notify::event_of(decision, opts.dry_run)
+        && !opts.notify.is_empty()
+    {
+        let gates: Vec<&GateSummary> = p.gates.iter().filter_map(|g| results.get(&g.id)).collect();
+        let msg = crate::notify::Message::for_run(
+            event,
+            &crate::notify::RunFacts {
+                project: &p.project,
+                version: &opts.version,
+                run: run_no,
+                subject: &staged.subject,
+                decision,
+                exit_code,
+                operator: opts.operator.as_deref(),
+                published: published.as_deref(),
+                message: message.as_deref(),
+                gates: &gates,
+            },
+        );
+        notifications = crate::notify::deliver_all(&opts.notify, event, &msg).await;
+        for d in &notifications {
+            append(&log, LogRecord::Notification(d.record(run_no)))?;
+        }
+    }
     append(
         &log,
         LogRecord::RunFinished(RunFinished {
@@ -451,6 +482,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         published,
         gates,
         message,
+        notifications,
     })
 }
 

@@ -71,6 +71,9 @@ pub(super) fn complete_interrupted_publish(
             {
                 already_published = true;
             }
+            // Told after the release was in place, before the run recorded its end.
+            LogRecord::Notification(n)
+                if n.run == intent.run && already_published && !already_finished => {}
             LogRecord::RunFinished(f)
                 if f.run == intent.run
                     && f.decision == Decision::Published
@@ -203,5 +206,6 @@ pub(super) fn complete_interrupted_publish(
         published: Some(to.clone()),
         gates,
         message: Some(message),
+        notifications: Vec::new(),
     }))
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{Problem, fail};
 use crate::engine::inputs_digest;
 use crate::gates::{self, JudgeContext, Outcome};
-use crate::log::{Entry, Record as LogRecord, RunStarted};
+use crate::log::{Decision, Entry, Record as LogRecord, RunStarted};
 use crate::model::{GateKind, Pipeline};
 use crate::record::{Blobs, Record};
 use crate::{digest, stage};
@@ -41,6 +41,8 @@ struct Current<'a> {
     decided: BTreeMap<String, Option<Outcome>>,
     skipped: Vec<String>,
     published_line: bool,
+    /// The events of the run's `notification` lines, with their lines.
+    notified: Vec<(String, usize)>,
     finished: bool,
 }
 
@@ -89,6 +91,7 @@ pub(super) fn check(
                 decided: BTreeMap::new(),
                 skipped: Vec::new(),
                 published_line: false,
+                notified: Vec::new(),
                 finished: false,
             });
             facts.runs.push(RunFacts {
@@ -123,10 +126,22 @@ pub(super) fn check(
                 format!("{kind} after run {run_no} finished: no record lies outside its run"),
             ));
         }
-        if c.published_line && !matches!(e.record, LogRecord::RunFinished(_)) {
+        // After the release is in place, only the run's notifications and its end follow;
+        // after a notification, only more of them and the end (they report the decision).
+        let closing = matches!(
+            e.record,
+            LogRecord::RunFinished(_) | LogRecord::Notification(_)
+        );
+        if c.published_line && !closing {
             return Err(fail(
                 line,
                 format!("{kind} after the release was published"),
+            ));
+        }
+        if !c.notified.is_empty() && !closing {
+            return Err(fail(
+                line,
+                format!("{kind} after the run's notifications were sent"),
             ));
         }
         let facts_run = facts.runs.last_mut().ok_or_else(|| fail(line, "no run"))?;
@@ -203,7 +218,29 @@ pub(super) fn check(
                 }
                 c.published_line = true;
             }
-            LogRecord::RunFinished(_) => c.finished = true,
+            LogRecord::Notification(n) => {
+                notification(c, n, line)?;
+                c.notified.push((n.event.clone(), line));
+            }
+            LogRecord::RunFinished(f) => {
+                // Each notification told of the decision the run then recorded.
+                let said = match f.decision {
+                    Decision::Pending => "pending",
+                    Decision::Refused => "refused",
+                    Decision::Published => "published",
+                    Decision::DryRun | Decision::Aborted => "",
+                };
+                if let Some((event, at)) = c.notified.iter().find(|(ev, _)| ev != said) {
+                    return Err(fail(
+                        *at,
+                        format!(
+                            "a {event} notification in a run that ended {:?}",
+                            f.decision
+                        ),
+                    ));
+                }
+                c.finished = true;
+            }
             LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => {}
         }
     }
@@ -223,8 +260,46 @@ fn run_of(r: &LogRecord) -> Option<u32> {
         LogRecord::Publish(x) => Some(x.run),
         LogRecord::Published(x) => Some(x.run),
         LogRecord::RunFinished(x) => Some(x.run),
+        LogRecord::Notification(x) => Some(x.run),
         LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => None,
     }
+}
+
+/// A `notification` line: sent by a real run once every gate was decided, of a known event,
+/// and `published` exactly when the release was put in place.
+fn notification(c: &Current<'_>, n: &crate::log::Notification, line: usize) -> Result<(), Problem> {
+    if c.started.dry_run {
+        return Err(fail(line, "a dry run sent a notification (it never does)"));
+    }
+    if !matches!(n.event.as_str(), "pending" | "refused" | "published") {
+        return Err(fail(
+            line,
+            format!("unknown notification event {:?}", n.event),
+        ));
+    }
+    if let Some(g) = c
+        .started
+        .pipeline
+        .gates
+        .iter()
+        .find(|g| !c.decided.contains_key(&g.id))
+    {
+        return Err(fail(
+            line,
+            format!("a notification before gate {} was decided", g.id),
+        ));
+    }
+    if (n.event == "published") != c.published_line {
+        return Err(fail(
+            line,
+            if c.published_line {
+                "a notification other than published after the release was published"
+            } else {
+                "a published notification, but the release was not put in place"
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn gate_of<'a>(

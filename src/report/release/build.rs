@@ -202,7 +202,32 @@ fn run_row(r: &RunView<'_>) -> RunRow {
         exit_code: r.finished.map(|f| f.body.exit_code),
         message: r.finished.and_then(|f| f.body.message.clone()),
         tally: tally.join(", "),
+        notifications: r
+            .notifications
+            .iter()
+            .map(|n| notification_text(n.body))
+            .collect(),
     }
+}
+
+/// One delivery as the timeline shows it.
+pub fn notification_text(n: &crate::log::Notification) -> String {
+    let how = if n.delivered {
+        "delivered".to_string()
+    } else {
+        format!(
+            "not delivered: {}",
+            n.error.as_deref().unwrap_or("no answer")
+        )
+    };
+    format!(
+        "{} to {} ({}{}): {how} after {} attempt(s)",
+        n.event,
+        n.target,
+        n.format,
+        if n.signed { ", signed" } else { "" },
+        n.attempts
+    )
 }
 
 fn release_facts(run: &RunView<'_>, record: &Record) -> ReleaseFacts {

@@ -263,6 +263,9 @@ fn timeline(out: &mut dyn Write, r: &ReleaseReport) -> io::Result<()> {
             if let Some(m) = &run.message {
                 decision.push_str(&format!("<br>{}", esc(m)));
             }
+            for n in &run.notifications {
+                decision.push_str(&format!("<br>notified: {}", esc(n)));
+            }
             let mut subject = code(&short(&run.subject));
             if run.subject_changed {
                 subject.push_str("<br>(new artefacts)");

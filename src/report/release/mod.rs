@@ -19,7 +19,7 @@ mod sections;
 
 use std::io::{self, Write};
 
-pub use build::{Inputs, Verification, build, relied_on};
+pub use build::{Inputs, Verification, build, notification_text, relied_on};
 pub use html::Html;
 pub use markdown::Markdown;
 
@@ -121,6 +121,8 @@ pub struct RunRow {
     pub message: Option<String>,
     /// `2 green, 1 red, 1 pending`.
     pub tally: String,
+    /// How each notification of the run went: `published to https://… (json): delivered`.
+    pub notifications: Vec<String>,
 }
 
 /// One gate of the deciding run.
