@@ -76,7 +76,7 @@ pub(crate) fn open(
         },
         None => (None, path.to_path_buf()),
     };
-    let mut replayed = crate::replay::replay(
+    let (mut replayed, read) = crate::replay::replay_and_read(
         &local,
         &crate::replay::ReplayOptions {
             trust: &root,
@@ -85,6 +85,18 @@ pub(crate) fn open(
     );
     if local != path {
         replayed.record = path.join(AUDIT_DIR);
+    }
+    // Replay read the log and verified its checkpoints: use what it read. It stops before
+    // that only for a record whose checkpoints do not hold (a dry run's, a tampered one),
+    // which is then read here, chain first, to be shown under its banner.
+    if let Some(read) = read {
+        return Ok(Opened {
+            _fetched: fetched,
+            dir: read.dir,
+            replayed,
+            entries: read.entries,
+            trusted: Ok(read.trusted),
+        });
     }
     let audit = local.join(AUDIT_DIR);
     let dir = if audit.is_dir() { audit } else { local.clone() };

@@ -81,7 +81,23 @@ fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), Problem> {
     }
 }
 
+/// What replay read and checked, for a command that shows the record afterwards (`report`,
+/// what-if): the record folder, its log's lines, and which of them the verified checkpoints
+/// vouched for in time. Handed out once the checkpoints verified, whatever later steps found,
+/// so that a 10,000-line log is not read and checked twice.
+pub struct Read {
+    pub dir: PathBuf,
+    pub entries: Vec<Entry>,
+    pub trusted: Vec<bool>,
+}
+
 pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
+    replay_and_read(path, opts).0
+}
+
+/// [`replay`], and what it read ([`Read`]; `None` when it stopped before the checkpoints
+/// verified).
+pub fn replay_and_read(path: &Path, opts: &ReplayOptions<'_>) -> (ReplayReport, Option<Read>) {
     let mut report = ReplayReport {
         record: path.to_path_buf(),
         project: None,
@@ -98,14 +114,20 @@ pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
         notes: Vec::new(),
         problem: None,
     };
-    match check(path, opts, &mut report) {
+    let mut read = None;
+    match check(path, opts, &mut report, &mut read) {
         Ok(()) => report.ok = true,
         Err(p) => report.problem = Some(p),
     }
-    report
+    (report, read)
 }
 
-fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Result<(), Problem> {
+fn check(
+    path: &Path,
+    opts: &ReplayOptions<'_>,
+    report: &mut ReplayReport,
+    read: &mut Option<Read>,
+) -> Result<(), Problem> {
     let (dir, published) = locate(path)?;
     report.record = dir.clone();
     // 1. Regular files only: nothing is opened before this says it may be.
@@ -149,6 +171,14 @@ fn check(path: &Path, opts: &ReplayOptions<'_>, report: &mut ReplayReport) -> Re
     report.checkpoints = att.checkpoints;
     report.checkpoint_signer = att.signer.clone();
     report.notes.extend(att.notes);
+
+    // What the caller may show from here on, whatever the later steps find (a copy: the
+    // steps below still read them).
+    *read = Some(Read {
+        dir: dir.clone(),
+        entries: entries.clone(),
+        trusted: att.trusted.clone(),
+    });
     // 5. The runs, line by line.
     let facts = runs::check(&rec, &entries, &att.trusted)?;
     report.runs = facts.runs.len();

@@ -61,6 +61,7 @@ pub(super) fn check(
     // subject → started_at of the first run that staged it.
     let mut first_staged: BTreeMap<&str, i64> = BTreeMap::new();
     let mut release: Option<(&str, &str)> = None;
+    let mut last_derived: Option<Derived> = None;
     for (i, e) in entries.iter().enumerate() {
         let line = e.line;
         if let LogRecord::RunStarted(r) = &e.record {
@@ -80,7 +81,7 @@ pub(super) fn check(
                     ));
                 }
             }
-            let signers_text = check_run_started(rec, line, r)?;
+            let signers_text = check_run_started(rec, line, r, &mut last_derived)?;
             let since = *first_staged.entry(&r.subject).or_insert(r.started_at);
             cur = Some(Current {
                 started: r,
@@ -483,10 +484,26 @@ fn verdict(
     })
 }
 
+/// A policy derived from a run's recorded sources, with everything it was derived from.
+/// Derivation is a pure function of these inputs, and most runs of a record repeat the last
+/// run's: then its result is used again instead of validating the same bytes once per run (a
+/// record of a hundred runs would spend most of its replay there).
+struct Derived {
+    sources: Vec<crate::config::SourceFile>,
+    signers: Option<String>,
+    paths: (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf),
+    pipeline: Pipeline,
+}
+
 /// A run's start: its `SHA256SUMS` hashes to its subject and matches its artefacts, its
 /// sources hash to its pipeline digest, and its policy is what those sources say. Returns the
 /// recorded signers text.
-fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option<String>, Problem> {
+fn check_run_started(
+    rec: &Record,
+    line: usize,
+    r: &RunStarted,
+    last: &mut Option<Derived>,
+) -> Result<Option<String>, Problem> {
     let blob = |d: &str| rec.get(d).map_err(|e| fail(line, e.to_string()));
     let sums = blob(&r.sums)?;
     if format!("sha256:{}", digest::sha256_hex(&sums)) != r.subject {
@@ -523,6 +540,24 @@ fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option
     };
     // The policy judges read is the recorded JSON; it must be what the recorded source bytes
     // say, or a forger could judge under a policy nobody wrote.
+    let paths = (
+        r.pipeline.file.clone(),
+        r.pipeline.root.clone(),
+        r.pipeline.state_dir.clone(),
+    );
+    if let Some(d) = last.as_ref()
+        && d.sources == r.sources
+        && d.signers == signers_text
+        && d.paths == paths
+    {
+        if d.pipeline != r.pipeline {
+            return Err(fail(
+                line,
+                "the recorded pipeline is not what its recorded source bytes say (pipeline_digest covers the sources, not the policy that was judged)",
+            ));
+        }
+        return Ok(signers_text);
+    }
     let derived = crate::config::derive_recorded(&r.pipeline, &r.sources, signers_text.as_deref())
         .map_err(|d| {
             fail(
@@ -547,5 +582,11 @@ fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option
             "the recorded sources hold files the pipeline does not use",
         ));
     }
+    *last = Some(Derived {
+        sources: r.sources.clone(),
+        signers: signers_text.clone(),
+        paths,
+        pipeline: derived.pipeline,
+    });
     Ok(signers_text)
 }
