@@ -3,6 +3,7 @@
 #
 #   bash benches/bench.sh            # all goals, ~2-3 minutes, needs ~3.5 GiB free in /tmp
 #   ROUNDS=9 bash benches/bench.sh   # more rounds per measurement (best of ROUNDS is kept)
+#   ONLY=6 bash benches/bench.sh     # goal 6 alone: the report of a 10,000-line record (~2 min)
 #
 # Every timing is the best of ROUNDS runs, the reference and relgate interleaved, so that
 # other load on a shared machine hurts both sides alike. The page cache is warmed first.
@@ -14,6 +15,8 @@ ROUNDS=${ROUNDS:-5}
 SIZE_MIB=${SIZE_MIB:-1024}
 LOG_LINES=${LOG_LINES:-200000}
 GATES=${GATES:-50}
+REPORT_LINES=${REPORT_LINES:-10000}
+ONLY=${ONLY:-}   # ONLY=6 runs goal 6 alone
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing ($2)" >&2; exit 2; }; }
 need openssl "apt-get install openssl"
@@ -64,6 +67,45 @@ EOF
 
 grep -q -m1 sha_ni /proc/cpuinfo && SHANI=yes || SHANI="no (compared anyway)"
 echo "bench: $(nproc) cores, SHA-NI: $SHANI, rounds: $ROUNDS" >&2
+
+# --- 6. the release report of a record of REPORT_LINES log lines ------------------------------
+# A real record, grown by real runs: GATES true gates and one red gate, run with --rerun until
+# the log holds REPORT_LINES lines (each run: its start, every gate started and judged, the sign
+# gate blocked, its end). The report replays the record first, so its time includes replay.
+report_goal() {
+    echo "bench: 6. the report of a ${REPORT_LINES}-line record (growing it by real runs)" >&2
+    local G="" i
+    for i in $(seq "$GATES"); do G+="  g$i:"$'\n'"    kind: regression"$'\n'"    run: \"true\""$'\n'; done
+    G+="  red:"$'\n'"    kind: regression"$'\n'"    run: \"false\""$'\n'
+    project "$T/report" "$G"
+    echo small >"$T/report/dist/a.txt"
+    local rec="$T/report/.relgate/releases/1.0.0"
+    while [ ! -f "$rec/log.jsonl" ] || [ "$(wc -l <"$rec/log.jsonl")" -lt "$REPORT_LINES" ]; do
+        (cd "$T/report" && "$RELGATE" run 1.0.0 --rerun >/dev/null 2>&1) && {
+            echo "bench: a run with a red gate passed" >&2; exit 1; }
+    done
+    local lines; lines=$(wc -l <"$rec/log.jsonl")
+    local trust=(--signers "$T/report/keys/allowed_signers" --signer release@bench.test)
+    "$RELGATE" report "$rec" "${trust[@]}" -o "$T/report.html" || {
+        echo "bench: the report of the grown record does not verify" >&2; exit 1; }
+    local h=() m=()
+    for _ in $(seq "$ROUNDS"); do
+        h+=("$(secs "$RELGATE" report "$rec" "${trust[@]}" -o "$T/report.html")")
+        m+=("$(secs "$RELGATE" report "$rec" "${trust[@]}" --format markdown -o "$T/report.md")")
+    done
+    local H M OWN
+    H=$(min "${h[@]}"); M=$(min "${m[@]}")
+    OWN=$("$HELPER" render-report "$rec" "$ROUNDS")
+    echo "bench: 6. $OWN; report.html $(wc -c <"$T/report.html") bytes" >&2
+    row 6 "relgate report, $lines lines, html (markdown: ${M}s)" "${H}s" "< 1 s      $(verdict 1 "$H")"
+}
+if [ "$ONLY" = 6 ]; then
+    report_goal
+    printf '%-4s | %-52s | %-22s | %s\n' goal "measure" "measured" "target"
+    printf '%s\n' "${ROWS[@]}"
+    grep -q FAIL <<<"${ROWS[*]}" && exit 1
+    exit 0
+fi
 
 # --- 1. one big file: staging vs openssl merely hashing it -------------------------------
 echo "bench: 1. writing a ${SIZE_MIB} MiB file" >&2
@@ -149,6 +191,8 @@ for _ in $(seq "$ROUNDS"); do rp+=("$(secs "$RELGATE" replay "$REC" "${TRUST[@]}
 RP=$(min "${rp[@]}"); RATE=$(calc "$LINES / $RP")
 READ=$("$HELPER" read-log "$REC/log.jsonl" "$ROUNDS" | sed 's/.*lines_per_s=//')
 row 5 "relgate replay, $LINES lines (read_log alone: $READ/s)" "$RATE lines/s" ">= 100000  $(verdict "$RATE" 100000)"
+
+report_goal
 
 echo
 printf '%-4s | %-52s | %-22s | %s\n' goal "measure" "measured" "target"
