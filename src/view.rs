@@ -275,3 +275,132 @@ pub fn record_run(r: &Record) -> Option<u32> {
         Record::RunStarted(_) | Record::RecoveredTornTail(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gates::{Outcome, Reason};
+    use crate::log::{GateBlocked, GateStarted, GateVerdict, LogWriter, Publish, RunFinished};
+
+    /// A log of two runs of a pipeline with gates `a` and `sign`, written and read back.
+    fn log() -> (tempfile::TempDir, Vec<Entry>) {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("allowed_signers"),
+            "release@acme.test ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEbJ4kNLx2bD4sOGrHPHXJ3k8mX6xQnF1MmNQYLrPOVi\n",
+        )
+        .expect("signers");
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            "version: 1\nproject: acme\nartefacts: [dist/*]\nsigners: allowed_signers\ngates:\n  a:\n    kind: regression\n    run: \"true\"\n  sign:\n    kind: sign\n    key: k\n    signer: release@acme.test\n",
+        )
+        .expect("pipeline");
+        let loaded =
+            crate::config::load_policy(&dir.path().join("pipeline.yaml")).expect("pipeline loads");
+        let started = |run: u32| {
+            Record::RunStarted(Box::new(RunStarted {
+                run,
+                tool_version: "0".into(),
+                project: "acme".into(),
+                version: "1.0.0".into(),
+                dry_run: false,
+                operator: None,
+                started_at: 0,
+                pipeline_digest: String::new(),
+                sources: loaded.sources.clone(),
+                pipeline: loaded.pipeline.clone(),
+                signers: None,
+                subject: "sha256:00".into(),
+                sums: String::new(),
+                artefacts: Vec::new(),
+                subject_changed: false,
+                checkpoint_key: None,
+            }))
+        };
+        let verdict = |run: u32, gate: &str, outcome: Outcome| {
+            Record::GateVerdict(GateVerdict {
+                run,
+                gate: gate.into(),
+                kind: "regression".into(),
+                inputs: "i".into(),
+                outcome,
+                reasons: vec![Reason::new("x", "y")],
+                evidence: Some("e".into()),
+                reused_from: None,
+                depends_on: None,
+            })
+        };
+        let gate_started = |run: u32| {
+            Record::GateStarted(GateStarted {
+                run,
+                gate: "a".into(),
+                inputs: "i".into(),
+                depends_on: None,
+            })
+        };
+        let records = vec![
+            started(1),
+            gate_started(1),
+            verdict(1, "a", Outcome::Red),
+            Record::GateBlocked(GateBlocked {
+                run: 1,
+                gate: "sign".into(),
+                waiting_on: vec!["a".into()],
+            }),
+            Record::RunFinished(RunFinished {
+                run: 1,
+                decision: Decision::Refused,
+                exit_code: 1,
+                message: None,
+            }),
+            started(2),
+            gate_started(2),
+            // A line naming another run is not this run's.
+            verdict(1, "a", Outcome::Green),
+            verdict(2, "a", Outcome::Green),
+            verdict(2, "sign", Outcome::Green),
+            Record::Publish(Publish {
+                run: 2,
+                to: "published/acme/1.0.0".into(),
+                subject: "sha256:00".into(),
+                files: Vec::new(),
+            }),
+        ];
+        let path = dir.path().join("log.jsonl");
+        let (mut w, _) = LogWriter::open(&path).expect("open");
+        for r in records {
+            w.append(r).expect("append");
+        }
+        let entries = crate::log::read_log(&std::fs::read(&path).expect("read"))
+            .expect("reads")
+            .0;
+        (dir, entries)
+    }
+
+    #[test]
+    fn runs_gates_and_decisions_as_the_log_leaves_them() {
+        let (_dir, entries) = log();
+        let view = ReleaseView::new(&entries);
+        assert_eq!(view.runs.len(), 2);
+        let first = &view.runs[0];
+        assert_eq!(first.decision(), Some(Decision::Refused));
+        assert_eq!(first.gate("a").map(|g| g.label()), Some("red"));
+        assert_eq!(first.gate("sign").map(|g| g.label()), Some("blocked"));
+        // The audit/ of a published release ends with its publish decision: published.
+        let second = view.latest().expect("latest");
+        assert_eq!(second.decision(), Some(Decision::Published));
+        assert_eq!(second.decided_at().map(|e| e.line), Some(11));
+        assert_eq!(
+            second.gate("a").and_then(|g| g.verdict()).map(|v| v.line()),
+            Some(9)
+        );
+        assert_eq!(view.latest_verdict("a").map(|(r, _)| r.number()), Some(2));
+        assert_eq!(
+            view.latest_evidence("sign").map(|(_, line, _)| line),
+            Some(10)
+        );
+        // Started and judged: a duration from the lines' own times.
+        assert!(second.gate("a").and_then(|g| g.duration_ms()).is_some());
+        assert!(second.gate("sign").and_then(|g| g.duration_ms()).is_none());
+    }
+}
