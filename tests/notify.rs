@@ -487,3 +487,15 @@ fn replay_refuses_a_notification_outside_its_place() {
         assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn a_dry_run_tells_nobody() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let hook = Hook::start(&rt, &[]);
+    let p = project(
+        "  unit-tests:\n    kind: regression\n    run: \"exit 1\"\n",
+        &format!("  - url: {}\n", hook.url()),
+    );
+    expect_code(&p.relgate(&["run", "1.0.0", "--dry-run"]), exit::REFUSED);
+    assert!(hook.requests().is_empty(), "a rehearsal is nobody's news");
+}
