@@ -14,6 +14,11 @@
 //! | `allowed_signers` | its bytes are the signers the last run recorded |
 //! | `change-record.md`, `security-review.md` | its bytes are a view some gate recorded (`markdown`, `table`) |
 //! | `report.html` | (published only) its bytes are what the record renders to ([`REPORT_FILE`]) |
+//!
+//! The release's attestation and its PEM (`attestation.intoto.jsonl`, `release.pub.pem`) are
+//! not part of the record: they sit beside `SHA256SUMS`, where `crate::verify` admits them and
+//! `crate::replay` derives the statement again from this record. In a dry run's record they are
+//! its rehearsal, noted by replay, never published.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The one HTTP client relgate uses for remote repositories: reqwest over rustls (ring
 //! provider, no OpenSSL), the platform's trust store plus an optional in-house CA, a bounded
-//! connect timeout, the stall timeout its callers apply, and URLs shown only without
-//! credentials.
+//! connect timeout, the stall timeout its callers apply, credentials from the environment or
+//! `~/.netrc` that are never shown, and URLs shown only without credentials.
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +35,10 @@ pub enum HttpError {
     CaEmpty { path: std::path::PathBuf },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    #[error(
+        "RELGATE_PUBLISH_USER is set without RELGATE_PUBLISH_PASSWORD (or the other way round)"
+    )]
+    HalfCredentials,
 }
 
 /// A client for one destination. `ca` is a PEM file whose certificates are trusted besides the
@@ -45,7 +49,7 @@ pub fn client(ca: Option<&Path>) -> Result<reqwest::Client, HttpError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // No `read_timeout`: reqwest starts it when a request is sent and never resets it while the
     // body uploads, so a 2 GiB PUT over a slow link would time out however well it moved.
-    // Callers watch for stalls themselves (`crate::s3`), byte by byte.
+    // Callers watch for stalls themselves (`crate::dav`, `crate::s3`), byte by byte.
     let mut b = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -67,6 +71,68 @@ pub fn client(ca: Option<&Path>) -> Result<reqwest::Client, HttpError> {
         }
     }
     b.build().map_err(|e| HttpError::Client(e.to_string()))
+}
+
+/// How requests to a repository authenticate. `Debug` never shows a secret, and nothing in
+/// relgate formats one: the values go into the `Authorization` header only.
+#[derive(Clone)]
+pub enum Auth {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Basic { .. } => f.write_str("Auth::Basic(<redacted>)"),
+            Auth::Bearer(_) => f.write_str("Auth::Bearer(<redacted>)"),
+        }
+    }
+}
+
+impl Auth {
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
+            Auth::Bearer(token) => req.bearer_auth(token),
+        }
+    }
+}
+
+/// The credentials for `url`: `RELGATE_PUBLISH_TOKEN` (a bearer token), else
+/// `RELGATE_PUBLISH_USER` and `RELGATE_PUBLISH_PASSWORD`, else the entry for the URL's host in
+/// `$NETRC` or `~/.netrc`, else none.
+pub fn credentials(url: &url::Url) -> Result<Option<Auth>, HttpError> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(token) = var("RELGATE_PUBLISH_TOKEN") {
+        return Ok(Some(Auth::Bearer(token)));
+    }
+    match (var("RELGATE_PUBLISH_USER"), var("RELGATE_PUBLISH_PASSWORD")) {
+        (Some(user), Some(password)) => return Ok(Some(Auth::Basic { user, password })),
+        (None, None) => {}
+        _ => return Err(HttpError::HalfCredentials),
+    }
+    let file = match var("NETRC") {
+        Some(f) => std::path::PathBuf::from(f),
+        None => match var("HOME") {
+            Some(h) => std::path::Path::new(&h).join(".netrc"),
+            None => return Ok(None),
+        },
+    };
+    // A missing or unreadable .netrc means no credentials from it, as for curl.
+    let Ok(bytes) = crate::record::read_capped(&file, 1 << 20) else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let Some(host) = url.host_str() else {
+        return Ok(None);
+    };
+    Ok(
+        crate::netrc::lookup(&text, host).and_then(|e| match (e.login, e.password) {
+            (Some(user), Some(password)) => Some(Auth::Basic { user, password }),
+            _ => None,
+        }),
+    )
 }
 
 /// A URL as messages, logs and the terminal may show it: no user, no password, no query (which

@@ -84,7 +84,8 @@ enum Command {
         /// The signoff gate's id.
         #[arg(long, value_name = "ID")]
         gate: String,
-        /// The signer's OpenSSH private key file.
+        /// The signer's OpenSSH private key file, or public key file: then the ssh-agent in
+        /// SSH_AUTH_SOCK signs (RSA keys sign only that way).
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         /// The principal signing, as named in allowed_signers.
@@ -106,11 +107,13 @@ enum Command {
     /// Verify a release record, or a published release folder, offline: the chain, every
     /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
     Replay {
-        /// A release record folder, or a published release folder (its record is `audit/`),
-        /// or the s3:// URL of a published release.
+        /// A release record folder, or a published release folder (its record is `audit/`), on
+        /// this machine, at an http(s):// URL (a WebDAV collection) or an s3:// URL.
         path: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
         /// A checkpoint kept from earlier (with FILE.sig beside it): the record must extend it,
         /// so a record rolled back or forked to an earlier state is caught.
         #[arg(long, value_name = "FILE")]
@@ -148,10 +151,13 @@ enum Command {
     /// timeline of runs, every gate with its evidence, sign-offs, segregation of duties, the
     /// change record, security findings, the virus scan, and what replay says of the record.
     Report {
-        /// A release record folder, a published release folder, or its s3:// URL.
+        /// A release record folder, a published release folder, or its http(s):// (WebDAV) or
+        /// s3:// URL.
         path: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
         /// One self-contained HTML file (prints on A4), or Markdown.
         #[arg(long, value_enum, default_value = "html")]
         format: ReportFormat,
@@ -159,14 +165,38 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
-    /// made by the release signer under a trust root given from outside the folder.
+    /// Verify a published release folder: every file against SHA256SUMS, SHA256SUMS.sig made
+    /// by the release signer under a trust root given from outside the folder, and the
+    /// attestation (SLSA VSA) signed by that same key over those artefacts.
     Verify {
-        /// The published release folder, or its s3:// URL.
+        /// The published release folder, or its http(s):// (WebDAV) or s3:// URL.
         dir: PathBuf,
         #[command(flatten)]
         trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
     },
+}
+
+/// How `verify` and `replay` reach a release at a URL. Credentials come from the environment
+/// (RELGATE_PUBLISH_USER and RELGATE_PUBLISH_PASSWORD, or RELGATE_PUBLISH_TOKEN) or ~/.netrc.
+#[derive(clap::Args)]
+struct RemoteOpts {
+    /// A PEM file of CA certificates to trust for https:// besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Allow plain http:// to another machine (credentials travel unencrypted).
+    #[arg(long)]
+    allow_http: bool,
+}
+
+impl From<RemoteOpts> for relgate::folder::Access {
+    fn from(r: RemoteOpts) -> Self {
+        relgate::folder::Access {
+            ca: r.ca,
+            allow_http: r.allow_http,
+        }
+    }
 }
 
 /// Where `verify` and `replay` take the keys they trust from: never from the folder or record
@@ -258,18 +288,34 @@ fn main() -> ExitCode {
         Command::Replay {
             path,
             trust,
+            remote,
             // clap refuses --checkpoint with --policy.
             checkpoint: _,
             policy: Some(policy),
             format,
-        } => commands::what_if(&path, &trust.into(), &pipeline, &policy, format.into()),
+        } => commands::what_if(
+            &path,
+            &trust.into(),
+            &pipeline,
+            &policy,
+            format.into(),
+            &remote.into(),
+        ),
         Command::Replay {
             path,
             trust,
+            remote,
             checkpoint,
             policy: None,
             format,
-        } => commands::replay(&path, &trust.into(), &pipeline, &checkpoint, format.into()),
+        } => commands::replay(
+            &path,
+            &trust.into(),
+            &pipeline,
+            &checkpoint,
+            format.into(),
+            &remote.into(),
+        ),
         Command::Logs {
             version,
             gate,
@@ -289,6 +335,7 @@ fn main() -> ExitCode {
         Command::Report {
             path,
             trust,
+            remote,
             format,
             output,
         } => commands::report::run(&commands::report::ReportArgs {
@@ -300,8 +347,11 @@ fn main() -> ExitCode {
                 ReportFormat::Markdown => commands::report::ReportFormat::Markdown,
             },
             output: output.as_deref(),
+            access: &remote.into(),
         }),
-        Command::Verify { dir, trust } => commands::verify(&dir, &trust.into(), &pipeline),
+        Command::Verify { dir, trust, remote } => {
+            commands::verify(&dir, &trust.into(), &pipeline, &remote.into())
+        }
     };
     // A reader that went away ends the output quietly; any other failure to write the results
     // must not pass for success (see `relgate::output`).

@@ -58,7 +58,9 @@ fn rewind_to_publish_record(p: &Project) {
     for f in ["log.jsonl", "checkpoint", "checkpoint.sig"] {
         std::fs::copy(audit.join(f), p.record("1.0.0").join(f)).expect("copy");
     }
-    // The checkpoint history as it stood then: the later checkpoints were never written.
+    // The checkpoint this machine pinned then, and the history as it stood: the later ones
+    // were never written.
+    let _ = std::fs::remove_dir_all(p.join(".relgate/.pins"));
     let history = p.record("1.0.0").join("checkpoints");
     std::fs::remove_dir_all(&history).expect("rm history");
     copy_dir(&audit.join("checkpoints"), &history);

@@ -167,6 +167,24 @@ fn replay_refuses_artefacts_and_sums_other_than_the_log_recorded_even_when_signe
         .status()
         .expect("ssh-keygen");
     assert!(st.success());
+    // The key holder re-signs the attestation too, naming the new artefact.
+    {
+        use base64ct::Encoding;
+        let vsa = out.join("attestation.intoto.jsonl");
+        let text = std::fs::read_to_string(&vsa).expect("vsa");
+        let env: serde_json::Value = serde_json::from_str(text.trim_end()).expect("envelope");
+        let payload = base64ct::Base64::decode_vec(env["payload"].as_str().expect("payload"))
+            .expect("base64");
+        let mut st: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+        let digest = relgate::digest::sha256_hex(b"not what was gated\n");
+        st["subject"][0]["digest"]["sha256"] = digest.into();
+        let key = relgate::signkey::load(&p.join("keys/release")).expect("key");
+        let bytes = relgate::digest::canonical_json(&st).expect("json");
+        let env =
+            relgate::intoto::dsse::sign(&key, "application/vnd.in-toto+json", bytes.as_bytes())
+                .expect("sign");
+        std::fs::write(&vsa, format!("{env}\n")).expect("write");
+    }
     expect_code(&p.relgate(&["verify", s(&out)]), exit::SUCCESS);
     replay_fails(&p, &out, "is not the one the log staged and gated");
 }
@@ -1253,4 +1271,35 @@ fn a_published_artefact_of_another_size_is_refused_before_it_is_hashed() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_record_rolled_back_whole_is_caught_by_the_checkpoint_this_machine_pinned() {
+    let p = team(TESTS_THEN_QA);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::PENDING);
+    let rec = p.record("1.0.0");
+    let early = tempfile::tempdir().expect("tmp");
+    copy_dir(&rec, early.path());
+    expect_code(
+        &approve(&p, "1.0.0", "bob", &["--reject", "--comment", "crashes"]),
+        exit::SUCCESS,
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    // Someone who can write the record puts back its whole earlier state (log, checkpoints,
+    // history), forgetting the rejection: a valid, signed record.
+    std::fs::remove_dir_all(&rec).expect("rm");
+    copy_dir(early.path(), &rec);
+    replay_passes(&p, &rec);
+    for args in [vec!["run", "1.0.0"], vec!["status", "1.0.0"]] {
+        let out = p.relgate(&args);
+        expect_code(&out, exit::REFUSED);
+        assert!(
+            stderr(&out).contains("does not extend the checkpoint this machine saw for it last"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A machine without the pin (a fresh CI runner) has nothing to compare with: documented.
+    std::fs::remove_dir_all(p.join(".relgate/.pins")).expect("rm pins");
+    expect_code(&p.relgate(&["status", "1.0.0"]), exit::SUCCESS);
 }

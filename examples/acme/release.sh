@@ -3,6 +3,7 @@
 # prerequisites, keys (example-only, made here), artefacts, then
 #   check -> plan -> dry run -> run (awaits QA) -> approve -> run (publishes) -> verify -> replay
 #   -> report -> what-if
+# -> the attestation checked by Python securesystemslib and cryptography
 # It leaves the published release in examples/acme/published/acme-widget/VERSION/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,52 +18,9 @@ cd "$here"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "prepare: example keys, artefacts, signature database, register"
-rm -rf keys dist build clamav-db published .relgate security/remediations.yaml security/pentests.yaml strict.yaml
-mkdir -p keys dist security
-for who in release alice bob; do
-  ssh-keygen -q -t ed25519 -N '' -C "$who@acme.test (example only)" -f "keys/$who"
-done
-{
-  echo "release@acme.test $(cut -d' ' -f1,2 keys/release.pub)"
-  echo "alice@acme.test $(cut -d' ' -f1,2 keys/alice.pub)"
-  echo "bob@acme.test $(cut -d' ' -f1,2 keys/bob.pub)"
-} > keys/allowed_signers
-tar -czf "dist/acme-widget-$version.tar.gz" src tests
-printf 'acme-widget %s\n' "$version" > dist/RELEASE-NOTES.txt
-cp -r "$repo/fixtures/clamav/db" clamav-db
-today=$(date -u +%F)
-due=$(date -u -d '+30 days' +%F)
-pentest=$(date -u -d '-60 days' +%F)
-cat > security/remediations.yaml <<YAML
-- finding: SH-001
-  owner: dave@acme.test
-  ticket: SEC-101
-  plan: validate numeric arguments before arithmetic expansion
-  opened: $today
-  due: $due
-  status: open
-  target: 1.1.0
-- finding: SH-002
-  owner: dave@acme.test
-  ticket: SEC-102
-  plan: accepted risk, the usage text is public documentation
-  opened: $today
-  due: $due
-  status: accepted
-- finding: PT-EX-01
-  owner: erin@acme.test
-  ticket: SEC-090
-  plan: rate-limit the widget API
-  opened: $pentest
-  due: $today
-  status: fixed
-YAML
-cat > security/pentests.yaml <<YAML
-- date: $pentest
-  version: 0.9.0
-  focus: widget command line and API
-  findings: [PT-EX-01]
-YAML
+. "$here/prepare.sh"
+rm -f strict.yaml
+mkdir -p build
 
 export ACME_RELEASE_KEY="$here/keys/release"
 export RELGATE_OPERATOR=rel-eng@acme.test
@@ -136,5 +94,19 @@ step "stock tools: sha256sum -c and ssh-keygen -Y verify"
 (cd "$out" && sha256sum -c --strict SHA256SUMS)
 ssh-keygen -Y verify -f keys/allowed_signers -I release@acme.test -n file \
   -s "$out/SHA256SUMS.sig" < "$out/SHA256SUMS"
+step "the attestation, checked by securesystemslib and cryptography (not relgate's code)"
+python=python3
+[ -x /usr/local/bin/relgate-sslib-python3 ] && python=/usr/local/bin/relgate-sslib-python3
+"$python" "$repo/tests/vsa_check.py" "$out/attestation.intoto.jsonl" keys/release.pub \
+  "$out/release.pub.pem" "$fingerprint" > "$elsewhere/vsa.json"
+"$python" - "$elsewhere/vsa.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["sslib"] and r["crypto"] and r["pem_matches_ssh"], r
+st = r["statement"]
+print("  securesystemslib: verified; cryptography: verified (PAE recomputed, release.pub.pem)")
+print("  %s, %s, %s" % (st["predicate"]["verificationResult"], st["predicate"]["verifiedLevels"],
+                        ", ".join(s["name"] for s in st["subject"])))
+PY
 step "done: $here/$out"
 ls -la "$out"

@@ -123,8 +123,9 @@ pub fn what_if(
     pipeline: &Path,
     policy: &Path,
     format: Format,
+    access: &crate::folder::Access,
 ) -> i32 {
-    whatif::run(path, trust_args, pipeline, policy, format)
+    whatif::run(path, trust_args, pipeline, policy, format, access)
 }
 
 /// `relgate replay`.
@@ -134,28 +135,39 @@ pub fn replay(
     pipeline: &Path,
     checkpoints: &[PathBuf],
     format: Format,
+    access: &crate::folder::Access,
 ) -> i32 {
     if let Some(url) = s3_remote::is_s3(path) {
         return s3_remote::replay(url, trust_args, pipeline, checkpoints, format);
     }
-    let trust = match crate::trust::resolve(trust_args, pipeline, path) {
+    let trust = crate::trust::resolve(trust_args, pipeline, path);
+    let folder = match crate::folder::open(path, access) {
+        Ok(f) => f,
+        Err(e) => {
+            if let Err(t) = &trust {
+                errln!("relgate: {t}");
+            }
+            errln!("relgate: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let trust = match trust {
         Ok(t) => t,
         Err(e) => {
             errln!("relgate: {e}");
             if matches!(e, crate::trust::TrustError::Missing) {
-                let audit = path.join(crate::layout::AUDIT_DIR);
-                let dir = if audit.is_dir() {
-                    audit
+                let signers = if folder.is_dir(crate::layout::AUDIT_DIR).unwrap_or(false) {
+                    crate::layout::AUDIT_SIGNERS
                 } else {
-                    path.to_path_buf()
+                    crate::audit::SIGNERS_COPY
                 };
-                verify::show_untrusted_signers(&dir.join(crate::audit::SIGNERS_COPY));
+                verify::show_untrusted_signers(folder.as_ref(), signers);
             }
             return exit::CONFIG;
         }
     };
-    let report = crate::replay::replay(
-        path,
+    let report = crate::replay::replay_folder(
+        folder.as_ref(),
         &crate::replay::ReplayOptions {
             trust: &trust,
             checkpoints,
@@ -227,11 +239,16 @@ fn print_replay(report: &crate::replay::ReplayReport, format: Format) -> i32 {
     }
 }
 
-pub fn verify(dir: &Path, trust: &crate::trust::TrustArgs, pipeline: &Path) -> i32 {
+pub fn verify(
+    dir: &Path,
+    trust: &crate::trust::TrustArgs,
+    pipeline: &Path,
+    access: &crate::folder::Access,
+) -> i32 {
     if let Some(url) = s3_remote::is_s3(dir) {
         return s3_remote::verify(url, trust, pipeline);
     }
-    verify::run(dir, trust, pipeline)
+    verify::run(dir, trust, pipeline, access)
 }
 
 /// A release's log, read and verified (status, findings and approve read the record this way):

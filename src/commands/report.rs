@@ -31,6 +31,8 @@ pub struct ReportArgs<'a> {
     pub pipeline: &'a Path,
     pub format: ReportFormat,
     pub output: Option<&'a Path>,
+    /// How to reach a release at an http(s):// URL.
+    pub access: &'a crate::folder::Access,
 }
 
 /// A release record read for a command that shows it: replayed under the trust root, its log
@@ -47,13 +49,14 @@ pub(crate) struct Opened {
     pub trusted: Result<Vec<bool>, String>,
 }
 
-/// Open PATH (a record, a published folder, or an s3:// URL) for `what` (the command, in
-/// messages). On failure the message is printed and the exit code returned.
+/// Open PATH (a record, a published folder, or its http(s):// or s3:// URL) for `what` (the
+/// command, in messages). On failure the message is printed and the exit code returned.
 pub(crate) fn open(
     what: &str,
     path: &Path,
     trust_args: &TrustArgs,
     pipeline: &Path,
+    access: &crate::folder::Access,
 ) -> Result<Opened, i32> {
     let root = match trust::resolve(trust_args, pipeline, path) {
         Ok(r) => r,
@@ -76,8 +79,21 @@ pub(crate) fn open(
         },
         None => (None, path.to_path_buf()),
     };
+    // A WebDAV release is read through the folder trait; replay copies its record into a
+    // private folder that `read` keeps.
+    let folder: Box<dyn crate::folder::Folder> = if fetched.is_some() {
+        Box::new(crate::folder::LocalFolder::new(&local))
+    } else {
+        match crate::folder::open(path, access) {
+            Ok(f) => f,
+            Err(e) => {
+                errln!("relgate: {what}: {e}");
+                return Err(exit::CONFIG);
+            }
+        }
+    };
     let (mut replayed, read) = crate::replay::replay_and_read(
-        &local,
+        folder.as_ref(),
         &crate::replay::ReplayOptions {
             trust: &root,
             checkpoints: &[],
@@ -97,6 +113,19 @@ pub(crate) fn open(
             entries: read.entries,
             trusted: Ok(read.trusted),
         });
+    }
+    if folder.local_path().is_none() {
+        // Nothing was copied from the URL to show under a banner: say why replay stopped.
+        let why = replayed
+            .problem
+            .as_ref()
+            .map_or_else(|| "it could not be read".to_string(), |p| p.message.clone());
+        errln!(
+            "relgate: {what}: {}: {}",
+            path.display(),
+            crate::report::printable(&why)
+        );
+        return Err(exit::REFUSED);
     }
     let audit = local.join(AUDIT_DIR);
     let dir = if audit.is_dir() { audit } else { local.clone() };
@@ -144,7 +173,7 @@ pub(crate) fn open(
 }
 
 pub fn run(args: &ReportArgs<'_>) -> i32 {
-    let opened = match open("report", args.path, args.trust, args.pipeline) {
+    let opened = match open("report", args.path, args.trust, args.pipeline, args.access) {
         Ok(o) => o,
         Err(code) => return code,
     };

@@ -111,7 +111,7 @@ pub fn verify(url: &str, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
         }
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match crate::verify::check(tmp.path(), &root, now) {
+    match crate::verify::check(&crate::folder::LocalFolder::new(tmp.path()), &root, now) {
         Ok(v) => {
             outln!(
                 "verified: {url}: {} files, SHA256SUMS signed by {} (trust root: {})",

@@ -1,32 +1,52 @@
-//! `relgate verify DIR`: resolve the trust root, check the folder ([`crate::verify`]), print.
+//! `relgate verify DIR|URL`: resolve the trust root, check the folder ([`crate::verify`]), print.
 
 use crate::output::{errln, outln};
 use std::path::Path;
 
 use crate::exit;
+use crate::folder::{self, Access, Folder};
 use crate::signers;
 use crate::trust::{self, TrustArgs};
-use crate::verify::{AUDIT_SIGNERS, check, read_regular};
+use crate::verify::{AUDIT_SIGNERS, check};
 
-/// `relgate verify DIR`: resolves the trust root, prints the result, returns the exit code.
-pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
-    let root = match trust::resolve(trust_args, pipeline, dir) {
+/// `relgate verify DIR|URL`: resolves the trust root, prints the result, returns the exit code.
+pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path, access: &Access) -> i32 {
+    let root = trust::resolve(trust_args, pipeline, dir);
+    let folder = match folder::open(dir, access) {
+        Ok(f) => f,
+        Err(e) => {
+            if let Err(t) = &root {
+                errln!("relgate: {t}");
+            }
+            errln!("relgate: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let root = match root {
         Ok(r) => r,
         Err(e) => {
             errln!("relgate: {e}");
             if matches!(e, trust::TrustError::Missing) {
-                show_untrusted_signers(&dir.join(AUDIT_SIGNERS));
+                show_untrusted_signers(folder.as_ref(), AUDIT_SIGNERS);
             }
             return exit::CONFIG;
         }
     };
-    match check(dir, &root, now()) {
+    let dir = folder.describe();
+    match check(folder.as_ref(), &root, now()) {
         Ok(v) => {
             outln!(
                 "verified: {} files, SHA256SUMS signed by {} (trust root: {})",
                 v.files,
                 v.signer,
                 root.source
+            );
+            outln!(
+                "attestation: {} (SLSA VSA v1, {}) signed by the same key, over the same \
+                 artefacts; {} is that key",
+                crate::layout::VSA_FILE,
+                crate::intoto::vsa::LEVEL_ACCEPTED,
+                crate::layout::PUBKEY_FILE
             );
             exit::SUCCESS
         }
@@ -35,8 +55,7 @@ pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
                 errln!("{p}");
             }
             errln!(
-                "error: {}: {} problem(s); the release folder is not verified",
-                dir.display(),
+                "error: {dir}: {} problem(s); the release folder is not verified",
                 problems.len()
             );
             exit::REFUSED
@@ -44,10 +63,10 @@ pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path) -> i32 {
     }
 }
 
-/// Show what a folder's own allowed_signers says, clearly as untrusted: it helps a user find
-/// the right trust root, and can never be one.
-pub(crate) fn show_untrusted_signers(path: &Path) {
-    let Ok(bytes) = read_regular(path) else {
+/// Show what a folder's own allowed_signers (`rel` in it) says, clearly as untrusted: it helps
+/// a user find the right trust root, and can never be one.
+pub(crate) fn show_untrusted_signers(folder: &dyn Folder, rel: &str) {
+    let Ok(bytes) = folder::read_capped(folder, rel, folder::MAX_SMALL_FILE) else {
         return;
     };
     let Ok(text) = String::from_utf8(bytes) else {
@@ -57,8 +76,8 @@ pub(crate) fn show_untrusted_signers(path: &Path) {
         return;
     };
     errln!(
-        "  {} lists (UNTRUSTED, for information only; anyone who can write the folder can write it):",
-        path.display()
+        "  {}/{rel} lists (UNTRUSTED, for information only; anyone who can write the folder can write it):",
+        folder.describe()
     );
     for e in &allowed.entries {
         errln!("    {} {}", e.principals.join(","), e.fingerprint);

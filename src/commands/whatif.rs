@@ -26,6 +26,7 @@ pub fn run(
     pipeline: &Path,
     policy_file: &Path,
     format: Format,
+    access: &crate::folder::Access,
 ) -> i32 {
     let loaded = match crate::config::load_policy(policy_file) {
         Ok(l) => l,
@@ -39,7 +40,7 @@ pub fn run(
             return exit::CONFIG;
         }
     };
-    let opened = match super::report::open("what-if", path, trust, pipeline) {
+    let opened = match super::report::open("what-if", path, trust, pipeline, access) {
         Ok(o) => o,
         // A log that cannot even be read is "nothing judged" too, not a changed verdict.
         Err(code) if code == exit::REFUSED => {

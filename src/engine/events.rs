@@ -94,6 +94,12 @@ pub enum Event {
         elapsed_ms: u64,
         notes: Vec<String>,
     },
+    /// A remote target is uploading: `sent` of `total` bytes so far.
+    Uploading {
+        to: String,
+        sent: u64,
+        total: u64,
+    },
     Published {
         to: String,
     },

@@ -117,7 +117,12 @@ pub(super) fn complete_interrupted_publish(
     // What is there must be the whole release, signed by the release signer: its record and
     // sums alone could be copied next to other bytes.
     if let Destination::Local(local) = dest
-        && crate::verify::check(&local.path, &trust, started.started_at).is_err()
+        && crate::verify::check(
+            &crate::folder::LocalFolder::new(&local.path),
+            &trust,
+            started.started_at,
+        )
+        .is_err()
     {
         return Ok(None);
     }

@@ -31,6 +31,8 @@ pub struct Attestation {
     pub checkpoints: usize,
     /// Things worth saying that are not failures (unsigned checkpoints, lines sealed late).
     pub notes: Vec<String>,
+    /// The newest checkpoint that verified, as stored.
+    pub newest: Option<Stored>,
     /// Per line: was it attested *in time*, by a checkpoint signed before any later run began?
     /// Lines a later run's checkpoint sealed only afterwards — those of a run that did not
     /// finish, or lines added by someone without the key — are never relied on, even though
@@ -219,6 +221,7 @@ pub fn attest(
                 if size >= out.attested {
                     out.attested = size;
                     out.signer = Some(c.signer.clone());
+                    out.newest = Some(s.clone());
                 }
                 sizes.push(size);
             }
@@ -360,6 +363,29 @@ pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProbl
         Err(p) => return Err(damaged(p)),
     };
     let att = attest(dir, &entries, trust, Strictness::Resume)?;
+    // The record must extend the newest checkpoint this machine saw for it: a record rolled
+    // back (cut, its newer checkpoints removed) is whole and signed, and only a checkpoint kept
+    // outside it can tell.
+    if let Some(pinned) = super::pin::load(dir) {
+        match check_checkpoint(&pinned, &entries, trust) {
+            Ok(_) => {}
+            Err(CheckpointError::Invalid(line, m)) if m.contains("lines") => {
+                return Err(AttestProblem {
+                    file: pinned.file.clone(),
+                    line,
+                    message: format!(
+                        "the record does not extend the checkpoint this machine saw for it last \
+                         (kept outside the record): {m}"
+                    ),
+                });
+            }
+            // A pin that no longer verifies (a rotated key) protects nothing; it is replaced.
+            Err(_) => {}
+        }
+    }
+    if let Some(newest) = &att.newest {
+        super::pin::remember(dir, newest);
+    }
     let mut notes = att.notes;
     let late: Vec<usize> = att
         .trusted

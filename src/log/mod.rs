@@ -5,6 +5,7 @@
 pub mod attest;
 pub mod chain;
 pub mod checkpoint;
+pub mod pin;
 pub mod reader;
 pub mod records;
 pub mod writer;

@@ -8,9 +8,12 @@
 //! for (`crate::audit`).
 
 mod local;
+mod moved;
 mod s3;
+mod webdav;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::layout::{AUDIT_DIR, SIG_FILE, SUMS_FILE};
 use crate::record::Record;
@@ -18,6 +21,7 @@ use crate::stage::Staged;
 
 pub use local::Local;
 pub use s3::{CLAIM_TOKEN_FILE, S3};
+pub use webdav::Webdav;
 
 /// Why a publish did not happen. Messages name the destination as [`Target::describe`] does
 /// (never with credentials).
@@ -29,6 +33,8 @@ pub enum PublishError {
     Raced { to: String },
     #[error("staged {path} no longer matches its digest (found {found}); nothing was published")]
     StagedChanged { path: String, found: String },
+    #[error("staged {path} {what} while it was being published; nothing was published")]
+    StagedTouched { path: String, what: &'static str },
     #[error("cannot {what} {}: {source}", .path.display())]
     Io {
         what: &'static str,
@@ -38,10 +44,16 @@ pub enum PublishError {
     },
     #[error("the release record cannot be copied: {0}")]
     Record(String),
+    #[error("cannot make the release's attestation: {0}")]
+    Attestation(String),
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
     #[error("cannot publish to {to}: {why}")]
     S3 { to: String, why: String },
+    #[error(transparent)]
+    Remote(crate::dav::DavError),
+    #[error("what arrived in {to} is not what was sent: {detail}; nothing was published")]
+    Arrived { to: String, detail: String },
 }
 
 impl PublishError {
@@ -56,6 +68,8 @@ impl PublishError {
 pub enum Destination {
     Local(Local),
     S3(S3),
+    // Boxed: a client and its URLs are large beside a path, and a Destination is moved around.
+    Webdav(Box<Webdav>),
 }
 
 impl Destination {
@@ -74,6 +88,19 @@ impl Destination {
         match rendered.split_once("://") {
             None => Ok(Destination::Local(Local::new(root.join(rendered)))),
             Some(("s3", _)) => Ok(Destination::S3(S3::new(&rendered, publish)?)),
+            Some((scheme, _))
+                if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+            {
+                let url = url::Url::parse(&rendered).map_err(|e| PublishError::Unsupported {
+                    to: rendered.clone(),
+                    why: e.to_string(),
+                })?;
+                let ca = publish.ca.as_ref().map(|c| root.join(c));
+                Ok(Destination::Webdav(Box::new(Webdav::new(
+                    &url,
+                    ca.as_deref(),
+                )?)))
+            }
             Some((scheme, _)) => Err(PublishError::Unsupported {
                 to: rendered.clone(),
                 why: format!("publishing over {scheme}:// is not available in this build"),
@@ -110,6 +137,7 @@ impl Target for Destination {
         match self {
             Destination::Local(l) => l.describe(),
             Destination::S3(s) => s.describe(),
+            Destination::Webdav(w) => w.describe(),
         }
     }
 
@@ -117,6 +145,7 @@ impl Target for Destination {
         match self {
             Destination::Local(l) => l.probe().await,
             Destination::S3(s) => s.probe().await,
+            Destination::Webdav(w) => w.probe().await,
         }
     }
 
@@ -124,6 +153,7 @@ impl Target for Destination {
         match self {
             Destination::Local(l) => l.put(files).await,
             Destination::S3(s) => s.put(files).await,
+            Destination::Webdav(w) => w.put(files).await,
         }
     }
 }
@@ -136,6 +166,9 @@ pub enum Source {
         path: PathBuf,
         sha256: String,
         size: u64,
+        /// The staged copy as staging left it, when known: a local target may then move it
+        /// into the release instead of copying it (`local.rs`).
+        id: Option<crate::stage::FileId>,
     },
     /// Bytes held in memory (`SHA256SUMS`, its signature).
     Bytes(Vec<u8>),
@@ -158,16 +191,31 @@ pub struct ReleaseFiles {
     pub files: Vec<ReleaseFile>,
     /// The release record's folder (a target may keep what it needs to resume there).
     pub record: PathBuf,
+    /// Told the bytes sent so far and the release's size, as a remote target uploads.
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: `(bytes sent, bytes in all)`.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl ReleaseFiles {
     /// Gather a release: the staged artefacts, `SHA256SUMS` (which must still hold the bytes
-    /// the subject names), its signature, the record files the log accounts for, and the
-    /// release report rendered from that record (`report`, which becomes `audit/report.html`;
-    /// see `crate::report::release::embedded`).
+    /// the subject names), its signature, the record files the log accounts for, `beside`:
+    /// files made from the record at the publish decision that sit beside `SHA256SUMS` (the
+    /// attestation and the release key's PEM, `crate::intoto`), and the release report
+    /// rendered from that record (`report`, which becomes `audit/report.html`; see
+    /// `crate::report::release::embedded`).
     pub fn gather(
         record: &Record,
         staged: &Staged,
+        beside: Vec<ReleaseFile>,
         report: Vec<u8>,
     ) -> Result<ReleaseFiles, PublishError> {
         let mut files = Vec::new();
@@ -178,6 +226,7 @@ impl ReleaseFiles {
                     path: staged.path_of(a),
                     sha256: a.sha256.clone(),
                     size: a.size,
+                    id: staged.ids.get(&a.release_path).copied(),
                 },
             });
         }
@@ -205,6 +254,9 @@ impl ReleaseFiles {
             path: format!("{AUDIT_DIR}/{}", crate::audit::REPORT_FILE),
             source: Source::Bytes(report),
         });
+        // Before SHA256SUMS and its signature: a remote target writes the marker last, and a
+        // reader must never see a release without its attestation.
+        files.extend(beside);
         files.push(ReleaseFile {
             path: SUMS_FILE.into(),
             source: Source::Bytes(sums),
@@ -216,6 +268,25 @@ impl ReleaseFiles {
         Ok(ReleaseFiles {
             files,
             record: record.dir.clone(),
+            progress: None,
+        })
+    }
+
+    /// The bytes of a file held in memory (`SHA256SUMS`, its signature).
+    pub fn bytes_of(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.iter().find_map(|f| match &f.source {
+            Source::Bytes(b) if f.path == path => Some(b.clone()),
+            _ => None,
+        })
+    }
+
+    /// The bytes of a record file (`audit/log.jsonl`), read again from the record.
+    pub fn record_bytes(&self, path: &str) -> Option<Vec<u8>> {
+        self.files.iter().find_map(|f| match &f.source {
+            Source::Record(p) if f.path == path => {
+                crate::record::read_capped(p, crate::record::MAX_LOG_BYTES).ok()
+            }
+            _ => None,
         })
     }
 }

@@ -13,6 +13,12 @@
 //!    ([`crate::log::attest`]);
 //! 6. for a published folder ([`folder`]): the artefacts, `SHA256SUMS` and its signature are
 //!    exactly what the log recorded, and every file there and in `audit/` is accounted for.
+//!
+//! A release at a URL ([`replay_folder`]) is checked by the same steps: its record (`audit/`) is
+//! copied into a private temporary folder first — regular files only, each read capped as on
+//! disk — because steps 1–5 read the record many times and in any order, and a record is small
+//! beside the artefacts. Step 6 reads the published files from the server itself, hashing them
+//! as they stream, exactly as `verify URL` does.
 
 mod folder;
 mod runs;
@@ -21,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::folder::Folder;
 use crate::log::attest::{self, CheckpointError, Strictness};
 use crate::log::{Entry, read_log};
 use crate::record::{self, EVIDENCE_DIR, LOG_FILE, Record};
@@ -69,16 +76,9 @@ pub struct ReplayOptions<'a> {
     pub checkpoints: &'a [PathBuf],
 }
 
-/// Where the record is: `PATH/audit` for a published folder, else PATH itself.
-fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), Problem> {
-    let audit = path.join(crate::layout::AUDIT_DIR);
-    match std::fs::symlink_metadata(&audit) {
-        Ok(m) if m.file_type().is_symlink() => {
-            Err(fail(0, format!("{} is a symbolic link", audit.display())))
-        }
-        Ok(m) if m.is_dir() => Ok((audit, Some(path.to_path_buf()))),
-        _ => Ok((path.to_path_buf(), None)),
-    }
+/// Replay the record or published folder at `path` on this machine.
+pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
+    replay_folder(&crate::folder::LocalFolder::new(path), opts)
 }
 
 /// What replay read and checked, for a command that shows the record afterwards (`report`,
@@ -89,17 +89,23 @@ pub struct Read {
     pub dir: PathBuf,
     pub entries: Vec<Entry>,
     pub trusted: Vec<bool>,
+    /// The private copy `dir` is in when the record was read from a URL; kept as long as this.
+    _copy: Option<tempfile::TempDir>,
 }
 
-pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
-    replay_and_read(path, opts).0
+/// Replay a record or a published folder, on this machine or at a URL.
+pub fn replay_folder(folder: &dyn Folder, opts: &ReplayOptions<'_>) -> ReplayReport {
+    replay_and_read(folder, opts).0
 }
 
-/// [`replay`], and what it read ([`Read`]; `None` when it stopped before the checkpoints
-/// verified).
-pub fn replay_and_read(path: &Path, opts: &ReplayOptions<'_>) -> (ReplayReport, Option<Read>) {
+/// [`replay_folder`], and what it read ([`Read`]; `None` when it stopped before the
+/// checkpoints verified).
+pub fn replay_and_read(
+    folder: &dyn Folder,
+    opts: &ReplayOptions<'_>,
+) -> (ReplayReport, Option<Read>) {
     let mut report = ReplayReport {
-        record: path.to_path_buf(),
+        record: PathBuf::from(folder.describe()),
         project: None,
         version: None,
         ok: false,
@@ -115,25 +121,77 @@ pub fn replay_and_read(path: &Path, opts: &ReplayOptions<'_>) -> (ReplayReport, 
         problem: None,
     };
     let mut read = None;
-    match check(path, opts, &mut report, &mut read) {
+    match locate(folder, opts, &mut report, &mut read) {
         Ok(()) => report.ok = true,
         Err(p) => report.problem = Some(p),
     }
     (report, read)
 }
 
-fn check(
-    path: &Path,
+/// Find the record — `audit/` of a published folder, else the folder itself — and check it,
+/// in place on this machine, else from a private copy.
+fn locate(
+    folder: &dyn Folder,
     opts: &ReplayOptions<'_>,
     report: &mut ReplayReport,
     read: &mut Option<Read>,
 ) -> Result<(), Problem> {
-    let (dir, published) = locate(path)?;
-    report.record = dir.clone();
+    let published = folder
+        .is_dir(crate::layout::AUDIT_DIR)
+        .map_err(|m| fail(0, m))?;
+    let shown = |base: String| {
+        if published {
+            PathBuf::from(base).join(crate::layout::AUDIT_DIR)
+        } else {
+            PathBuf::from(base)
+        }
+    };
+    let published_folder = published.then_some(folder);
+    if let Some(path) = folder.local_path() {
+        let dir = shown(path.display().to_string());
+        report.record = dir.clone();
+        return check(&dir, published_folder, opts, report, read);
+    }
+    folder
+        .check_root()
+        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+    let shown_dir = shown(folder.describe());
+    report.record = shown_dir.clone();
+    let tmp =
+        tempfile::tempdir().map_err(|e| fail(0, format!("cannot make a temporary folder: {e}")))?;
+    let prefix = published.then_some(crate::layout::AUDIT_DIR);
+    crate::folder::copy_tree(folder, prefix, tmp.path())
+        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+    let outcome = check(tmp.path(), published_folder, opts, report, read);
+    // Messages name the record where it is, not the private copy.
+    report.record = shown_dir.clone();
+    let private = tmp.path().display().to_string();
+    let public = shown_dir.display().to_string();
+    for n in &mut report.notes {
+        *n = n.replace(&private, &public);
+    }
+    let outcome = outcome.map_err(|mut p| {
+        p.message = p.message.replace(&private, &public);
+        p
+    });
+    // What was read lives in the private copy: it goes with it.
+    if let Some(r) = read.as_mut() {
+        r._copy = Some(tmp);
+    }
+    outcome
+}
+
+fn check(
+    dir: &Path,
+    published: Option<&dyn Folder>,
+    opts: &ReplayOptions<'_>,
+    report: &mut ReplayReport,
+    read: &mut Option<Read>,
+) -> Result<(), Problem> {
     // 1. Regular files only: nothing is opened before this says it may be.
-    let files = crate::audit::list_files(&dir).map_err(|m| fail(0, m))?;
-    if let Some(folder) = &published {
-        crate::audit::list_files(folder).map_err(|m| fail(0, m))?;
+    let files = crate::audit::list_files(dir).map_err(|m| fail(0, m))?;
+    if let Some(folder) = published {
+        folder.regular_files().map_err(|m| fail(0, m))?;
     }
     // 2. The log.
     let bytes = record::read_capped(&dir.join(LOG_FILE), MAX_LOG_BYTES).map_err(|e| {
@@ -147,7 +205,7 @@ fn check(
     if entries.is_empty() {
         return Err(fail(0, "the log is empty"));
     }
-    let rec = Record::new(&dir);
+    let rec = Record::new(dir);
     // 3. Every evidence file must match its name, referenced or not. Other names (the
     // temporary file of a write a crash interrupted) are never read as evidence; in a local
     // record they are noted, in a published one step 6 refuses them.
@@ -166,7 +224,7 @@ fn check(
     }
     // 4. The checkpoints, under the trust root: who made this log, and which lines they
     // vouched for in time.
-    let att = attest::attest(&dir, &entries, opts.trust, Strictness::Replay)
+    let att = attest::attest(dir, &entries, opts.trust, Strictness::Replay)
         .map_err(|p| fail(p.line, p.to_string()))?;
     report.checkpoints = att.checkpoints;
     report.checkpoint_signer = att.signer.clone();
@@ -175,9 +233,10 @@ fn check(
     // What the caller may show from here on, whatever the later steps find (a copy: the
     // steps below still read them).
     *read = Some(Read {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         entries: entries.clone(),
         trusted: att.trusted.clone(),
+        _copy: None,
     });
     // 5. The runs, line by line.
     let facts = runs::check(&rec, &entries, &att.trusted)?;
@@ -208,11 +267,11 @@ fn check(
         .collect();
     let accounted = crate::audit::accounted(&entries, &rec, &|d| present.contains(d))
         .map_err(|m| fail(0, m))?;
-    match &published {
+    match published {
         Some(folder) => {
             let notes = folder::check_published(
                 folder,
-                &dir,
+                dir,
                 &files,
                 &entries,
                 &att.trusted,
@@ -224,10 +283,18 @@ fn check(
             report.folder_checked = true;
             // A folder can be copied under another name; the signed log says which release it
             // is. Say so when the two differ.
-            let name = folder
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            let described = folder.describe();
+            let name = match folder.local_path() {
+                Some(p) => p
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+                None => described
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .map(str::to_string),
+            };
             if let (Some(name), Some(version)) = (name, &report.version)
                 && &name != version
             {
@@ -238,7 +305,7 @@ fn check(
         }
         None => report
             .notes
-            .extend(folder::local_leftovers(&dir, &files, &accounted)),
+            .extend(folder::local_leftovers(dir, &files, &accounted)),
     }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     // Waiting and finished lines have no spinner; a finished one keeps its verdict on screen.
     let still = ProgressStyle::with_template("  {prefix} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    // The upload of a remote release: a byte bar on a terminal, a line per quarter otherwise.
+    let mut upload: Option<(ProgressBar, u64)> = None;
     let plain = |line: String| {
         if !quiet {
             errln!("{line}");
@@ -120,7 +122,35 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                     }
                 }
             }
+            Event::Uploading { to, sent, total } => {
+                let (bar, shown) = upload.get_or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new(total));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "  uploading {bytes}/{total_bytes} {bar:30} {binary_bytes_per_sec}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    if !live {
+                        plain(format!("  uploading {} to {to}", human_bytes(total)));
+                    }
+                    (bar, 0)
+                });
+                bar.set_position(sent);
+                let quarter = (sent * 4).checked_div(total).unwrap_or(4);
+                if !live && quarter > *shown {
+                    *shown = quarter;
+                    plain(format!(
+                        "  uploaded {} of {}",
+                        human_bytes(sent),
+                        human_bytes(total)
+                    ));
+                }
+            }
             Event::Published { to } => {
+                if let Some((bar, _)) = upload.take() {
+                    bar.finish_and_clear();
+                }
                 let line = format!("  published {to}");
                 if live {
                     let _ = multi.println(&line);
@@ -130,6 +160,22 @@ pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
             }
             Event::Finished { .. } => {}
         }
+    }
+}
+
+/// A byte count for a progress line (binary units, one decimal).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }
 

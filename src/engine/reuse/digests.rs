@@ -9,9 +9,17 @@ use super::{FilesState, GitState};
 use crate::git::worktree;
 use crate::model::{GateKind, Pipeline, RegressionSpec};
 
-/// Variables a command inherits that describe the shell session, not the build: they differ
-/// between two terminals or two `cd`s and are left out of the environment digest.
-const SESSION_VARS: &[&str] = &["PWD", "OLDPWD", "SHLVL", "_", "RELGATE_OPERATOR"];
+/// Variables a command inherits that describe the shell session or relgate's own bookkeeping,
+/// not the build: they differ between two terminals, two `cd`s or two users' state folders and
+/// are left out of the environment digest.
+const SESSION_VARS: &[&str] = &[
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "RELGATE_OPERATOR",
+    "RELGATE_PIN_DIR",
+];
 /// Variables relgate sets for the command itself (their values are covered by the project,
 /// the version and the record).
 const SET_BY_RELGATE: &[&str] = &["RELGATE_PROJECT", "RELGATE_VERSION", "RELGATE_RECORD"];

@@ -1,0 +1,150 @@
+//! A folder on this machine: nothing is followed through a symbolic link, and only regular
+//! files are opened (a FIFO would block a reader forever).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{Folder, Item};
+
+#[derive(Clone, Debug)]
+pub struct LocalFolder {
+    dir: PathBuf,
+}
+
+impl LocalFolder {
+    pub fn new(dir: &Path) -> LocalFolder {
+        LocalFolder {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Folder for LocalFolder {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn check_root(&self) -> Result<(), String> {
+        match std::fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(m) if m.file_type().is_symlink() => Err("is a symbolic link, not a folder".into()),
+            Ok(_) => Err("not a folder".into()),
+            Err(e) => Err(format!("cannot open the folder: {e}")),
+        }
+    }
+
+    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, String> {
+        // Every folder on the way must be a real folder: a symlinked folder could point anywhere.
+        let mut at = self.dir.clone();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let meta = match std::fs::symlink_metadata(&at) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
+                Err(e) => return Err(format!("cannot read: {e}")),
+            };
+            let last = i + 1 == parts.len();
+            if meta.file_type().is_symlink() {
+                return Err(if last {
+                    "is a symbolic link".into()
+                } else {
+                    format!("{} is a symbolic link", parts[..=i].join("/"))
+                });
+            }
+            if last && !meta.is_file() {
+                return Err("is not a regular file".into());
+            }
+            if !last && !meta.is_dir() {
+                return Err(format!("{} is not a folder", parts[..=i].join("/")));
+            }
+        }
+        let file = crate::record::open_regular(&at).map_err(|e| format!("cannot open: {e}"))?;
+        Ok(Box::new(file))
+    }
+
+    fn walk(&self, skip: Option<&str>) -> Vec<Item> {
+        let dir = &self.dir;
+        let mut out = Vec::new();
+        let walk = walkdir::WalkDir::new(dir)
+            .follow_links(false)
+            .min_depth(1)
+            .sort_by_file_name();
+        let mut it = walk.into_iter();
+        while let Some(entry) = it.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let at = e
+                        .path()
+                        .and_then(|p| p.strip_prefix(dir).ok())
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| dir.display().to_string());
+                    out.push(Item::Problem {
+                        at,
+                        message: format!("cannot read: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let Ok(rel) = entry.path().strip_prefix(dir) else {
+                continue;
+            };
+            let Some(rel_str) = rel.to_str() else {
+                out.push(Item::Problem {
+                    at: rel.display().to_string(),
+                    message: "name is not UTF-8; not listed in SHA256SUMS".into(),
+                });
+                continue;
+            };
+            let is_dir = entry.file_type().is_dir();
+            if is_dir && Some(rel_str) == skip {
+                it.skip_current_dir();
+            }
+            out.push(Item::Entry {
+                rel: rel_str.to_string(),
+                dir: is_dir,
+            });
+        }
+        out
+    }
+
+    fn regular_files(&self) -> Result<Vec<String>, String> {
+        crate::audit::list_files(&self.dir)
+    }
+
+    fn is_dir(&self, rel: &str) -> Result<bool, String> {
+        let path = self.dir.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                Err(format!("{} is a symbolic link", path.display()))
+            }
+            Ok(m) => Ok(m.is_dir()),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn size(&self, rel: &str) -> Option<u64> {
+        std::fs::symlink_metadata(self.dir.join(rel))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
+    fn local_path(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+
+    /// One file per core: hashing a page-cached file keeps a core busy, and a cold one is read
+    /// ahead by the kernel; more readers than cores only compete for them.
+    fn concurrency(&self) -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_READERS)
+    }
+}
+
+/// Files hashed at once however many cores there are: each reader holds a buffer, and past a
+/// few dozen streams a disk, not the cores, sets the pace.
+const MAX_READERS: usize = 32;
