@@ -3,7 +3,8 @@
 #
 #   bash benches/bench.sh            # all goals, ~3-4 minutes, needs ~4 GiB free in /tmp
 #   ROUNDS=9 bash benches/bench.sh   # more rounds per measurement (best of ROUNDS is kept)
-#   GOALS="6 7" bash benches/bench.sh  # only some goals
+#   GOALS="6 7" bash benches/bench.sh  # only some goals (GOALS=8: the report of a 10,000-line
+#                                      # record alone, ~2 min)
 #
 # Every timing is the best of ROUNDS runs, the reference and relgate interleaved, so that
 # other load on a shared machine hurts both sides alike. The page cache is warmed first.
@@ -15,7 +16,8 @@ ROUNDS=${ROUNDS:-5}
 SIZE_MIB=${SIZE_MIB:-1024}
 LOG_LINES=${LOG_LINES:-200000}
 GATES=${GATES:-50}
-GOALS=" ${GOALS:-1 2 3 4 5 6 7} "
+REPORT_LINES=${REPORT_LINES:-10000}
+GOALS=" ${GOALS:-1 2 3 4 5 6 7 8} "
 want() { [[ "$GOALS" == *" $1 "* ]]; }
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing ($2)" >&2; exit 2; }; }
@@ -173,6 +175,38 @@ if want 5; then
     row 5 "relgate replay, $LINES lines (read_log alone: $READ/s)" "$RATE lines/s" ">= 100000  $(verdict "$RATE" 100000)"
 fi
 
+# --- 8. the release report of a record of REPORT_LINES log lines ------------------------------
+# A real record, grown by real runs: GATES true gates and one red gate, run with --rerun until
+# the log holds REPORT_LINES lines (each run: its start, every gate started and judged, the sign
+# gate blocked, its end). The report replays the record first, so its time includes replay.
+report_goal() {
+    echo "bench: 8. the report of a ${REPORT_LINES}-line record (growing it by real runs)" >&2
+    local G="" i
+    for i in $(seq "$GATES"); do G+="  g$i:"$'\n'"    kind: regression"$'\n'"    run: \"true\""$'\n'; done
+    G+="  red:"$'\n'"    kind: regression"$'\n'"    run: \"false\""$'\n'
+    project "$T/report" "$G"
+    echo small >"$T/report/dist/a.txt"
+    local rec="$T/report/.relgate/releases/1.0.0"
+    while [ ! -f "$rec/log.jsonl" ] || [ "$(wc -l <"$rec/log.jsonl")" -lt "$REPORT_LINES" ]; do
+        (cd "$T/report" && "$RELGATE" run 1.0.0 --rerun >/dev/null 2>&1) && {
+            echo "bench: a run with a red gate passed" >&2; exit 1; }
+    done
+    local lines; lines=$(wc -l <"$rec/log.jsonl")
+    local trust=(--signers "$T/report/keys/allowed_signers" --signer release@bench.test)
+    "$RELGATE" report "$rec" "${trust[@]}" -o "$T/report.html" || {
+        echo "bench: the report of the grown record does not verify" >&2; exit 1; }
+    local h=() m=()
+    for _ in $(seq "$ROUNDS"); do
+        h+=("$(secs "$RELGATE" report "$rec" "${trust[@]}" -o "$T/report.html")")
+        m+=("$(secs "$RELGATE" report "$rec" "${trust[@]}" --format markdown -o "$T/report.md")")
+    done
+    local H M OWN
+    H=$(min "${h[@]}"); M=$(min "${m[@]}")
+    OWN=$("$HELPER" render-report "$rec" "$ROUNDS")
+    echo "bench: 8. $OWN; report.html $(wc -c <"$T/report.html") bytes" >&2
+    row 8 "relgate report, $lines lines, html (markdown: ${M}s)" "${H}s" "< 1 s      $(verdict 1 "$H")"
+}
+
 # --- 6, 7. a release of two files: verify vs openssl, run vs a dry run ----------------------
 if want 6 || want 7; then
     SMALL_MIB=$((SIZE_MIB / 4))
@@ -226,6 +260,8 @@ if want 6 || want 7; then
     fi
     rm -rf "$R"
 fi
+
+if want 8; then report_goal; fi
 
 echo
 printf '%-4s | %-52s | %-22s | %s\n' goal "measure" "measured" "target"

@@ -3,7 +3,8 @@
 # sudo available): ClamAV's daemon and tools, OpenSSH's ssh-keygen and ssh-agent, git,
 # coreutils, zip (the virus-scan tests make a password-protected archive with `zip -P`), Apache
 # httpd with mod_dav_fs, openssl and curl (the WebDAV tests start a real Apache, over TLS with a
-# CA they make, and look at it as a user would), moto's S3 server (PyPI `moto[server]`: the S3
+# CA they make, and look at it as a user would), Chromium and a font (the report tests render
+# the HTML report headless and dump its DOM), moto's S3 server (PyPI `moto[server]`: the S3
 # publish tests run against it, since it honours `If-None-Match: *` even under races), and
 # Python securesystemslib with cryptography (PyPI: the attestation tests check relgate's DSSE
 # envelopes with them, an implementation not ours).
@@ -71,6 +72,8 @@ command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v gzip >/dev/null 2>&1 || missing+=(gzip)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -f /usr/lib/apache2/modules/mod_dav_fs.so ] || missing+=(apache2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

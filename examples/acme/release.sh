@@ -2,6 +2,7 @@
 # A real release of the example project, end to end, on a fresh Debian machine:
 # prerequisites, keys (example-only, made here), artefacts, then
 #   check -> plan -> dry run -> run (awaits QA) -> approve -> run (publishes) -> verify -> replay
+#   -> report -> what-if
 # -> the attestation checked by Python securesystemslib and cryptography
 # It leaves the published release in examples/acme/published/acme-widget/VERSION/.
 set -euo pipefail
@@ -18,6 +19,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "prepare: example keys, artefacts, signature database, register"
 . "$here/prepare.sh"
+rm -f strict.yaml
+mkdir -p build
 
 export ACME_RELEASE_KEY="$here/keys/release"
 export RELGATE_OPERATOR=rel-eng@acme.test
@@ -49,6 +52,19 @@ step "relgate verify $out"
 "$relgate" verify "$out"
 step "relgate replay $out"
 "$relgate" replay "$out"
+step "relgate report $out   (the auditor's report; the release carries it as audit/report.html)"
+"$relgate" report "$out" -o build/report.html
+"$relgate" report "$out" --format markdown | head -n 30
+step "relgate replay $out --policy   (what-if: a quorum of two QA sign-offs)"
+sed 's/    quorum: 1/    quorum: 2/' pipeline.yaml > strict.yaml
+set +e
+"$relgate" replay "$out" --policy strict.yaml
+rc=$?
+set -e
+if [ "$rc" -ne 1 ]; then
+  echo "expected exit 1 (a verdict would change under quorum 2), got $rc" >&2
+  exit 1
+fi
 step "from an unrelated folder: the trust root is given, never taken from the folder"
 elsewhere=$(mktemp -d)
 trap 'rm -rf "$elsewhere"' EXIT

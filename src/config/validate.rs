@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "changes",
     "gates",
     "publish",
+    "notify",
 ];
 
 /// Where the pipeline lives and what the command line overrides.
@@ -34,8 +35,13 @@ pub(crate) struct Inputs {
     pub state: Option<PathBuf>,
 }
 
-/// Validate the whole pipeline. Returns a pipeline only when nothing was reported.
-pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipeline> {
+/// Validate the whole pipeline. Returns a pipeline (and its `notify:` webhooks, which no judge
+/// reads and so are not part of it) only when nothing was reported.
+pub(crate) fn pipeline(
+    cx: &mut Cx,
+    tree: &Node,
+    inp: &Inputs,
+) -> Option<(Pipeline, Vec<crate::model::Notify>)> {
     let start = Pos {
         src: 0,
         line: 1,
@@ -122,8 +128,12 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
     };
 
     let publish = top.get("publish").and_then(|n| publish(cx, n, &top, inp));
+    let notify = match top.entry("notify") {
+        Some((k, v)) => super::notify::validate(cx, k, v),
+        None => Some(Vec::new()),
+    };
 
-    Some(Pipeline {
+    let pipeline = Pipeline {
         file: inp.file.clone(),
         root: inp.root.clone(),
         project: project?,
@@ -134,7 +144,8 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
         changes,
         gates: gates?,
         publish,
-    })
+    };
+    Some((pipeline, notify?))
 }
 
 fn project_name(cx: &mut Cx, n: &Node) -> Option<String> {

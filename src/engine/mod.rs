@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub operator: Option<String>,
     pub rerun: bool,
     pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// The webhooks told about the outcome (`notify:`).
+    pub notify: Vec<crate::model::Notify>,
 }
 
 /// How a run ended.
@@ -51,6 +53,8 @@ pub struct RunSummary {
     /// Why the run refused although no gate is red (a failed publish), or a note on how it
     /// ended (a completed interrupted publish).
     pub message: Option<String>,
+    /// How each notification went (never part of the decision).
+    pub notifications: Vec<crate::notify::Delivery>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -387,9 +391,14 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
                     &origin(&p, &opts.version),
                 )?;
                 // The attestation of what was accepted: made from the record as it is
-                // published (the log ends with the publish line, the checkpoint covers it).
+                // published (the log ends with the publish line, the checkpoint covers it), and
+                // the release's report, rendered from the record as it now stands.
                 let beside = attestation_files(&record, checkpoint_key.as_ref(), None);
-                let put = match beside.and_then(|b| ReleaseFiles::gather(&record, &staged, b)) {
+                let gathered = beside.and_then(|b| {
+                    let report = embedded_report(&record, &trust)?;
+                    ReleaseFiles::gather(&record, &staged, b, report)
+                });
+                let put = match gathered {
                     Ok(mut files) => {
                         let (events, to) = (events.clone(), to.clone());
                         files.progress = Some(publish::Progress(Arc::new(move |sent, total| {
@@ -425,6 +434,33 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         (decision, exit_code)
     };
 
+    // Tell whoever asked. A notification reports the decision and never changes it, nor the
+    // exit code; how it went is recorded inside the run, before its end.
+    let mut notifications = Vec::new();
+    if let Some(event) = crate::notify::event_of(decision, opts.dry_run)
+        && !opts.notify.is_empty()
+    {
+        let gates: Vec<&GateSummary> = p.gates.iter().filter_map(|g| results.get(&g.id)).collect();
+        let msg = crate::notify::Message::for_run(
+            event,
+            &crate::notify::RunFacts {
+                project: &p.project,
+                version: &opts.version,
+                run: run_no,
+                subject: &staged.subject,
+                decision,
+                exit_code,
+                operator: opts.operator.as_deref(),
+                published: published.as_deref(),
+                message: message.as_deref(),
+                gates: &gates,
+            },
+        );
+        notifications = crate::notify::deliver_all(&opts.notify, event, &msg).await;
+        for d in &notifications {
+            append(&log, LogRecord::Notification(d.record(run_no)))?;
+        }
+    }
     append(
         &log,
         LogRecord::RunFinished(RunFinished {
@@ -472,7 +508,23 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         published,
         gates,
         message,
+        notifications,
     })
+}
+
+/// The release report for `audit/report.html`, from the record's lines trusted in time under
+/// the pipeline's trust root (the same lines replay will rely on when it renders it again).
+fn embedded_report(
+    record: &Record,
+    trust: &crate::trust::TrustRoot,
+) -> Result<Vec<u8>, publish::PublishError> {
+    let used = crate::log::attest::read_for_use(&record.dir, trust)
+        .map_err(|p| publish::PublishError::Record(p.to_string()))?;
+    Ok(crate::report::release::embedded(
+        &record.dir,
+        &used.entries,
+        &used.trusted,
+    ))
 }
 
 /// Stage the artefacts into `<record>/staged/<subject>/`, replacing an earlier copy of the

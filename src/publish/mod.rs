@@ -207,13 +207,16 @@ impl std::fmt::Debug for Progress {
 
 impl ReleaseFiles {
     /// Gather a release: the staged artefacts, `SHA256SUMS` (which must still hold the bytes
-    /// the subject names), its signature, the record files the log accounts for, and `beside`:
+    /// the subject names), its signature, the record files the log accounts for, `beside`:
     /// files made from the record at the publish decision that sit beside `SHA256SUMS` (the
-    /// attestation and the release key's PEM, `crate::intoto`).
+    /// attestation and the release key's PEM, `crate::intoto`), and the release report
+    /// rendered from that record (`report`, which becomes `audit/report.html`; see
+    /// `crate::report::release::embedded`).
     pub fn gather(
         record: &Record,
         staged: &Staged,
         beside: Vec<ReleaseFile>,
+        report: Vec<u8>,
     ) -> Result<ReleaseFiles, PublishError> {
         let mut files = Vec::new();
         for a in &staged.artefacts {
@@ -245,6 +248,12 @@ impl ReleaseFiles {
                 source: Source::Record(record.dir.join(&rel)),
             });
         }
+        // The report is not a file of the local record: it exists only in the release, where
+        // replay renders the record again and accepts it only byte for byte (crate::audit).
+        files.push(ReleaseFile {
+            path: format!("{AUDIT_DIR}/{}", crate::audit::REPORT_FILE),
+            source: Source::Bytes(report),
+        });
         // Before SHA256SUMS and its signature: a remote target writes the marker last, and a
         // reader must never see a release without its attestation.
         files.extend(beside);

@@ -12,16 +12,22 @@ use crate::record::{APPROVALS_DIR, Blobs, Record, STAGED_DIR};
 use crate::trust::TrustRoot;
 use crate::verify;
 
-/// Check a published folder and its `audit/` record (`dir`, whose files are `files`).
+/// Check a published folder and its `audit/` record (`dir`, whose files are `files`;
+/// `trusted`: which log lines the verified checkpoints vouched for in time). Returns notes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the facts replay's earlier steps established"
+)]
 pub(super) fn check_published(
     folder: &dyn crate::folder::Folder,
     dir: &Path,
     files: &[String],
     entries: &[Entry],
+    trusted: &[bool],
     facts: &LogFacts,
     accounted: &Accounted,
     trust: &TrustRoot,
-) -> Result<(), Problem> {
+) -> Result<Vec<String>, Problem> {
     // The published record is the log as it stood at the publish decision.
     let last = entries.len() - 1;
     let Some(run) = facts.runs.iter().find(|r| r.publish == Some(last)) else {
@@ -42,8 +48,15 @@ pub(super) fn check_published(
             format!("audit/{extra}/ is a folder the log does not account for"),
         ));
     }
+    let mut notes = Vec::new();
     for rel in files {
         if Accounted::is_structural(rel, files) {
+            continue;
+        }
+        // The report is accounted for by rendering the record again: the same bytes, or it
+        // is not the record's (an edited sentence, a script added, another format).
+        if rel == audit::REPORT_FILE {
+            check_report(dir, entries, trusted)?;
             continue;
         }
         let digest = audit::file_digest(dir, rel).map_err(|m| fail(0, format!("audit/{m}")))?;
@@ -143,7 +156,47 @@ pub(super) fn check_published(
             ),
         ));
     }
-    Ok(())
+    if !files.iter().any(|f| f == audit::REPORT_FILE) {
+        notes.push(format!(
+            "audit/{} is not there (a release published before reports were included, or it \
+             was removed); `relgate report` renders it from the record",
+            audit::REPORT_FILE
+        ));
+    }
+    Ok(notes)
+}
+
+/// `audit/report.html` must be exactly what the published record renders to.
+fn check_report(dir: &Path, entries: &[Entry], trusted: &[bool]) -> Result<(), Problem> {
+    let found = crate::record::read_capped(
+        &dir.join(audit::REPORT_FILE),
+        crate::record::MAX_EVIDENCE_BYTES,
+    )
+    .map_err(|e| fail(0, format!("audit/{}: {e}", audit::REPORT_FILE)))?;
+    let rendered = crate::report::release::embedded(dir, entries, trusted);
+    if found == rendered {
+        return Ok(());
+    }
+    let format = crate::report::release::FORMAT_VERSION;
+    let marker = format!("<meta name=\"relgate-report-format\" content=\"{format}\">");
+    let why = if String::from_utf8_lossy(&found).contains(&marker) {
+        format!(
+            "it differs from what the record renders to (sha256 {})",
+            sha256_hex(&found)
+        )
+    } else {
+        format!(
+            "it is not report format {format}, the one this relgate renders (sha256 {})",
+            sha256_hex(&found)
+        )
+    };
+    Err(fail(
+        0,
+        format!(
+            "audit/{} is not the record's report: {why}; an edited or added report is refused",
+            audit::REPORT_FILE
+        ),
+    ))
 }
 
 /// A local record may hold what a published one may not: the staged copies, the lock, a torn
