@@ -9,6 +9,7 @@ pub mod diag;
 mod gate;
 mod kinds;
 mod plan;
+mod share;
 pub mod suggest;
 pub mod units;
 mod validate;

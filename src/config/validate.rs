@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "changes",
     "gates",
     "publish",
+    "share",
 ];
 
 /// Where the pipeline lives and what the command line overrides.
@@ -122,6 +123,9 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
     };
 
     let publish = top.get("publish").and_then(|n| publish(cx, n, &top, inp));
+    let share = top
+        .get("share")
+        .and_then(|n| super::share::share(cx, n, &top, inp));
 
     Some(Pipeline {
         file: inp.file.clone(),
@@ -134,6 +138,7 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
         changes,
         gates: gates?,
         publish,
+        share,
     })
 }
 

@@ -354,6 +354,7 @@ mod tests {
             changes: None,
             gates: vec![],
             publish: None,
+            share: None,
         }
     }
 
