@@ -3,6 +3,7 @@
 
 mod annotate;
 pub mod approve;
+pub mod approve_from;
 pub mod findings;
 pub mod logs;
 

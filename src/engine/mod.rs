@@ -5,6 +5,7 @@ pub mod events;
 mod recover;
 pub mod reuse;
 pub mod schedule;
+mod team;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,8 @@ pub enum RunError {
     },
     #[error("the pipeline's signers cannot serve as the trust root: {0}")]
     Trust(#[from] crate::trust::TrustError),
+    #[error("share: {0}")]
+    Share(String),
     #[error("{0}")]
     Io(String),
 }
@@ -200,6 +203,13 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
             problem,
         }
     })?;
+    // The team's share: the record must extend its checkpoints there, and the sign-offs left
+    // there are taken in before anything is judged.
+    let share = team::open(&p, opts.dry_run)?;
+    let share_notes = match &share {
+        Some(s) => team::before_run(s, &p, &opts.version, &record, &verified, &trust).await?,
+        None => Vec::new(),
+    };
 
     // Stage: one copy, hashed in the same read. Everything later concerns these bytes.
     let files = stage::resolve(&p.root, &p.artefacts).map_err(|problems| {
@@ -302,6 +312,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     }
     notes.extend(ck_note);
     notes.extend(verified.notes);
+    notes.extend(share_notes);
     let _ = events.send(Event::RunStarted {
         project: p.project.clone(),
         version: opts.version.clone(),

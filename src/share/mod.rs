@@ -12,7 +12,12 @@
 mod dav;
 pub mod layout;
 mod local;
+pub mod push;
+pub mod report;
+pub mod request;
 mod s3;
+pub mod statements;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -225,4 +230,20 @@ pub(crate) fn unique() -> String {
         .unwrap_or(0);
     let seed = format!("{}-{nanos}-{:p}", std::process::id(), &nanos);
     crate::digest::sha256_hex(seed.as_bytes())[..16].to_string()
+}
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// RFC 3339 UTC for unix seconds.
+pub(crate) fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
 }
