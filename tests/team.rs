@@ -301,3 +301,31 @@ fn relgate_subject_latest(t: &Team) -> String {
     let at = log.rfind("\"subject\":\"sha256:").expect("subject") + 11;
     log[at..at + 71].to_string()
 }
+
+#[test]
+fn a_record_rolled_back_on_the_release_machine_is_caught_by_the_share() {
+    let t = Team::new();
+    expect_code(&t.run(&[]), exit::PENDING);
+    // A copy of the record as it stands now, then a run that seals more lines.
+    let old = tempfile::tempdir().unwrap();
+    copy_dir(&t.project.record("1.0.0"), old.path());
+    expect_code(&t.run(&[]), exit::PENDING);
+    let tree = t.share_tree();
+    let checkpoints = files_in(&tree, "acme/releases/1.0.0/records/", ".sig");
+    assert!(checkpoints.len() >= 2, "{tree:?}");
+
+    // The record is put back to its earlier, whole and signed state, on a machine that never
+    // saw the newer one (no pin can tell): the share can.
+    let record = t.project.record("1.0.0");
+    std::fs::remove_dir_all(&record).unwrap();
+    copy_dir(old.path(), &record);
+    let fresh = Machine::at(t.project.path());
+    let out = fresh.relgate(&["run", "1.0.0", "--as", "carol@acme.test"]);
+    expect_code(&out, exit::REFUSED);
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not extend the checkpoint") && err.contains("rolled back"),
+        "{err}"
+    );
+    assert!(err.contains("acme/releases/1.0.0/records/"), "{err}");
+}
