@@ -329,3 +329,83 @@ fn a_record_rolled_back_on_the_release_machine_is_caught_by_the_share() {
     );
     assert!(err.contains("acme/releases/1.0.0/records/"), "{err}");
 }
+
+const NO_SIGNOFF: &str = "  unit:\n    kind: regression\n    run: \"true\"\n";
+
+#[test]
+fn a_held_lease_stops_a_second_publisher_and_names_the_holder() {
+    let t = Team::with(NO_SIGNOFF, "");
+    t.lease(1, "dave@acme.test", "build-07", 3600);
+    let out = t.run(&[]);
+    expect_code(&out, exit::BUSY);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the lease is held by dave@acme.test on build-07 (pid 4242)"),
+        "{err}"
+    );
+    assert!(err.contains("acme/releases/1.0.0/lease/000001"), "{err}");
+    assert!(!t.project.join("published").exists());
+    // The holder's lease expired (a crashed run): the next run takes the following one,
+    // publishes, and gives it back; nothing on the share was replaced or removed.
+    t.lease(2, "dave@acme.test", "build-07", -1);
+    let out = t.run(&[]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(t.project.join("published/acme/1.0.0/SHA256SUMS").is_file());
+    let tree = t.share_tree();
+    for want in [
+        "acme/releases/1.0.0/lease/000001/lease.json",
+        "acme/releases/1.0.0/lease/000002/lease.json",
+        "acme/releases/1.0.0/lease/000003/lease.json",
+        "acme/releases/1.0.0/lease/000003/released.json",
+    ] {
+        assert!(tree.contains(&want.to_string()), "{want}: {tree:?}");
+    }
+    let lease =
+        std::fs::read_to_string(t.on_share("acme/releases/1.0.0/lease/000003/lease.json")).unwrap();
+    assert!(lease.contains("\"holder\":\"carol@acme.test\""), "{lease}");
+}
+
+#[test]
+fn two_engineers_racing_on_two_machines_publish_one_release() {
+    let t = Team::with(NO_SIGNOFF, "");
+    t.publish_to_server();
+    let (_dir, second) = t.second_engineer();
+    let runs: Vec<std::process::Child> = [&t.eng, &second]
+        .iter()
+        .map(|m| {
+            m.command(&["run", "1.0.0", "--as", "carol@acme.test"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<std::process::Output> = runs
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won: Vec<&std::process::Output> =
+        outs.iter().filter(|o| code(o) == exit::SUCCESS).collect();
+    assert_eq!(won.len(), 1, "exactly one publishes: {outs:?}");
+    let lost = outs.iter().find(|o| code(o) != exit::SUCCESS).unwrap();
+    let err = stderr(lost);
+    // Told who holds the release while it is being published, or, once it is out, that it is.
+    assert!(
+        (code(lost) == exit::BUSY && err.contains("the lease is held by carol@acme.test"))
+            || (code(lost) == exit::REFUSED
+                && (err.contains("already published")
+                    || err.contains("already exists")
+                    || err.contains("appeared while publishing"))),
+        "{err}"
+    );
+    let release = t.apache.tree("rel/acme/1.0.0");
+    assert!(
+        release.contains(&"SHA256SUMS.sig".to_string()),
+        "{release:?}"
+    );
+    let tree = t.share_tree();
+    assert!(
+        files_in(&tree, "acme/releases/1.0.0/lease/", "released.json").len() >= 1,
+        "{tree:?}"
+    );
+}

@@ -276,7 +276,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         .first()
         .map(|s| sha256_hex(s.text.as_bytes()))
         .unwrap_or_default();
-    append(
+    let first = append(
         &log,
         LogRecord::RunStarted(Box::new(RunStarted {
             run: run_no,
@@ -297,6 +297,8 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
             checkpoint_key: checkpoint_key.as_ref().map(|(_, k)| k.clone()),
         })),
     )?;
+    // The record's name on a share: the chain head of its first line.
+    let record_id = prior.first().unwrap_or(&first).head.hex();
     let mut notes = Vec::new();
     if subject_changed {
         notes.push(format!(
@@ -375,6 +377,23 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
 
     let mut published = None;
     let mut message = None;
+    // One publisher at a time: another machine holding the release's lease stops this one.
+    let mut lease = None;
+    let (decision, exit_code) = if decision == Decision::Published && destination.is_some() {
+        let operator = opts.operator.as_deref();
+        match team::take_lease(share.as_ref(), &p, &opts.version, &record_id, operator).await {
+            Ok(l) => {
+                lease = l;
+                (decision, exit_code)
+            }
+            Err(not) => {
+                message = Some(not.message);
+                (Decision::Refused, not.exit_code)
+            }
+        }
+    } else {
+        (decision, exit_code)
+    };
     let (decision, exit_code) = if decision == Decision::Published {
         match &destination {
             Some(dest) => {
@@ -431,6 +450,9 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     } else {
         (decision, exit_code)
     };
+    if let Some(m) = team::give_back(share.as_ref(), lease).await {
+        message.get_or_insert(m);
+    }
 
     append(
         &log,

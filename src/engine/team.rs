@@ -1,13 +1,13 @@
 //! The run's side of the team's share (`share:` in the pipeline, docs/team.md): before anything
 //! is judged, the record is held against its checkpoints on the share and the sign-offs there
-//! are taken in. A dry
+//! are taken in; before publishing, the release's lease is taken, and given back after. A dry
 //! run only reports (commands/run.rs pushes after the run).
 
 use super::RunError;
 use crate::log::attest::ForUse;
 use crate::model::Pipeline;
 use crate::record::Record;
-use crate::share::{self, Share};
+use crate::share::{self, Share, lease};
 use crate::trust::TrustRoot;
 
 /// The share of a real run, if the pipeline names one.
@@ -48,4 +48,48 @@ pub(crate) async fn before_run(
             .map_err(failed)?,
     );
     Ok(notes)
+}
+
+/// Why a run did not publish although every gate is green, with its exit code.
+pub(crate) struct NotTaken {
+    pub exit_code: i32,
+    pub message: String,
+}
+
+/// Take the release's lease before publishing (`None`: no share).
+pub(crate) async fn take_lease(
+    s: Option<&Share>,
+    p: &Pipeline,
+    version: &str,
+    record_id: &str,
+    operator: Option<&str>,
+) -> Result<Option<lease::Lease>, NotTaken> {
+    let (Some(s), Some(spec)) = (s, &p.share) else {
+        return Ok(None);
+    };
+    match lease::take(s, &p.project, version, record_id, operator, spec.lease_secs).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e @ lease::LeaseError::Held { .. }) => Err(NotTaken {
+            exit_code: crate::exit::BUSY,
+            message: e.to_string(),
+        }),
+        Err(e) => Err(NotTaken {
+            exit_code: crate::exit::REFUSED,
+            message: format!("{e}; nothing was published"),
+        }),
+    }
+}
+
+/// Give the lease back once the publish is over; if that fails, it expires. Returns what to
+/// say about it.
+pub(crate) async fn give_back(s: Option<&Share>, l: Option<lease::Lease>) -> Option<String> {
+    let (Some(s), Some(l)) = (s, l) else {
+        return None;
+    };
+    lease::give_back(s, &l).await.err().map(|e| {
+        format!(
+            "the publish lease could not be given back ({e}); it expires at {}",
+            share::rfc3339(l.doc.expires)
+        )
+    })
 }

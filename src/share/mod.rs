@@ -11,6 +11,7 @@
 
 mod dav;
 pub mod layout;
+pub mod lease;
 mod local;
 pub mod push;
 pub mod report;

@@ -200,6 +200,33 @@ impl Team {
         self.apache.disk(&format!("share/{rel}"))
     }
 
+    /// Publish to the share's server (`rel/{project}/{version}`) instead of a folder of the
+    /// project, so that every engineer's copy publishes to one place.
+    pub fn publish_to_server(&self) {
+        let text = self.project.read("pipeline.yaml").replace(
+            "  to: published/{project}/{version}\n",
+            &format!("  to: {}\n", self.apache.url("rel/{project}/{version}")),
+        );
+        self.project.write("pipeline.yaml", text);
+    }
+
+    /// Put a lease on the share by hand, as another machine's run would have taken it.
+    pub fn lease(&self, seq: u32, holder: &str, host: &str, expires_in: i64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let doc = serde_json::json!({
+            "type": "relgate-lease/v1", "project": "acme", "version": "1.0.0",
+            "holder": holder, "host": host, "pid": 4242, "record": "0".repeat(64),
+            "taken": now - 60, "expires": now + expires_in, "token": "t0k3n",
+        });
+        let path = self.on_share(&format!("acme/releases/1.0.0/lease/{seq:06}/lease.json"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, doc.to_string()).unwrap();
+        self.apache.own("share");
+    }
+
     /// A second engineer's machine: a copy of the project (keys included), its own home.
     pub fn second_engineer(&self) -> (tempfile::TempDir, Machine) {
         let dir = tempfile::tempdir().expect("tempdir");
