@@ -125,6 +125,21 @@ enum Command {
         #[command(flatten)]
         remote: RemoteOpts,
     },
+    /// The releases and dry runs on the team's share: date, run, decision, first red gate,
+    /// subject and who vouches for each (a dry run's report is unauthenticated).
+    History {
+        /// The share: a folder, an https:// WebDAV collection or an s3:// URL.
+        share: String,
+        /// Only this project.
+        project: Option<String>,
+        #[command(flatten)]
+        trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
+        /// Output for people (human) or for programs (json).
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// Verify a release record, or a published release folder, offline: the chain, every
     /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
     Replay {
@@ -355,6 +370,20 @@ fn main() -> ExitCode {
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
+        Command::History {
+            share,
+            project,
+            trust,
+            remote,
+            format,
+        } => commands::history::history(commands::history::HistoryArgs {
+            pipeline,
+            share,
+            project,
+            trust: trust.into(),
+            access: remote.into(),
+            format: format.into(),
+        }),
         Command::Verify { dir, trust, remote } => {
             commands::verify(&dir, &trust.into(), &pipeline, &remote.into())
         }

@@ -409,3 +409,85 @@ fn two_engineers_racing_on_two_machines_publish_one_release() {
         "{tree:?}"
     );
 }
+
+#[test]
+fn a_nightly_dry_run_survives_its_runner_and_history_lists_it() {
+    let t = Team::new();
+    expect_code(&t.run(&[]), exit::PENDING);
+    {
+        // A nightly CI runner: a checkout without the release key, gone once the job ends.
+        let (dir, ci) = t.second_engineer();
+        std::fs::remove_file(ci.join("keys/release")).unwrap();
+        let out = ci.relgate(&["run", "0.0.0-nightly", "--dry-run"]);
+        expect_code(&out, exit::SUCCESS);
+        let text = std::fs::read_to_string(ci.join("pipeline.yaml")).unwrap();
+        std::fs::write(
+            ci.join("pipeline.yaml"),
+            text.replace("run: \"true\"", "run: \"false\""),
+        )
+        .unwrap();
+        let out = ci.relgate(&["run", "0.0.0-nightly", "--dry-run"]);
+        expect_code(&out, exit::REFUSED);
+        drop(dir);
+    }
+    let tree = t.share_tree();
+    let logs = files_in(&tree, "acme/dry-runs/0.0.0-nightly/records/", "/log.jsonl");
+    assert_eq!(logs.len(), 2, "both records outlive the runner: {tree:?}");
+    let log = std::fs::read_to_string(t.on_share(&logs[0])).unwrap();
+    assert!(log.contains("\"dry_run\":true"), "{log}");
+
+    // An auditor, from anywhere, with the release key's fingerprint.
+    let auditor = Machine::bare();
+    let out = auditor.relgate(&["history", &t.share, "--trust-key", &t.release]);
+    expect_code(&out, exit::SUCCESS);
+    let shown = stdout(&out);
+    let lines: Vec<&str> = shown.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(lines.len(), 3, "{shown}");
+    // Oldest first (runs started within one second may come in either order).
+    let dates: Vec<&str> = lines.iter().map(|l| &l[..20]).collect();
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{shown}");
+    for want in [
+        "acme 1.0.0  run 1  pending  first red: -",
+        "acme 0.0.0-nightly  dry run 1  dry-run  first red: -",
+        "acme 0.0.0-nightly  dry run 1  refused  first red: unit: command-failed",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(want)).count(),
+            1,
+            "{want}\n{shown}"
+        );
+    }
+    assert!(shown.contains("signed by pinned key"), "{shown}");
+    assert_eq!(shown.matches("UNAUTHENTICATED").count(), 2, "{shown}");
+    assert!(shown.contains(&relgate_subject(&t)), "{shown}");
+    assert!(
+        shown.contains("/share/acme/dry-runs/0.0.0-nightly/records/"),
+        "{shown}"
+    );
+
+    let out = auditor.relgate(&[
+        "history",
+        &t.share,
+        "acme",
+        "--trust-key",
+        &t.release,
+        "--format",
+        "json",
+    ]);
+    expect_code(&out, exit::SUCCESS);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for run in runs {
+        assert_eq!(run["authenticated"], run["dry_run"] == false, "{run}");
+    }
+    assert!(
+        runs.iter()
+            .any(|r| r["decision"] == "refused" && r["first_red"] == "unit: command-failed")
+    );
+
+    // With no trust root nothing is vouched for: refused, as verify and replay are.
+    let out = auditor.relgate(&["history", &t.share]);
+    expect_code(&out, exit::CONFIG);
+    assert!(stderr(&out).contains("no trust root"), "{}", stderr(&out));
+}

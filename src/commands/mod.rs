@@ -5,6 +5,7 @@ mod annotate;
 pub mod approve;
 pub mod approve_from;
 pub mod findings;
+pub mod history;
 pub mod logs;
 
 use crate::output::{err, errln, out, outln};

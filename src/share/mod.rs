@@ -10,6 +10,7 @@
 //! write the share can write anything into it.
 
 mod dav;
+pub mod history;
 pub mod layout;
 pub mod lease;
 mod local;
