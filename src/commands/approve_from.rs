@@ -347,9 +347,9 @@ fn show(c: &Checked, trust: &TrustRoot) {
         }
     }
     if r.findings.is_empty() {
-        outln!("  open findings: none");
+        outln!("  findings not fixed: none");
     } else {
-        outln!("  open findings:");
+        outln!("  findings not fixed:");
         for f in &r.findings {
             let o = |v: &Option<String>| v.as_deref().map_or("-".to_string(), p);
             outln!(
