@@ -398,14 +398,14 @@ fn two_engineers_racing_on_two_machines_publish_one_release() {
                     || err.contains("appeared while publishing"))),
         "{err}"
     );
-    let release = t.apache.tree("rel/acme/1.0.0");
+    let release = t.server().tree("rel/acme/1.0.0");
     assert!(
         release.contains(&"SHA256SUMS.sig".to_string()),
         "{release:?}"
     );
     let tree = t.share_tree();
     assert!(
-        files_in(&tree, "acme/releases/1.0.0/lease/", "released.json").len() >= 1,
+        !files_in(&tree, "acme/releases/1.0.0/lease/", "released.json").is_empty(),
         "{tree:?}"
     );
 }

@@ -169,12 +169,13 @@ async fn run(
         return super::approve::refuse(&refusals, false);
     }
     let what = if args.reject { "rejection" } else { "approval" };
+    let p = printable;
     outln!(
         "you sign: {what} of gate {} for {} {}, subject {}, as {}",
         printable(&args.gate),
         printable(project),
         printable(version),
-        r.subject,
+        p(&r.subject),
         printable(&args.principal)
     );
     if !args.yes
@@ -326,7 +327,7 @@ fn show(c: &Checked, trust: &TrustRoot) {
         "  operator: {}",
         r.operator.as_deref().map_or("none".into(), p)
     );
-    outln!("  subject: {}", r.subject);
+    outln!("  subject: {}", p(&r.subject));
     outln!("  artefacts:");
     for a in &r.artefacts {
         outln!(
@@ -338,7 +339,7 @@ fn show(c: &Checked, trust: &TrustRoot) {
     }
     outln!("  gates:");
     for g in &r.gates {
-        outln!("    {:<20} {}", p(&g.id), g.state);
+        outln!("    {:<20} {}", p(&g.id), p(&g.state));
         for reason in &g.reasons {
             outln!("      {}: {}", p(&reason.code), p(&reason.message));
         }

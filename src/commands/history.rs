@@ -89,7 +89,8 @@ pub fn history(args: HistoryArgs) -> i32 {
                     printable(&l.decision),
                     l.first_red.as_deref().map_or("-".to_string(), printable)
                 );
-                outln!("    subject {}  {vouched}", l.subject);
+                // A dry run's report is anyone's to write: every field is shown escaped.
+                outln!("    subject {}  {vouched}", printable(&l.subject));
                 if let Some(rec) = &l.record {
                     outln!("    record {rec}");
                 }

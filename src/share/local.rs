@@ -18,8 +18,24 @@ impl LocalShare {
         LocalShare { root }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+    /// Where `name` is, reached through folders only: a symbolic link below the root, which
+    /// anyone who can write the share could plant, would have relgate read or create files
+    /// elsewhere on this machine.
+    fn path(&self, name: &str) -> Result<PathBuf, ShareError> {
+        let mut at = self.root.clone();
+        for part in name.split('/').filter(|p| !p.is_empty()) {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(ShareError::Refused {
+                        at: at.display().to_string(),
+                        why: "is a symbolic link; a share holds folders and files only".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(at)
     }
 
     fn parent_of(&self, path: &Path) -> Result<PathBuf, ShareError> {
@@ -35,7 +51,7 @@ impl Store for LocalShare {
     }
 
     async fn list(&self, dir: &str) -> Result<Vec<String>, ShareError> {
-        let path = self.path(dir);
+        let path = self.path(dir)?;
         let entries = match std::fs::read_dir(&path) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -52,7 +68,7 @@ impl Store for LocalShare {
     }
 
     async fn get(&self, name: &str, cap: u64) -> Result<Option<Vec<u8>>, ShareError> {
-        let path = self.path(name);
+        let path = self.path(name)?;
         // A link or FIFO planted in the share is refused, never followed or waited on.
         match crate::record::read_capped(&path, cap) {
             Ok(b) => Ok(Some(b)),
@@ -62,7 +78,7 @@ impl Store for LocalShare {
     }
 
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<Put, ShareError> {
-        let path = self.path(name);
+        let path = self.path(name)?;
         if std::fs::symlink_metadata(&path).is_ok() {
             return Ok(Put::Exists);
         }
@@ -84,7 +100,7 @@ impl Store for LocalShare {
     }
 
     async fn claim(&self, dir: &str, file: &str, bytes: &[u8]) -> Result<Put, ShareError> {
-        let path = self.path(dir);
+        let path = self.path(dir)?;
         if std::fs::symlink_metadata(&path).is_ok() {
             return Ok(Put::Exists);
         }

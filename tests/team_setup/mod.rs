@@ -16,6 +16,8 @@ pub struct Machine {
     pub dir: PathBuf,
     /// The folder `dir` lives in, when the machine owns it.
     own: Option<tempfile::TempDir>,
+    /// More environment for every command (an S3 share's credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Machine {
@@ -26,6 +28,7 @@ impl Machine {
             home: tempfile::tempdir().expect("home"),
             dir: own.path().to_path_buf(),
             own: Some(own),
+            env: Vec::new(),
         }
     }
 
@@ -35,6 +38,7 @@ impl Machine {
             home: tempfile::tempdir().expect("home"),
             dir: dir.to_path_buf(),
             own: None,
+            env: Vec::new(),
         }
     }
 
@@ -76,7 +80,8 @@ impl Machine {
             .env("RELGATE_SHARE_PASSWORD", PASSWORD)
             .env("RELGATE_PUBLISH_USER", USER)
             .env("RELGATE_PUBLISH_PASSWORD", PASSWORD)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -103,7 +108,8 @@ pub fn fingerprint(private: &Path) -> String {
 /// regression gate and a QA sign-off, run as operator carol), and QA approvers alice and bob on
 /// machines of their own. Dave's key expired; erin is in `signers` but not in the QA role.
 pub struct Team {
-    pub apache: Apache,
+    /// The server the share is on (none for a folder or S3 share).
+    pub apache: Option<Apache>,
     /// The share's URL.
     pub share: String,
     pub project: Project,
@@ -125,6 +131,11 @@ impl Team {
     pub fn with(gates: &str, extra: &str) -> Team {
         let apache = Apache::start();
         let share = apache.url("share");
+        Team::around(Some(apache), share, gates, extra)
+    }
+
+    /// A team meeting at `share` (a WebDAV URL on `apache`, a folder, an s3:// URL).
+    pub fn around(apache: Option<Apache>, share: String, gates: &str, extra: &str) -> Team {
         let project = Project::new();
         let eng = Machine::at(project.path());
         let alice = Machine::bare();
@@ -190,14 +201,29 @@ impl Team {
         m.relgate(&args)
     }
 
+    /// Give every machine of the team `vars`.
+    pub fn set_env(&mut self, vars: &[(&str, &str)]) {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for m in [&mut self.eng, &mut self.alice, &mut self.bob] {
+            m.env.extend(vars.iter().cloned());
+        }
+    }
+
+    pub fn server(&self) -> &Apache {
+        self.apache.as_ref().expect("a team on a WebDAV share")
+    }
+
     /// Files below the share, relative and sorted (folders end in `/`).
     pub fn share_tree(&self) -> Vec<String> {
-        self.apache.tree("share")
+        self.server().tree("share")
     }
 
     /// Where `rel` (below the share) is on the server's disk.
     pub fn on_share(&self, rel: &str) -> PathBuf {
-        self.apache.disk(&format!("share/{rel}"))
+        self.server().disk(&format!("share/{rel}"))
     }
 
     /// Publish to the share's server (`rel/{project}/{version}`) instead of a folder of the
@@ -205,7 +231,7 @@ impl Team {
     pub fn publish_to_server(&self) {
         let text = self.project.read("pipeline.yaml").replace(
             "  to: published/{project}/{version}\n",
-            &format!("  to: {}\n", self.apache.url("rel/{project}/{version}")),
+            &format!("  to: {}\n", self.server().url("rel/{project}/{version}")),
         );
         self.project.write("pipeline.yaml", text);
     }
@@ -224,7 +250,7 @@ impl Team {
         let path = self.on_share(&format!("acme/releases/1.0.0/lease/{seq:06}/lease.json"));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, doc.to_string()).unwrap();
-        self.apache.own("share");
+        self.server().own("share");
     }
 
     /// A second engineer's machine: a copy of the project (keys included), its own home.
