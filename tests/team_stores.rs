@@ -90,3 +90,56 @@ fn an_s3_share_carries_the_flow() {
         assert!(!stderr(&out).contains(secret) && !stdout(&out).contains(secret));
     }
 }
+
+#[test]
+fn share_settings_are_checked_with_the_rest_of_the_pipeline() {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.txt", b"a\n");
+    let base = pipeline("  unit:\n    kind: regression\n    run: \"true\"\n");
+    for (share, want) in [
+        (
+            "share: ftp://x.test/s\n",
+            "share: unsupported scheme ftp://",
+        ),
+        (
+            "share: http://x.test/s\n",
+            "share: plain http:// to another machine sends credentials unencrypted",
+        ),
+        (
+            "share: https://bob:pw@x.test/s\n",
+            "share: credentials and queries do not belong in the pipeline",
+        ),
+        (
+            "share:\n  url: https://x.test/s\n  lease: 0s\n",
+            "share.lease: expected a duration",
+        ),
+        (
+            "share:\n  url: https://x.test/s\n  region: eu-west-1\n",
+            "share.region: only an s3:// share takes a region",
+        ),
+        (
+            "share:\n  lease: 1h\n",
+            "share.url: missing required key `url`",
+        ),
+    ] {
+        p.write(
+            "pipeline.yaml",
+            base.replace("gates:\n", &format!("{share}gates:\n")),
+        );
+        let out = p.relgate(&["check"]);
+        expect_code(&out, exit::CONFIG);
+        assert!(stderr(&out).contains(want), "{want}\n{}", stderr(&out));
+    }
+    for ok in [
+        "share: https://dav.acme.test/relgate\n",
+        "share: team-share\n",
+        "share:\n  url: s3://team/relgate\n  endpoint: http://127.0.0.1:9000\n  lease: 2h\n",
+    ] {
+        p.write(
+            "pipeline.yaml",
+            base.replace("gates:\n", &format!("{ok}gates:\n")),
+        );
+        expect_code(&p.relgate(&["check"]), exit::SUCCESS);
+    }
+}

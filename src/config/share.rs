@@ -100,13 +100,8 @@ pub(crate) fn share(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Sh
         None => None,
     };
     let lease_secs = match map.get("lease") {
-        Some(l) => match cx.duration(l, "share.lease")? {
-            0 => {
-                cx.error(l.pos, "share.lease", "a lease of no time holds nothing");
-                return None;
-            }
-            secs => secs,
-        },
+        // A duration is never 0 (`cx.duration` refuses it): a lease always holds a while.
+        Some(l) => cx.duration(l, "share.lease")?,
         None => DEFAULT_LEASE_SECS,
     };
     Some(ShareSpec {
