@@ -7,6 +7,9 @@
 //! relgate_bench extend-log RECORD KEY N      append N filler lines to RECORD's log and re-sign
 //!                                            its checkpoints with KEY (so replay accepts it)
 //! relgate_bench read-log FILE [ROUNDS]       time log::read_log; prints lines and lines/s
+//! relgate_bench render-report RECORD [ROUNDS] time building and rendering the release report
+//!                                            from RECORD's log (every line taken as trusted:
+//!                                            the checkpoint checks are replay's, timed apart)
 //! ```
 #![expect(
     clippy::print_stdout,
@@ -34,9 +37,11 @@ fn main() {
         ["extend-log", record, key, n] => extend_log(Path::new(record), Path::new(key), n),
         ["read-log", file] => read_log(Path::new(file), "3"),
         ["read-log", file, rounds] => read_log(Path::new(file), rounds),
+        ["render-report", record] => render_report(Path::new(record), "3"),
+        ["render-report", record, rounds] => render_report(Path::new(record), rounds),
         _ => Err(
             "usage: relgate_bench stage-one SRC DST | stage-dir ROOT DST WORKERS | \
-             extend-log RECORD KEY N | read-log FILE [ROUNDS]"
+             extend-log RECORD KEY N | read-log FILE [ROUNDS] | render-report RECORD [ROUNDS]"
                 .to_string(),
         ),
     };
@@ -139,6 +144,42 @@ fn read_log(file: &Path, rounds: &str) -> Result<(), String> {
     println!(
         "lines={lines} seconds={best:.3} lines_per_s={:.0}",
         lines as f64 / best
+    );
+    Ok(())
+}
+
+/// The report's own cost, best of a few rounds: reading the log, building the report and
+/// rendering it as HTML; and building it again and rendering it as Markdown.
+fn render_report(record: &Path, rounds: &str) -> Result<(), String> {
+    use relgate::report::release::{self, Markdown, Reporter};
+    let rounds: u32 = rounds.parse().map_err(|_| "ROUNDS is not a number")?;
+    let rec = relgate::record::Record::new(record);
+    let (mut html_best, mut md_best) = (f64::MAX, f64::MAX);
+    let (mut html_bytes, mut md_bytes, mut lines) = (0, 0, 0);
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        let bytes = std::fs::read(rec.log_path()).map_err(|e| e.to_string())?;
+        let (entries, _) = log::read_log(&bytes).map_err(|e| e.to_string())?;
+        let trusted = vec![true; entries.len()];
+        let html = release::embedded(record, &entries, &trusted);
+        html_best = html_best.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let (relied, notes) = release::relied_on(&entries, Some(&trusted));
+        let report = release::build(release::Inputs {
+            entries: &relied,
+            record: &rec,
+            unauthenticated: None,
+            notes,
+            evidence_links: false,
+            verification: release::Verification::default(),
+        });
+        let md = Markdown.render(&report);
+        md_best = md_best.min(t.elapsed().as_secs_f64());
+        (html_bytes, md_bytes, lines) = (html.len(), md.len(), entries.len());
+    }
+    println!(
+        "lines={lines} html_seconds={html_best:.3} html_bytes={html_bytes} \
+         markdown_seconds={md_best:.3} markdown_bytes={md_bytes}"
     );
     Ok(())
 }

@@ -13,6 +13,12 @@
 //! | `approvals/NAME`, `approvals/NAME.sig` | a signoff gate's evidence recorded that pair, with these bytes |
 //! | `allowed_signers` | its bytes are the signers the last run recorded |
 //! | `change-record.md`, `security-review.md` | its bytes are a view some gate recorded (`markdown`, `table`) |
+//! | `report.html` | (published only) its bytes are what the record renders to ([`REPORT_FILE`]) |
+//!
+//! The release's attestation and its PEM (`attestation.intoto.jsonl`, `release.pub.pem`) are
+//! not part of the record: they sit beside `SHA256SUMS`, where `crate::verify` admits them and
+//! `crate::replay` derives the statement again from this record. In a dry run's record they are
+//! its rehearsal, noted by replay, never published.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
@@ -23,6 +29,12 @@ use crate::record::{APPROVALS_DIR, Blobs, EVIDENCE_DIR, LOG_FILE};
 
 /// The record's copy of the signers file in force for the last run.
 pub const SIGNERS_COPY: &str = "allowed_signers";
+/// The release report in a published `audit/`. Not a file of the local record: publishing
+/// renders it from the record (`crate::report::release::embedded`), and replay renders the
+/// published record again and accepts the file only if it is those very bytes — so it can say
+/// nothing the record does not. Releases published before it existed have none (noted).
+pub const REPORT_FILE: &str = crate::report::release::REPORT_FILE;
+
 /// Human-readable views that gates write beside the log, and the evidence field naming each.
 pub const VIEWS: &[(&str, &str)] = &[
     (crate::gates::change_record::MARKDOWN_FILE, "markdown"),

@@ -11,3 +11,8 @@ pub const SIG_FILE: &str = "SHA256SUMS.sig";
 pub const AUDIT_DIR: &str = "audit";
 /// The published record's copy of the signers file in force (evidence, never a trust root).
 pub const AUDIT_SIGNERS: &str = "audit/allowed_signers";
+/// The release's SLSA Verification Summary Attestation: one line, a DSSE envelope signed by the
+/// release key (`crate::intoto::vsa`).
+pub const VSA_FILE: &str = "attestation.intoto.jsonl";
+/// The release key as an SPKI PEM, for DSSE verifiers of [`VSA_FILE`].
+pub const PUBKEY_FILE: &str = "release.pub.pem";

@@ -5,6 +5,7 @@
 //! judged purely ([`gates`]) — appends every step to a hash-chained log ([`log`]) and publishes
 //! all or nothing ([`publish`]). [`replay`] judges a recorded release again, offline.
 
+pub mod agent;
 pub mod approval;
 pub mod audit;
 pub mod clamd;
@@ -19,11 +20,13 @@ pub mod gates;
 pub mod git;
 pub mod http;
 pub mod identity;
+pub mod intoto;
 pub mod layout;
 pub mod log;
 pub mod model;
 pub mod names;
 pub mod netrc;
+pub mod notify;
 pub mod output;
 pub mod publish;
 pub mod record;
@@ -33,7 +36,10 @@ pub mod s3;
 pub mod sarif;
 pub mod share;
 pub mod signers;
+pub mod signkey;
 pub mod sshsig;
 pub mod stage;
 pub mod trust;
 pub mod verify;
+pub mod view;
+pub mod whatif;

@@ -36,6 +36,13 @@ impl From<Format> for commands::Format {
     }
 }
 
+/// The formats of `relgate report`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Html,
+    Markdown,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Parse and validate the pipeline and the files it names; print every problem at once.
@@ -79,7 +86,8 @@ enum Command {
         /// The signoff gate's id.
         #[arg(long, value_name = "ID")]
         gate: String,
-        /// The signer's OpenSSH private key file.
+        /// The signer's OpenSSH private key file, or public key file: then the ssh-agent in
+        /// SSH_AUTH_SOCK signs (RSA keys sign only that way).
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         /// The principal signing, as named in allowed_signers.
@@ -154,6 +162,11 @@ enum Command {
         /// so a record rolled back or forked to an earlier state is caught.
         #[arg(long, value_name = "FILE")]
         checkpoint: Vec<PathBuf>,
+        /// What-if: judge the recorded evidence again under this pipeline instead, and list
+        /// every gate whose verdict would change (never a verification under it; exit 0: none
+        /// would, 1: some would, 2: nothing was judged).
+        #[arg(long, value_name = "FILE", conflicts_with = "checkpoint")]
+        policy: Option<PathBuf>,
         /// Output for people (human) or for programs (json).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -178,8 +191,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
-    /// Verify a published release folder: every file against SHA256SUMS, and SHA256SUMS.sig
-    /// made by the release signer under a trust root given from outside the folder.
+    /// The auditor's report of a release record or published release: the release, the
+    /// timeline of runs, every gate with its evidence, sign-offs, segregation of duties, the
+    /// change record, security findings, the virus scan, and what replay says of the record.
+    Report {
+        /// A release record folder, a published release folder, or its http(s):// (WebDAV) or
+        /// s3:// URL.
+        path: PathBuf,
+        #[command(flatten)]
+        trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
+        /// One self-contained HTML file (prints on A4), or Markdown.
+        #[arg(long, value_enum, default_value = "html")]
+        format: ReportFormat,
+        /// Write the report to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Verify a published release folder: every file against SHA256SUMS, SHA256SUMS.sig made
+    /// by the release signer under a trust root given from outside the folder, and the
+    /// attestation (SLSA VSA) signed by that same key over those artefacts.
     Verify {
         /// The published release folder, or its http(s):// (WebDAV) or s3:// URL.
         dir: PathBuf,
@@ -344,7 +376,24 @@ fn main() -> ExitCode {
             path,
             trust,
             remote,
+            // clap refuses --checkpoint with --policy.
+            checkpoint: _,
+            policy: Some(policy),
+            format,
+        } => commands::what_if(
+            &path,
+            &trust.into(),
+            &pipeline,
+            &policy,
+            format.into(),
+            &remote.into(),
+        ),
+        Command::Replay {
+            path,
+            trust,
+            remote,
             checkpoint,
+            policy: None,
             format,
         } => commands::replay(
             &path,
@@ -383,6 +432,23 @@ fn main() -> ExitCode {
             trust: trust.into(),
             access: remote.into(),
             format: format.into(),
+        }),
+        Command::Report {
+            path,
+            trust,
+            remote,
+            format,
+            output,
+        } => commands::report::run(&commands::report::ReportArgs {
+            path: &path,
+            trust: &trust.into(),
+            pipeline: &pipeline,
+            format: match format {
+                ReportFormat::Html => commands::report::ReportFormat::Html,
+                ReportFormat::Markdown => commands::report::ReportFormat::Markdown,
+            },
+            output: output.as_deref(),
+            access: &remote.into(),
         }),
         Command::Verify { dir, trust, remote } => {
             commands::verify(&dir, &trust.into(), &pipeline, &remote.into())

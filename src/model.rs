@@ -98,6 +98,67 @@ pub struct ShareSpec {
     pub lease_secs: u64,
 }
 
+/// One webhook of `notify:` (`crate::config::Loaded::notify`). Not part of [`Pipeline`]: no
+/// judge reads it, so it stays out of the recorded policy (the pipeline's text, recorded
+/// verbatim, holds it). Nothing secret is held here: the policy is recorded verbatim in
+/// the release log and published with the release, so a secret and a URL that is itself a
+/// secret (Slack's) are named by the environment variable that holds them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Notify {
+    pub target: NotifyTarget,
+    pub format: NotifyFormat,
+    /// The outcomes it is told about.
+    pub on: Vec<NotifyEvent>,
+    /// The environment variable holding the HMAC-SHA256 key for the signature header.
+    pub secret_env: Option<String>,
+    /// Attempts after the first one, for a connection that fails, a timeout, 429 or 5xx.
+    pub retries: u32,
+    /// Seconds one attempt may take.
+    pub timeout_secs: u64,
+    /// Allow plain `http://` to a host other than this machine.
+    pub allow_http: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyTarget {
+    /// `url:` as written.
+    Url(String),
+    /// `url_env:`: the variable holding the URL.
+    Env(String),
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    /// relgate's own JSON document.
+    Json,
+    /// `{"text": …}` in Slack's mrkdwn, as Slack's incoming webhooks (and Mattermost,
+    /// Rocket.Chat, …) take it.
+    Slack,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// Nothing is red, a sign-off is awaited (exit 3).
+    Pending,
+    /// A gate is red, or publishing failed (exit 1).
+    Refused,
+    /// The release is in place.
+    Published,
+}
+
+impl NotifyEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::Pending => "pending",
+            NotifyEvent::Refused => "refused",
+            NotifyEvent::Published => "published",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct GateSpec {
     pub id: String,

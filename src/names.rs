@@ -167,7 +167,8 @@ pub fn check_release_path(path: &str) -> Result<(), NameProblem> {
         return Err(NameProblem::NotNfc);
     }
     let first = path.split('/').next().unwrap_or(path);
-    if path == "SHA256SUMS" || path == "SHA256SUMS.sig" || first == "audit" {
+    use crate::layout::{AUDIT_DIR, PUBKEY_FILE, SIG_FILE, SUMS_FILE, VSA_FILE};
+    if [SUMS_FILE, SIG_FILE, VSA_FILE, PUBKEY_FILE].contains(&path) || first == AUDIT_DIR {
         return Err(NameProblem::Reserved(first.to_string()));
     }
     Ok(())
@@ -187,6 +188,7 @@ mod tests {
             "audit.txt",
             "docs/audit/x",
             "SHA256SUMS.txt",
+            "keys/release.pub.pem",
         ] {
             assert_eq!(check_release_path(ok), Ok(()), "{ok}");
         }
@@ -226,6 +228,8 @@ mod tests {
             ("SHA256SUMS.sig", "name-reserved"),
             ("audit", "name-reserved"),
             ("audit/log.jsonl", "name-reserved"),
+            ("attestation.intoto.jsonl", "name-reserved"),
+            ("release.pub.pem", "name-reserved"),
         ];
         for (name, code) in cases {
             let got = check_release_path(name).map_err(|p| p.code());

@@ -1,6 +1,8 @@
 //! `relgate verify DIR`: check a published release folder (SPEC §5) without the release record's
-//! help: every file against `SHA256SUMS`, nothing unlisted, and `SHA256SUMS.sig` made by the
-//! release signer under a trust root from outside the folder (`crate::trust`).
+//! help: every file against `SHA256SUMS`, nothing unlisted, `SHA256SUMS.sig` made by the
+//! release signer under a trust root from outside the folder (`crate::trust`), and the release's
+//! attestation (`attestation.intoto.jsonl`, a SLSA VSA in a DSSE envelope) signed by that same
+//! key over exactly the artefacts `SHA256SUMS` lists, with `release.pub.pem` that key.
 //!
 //! The checks mirror what a downstream user can run by hand (`sha256sum -c --strict` and
 //! `ssh-keygen -Y verify -n file`), but stricter: the checksum file must be exactly what relgate
@@ -16,7 +18,7 @@ use crate::trust::TrustRoot;
 use std::collections::BTreeSet;
 use std::fmt;
 
-pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, SIG_FILE, SUMS_FILE};
+pub use crate::layout::{AUDIT_DIR, AUDIT_SIGNERS, PUBKEY_FILE, SIG_FILE, SUMS_FILE, VSA_FILE};
 
 /// One problem with the folder, about one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct Verified {
     pub sums: Vec<u8>,
     /// The exact bytes of the verified `SHA256SUMS.sig`.
     pub signature: Vec<u8>,
+    /// The exact bytes of the verified attestation's statement (replay derives them again).
+    pub statement: Vec<u8>,
 }
 
 /// One line of `SHA256SUMS`.
@@ -81,8 +85,11 @@ pub fn check(folder: &dyn Folder, trust: &TrustRoot, at: i64) -> Result<Verified
     let (lines, mut parse_problems) = parse_sums(&sums);
     problems.append(&mut parse_problems);
 
-    for l in &lines {
-        if let Err(m) = check_file(folder, l) {
+    for (l, r) in lines
+        .iter()
+        .zip(check_files(folder, &lines, folder.concurrency()))
+    {
+        if let Err(m) = r {
             problems.push(problem(&l.path, m));
         }
     }
@@ -90,19 +97,50 @@ pub fn check(folder: &dyn Folder, trust: &TrustRoot, at: i64) -> Result<Verified
     problems.extend(unlisted(folder, &listed));
 
     let signature = check_signature(folder, trust, &sums, at);
-    match signature {
-        Ok((signer, signature)) if problems.is_empty() => Ok(Verified {
+    // The attestation is the same key's word on the same artefacts.
+    let statement = match &signature {
+        Ok((_, _, key)) => {
+            let subjects: Vec<(String, String)> = lines
+                .iter()
+                .map(|l| (l.path.clone(), l.sha256.clone()))
+                .collect();
+            check_attestation(folder, key, &subjects)
+                .map_err(|p| problems.push(p))
+                .ok()
+        }
+        Err(_) => None,
+    };
+    match (signature, statement) {
+        (Ok((signer, signature, _)), Some(statement)) if problems.is_empty() => Ok(Verified {
             files: lines.len(),
             signer,
             sums,
             signature,
+            statement,
         }),
-        Ok(_) => Err(problems),
-        Err(mut p) => {
+        (Ok(_), _) => Err(problems),
+        (Err(mut p), _) => {
             problems.append(&mut p);
             Err(problems)
         }
     }
+}
+
+/// The attestation and the PEM beside it (`crate::intoto::vsa::check`); returns the statement.
+fn check_attestation(
+    folder: &dyn Folder,
+    key: &ssh_key::PublicKey,
+    subjects: &[(String, String)],
+) -> Result<Vec<u8>, Problem> {
+    let envelope = read_small(folder, VSA_FILE).map_err(|m| {
+        problem(
+            VSA_FILE,
+            format!("{m} (every release carries its SLSA verification summary)"),
+        )
+    })?;
+    let pem = read_small(folder, PUBKEY_FILE).map_err(|m| problem(PUBKEY_FILE, m))?;
+    crate::intoto::vsa::check(&envelope, &pem, key, subjects)
+        .map_err(|(file, message)| problem(file, message))
 }
 
 /// The largest `SHA256SUMS` or signature file read: far beyond any real one, small enough
@@ -194,6 +232,54 @@ fn check_release_path(path: &str) -> Result<(), String> {
     crate::names::check_release_path(path).map_err(|p| format!("{path:?}: {p}"))
 }
 
+/// Check every listed file, up to `workers` at once; the results come in the order of `lines`
+/// whatever order the files finish in, so messages are the same from run to run.
+///
+/// Largest first: the release takes as long as its longest file, so that one starts at once
+/// and the small ones fill the other workers meanwhile. Each worker holds one read buffer
+/// ([`sha256_reader`]'s), so memory stays bounded whatever the sizes.
+fn check_files(folder: &dyn Folder, lines: &[SumsLine], workers: usize) -> Vec<Result<(), String>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let workers = workers.clamp(1, lines.len().max(1));
+    if workers == 1 {
+        return lines.iter().map(|l| check_file(folder, l)).collect();
+    }
+    let mut order: Vec<(std::cmp::Reverse<u64>, usize)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (std::cmp::Reverse(folder.size(&l.path).unwrap_or(0)), i))
+        .collect();
+    order.sort();
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<(), String>>>> =
+        lines.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(&(_, i)) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let r = check_file(folder, &lines[i]);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            // Every index is taken by exactly one worker, and a worker that panics takes the
+            // scope down with it; an empty slot is still reported rather than passed.
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("was not checked".into()))
+        })
+        .collect()
+}
+
 /// One listed file: reached without symbolic links, a regular file, with the listed digest
 /// (hashed as it is read or downloaded).
 fn check_file(folder: &dyn Folder, l: &SumsLine) -> Result<(), String> {
@@ -208,8 +294,9 @@ fn check_file(folder: &dyn Folder, l: &SumsLine) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything in the folder that is neither listed, nor SHA256SUMS(.sig), nor under audit/
-/// (the release record: replay's business, not part of the checksum file).
+/// Everything in the folder that is neither listed, nor one of the release's own files
+/// (`SHA256SUMS`, its `.sig`, the attestation and its PEM), nor under audit/ (the release
+/// record: replay's business, not part of the checksum file).
 fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for item in folder.walk(Some(AUDIT_DIR)) {
@@ -220,7 +307,9 @@ fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
                 let audit = rel
                     .strip_prefix(AUDIT_DIR)
                     .is_some_and(|r| r.starts_with('/'));
-                if rel == SUMS_FILE || rel == SIG_FILE || audit || listed.contains(rel.as_str()) {
+                // The release's own files, each checked by its own step.
+                let own = [SUMS_FILE, SIG_FILE, VSA_FILE, PUBKEY_FILE];
+                if own.contains(&rel.as_str()) || audit || listed.contains(rel.as_str()) {
                     continue;
                 }
                 problems.push(problem(rel, "not listed in SHA256SUMS"));
@@ -231,13 +320,13 @@ fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
 }
 
 /// Verify `SHA256SUMS.sig` over `sums` in namespace `file` by the release signer under the
-/// trust root; returns who signed and the signature's bytes.
+/// trust root; returns who signed, the signature's bytes and the key.
 fn check_signature(
     folder: &dyn Folder,
     trust: &TrustRoot,
     sums: &[u8],
     at: i64,
-) -> Result<(String, Vec<u8>), Vec<Problem>> {
+) -> Result<(String, Vec<u8>, ssh_key::PublicKey), Vec<Problem>> {
     let sig = read_small(folder, SIG_FILE).map_err(|m| vec![problem(SIG_FILE, m)])?;
     let armored = std::str::from_utf8(&sig).map_err(|_| vec![problem(SIG_FILE, "is not text")])?;
     let key = sshsig::signature_key(armored).map_err(|e| vec![problem(SIG_FILE, e.to_string())])?;
@@ -251,7 +340,7 @@ fn check_signature(
     let who = trust
         .release_key(&key, sshsig::NS_FILE, at)
         .map_err(|m| vec![problem(SIG_FILE, m)])?;
-    Ok((who, sig))
+    Ok((who, sig, key))
 }
 
 #[cfg(test)]
@@ -301,6 +390,95 @@ mod tests {
         want.insert(0, "SHA256SUMS".into()); // no final line feed
         assert_eq!(at, want, "{problems:#?}");
         assert_eq!(lines.len(), 3);
+    }
+
+    /// A folder of files whose contents are their names. With `pair`, a file opens only while
+    /// another one is open too: one file after another, the first open waits for a partner
+    /// that never comes. Otherwise the later a file is listed, the sooner it opens.
+    struct Names {
+        open: std::sync::Mutex<usize>,
+        changed: std::sync::Condvar,
+        pair: bool,
+    }
+
+    impl Names {
+        fn new(pair: bool) -> Names {
+            Names {
+                open: std::sync::Mutex::new(0),
+                changed: std::sync::Condvar::new(),
+                pair,
+            }
+        }
+    }
+
+    impl Folder for Names {
+        fn describe(&self) -> String {
+            "names".into()
+        }
+        fn check_root(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn open(&self, rel: &str) -> Result<Box<dyn std::io::Read + '_>, String> {
+            if self.pair {
+                let mut open = self.open.lock().unwrap();
+                *open += 1;
+                self.changed.notify_all();
+                let wait = std::time::Duration::from_secs(10);
+                let (_open, timeout) = self
+                    .changed
+                    .wait_timeout_while(open, wait, |n| *n < 2)
+                    .unwrap();
+                if timeout.timed_out() {
+                    return Err("opened alone".into());
+                }
+            } else {
+                let n: u64 = rel.trim_start_matches('f').parse().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(40 - n));
+            }
+            Ok(Box::new(std::io::Cursor::new(rel.as_bytes().to_vec())))
+        }
+        fn walk(&self, _: Option<&str>) -> Vec<Item> {
+            Vec::new()
+        }
+        fn regular_files(&self) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+        fn is_dir(&self, _: &str) -> Result<bool, String> {
+            Ok(false)
+        }
+    }
+
+    fn line(n: usize, path: &str) -> SumsLine {
+        SumsLine {
+            line: n,
+            sha256: crate::digest::sha256_hex(path.as_bytes()),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn files_are_hashed_at_once_on_several_workers() {
+        let lines = [line(1, "a"), line(2, "b")];
+        assert_eq!(check_files(&Names::new(true), &lines, 2), [Ok(()), Ok(())]);
+    }
+
+    #[test]
+    fn results_keep_the_order_of_sums_whatever_finishes_first() {
+        let mut lines: Vec<SumsLine> = (0..40).map(|i| line(i + 1, &format!("f{i:02}"))).collect();
+        for l in lines.iter_mut().skip(3).step_by(7) {
+            l.sha256 = h('0');
+        }
+        let results = check_files(&Names::new(false), &lines, 4);
+        assert_eq!(results.len(), lines.len());
+        for (l, r) in lines.iter().zip(&results) {
+            let bad = l.sha256 == h('0');
+            let mismatch = r
+                .as_ref()
+                .err()
+                .is_some_and(|m| m.contains("checksum mismatch"));
+            assert_eq!(mismatch, bad, "{}: {r:?}", l.path);
+            assert!(bad || r.is_ok(), "{}: {r:?}", l.path);
+        }
     }
 
     #[test]

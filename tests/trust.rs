@@ -167,6 +167,24 @@ fn replay_refuses_artefacts_and_sums_other_than_the_log_recorded_even_when_signe
         .status()
         .expect("ssh-keygen");
     assert!(st.success());
+    // The key holder re-signs the attestation too, naming the new artefact.
+    {
+        use base64ct::Encoding;
+        let vsa = out.join("attestation.intoto.jsonl");
+        let text = std::fs::read_to_string(&vsa).expect("vsa");
+        let env: serde_json::Value = serde_json::from_str(text.trim_end()).expect("envelope");
+        let payload = base64ct::Base64::decode_vec(env["payload"].as_str().expect("payload"))
+            .expect("base64");
+        let mut st: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+        let digest = relgate::digest::sha256_hex(b"not what was gated\n");
+        st["subject"][0]["digest"]["sha256"] = digest.into();
+        let key = relgate::signkey::load(&p.join("keys/release")).expect("key");
+        let bytes = relgate::digest::canonical_json(&st).expect("json");
+        let env =
+            relgate::intoto::dsse::sign(&key, "application/vnd.in-toto+json", bytes.as_bytes())
+                .expect("sign");
+        std::fs::write(&vsa, format!("{env}\n")).expect("write");
+    }
     expect_code(&p.relgate(&["verify", s(&out)]), exit::SUCCESS);
     replay_fails(&p, &out, "is not the one the log staged and gated");
 }

@@ -39,7 +39,8 @@ fn fingerprint(public_file: &Path) -> String {
     text.split_whitespace().nth(1).unwrap().to_string()
 }
 
-/// Write SHA256SUMS with `sha256sum` over `names` (sorted), then sign it with `ssh-keygen`.
+/// Write SHA256SUMS with `sha256sum` over `names` (sorted), then sign it with `ssh-keygen`, and
+/// write the release's attestation over those artefacts, signed by the same key.
 fn sum_and_sign(dir: &Path, key: &Path, names: &[&str]) {
     let mut names = names.to_vec();
     names.sort();
@@ -58,6 +59,28 @@ fn sum_and_sign(dir: &Path, key: &Path, names: &[&str]) {
         .status()
         .unwrap();
     assert!(st.success());
+    let sums = fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let summary = relgate::intoto::vsa::Summary {
+        subjects: sums
+            .lines()
+            .map(|l| {
+                let (h, n) = l.split_once("  ").unwrap();
+                (n.to_string(), h.to_string())
+            })
+            .collect(),
+        time_verified: "2026-12-01T06:40:00Z".into(),
+        resource_uri: "file:///srv/acme/1.4.2/".into(),
+        policy_uri: "pipeline.yaml".into(),
+        policy_sha256: "0".repeat(64),
+        log_sha256: "0".repeat(64),
+        checkpoint_sha256: "0".repeat(64),
+        tool_version: "0.1.0".into(),
+        dry_run: false,
+    };
+    let k = relgate::signkey::load(key).unwrap();
+    let a = relgate::intoto::vsa::attest(&k, &summary).unwrap();
+    fs::write(dir.join("attestation.intoto.jsonl"), a.envelope).unwrap();
+    fs::write(dir.join("release.pub.pem"), a.pem).unwrap();
 }
 
 impl Folder {
@@ -415,5 +438,57 @@ fn names_that_read_wrong_are_refused_with_their_code_point() {
             &["acme-1.4.2.tar.gz", "linux/x.bin", name],
         );
         refused(&f.verify(&[]), needle);
+    }
+}
+
+/// Files are hashed several at once, largest first; the messages still come in the order of
+/// `SHA256SUMS`, the same on every run, whatever finishes first.
+#[test]
+fn problems_come_in_the_order_of_sums_whatever_the_sizes() {
+    let f = Folder::new();
+    let mut names = Vec::new();
+    for i in 0..24usize {
+        let name = format!("part-{i:02}.bin");
+        // Sizes that do not follow the names: the largest files are checked first.
+        let size = ((i * 7) % 24) * 96 * 1024 + 1;
+        fs::write(f.dir.join(&name), vec![b'a' + (i % 26) as u8; size]).unwrap();
+        names.push(name);
+    }
+    let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+    all.extend(["acme-1.4.2.tar.gz", "linux/x.bin"]);
+    sum_and_sign(&f.dir, &f.keys.join("release"), &all);
+    // Every third file changed, one missing, one a symbolic link, one a folder.
+    for name in names.iter().step_by(3) {
+        fs::write(f.dir.join(name), b"changed").unwrap();
+    }
+    fs::remove_file(f.dir.join("part-04.bin")).unwrap();
+    fs::remove_file(f.dir.join("part-05.bin")).unwrap();
+    std::os::unix::fs::symlink("part-01.bin", f.dir.join("part-05.bin")).unwrap();
+    fs::remove_file(f.dir.join("part-07.bin")).unwrap();
+    fs::create_dir(f.dir.join("part-07.bin")).unwrap();
+
+    let mut want = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match i {
+            4 => want.push(format!("{name}: missing")),
+            5 => want.push(format!("{name}: is a symbolic link")),
+            7 => want.push(format!("{name}: is not a regular file")),
+            _ if i % 3 == 0 => want.push(format!("{name}: checksum mismatch")),
+            _ => {}
+        }
+    }
+    let first = f.verify(&[]);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let got: Vec<String> = stderr(&first)
+        .lines()
+        .filter(|l| l.starts_with("part-"))
+        .map(String::from)
+        .collect();
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert!(g.starts_with(w.as_str()), "{g:?} is not {w:?}: {got:#?}");
+    }
+    for _ in 0..3 {
+        assert_eq!(stderr(&f.verify(&[])), stderr(&first));
     }
 }

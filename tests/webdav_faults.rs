@@ -182,3 +182,16 @@ fn a_run_killed_after_the_move_before_recording_it_is_completed_by_the_next() {
     expect_code(&dav::relgate(&p, &["run", "1.0.0"], &env), exit::REFUSED);
     assert!(a.tree("rel/acme").iter().all(|f| f.starts_with("1.0.0/")));
 }
+
+#[test]
+fn verify_by_url_streams_several_files_at_once() {
+    let (_a, proxy, p) = setup(Fault::None);
+    let env = env(&p);
+    expect_code(&dav::relgate(&p, &["run", "1.0.0"], &env), exit::SUCCESS);
+    // Each artefact's GET is answered only once another one is under way too.
+    proxy.set(Fault::PairedGets);
+    let url = proxy.url("rel/acme/1.0.0");
+    let out = dav::relgate(&p, &["verify", &url], &env);
+    expect_code(&out, exit::SUCCESS);
+    assert!(proxy.seen("GET") >= 3, "{:?}", proxy.seen);
+}

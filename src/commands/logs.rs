@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::Format;
 use crate::gates::regression::{self, JunitState, RegressionEvidence, StreamCapture};
-use crate::log::{Entry, GateVerdict, Record as LogRecord, RunStarted};
+use crate::log::{Entry, GateVerdict, RunStarted};
 use crate::model::Command;
 use crate::output::{errln, outln};
 use crate::record::{Blobs, Record};
@@ -89,28 +89,14 @@ struct Found<'a> {
 }
 
 fn latest_verdict<'a>(entries: &'a [Entry], gate: &str) -> Option<Found<'a>> {
-    let mut run = None;
-    let mut found = None;
-    let mut runs = 0;
-    for e in entries {
-        match &e.record {
-            LogRecord::RunStarted(r) => {
-                run = Some(r.as_ref());
-                runs = r.run;
-            }
-            LogRecord::GateVerdict(v) if v.gate == gate => {
-                if let Some(r) = run {
-                    found = Some((r, e.line, v));
-                }
-            }
-            _ => {}
-        }
-    }
-    found.map(|(run, line, verdict)| Found {
-        run,
+    let view = crate::view::ReleaseView::new(entries);
+    let runs = view.latest()?.number();
+    let (run, v) = view.latest_verdict(gate)?;
+    Some(Found {
+        run: run.start.body,
         runs,
-        line,
-        verdict,
+        line: v.line(),
+        verdict: v.body,
     })
 }
 

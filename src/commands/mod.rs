@@ -7,6 +7,7 @@ pub mod approve_from;
 pub mod findings;
 pub mod history;
 pub mod logs;
+pub mod report;
 
 use crate::output::{err, errln, out, outln};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 mod next_run;
 mod run;
 mod status;
+mod whatif;
 
 use crate::config;
 use crate::exit;
@@ -114,6 +116,18 @@ pub fn run(args: RunArgs) -> i32 {
 /// `relgate status`.
 pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
     status::status(pipeline, state, version, format)
+}
+
+/// `relgate replay PATH --policy FILE`: what-if replay (see [`whatif`] for its exit codes).
+pub fn what_if(
+    path: &Path,
+    trust_args: &crate::trust::TrustArgs,
+    pipeline: &Path,
+    policy: &Path,
+    format: Format,
+    access: &crate::folder::Access,
+) -> i32 {
+    whatif::run(path, trust_args, pipeline, policy, format, access)
 }
 
 /// `relgate replay`.
@@ -313,18 +327,7 @@ pub(crate) fn latest_evidence<'a>(
     entries: &'a [crate::log::Entry],
     gate: &str,
 ) -> Option<(&'a crate::log::RunStarted, usize, String)> {
-    let mut run = None;
-    let mut found = None;
-    for e in entries {
-        match &e.record {
-            crate::log::Record::RunStarted(r) => run = Some(r.as_ref()),
-            crate::log::Record::GateVerdict(v) if v.gate == gate => {
-                if let (Some(r), Some(d)) = (run, &v.evidence) {
-                    found = Some((r, e.line, d.clone()));
-                }
-            }
-            _ => {}
-        }
-    }
-    found
+    crate::view::ReleaseView::new(entries)
+        .latest_evidence(gate)
+        .map(|(run, line, digest)| (run, line, digest.to_string()))
 }

@@ -64,6 +64,7 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
         operator: args.operator.clone(),
         rerun: args.rerun,
         cancel: cancel_rx,
+        notify: loaded.notify,
     };
     let result = engine::run(opts, tx).await;
     let _ = display.await;
@@ -118,6 +119,29 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
             "relgate: `relgate logs {} {id}` shows its output and failed tests",
             args.version
         );
+    }
+    // How each notification went: shown, never the verdict's business.
+    for d in &summary.notifications {
+        if d.delivered {
+            errln!(
+                "relgate: notified {} ({}, {})",
+                report::printable(&d.target),
+                d.event,
+                d.format
+            );
+        } else {
+            errln!(
+                "relgate: notification failed: {} ({}): {}{}; the decision and exit code stand",
+                report::printable(&d.target),
+                d.event,
+                report::printable(d.error.as_deref().unwrap_or("not delivered")),
+                if d.attempts > 0 {
+                    format!(" after {} attempt(s)", d.attempts)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     // A refusal with every gate green (a failed publish) must still say why, on stderr.
     if let Some(m) = &summary.message {

@@ -23,7 +23,10 @@ pub fn is_s3(path: &Path) -> Option<&str> {
 }
 
 /// Connect, refuse a markerless prefix, download into a temporary folder.
-fn fetch_release(url: &str, pipeline: &Path) -> Result<tempfile::TempDir, (i32, String)> {
+pub(crate) fn fetch_release(
+    url: &str,
+    pipeline: &Path,
+) -> Result<tempfile::TempDir, (i32, String)> {
     let (bucket, prefix) = crate::s3::parse_url(url).map_err(|m| (exit::CONFIG, m))?;
     let (endpoint, region, ca) = location(&bucket, pipeline);
     let b = Bucket::connect(

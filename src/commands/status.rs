@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Format;
-use crate::log::Record as LogRecord;
+use crate::view::GateStatus;
 use crate::{config, exit};
 
 pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Format) -> i32 {
@@ -26,51 +26,32 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             return e.exit_code();
         }
     };
-    let Some(start) = entries
-        .iter()
-        .rposition(|e| matches!(e.record, LogRecord::RunStarted(_)))
-    else {
+    let view = crate::view::ReleaseView::new(&entries);
+    let Some(latest) = view.latest() else {
         errln!("relgate: the release log holds no run that a signed checkpoint covers");
         for n in &notes {
             errln!("  note: {n}");
         }
         return exit::REFUSED;
     };
-    let LogRecord::RunStarted(run) = &entries[start].record else {
-        return exit::REFUSED;
-    };
+    let run = latest.start.body;
     let mut gates: Vec<serde_json::Value> = Vec::new();
-    let mut decision = None;
-    let mut finish_message: Option<String> = None;
-    for g in &run.pipeline.gates {
-        let mut state = json!({ "id": g.id, "kind": g.kind.name(), "state": "not-run" });
-        let mut verdict = None;
-        for e in &entries[start..] {
-            match &e.record {
-                LogRecord::GateStarted(s) if s.gate == g.id => {
-                    state["state"] = json!("running-or-interrupted")
+    for gv in &latest.gates {
+        let g = gv.spec;
+        let mut state = json!({ "id": g.id, "kind": g.kind.name(), "state": gv.label() });
+        let verdict = gv.verdict().map(|v| v.body);
+        match gv.status {
+            GateStatus::Verdict(v) => {
+                state["reasons"] = json!(v.body.reasons);
+                state["line"] = json!(v.line());
+                if v.body.reused_from.is_some() {
+                    state["reused"] = json!(true);
                 }
-                LogRecord::GateVerdict(v) if v.gate == g.id => {
-                    verdict = Some(v);
-                    state["state"] = json!(v.outcome);
-                    state["reasons"] = json!(v.reasons);
-                    state["line"] = json!(e.line);
-                    if v.reused_from.is_some() {
-                        state["reused"] = json!(true);
-                    }
-                    state["evidence"] = json!(v.evidence);
-                }
-                LogRecord::GateBlocked(b) if b.gate == g.id => {
-                    state["state"] = json!("blocked");
-                    state["waiting_on"] = json!(b.waiting_on);
-                }
-                LogRecord::GateSkipped(s) if s.gate == g.id => {
-                    state["state"] = json!("skipped");
-                    state["skipped_because"] = json!(s.reason);
-                }
-                LogRecord::GateAborted(a) if a.gate == g.id => state["state"] = json!("aborted"),
-                _ => {}
+                state["evidence"] = json!(v.body.evidence);
             }
+            GateStatus::Blocked(b) => state["waiting_on"] = json!(b.body.waiting_on),
+            GateStatus::Skipped(s) => state["skipped_because"] = json!(s.body.reason),
+            GateStatus::Aborted(_) | GateStatus::Undecided => {}
         }
         // A green automated result: would the next run keep it?
         if let Some(v) =
@@ -113,12 +94,10 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         gates.push(state);
     }
     awaiting_signoffs(&mut gates);
-    for e in &entries[start..] {
-        if let LogRecord::RunFinished(f) = &e.record {
-            decision = Some(f.decision);
-            finish_message = f.message.clone();
-        }
-    }
+    let notifications: Vec<serde_json::Value> =
+        latest.notifications.iter().map(|n| json!(n.body)).collect();
+    let decision = latest.finished.map(|f| f.body.decision);
+    let finish_message = latest.finished.and_then(|f| f.body.message.clone());
     let doc = json!({
         "project": run.project,
         "version": run.version,
@@ -130,6 +109,7 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
         "record": dir.display().to_string(),
         "notes": notes,
         "gates": gates,
+        "notifications": notifications,
     });
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()),
@@ -141,6 +121,12 @@ pub fn status(pipeline: &Path, state: Option<&Path>, version: &str, format: Form
             }
             if let Some(m) = &finish_message {
                 outln!("  note {m}");
+            }
+            for n in &latest.notifications {
+                outln!(
+                    "  notified {}",
+                    crate::report::printable(&crate::report::release::notification_text(n.body))
+                );
             }
             if let Some(d) = decision {
                 outln!(

@@ -41,6 +41,13 @@ pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path, access: &Access)
                 v.signer,
                 root.source
             );
+            outln!(
+                "attestation: {} (SLSA VSA v1, {}) signed by the same key, over the same \
+                 artefacts; {} is that key",
+                crate::layout::VSA_FILE,
+                crate::intoto::vsa::LEVEL_ACCEPTED,
+                crate::layout::PUBKEY_FILE
+            );
             exit::SUCCESS
         }
         Err(problems) => {

@@ -8,6 +8,7 @@ mod cx;
 pub mod diag;
 mod gate;
 mod kinds;
+mod notify;
 mod plan;
 mod share;
 pub mod suggest;
@@ -42,6 +43,8 @@ pub struct SourceFile {
 pub struct Loaded {
     pub pipeline: crate::model::Pipeline,
     pub sources: Vec<SourceFile>,
+    /// The `notify:` webhooks (not part of the policy judges read).
+    pub notify: Vec<crate::model::Notify>,
 }
 
 /// Why a configuration file could not be read as text.
@@ -232,7 +235,7 @@ fn validate_text(
     };
     let pipeline = validate::pipeline(&mut cx, &tree, inputs);
     match pipeline {
-        Some(pipeline) if cx.diags.is_empty() => {
+        Some((pipeline, notify)) if cx.diags.is_empty() => {
             let mut sources: Vec<SourceFile> = Vec::new();
             for s in cx.sources {
                 if !sources.iter().any(|x| x.path == s.rel) {
@@ -242,7 +245,11 @@ fn validate_text(
                     });
                 }
             }
-            Ok(Loaded { pipeline, sources })
+            Ok(Loaded {
+                pipeline,
+                sources,
+                notify,
+            })
         }
         _ => Err(finish(cx)),
     }

@@ -21,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "gates",
     "publish",
     "share",
+    "notify",
 ];
 
 /// Where the pipeline lives and what the command line overrides.
@@ -35,8 +36,13 @@ pub(crate) struct Inputs {
     pub state: Option<PathBuf>,
 }
 
-/// Validate the whole pipeline. Returns a pipeline only when nothing was reported.
-pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipeline> {
+/// Validate the whole pipeline. Returns a pipeline (and its `notify:` webhooks, which no judge
+/// reads and so are not part of it) only when nothing was reported.
+pub(crate) fn pipeline(
+    cx: &mut Cx,
+    tree: &Node,
+    inp: &Inputs,
+) -> Option<(Pipeline, Vec<crate::model::Notify>)> {
     let start = Pos {
         src: 0,
         line: 1,
@@ -126,8 +132,12 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
     let share = top
         .get("share")
         .and_then(|n| super::share::share(cx, n, &top, inp));
+    let notify = match top.entry("notify") {
+        Some((k, v)) => super::notify::validate(cx, k, v),
+        None => Some(Vec::new()),
+    };
 
-    Some(Pipeline {
+    let pipeline = Pipeline {
         file: inp.file.clone(),
         root: inp.root.clone(),
         project: project?,
@@ -139,7 +149,8 @@ pub(crate) fn pipeline(cx: &mut Cx, tree: &Node, inp: &Inputs) -> Option<Pipelin
         gates: gates?,
         publish,
         share,
-    })
+    };
+    Some((pipeline, notify?))
 }
 
 fn project_name(cx: &mut Cx, n: &Node) -> Option<String> {

@@ -2,6 +2,7 @@
 //! `needs`, decide, publish — writing every step to the log before acting on it.
 
 pub mod events;
+mod keys;
 mod recover;
 pub mod reuse;
 pub mod schedule;
@@ -16,15 +17,15 @@ pub use events::{Event, GateState, GateSummary};
 
 use crate::config::SourceFile;
 use crate::digest::{canonical_json, sha256_hex};
+use crate::exit;
 use crate::gates::Outcome;
-use crate::log::{
-    self, CheckpointKey, Decision, Entry, LogWriter, Record as LogRecord, RunFinished, RunStarted,
-};
+use crate::log::{self, Decision, Entry, LogWriter, Record as LogRecord, RunFinished, RunStarted};
 use crate::model::Pipeline;
 use crate::publish::{self, Destination, Existing, ReleaseFiles, Target};
 use crate::record::Record;
 use crate::stage::{self, Staged};
-use crate::{exit, sshsig};
+pub use keys::origin;
+use keys::{attestation_files, checkpoint_key, write_checkpoint};
 
 /// What `relgate run` was asked to do, after the pipeline was validated.
 pub struct RunOptions {
@@ -35,6 +36,8 @@ pub struct RunOptions {
     pub operator: Option<String>,
     pub rerun: bool,
     pub cancel: tokio::sync::watch::Receiver<bool>,
+    /// The webhooks told about the outcome (`notify:`).
+    pub notify: Vec<crate::model::Notify>,
 }
 
 /// How a run ended.
@@ -51,6 +54,8 @@ pub struct RunSummary {
     /// Why the run refused although no gate is red (a failed publish), or a note on how it
     /// ended (a completed interrupted publish).
     pub message: Option<String>,
+    /// How each notification went (never part of the decision).
+    pub notifications: Vec<crate::notify::Delivery>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -415,7 +420,15 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
                     checkpoint_key.as_ref().map(|(k, _)| k),
                     &origin(&p, &opts.version),
                 )?;
-                let put = match ReleaseFiles::gather(&record, &staged) {
+                // The attestation of what was accepted: made from the record as it is
+                // published (the log ends with the publish line, the checkpoint covers it), and
+                // the release's report, rendered from the record as it now stands.
+                let beside = attestation_files(&record, checkpoint_key.as_ref(), None);
+                let gathered = beside.and_then(|b| {
+                    let report = embedded_report(&record, &trust)?;
+                    ReleaseFiles::gather(&record, &staged, b, report)
+                });
+                let put = match gathered {
                     Ok(mut files) => {
                         let (events, to) = (events.clone(), to.clone());
                         files.progress = Some(publish::Progress(Arc::new(move |sent, total| {
@@ -454,6 +467,33 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         message.get_or_insert(m);
     }
 
+    // Tell whoever asked. A notification reports the decision and never changes it, nor the
+    // exit code; how it went is recorded inside the run, before its end.
+    let mut notifications = Vec::new();
+    if let Some(event) = crate::notify::event_of(decision, opts.dry_run)
+        && !opts.notify.is_empty()
+    {
+        let gates: Vec<&GateSummary> = p.gates.iter().filter_map(|g| results.get(&g.id)).collect();
+        let msg = crate::notify::Message::for_run(
+            event,
+            &crate::notify::RunFacts {
+                project: &p.project,
+                version: &opts.version,
+                run: run_no,
+                subject: &staged.subject,
+                decision,
+                exit_code,
+                operator: opts.operator.as_deref(),
+                published: published.as_deref(),
+                message: message.as_deref(),
+                gates: &gates,
+            },
+        );
+        notifications = crate::notify::deliver_all(&opts.notify, event, &msg).await;
+        for d in &notifications {
+            append(&log, LogRecord::Notification(d.record(run_no)))?;
+        }
+    }
     append(
         &log,
         LogRecord::RunFinished(RunFinished {
@@ -469,6 +509,20 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         checkpoint_key.as_ref().map(|(k, _)| k),
         &origin(&p, &opts.version),
     )?;
+    // A dry run that would publish rehearses the attestation too, with its throwaway key, and
+    // keeps it in its own record (docs/attestation.md).
+    if decision == Decision::DryRun
+        && let Some(dest) = &destination
+    {
+        let files = attestation_files(&record, checkpoint_key.as_ref(), Some(&dest.describe()))
+            .map_err(|e| RunError::Io(e.to_string()))?;
+        for f in files {
+            if let publish::Source::Bytes(bytes) = &f.source {
+                log::checkpoint::atomic_write(&record.dir.join(&f.path), bytes)
+                    .map_err(RunError::Io)?;
+            }
+        }
+    }
     let _ = events.send(Event::Finished {
         decision,
         exit_code,
@@ -487,83 +541,23 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         published,
         gates,
         message,
+        notifications,
     })
 }
 
-/// `relgate/<project>/<version>`: what a checkpoint speaks about.
-pub fn origin(p: &Pipeline, version: &str) -> String {
-    format!("relgate/{}/{}", p.project, version)
-}
-
-pub(crate) fn write_checkpoint(
-    log: &SharedLog,
+/// The release report for `audit/report.html`, from the record's lines trusted in time under
+/// the pipeline's trust root (the same lines replay will rely on when it renders it again).
+fn embedded_report(
     record: &Record,
-    key: Option<&ssh_key::PrivateKey>,
-    origin: &str,
-) -> Result<(), RunError> {
-    let (size, head) = {
-        let w = log
-            .lock()
-            .map_err(|_| RunError::Io("log writer poisoned by a panic".into()))?;
-        (w.len(), w.head())
-    };
-    let cp = log::checkpoint::Checkpoint::new(origin, size, head);
-    // Without a key the checkpoint is written unsigned, and replay will say so.
-    log::checkpoint::write(&record.dir, &cp, key).map_err(RunError::Io)?;
-    // This machine remembers the newest checkpoint it signed, outside the record (never a dry
-    // run's: a throwaway key vouches for nothing).
-    let dry_run = record.dir.components().any(|c| c.as_os_str() == "dry-runs");
-    if key.is_some()
-        && !dry_run
-        && let Ok(stored) = log::checkpoint::read_stored(
-            &record.dir.join(crate::record::CHECKPOINT_FILE),
-            crate::record::CHECKPOINT_FILE,
-        )
-    {
-        log::pin::remember(&record.dir, &stored);
-    }
-    Ok(())
-}
-
-/// The key that signs checkpoints: the sign gate's key, or in a dry run without one, a
-/// throwaway key.
-fn checkpoint_key(
-    p: &Pipeline,
-    dry_run: bool,
-) -> (Option<(ssh_key::PrivateKey, CheckpointKey)>, Option<String>) {
-    let loaded = p
-        .sign_gate()
-        .ok_or_else(|| "the pipeline has no sign gate".to_string())
-        .and_then(|(_, spec)| crate::gates::sign::key_path(spec, &p.root))
-        .and_then(|path| sshsig::load_private_key(&path).map_err(|e| e.to_string()));
-    let (key, throwaway, note) = match loaded {
-        // A dry run never signs with the release key: a real signature would exist for bytes
-        // nobody accepted. Its throwaway key proves the record intact, never who made it.
-        _ if dry_run => match sshsig::throwaway_key() {
-            Ok(k) => (
-                k,
-                true,
-                // Short: notes are shown whole on an 80-column terminal.
-                Some("a dry run signs with a throwaway key, never the release key".to_string()),
-            ),
-            Err(e) => return (None, Some(format!("no throwaway key: {e}"))),
-        },
-        Ok(k) => (k, false, None),
-        Err(why) => {
-            return (
-                None,
-                Some(format!(
-                    "signing key not available ({why}): the log checkpoint stays unsigned"
-                )),
-            );
-        }
-    };
-    let info = CheckpointKey {
-        public: sshsig::public_line(key.public_key()),
-        fingerprint: sshsig::fingerprint(key.public_key()),
-        throwaway,
-    };
-    (Some((key, info)), note)
+    trust: &crate::trust::TrustRoot,
+) -> Result<Vec<u8>, publish::PublishError> {
+    let used = crate::log::attest::read_for_use(&record.dir, trust)
+        .map_err(|p| publish::PublishError::Record(p.to_string()))?;
+    Ok(crate::report::release::embedded(
+        &record.dir,
+        &used.entries,
+        &used.trusted,
+    ))
 }
 
 /// Stage the artefacts into `<record>/staged/<subject>/`, replacing an earlier copy of the

@@ -71,6 +71,9 @@ pub(super) fn complete_interrupted_publish(
             {
                 already_published = true;
             }
+            // Told after the release was in place, before the run recorded its end.
+            LogRecord::Notification(n)
+                if n.run == intent.run && already_published && !already_finished => {}
             LogRecord::RunFinished(f)
                 if f.run == intent.run
                     && f.decision == Decision::Published
@@ -102,18 +105,12 @@ pub(super) fn complete_interrupted_publish(
     if !same_log || !same_sums {
         return Ok(None);
     }
-    let Some((start, started)) =
-        prior[..at]
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(i, e)| match &e.record {
-                LogRecord::RunStarted(r) if r.run == intent.run => Some((i, r)),
-                _ => None,
-            })
-    else {
+    // The run that decided to publish, as the lines up to its decision leave it.
+    let view = crate::view::ReleaseView::new(&prior[..=at]);
+    let Some(run) = view.run(intent.run) else {
         return Ok(None);
     };
+    let started = run.start.body;
     if started.dry_run {
         return Ok(None);
     }
@@ -178,31 +175,33 @@ pub(super) fn complete_interrupted_publish(
     });
     // The gates as that run left them.
     let mut gates = Vec::new();
-    for g in &started.pipeline.gates {
-        let state = prior[start..at].iter().rev().find_map(|e| match &e.record {
-            LogRecord::GateVerdict(v) if v.gate == g.id => Some((
-                outcome_state(v.outcome, v.reasons.clone(), v.reused_from.is_some()),
-                v.evidence.clone(),
-            )),
-            LogRecord::GateSkipped(s) if s.gate == g.id => Some((
+    for g in &run.gates {
+        let (state, evidence) = match g.status {
+            crate::view::GateStatus::Verdict(v) => (
+                outcome_state(
+                    v.body.outcome,
+                    v.body.reasons.clone(),
+                    v.body.reused_from.is_some(),
+                ),
+                v.body.evidence.clone(),
+            ),
+            crate::view::GateStatus::Skipped(s) => (
                 GateState::Skipped {
-                    reason: s.reason.clone(),
+                    reason: s.body.reason.clone(),
                 },
                 None,
-            )),
-            _ => None,
+            ),
+            _ => continue,
+        };
+        gates.push(GateSummary {
+            id: g.id().to_string(),
+            kind: g.kind().to_string(),
+            state,
+            elapsed_ms: g.duration_ms().unwrap_or(0),
+            evidence,
+            notes: Vec::new(),
+            may_still_sign: None,
         });
-        if let Some((state, evidence)) = state {
-            gates.push(GateSummary {
-                id: g.id.clone(),
-                kind: g.kind.name().to_string(),
-                state,
-                elapsed_ms: 0,
-                evidence,
-                notes: Vec::new(),
-                may_still_sign: None,
-            });
-        }
     }
     Ok(Some(RunSummary {
         decision: Decision::Published,
@@ -212,5 +211,6 @@ pub(super) fn complete_interrupted_publish(
         published: Some(to.clone()),
         gates,
         message: Some(message),
+        notifications: Vec::new(),
     }))
 }

@@ -4,7 +4,8 @@
 //!
 //! `verify` and `replay` are plain synchronous code (they hash and judge); this folder runs its
 //! requests on a small runtime of its own and hands each body chunk to the reader as it
-//! arrives, so nothing is held whole.
+//! arrives, so nothing is held whole. Several files may be read at once, each from a thread
+//! of the caller's.
 
 use std::io::Read;
 
@@ -30,7 +31,12 @@ impl HttpFolder {
     pub fn open(url: &url::Url, access: &Access) -> Result<HttpFolder, String> {
         let client = crate::http::client(access.ca.as_deref()).map_err(|e| e.to_string())?;
         let auth = crate::http::credentials(url).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Several files stream at once (`concurrency`), each read by a hashing thread of its
+        // own that waits here for its next chunk: the connections are driven by the runtime's
+        // own threads, so no reader waits for another to hand the runtime back.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("relgate-http")
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -125,6 +131,12 @@ impl Folder for HttpFolder {
 
     fn is_dir(&self, rel: &str) -> Result<bool, String> {
         Ok(self.member(rel).is_some_and(|m| m.collection))
+    }
+
+    /// As many GETs at once as a publish sends PUTs: enough to keep a link busy while each
+    /// stream waits on its own round trips, few enough not to hammer the server.
+    fn concurrency(&self) -> usize {
+        4
     }
 }
 

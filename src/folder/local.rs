@@ -134,4 +134,17 @@ impl Folder for LocalFolder {
     fn local_path(&self) -> Option<&Path> {
         Some(&self.dir)
     }
+
+    /// One file per core: hashing a page-cached file keeps a core busy, and a cold one is read
+    /// ahead by the kernel; more readers than cores only compete for them.
+    fn concurrency(&self) -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_READERS)
+    }
 }
+
+/// Files hashed at once however many cores there are: each reader holds a buffer, and past a
+/// few dozen streams a disk, not the cores, sets the pace.
+const MAX_READERS: usize = 32;

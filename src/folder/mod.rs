@@ -23,7 +23,8 @@ pub enum Item {
     Problem { at: String, message: String },
 }
 
-pub trait Folder {
+/// `Sync`: `verify` hashes several files of one folder at once, each on a thread of its own.
+pub trait Folder: Sync {
     /// The folder as messages name it (a path, or a URL without credentials).
     fn describe(&self) -> String;
     /// `Err` says why the folder itself cannot be read (missing, not a folder, refused).
@@ -45,6 +46,10 @@ pub trait Folder {
     /// The size of the file `rel` as the folder reports it without reading it, when it can.
     fn size(&self, _rel: &str) -> Option<u64> {
         None
+    }
+    /// How many files are best read at once.
+    fn concurrency(&self) -> usize {
+        1
     }
 }
 

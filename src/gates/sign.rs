@@ -1,4 +1,6 @@
-//! The `sign` gate: SSHSIG over SHA256SUMS (namespace `file`) with an OpenSSH Ed25519 key.
+//! The `sign` gate: SSHSIG over SHA256SUMS (namespace `file`) with the release key: an OpenSSH
+//! Ed25519 or ECDSA key file, or any supported key held by ssh-agent and named by its public key
+//! (`crate::signkey`).
 //!
 //! Collect signs the staged `SHA256SUMS` bytes, writes `SHA256SUMS.sig` beside them and stores
 //! both in the evidence store. Judge verifies that stored signature again over those stored
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{CollectContext, CollectError, JudgeContext, Verdict};
 use crate::digest::sha256_hex;
 use crate::model::{GateSpec, SignSpec};
+use crate::signkey::{self, RawSigner};
 use crate::sshsig;
 
 pub use crate::layout::{SIG_FILE, SUMS_FILE};
@@ -37,14 +40,14 @@ pub struct SignEvidence {
     pub signature: Option<String>,
     /// `SHA256:...` of the signing key.
     pub key_fingerprint: Option<String>,
-    /// `ssh-ed25519 AAAA...` of the signing key.
+    /// `ssh-ed25519 AAAA...` (or another type's line) of the signing key.
     pub public_key: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct KeyProblem {
-    /// `unavailable` (unset variable, missing file) or `unusable` (not Ed25519, encrypted,
-    /// malformed).
+    /// `unavailable` (unset variable, missing file, no agent or a key it does not hold) or
+    /// `unusable` (a type relgate does not sign with, encrypted, malformed).
     pub kind: KeyProblemKind,
     pub message: String,
 }
@@ -125,11 +128,19 @@ pub async fn collect(
         Ok(path) => {
             ev.key_path = Some(path.display().to_string());
             if path.is_file() {
-                // The file is there but cannot serve: malformed, encrypted, not Ed25519.
-                sshsig::load_private_key(&path).map_err(|e| KeyProblem {
-                    kind: KeyProblemKind::Unusable,
-                    message: e.to_string(),
-                })
+                // The file is there but may not serve: malformed, encrypted, a type relgate does
+                // not sign with from disk (unusable); a public key whose agent is not there or
+                // does not hold it (unavailable, like a missing file).
+                signkey::load(&path)
+                    .and_then(|k| signkey::check_release_key(&k, &path).map(|()| k))
+                    .map_err(|e| KeyProblem {
+                        kind: if e.is_unavailable() {
+                            KeyProblemKind::Unavailable
+                        } else {
+                            KeyProblemKind::Unusable
+                        },
+                        message: e.to_string(),
+                    })
             } else {
                 Err(KeyProblem {
                     kind: KeyProblemKind::Unavailable,
@@ -157,7 +168,7 @@ pub async fn collect(
             } else {
                 "signed with a throwaway key (dry run); the release key is there and usable".into()
             });
-            sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
+            signkey::throwaway().map_err(|e| CollectError::Other(e.to_string()))?
         }
         Err(p) if cx.dry_run && p.kind == KeyProblemKind::Unavailable => {
             ev.throwaway = true;
@@ -165,7 +176,7 @@ pub async fn collect(
                 "signed with a throwaway key (dry run); the release key is not available: {}",
                 p.message
             ));
-            sshsig::throwaway_key().map_err(|e| CollectError::Other(e.to_string()))?
+            signkey::throwaway().map_err(|e| CollectError::Other(e.to_string()))?
         }
         Ok(k) => k,
         Err(p) => {

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use ssh_key::PrivateKey;
-
 use super::chain::Head;
 use crate::record::{CHECKPOINT_FILE, CHECKPOINT_SIG_FILE};
 use crate::sshsig;
@@ -92,7 +90,11 @@ pub fn history_name(cp: &Checkpoint) -> String {
 /// (`checkpoints/NAME` and `NAME.sig`, never overwritten), then as the latest `checkpoint` and
 /// `checkpoint.sig` (each via a temporary file and rename). A crash between the two latest files
 /// leaves them disagreeing, but never the history.
-pub fn write(dir: &Path, cp: &Checkpoint, key: Option<&PrivateKey>) -> Result<(), String> {
+pub fn write(
+    dir: &Path,
+    cp: &Checkpoint,
+    key: Option<&dyn crate::signkey::RawSigner>,
+) -> Result<(), String> {
     let text = cp.text();
     let sig = match key {
         Some(k) => Some(

@@ -84,9 +84,9 @@ fn parse_line(
     let text = std::str::from_utf8(line).map_err(|_| problem(line_no, "not UTF-8"))?;
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| problem(line_no, format!("not JSON: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| problem(line_no, "not a JSON object"))?;
+    let serde_json::Value::Object(mut obj) = value else {
+        return Err(problem(line_no, "not a JSON object"));
+    };
     for key in obj.keys() {
         if !matches!(key.as_str(), "v" | "seq" | "prev" | "ts" | "type" | "body") {
             return Err(problem(line_no, format!("unexpected field {key:?}")));
@@ -102,7 +102,11 @@ fn parse_line(
             format!("seq is {got_seq:?}, expected {seq} (line removed, inserted or reordered)"),
         ));
     }
-    let got_prev = obj.get("prev").and_then(|v| v.as_str()).unwrap_or_default();
+    let got_prev = obj
+        .get("prev")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     if got_prev != prev.hex() {
         return Err(problem(
             line_no,
@@ -114,12 +118,13 @@ fn parse_line(
         .and_then(|v| v.as_str())
         .ok_or_else(|| problem(line_no, "missing ts"))?
         .to_string();
+    // Moved, not copied: a run's first line holds its whole pipeline and sources.
     let mut tagged = serde_json::Map::new();
-    tagged.insert("type".into(), obj.get("type").cloned().unwrap_or_default());
-    tagged.insert("body".into(), obj.get("body").cloned().unwrap_or_default());
+    tagged.insert("type".into(), obj.remove("type").unwrap_or_default());
+    tagged.insert("body".into(), obj.remove("body").unwrap_or_default());
     let record: Record = serde_json::from_value(serde_json::Value::Object(tagged))
         .map_err(|e| problem(line_no, format!("record does not parse: {e}")))?;
-    let canonical = encode_line(seq, got_prev, &ts, &record)
+    let canonical = encode_line(seq, &got_prev, &ts, &record)
         .map_err(|e| problem(line_no, format!("cannot re-encode: {e}")))?;
     if canonical.as_bytes() != line {
         return Err(problem(line_no, "line is not in canonical form (altered)"));

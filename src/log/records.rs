@@ -129,6 +129,29 @@ pub struct RunFinished {
     pub message: Option<String>,
 }
 
+/// How one webhook delivery went. Written once the attempts are over (after the run's
+/// decision, before `run-finished`); never part of a verdict.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub run: u32,
+    /// `pending`, `refused` or `published`.
+    pub event: String,
+    /// Where it went, without credentials or query (`https://host/path`), or the environment
+    /// variable that named the URL (`$NAME (https://host/…)`).
+    pub target: String,
+    /// `json` or `slack`.
+    pub format: String,
+    pub delivered: bool,
+    /// Requests made (1 + retries used).
+    pub attempts: u32,
+    /// The last HTTP status, if any answer came.
+    pub status: Option<u16>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// Whether the body carried an HMAC-SHA256 signature header.
+    pub signed: bool,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RecoveredTornTail {
     pub bytes: u64,
@@ -149,6 +172,7 @@ pub enum Record {
     Published(Published),
     RunFinished(RunFinished),
     RecoveredTornTail(RecoveredTornTail),
+    Notification(Notification),
 }
 
 impl Record {
@@ -164,6 +188,7 @@ impl Record {
             Record::Published(_) => "published",
             Record::RunFinished(_) => "run-finished",
             Record::RecoveredTornTail(_) => "recovered-torn-tail",
+            Record::Notification(_) => "notification",
         }
     }
 }

@@ -1,11 +1,13 @@
 //! A local folder: the release is built beside the target from the staged bytes, fsynced, then
 //! renamed into place with `RENAME_NOREPLACE`, so a reader never sees a partial release and an
-//! existing folder is never overwritten.
+//! existing folder is never overwritten. A staged copy that is provably still the file staging
+//! hashed is moved into the folder being built (`moved.rs`); any other is copied and hashed
+//! again on the way.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Existing, PublishError, ReleaseFiles, Source, Target};
+use super::{Existing, PublishError, ReleaseFiles, Source, Target, moved};
 use crate::layout::{AUDIT_DIR, SUMS_FILE};
 use crate::record::{LOG_FILE, sync_dir};
 use crate::stage::copy_and_hash;
@@ -61,7 +63,7 @@ impl Target for Local {
             .prefix(&format!(".{name}.partial-"))
             .tempdir_in(parent)
             .map_err(PublishError::io("create a folder in", parent))?;
-        build(tmp.path(), files)?;
+        let artefacts = build(tmp.path(), files)?;
         rename_noreplace(tmp.path(), to).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => PublishError::Raced {
                 to: self.describe(),
@@ -74,6 +76,7 @@ impl Target for Local {
         })?;
         let _ = tmp.keep();
         sync_dir(parent).map_err(PublishError::io("sync", parent))?;
+        crash_point(artefacts + 1);
         Ok(())
     }
 }
@@ -113,16 +116,37 @@ fn remove_stale_partials(parent: &Path, name: &str) {
     }
 }
 
-/// Fill `dir` with every file of the release: staged artefacts re-hashed while copied (a changed
-/// staged byte aborts), the record's files, the checksums and the signature; then fsync it all.
-fn build(dir: &Path, files: &ReleaseFiles) -> Result<(), PublishError> {
+/// Fill `dir` with every file of the release: staged artefacts moved when they are untouched
+/// since staging, else re-hashed while copied (a changed staged byte aborts); the record's
+/// files, the checksums and the signature; then fsync it all, and the staged folders moved
+/// from. Returns the number of artefacts placed.
+fn build(dir: &Path, files: &ReleaseFiles) -> Result<u64, PublishError> {
+    let mut placed = 0;
+    let mut moved_from = std::collections::BTreeSet::new();
     for f in &files.files {
         let dst = dir.join(&f.path);
         if let Some(up) = dst.parent() {
             fs::create_dir_all(up).map_err(PublishError::io("create", up))?;
         }
         match &f.source {
-            Source::Staged { path, sha256, size } => {
+            Source::Staged {
+                path,
+                sha256,
+                size,
+                id,
+            } => {
+                let taken = match id {
+                    Some(id) => moved::take(path, &dst, id, &f.path)?,
+                    None => None,
+                };
+                placed += 1;
+                if taken == Some(moved::Taken::Moved) {
+                    moved_from.extend(path.parent().map(Path::to_path_buf));
+                }
+                if taken.is_some() {
+                    crash_point(placed);
+                    continue;
+                }
                 let (sha, got) = copy_and_hash(path, &dst).map_err(|e| PublishError::Io {
                     what: "copy",
                     path: path.clone(),
@@ -134,6 +158,7 @@ fn build(dir: &Path, files: &ReleaseFiles) -> Result<(), PublishError> {
                         found: sha,
                     });
                 }
+                crash_point(placed);
             }
             Source::Bytes(bytes) => write_file(&dst, bytes)?,
             Source::Record(path) => {
@@ -143,7 +168,13 @@ fn build(dir: &Path, files: &ReleaseFiles) -> Result<(), PublishError> {
             }
         }
     }
-    sync_tree(dir)
+    // The staged folders lost their entries: made durable too, so that after a power loss
+    // no staged name is left for a published file.
+    for d in &moved_from {
+        sync_dir(d).map_err(PublishError::io("sync", d))?;
+    }
+    sync_tree(dir)?;
+    Ok(placed)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
@@ -186,5 +217,21 @@ pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A test hook like `RELGATE_CRASH_AFTER_LINES`: with `RELGATE_CRASH_AFTER_MOVES=N` the
+/// process aborts right after the N-th staged artefact is placed in the folder being built
+/// (moved, cloned or copied), as a `kill -9` would stop it between moves; N one past the
+/// artefacts stops it right after the folder was renamed into place.
+fn crash_point(placed: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("RELGATE_CRASH_AFTER_MOVES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *at == Some(placed) {
+        std::process::abort();
     }
 }

@@ -8,6 +8,7 @@
 //! for (`crate::audit`).
 
 mod local;
+mod moved;
 mod s3;
 mod webdav;
 
@@ -33,6 +34,8 @@ pub enum PublishError {
     Raced { to: String },
     #[error("staged {path} no longer matches its digest (found {found}); nothing was published")]
     StagedChanged { path: String, found: String },
+    #[error("staged {path} {what} while it was being published; nothing was published")]
+    StagedTouched { path: String, what: &'static str },
     #[error("cannot {what} {}: {source}", .path.display())]
     Io {
         what: &'static str,
@@ -42,6 +45,8 @@ pub enum PublishError {
     },
     #[error("the release record cannot be copied: {0}")]
     Record(String),
+    #[error("cannot make the release's attestation: {0}")]
+    Attestation(String),
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
     #[error("cannot publish to {to}: {why}")]
@@ -162,6 +167,9 @@ pub enum Source {
         path: PathBuf,
         sha256: String,
         size: u64,
+        /// The staged copy as staging left it, when known: a local target may then move it
+        /// into the release instead of copying it (`local.rs`).
+        id: Option<crate::stage::FileId>,
     },
     /// Bytes held in memory (`SHA256SUMS`, its signature).
     Bytes(Vec<u8>),
@@ -200,8 +208,17 @@ impl std::fmt::Debug for Progress {
 
 impl ReleaseFiles {
     /// Gather a release: the staged artefacts, `SHA256SUMS` (which must still hold the bytes
-    /// the subject names), its signature, and the record files the log accounts for.
-    pub fn gather(record: &Record, staged: &Staged) -> Result<ReleaseFiles, PublishError> {
+    /// the subject names), its signature, the record files the log accounts for, `beside`:
+    /// files made from the record at the publish decision that sit beside `SHA256SUMS` (the
+    /// attestation and the release key's PEM, `crate::intoto`), and the release report
+    /// rendered from that record (`report`, which becomes `audit/report.html`; see
+    /// `crate::report::release::embedded`).
+    pub fn gather(
+        record: &Record,
+        staged: &Staged,
+        beside: Vec<ReleaseFile>,
+        report: Vec<u8>,
+    ) -> Result<ReleaseFiles, PublishError> {
         let mut files = Vec::new();
         for a in &staged.artefacts {
             files.push(ReleaseFile {
@@ -210,6 +227,7 @@ impl ReleaseFiles {
                     path: staged.path_of(a),
                     sha256: a.sha256.clone(),
                     size: a.size,
+                    id: staged.ids.get(&a.release_path).copied(),
                 },
             });
         }
@@ -231,6 +249,15 @@ impl ReleaseFiles {
                 source: Source::Record(record.dir.join(&rel)),
             });
         }
+        // The report is not a file of the local record: it exists only in the release, where
+        // replay renders the record again and accepts it only byte for byte (crate::audit).
+        files.push(ReleaseFile {
+            path: format!("{AUDIT_DIR}/{}", crate::audit::REPORT_FILE),
+            source: Source::Bytes(report),
+        });
+        // Before SHA256SUMS and its signature: a remote target writes the marker last, and a
+        // reader must never see a release without its attestation.
+        files.extend(beside);
         files.push(ReleaseFile {
             path: SUMS_FILE.into(),
             source: Source::Bytes(sums),

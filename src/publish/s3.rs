@@ -169,8 +169,12 @@ impl S3 {
     ) -> Result<(), PublishError> {
         let key = self.key(&f.path);
         let (path, size, sha256) = self.source(f)?;
-        // Our own earlier attempt's copy of the record may be replaced; nothing else may.
-        let replaceable = resumed && f.path.starts_with(&format!("{AUDIT_DIR}/"));
+        // Our own earlier attempt's copy of the record may be replaced, and so may its
+        // attestation (made from that record, so it differs too); nothing else may.
+        let made_from_record = [crate::layout::VSA_FILE, crate::layout::PUBKEY_FILE];
+        let replaceable = resumed
+            && (f.path.starts_with(&format!("{AUDIT_DIR}/"))
+                || made_from_record.contains(&f.path.as_str()));
         let r = |e| self.remote(e);
         if there {
             if self.same(b, &key, size, &sha256).await.map_err(r)? {
@@ -208,9 +212,9 @@ impl S3 {
     /// upload hashes it again while sending and cuts off on any difference).
     fn source(&self, f: &ReleaseFile) -> Result<(Option<PathBuf>, u64, String), PublishError> {
         match &f.source {
-            Source::Staged { path, sha256, size } => {
-                Ok((Some(path.clone()), *size, sha256.clone()))
-            }
+            Source::Staged {
+                path, sha256, size, ..
+            } => Ok((Some(path.clone()), *size, sha256.clone())),
             Source::Bytes(bytes) => {
                 Ok((None, bytes.len() as u64, crate::digest::sha256_hex(bytes)))
             }

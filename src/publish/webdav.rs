@@ -270,7 +270,9 @@ impl Webdav {
                 let payload = Payload::Bytes(bytes::Bytes::from(b.clone()));
                 return self.finish_put(&url, &payload).await;
             }
-            Source::Staged { path, sha256, size } => (
+            Source::Staged {
+                path, sha256, size, ..
+            } => (
                 path.clone(),
                 Some(Expect {
                     sha256: sha256.clone(),

@@ -12,16 +12,22 @@ use crate::record::{APPROVALS_DIR, Blobs, Record, STAGED_DIR};
 use crate::trust::TrustRoot;
 use crate::verify;
 
-/// Check a published folder and its `audit/` record (`dir`, whose files are `files`).
+/// Check a published folder and its `audit/` record (`dir`, whose files are `files`;
+/// `trusted`: which log lines the verified checkpoints vouched for in time). Returns notes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the facts replay's earlier steps established"
+)]
 pub(super) fn check_published(
     folder: &dyn crate::folder::Folder,
     dir: &Path,
     files: &[String],
     entries: &[Entry],
+    trusted: &[bool],
     facts: &LogFacts,
     accounted: &Accounted,
     trust: &TrustRoot,
-) -> Result<(), Problem> {
+) -> Result<Vec<String>, Problem> {
     // The published record is the log as it stood at the publish decision.
     let last = entries.len() - 1;
     let Some(run) = facts.runs.iter().find(|r| r.publish == Some(last)) else {
@@ -42,8 +48,15 @@ pub(super) fn check_published(
             format!("audit/{extra}/ is a folder the log does not account for"),
         ));
     }
+    let mut notes = Vec::new();
     for rel in files {
         if Accounted::is_structural(rel, files) {
+            continue;
+        }
+        // The report is accounted for by rendering the record again: the same bytes, or it
+        // is not the record's (an edited sentence, a script added, another format).
+        if rel == audit::REPORT_FILE {
+            check_report(dir, entries, trusted)?;
             continue;
         }
         let digest = audit::file_digest(dir, rel).map_err(|m| fail(0, format!("audit/{m}")))?;
@@ -123,7 +136,67 @@ pub(super) fn check_published(
             "the published SHA256SUMS.sig is not the signature the sign gate recorded",
         ));
     }
-    Ok(())
+    // The attestation says exactly what the record says: its statement is derived again from
+    // the published log and checkpoint, byte for byte (`crate::intoto::vsa`).
+    let read = |name: &str, cap: u64| {
+        crate::record::read_capped(&dir.join(name), cap)
+            .map_err(|e| fail(0, format!("audit/{name}: {e}")))
+    };
+    let log = read(crate::record::LOG_FILE, crate::record::MAX_LOG_BYTES)?;
+    let checkpoint = read(crate::record::CHECKPOINT_FILE, 64 << 10)?;
+    let derived = crate::intoto::vsa::from_record(entries, &log, &checkpoint, None)
+        .map_err(|m| fail(entries[last].line, m))?;
+    if crate::intoto::vsa::statement(&derived) != verified.statement {
+        return Err(fail(
+            entries[last].line,
+            format!(
+                "{}: its statement is not the one the record derives (its time, place, policy, \
+                 log or checkpoint differ from the publish decision's)",
+                crate::layout::VSA_FILE
+            ),
+        ));
+    }
+    if !files.iter().any(|f| f == audit::REPORT_FILE) {
+        notes.push(format!(
+            "audit/{} is not there (a release published before reports were included, or it \
+             was removed); `relgate report` renders it from the record",
+            audit::REPORT_FILE
+        ));
+    }
+    Ok(notes)
+}
+
+/// `audit/report.html` must be exactly what the published record renders to.
+fn check_report(dir: &Path, entries: &[Entry], trusted: &[bool]) -> Result<(), Problem> {
+    let found = crate::record::read_capped(
+        &dir.join(audit::REPORT_FILE),
+        crate::record::MAX_EVIDENCE_BYTES,
+    )
+    .map_err(|e| fail(0, format!("audit/{}: {e}", audit::REPORT_FILE)))?;
+    let rendered = crate::report::release::embedded(dir, entries, trusted);
+    if found == rendered {
+        return Ok(());
+    }
+    let format = crate::report::release::FORMAT_VERSION;
+    let marker = format!("<meta name=\"relgate-report-format\" content=\"{format}\">");
+    let why = if String::from_utf8_lossy(&found).contains(&marker) {
+        format!(
+            "it differs from what the record renders to (sha256 {})",
+            sha256_hex(&found)
+        )
+    } else {
+        format!(
+            "it is not report format {format}, the one this relgate renders (sha256 {})",
+            sha256_hex(&found)
+        )
+    };
+    Err(fail(
+        0,
+        format!(
+            "audit/{} is not the record's report: {why}; an edited or added report is refused",
+            audit::REPORT_FILE
+        ),
+    ))
 }
 
 /// A local record may hold what a published one may not: the staged copies, the lock, a torn
@@ -138,6 +211,9 @@ pub(super) fn local_leftovers(dir: &Path, files: &[String], accounted: &Accounte
             || rel == ".lock"
             || rel == crate::publish::CLAIM_TOKEN_FILE
             || rel.starts_with("log.torn-")
+            // A dry run's rehearsal attestation (`crate::intoto::vsa`).
+            || rel == crate::layout::VSA_FILE
+            || rel == crate::layout::PUBKEY_FILE
             || rel.starts_with(&format!("{}/", crate::log::checkpoint::HISTORY_DIR))
         {
             continue;

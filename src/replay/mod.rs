@@ -42,7 +42,7 @@ pub struct Problem {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ReplayReport {
     pub record: PathBuf,
     /// The release the record is of (from its log, once it verified).
@@ -81,8 +81,29 @@ pub fn replay(path: &Path, opts: &ReplayOptions<'_>) -> ReplayReport {
     replay_folder(&crate::folder::LocalFolder::new(path), opts)
 }
 
+/// What replay read and checked, for a command that shows the record afterwards (`report`,
+/// what-if): the record folder, its log's lines, and which of them the verified checkpoints
+/// vouched for in time. Handed out once the checkpoints verified, whatever later steps found,
+/// so that a 10,000-line log is not read and checked twice.
+pub struct Read {
+    pub dir: PathBuf,
+    pub entries: Vec<Entry>,
+    pub trusted: Vec<bool>,
+    /// The private copy `dir` is in when the record was read from a URL; kept as long as this.
+    _copy: Option<tempfile::TempDir>,
+}
+
 /// Replay a record or a published folder, on this machine or at a URL.
 pub fn replay_folder(folder: &dyn Folder, opts: &ReplayOptions<'_>) -> ReplayReport {
+    replay_and_read(folder, opts).0
+}
+
+/// [`replay_folder`], and what it read ([`Read`]; `None` when it stopped before the
+/// checkpoints verified).
+pub fn replay_and_read(
+    folder: &dyn Folder,
+    opts: &ReplayOptions<'_>,
+) -> (ReplayReport, Option<Read>) {
     let mut report = ReplayReport {
         record: PathBuf::from(folder.describe()),
         project: None,
@@ -99,11 +120,12 @@ pub fn replay_folder(folder: &dyn Folder, opts: &ReplayOptions<'_>) -> ReplayRep
         notes: Vec::new(),
         problem: None,
     };
-    match locate(folder, opts, &mut report) {
+    let mut read = None;
+    match locate(folder, opts, &mut report, &mut read) {
         Ok(()) => report.ok = true,
         Err(p) => report.problem = Some(p),
     }
-    report
+    (report, read)
 }
 
 /// Find the record — `audit/` of a published folder, else the folder itself — and check it,
@@ -112,6 +134,7 @@ fn locate(
     folder: &dyn Folder,
     opts: &ReplayOptions<'_>,
     report: &mut ReplayReport,
+    read: &mut Option<Read>,
 ) -> Result<(), Problem> {
     let published = folder
         .is_dir(crate::layout::AUDIT_DIR)
@@ -127,7 +150,7 @@ fn locate(
     if let Some(path) = folder.local_path() {
         let dir = shown(path.display().to_string());
         report.record = dir.clone();
-        return check(&dir, published_folder, opts, report);
+        return check(&dir, published_folder, opts, report, read);
     }
     folder
         .check_root()
@@ -139,7 +162,7 @@ fn locate(
     let prefix = published.then_some(crate::layout::AUDIT_DIR);
     crate::folder::copy_tree(folder, prefix, tmp.path())
         .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
-    let outcome = check(tmp.path(), published_folder, opts, report);
+    let outcome = check(tmp.path(), published_folder, opts, report, read);
     // Messages name the record where it is, not the private copy.
     report.record = shown_dir.clone();
     let private = tmp.path().display().to_string();
@@ -147,10 +170,15 @@ fn locate(
     for n in &mut report.notes {
         *n = n.replace(&private, &public);
     }
-    outcome.map_err(|mut p| {
+    let outcome = outcome.map_err(|mut p| {
         p.message = p.message.replace(&private, &public);
         p
-    })
+    });
+    // What was read lives in the private copy: it goes with it.
+    if let Some(r) = read.as_mut() {
+        r._copy = Some(tmp);
+    }
+    outcome
 }
 
 fn check(
@@ -158,6 +186,7 @@ fn check(
     published: Option<&dyn Folder>,
     opts: &ReplayOptions<'_>,
     report: &mut ReplayReport,
+    read: &mut Option<Read>,
 ) -> Result<(), Problem> {
     // 1. Regular files only: nothing is opened before this says it may be.
     let files = crate::audit::list_files(dir).map_err(|m| fail(0, m))?;
@@ -200,6 +229,15 @@ fn check(
     report.checkpoints = att.checkpoints;
     report.checkpoint_signer = att.signer.clone();
     report.notes.extend(att.notes);
+
+    // What the caller may show from here on, whatever the later steps find (a copy: the
+    // steps below still read them).
+    *read = Some(Read {
+        dir: dir.to_path_buf(),
+        entries: entries.clone(),
+        trusted: att.trusted.clone(),
+        _copy: None,
+    });
     // 5. The runs, line by line.
     let facts = runs::check(&rec, &entries, &att.trusted)?;
     report.runs = facts.runs.len();
@@ -231,9 +269,17 @@ fn check(
         .map_err(|m| fail(0, m))?;
     match published {
         Some(folder) => {
-            folder::check_published(
-                folder, dir, &files, &entries, &facts, &accounted, opts.trust,
+            let notes = folder::check_published(
+                folder,
+                dir,
+                &files,
+                &entries,
+                &att.trusted,
+                &facts,
+                &accounted,
+                opts.trust,
             )?;
+            report.notes.extend(notes);
             report.folder_checked = true;
             // A folder can be copied under another name; the signed log says which release it
             // is. Say so when the two differ.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{Problem, fail};
 use crate::engine::inputs_digest;
 use crate::gates::{self, JudgeContext, Outcome};
-use crate::log::{Entry, Record as LogRecord, RunStarted};
+use crate::log::{Decision, Entry, Record as LogRecord, RunStarted};
 use crate::model::{GateKind, Pipeline};
 use crate::record::{Blobs, Record};
 use crate::{digest, stage};
@@ -41,6 +41,8 @@ struct Current<'a> {
     decided: BTreeMap<String, Option<Outcome>>,
     skipped: Vec<String>,
     published_line: bool,
+    /// The events of the run's `notification` lines, with their lines.
+    notified: Vec<(String, usize)>,
     finished: bool,
 }
 
@@ -59,6 +61,7 @@ pub(super) fn check(
     // subject → started_at of the first run that staged it.
     let mut first_staged: BTreeMap<&str, i64> = BTreeMap::new();
     let mut release: Option<(&str, &str)> = None;
+    let mut last_derived: Option<Derived> = None;
     for (i, e) in entries.iter().enumerate() {
         let line = e.line;
         if let LogRecord::RunStarted(r) = &e.record {
@@ -78,7 +81,7 @@ pub(super) fn check(
                     ));
                 }
             }
-            let signers_text = check_run_started(rec, line, r)?;
+            let signers_text = check_run_started(rec, line, r, &mut last_derived)?;
             let since = *first_staged.entry(&r.subject).or_insert(r.started_at);
             cur = Some(Current {
                 started: r,
@@ -89,6 +92,7 @@ pub(super) fn check(
                 decided: BTreeMap::new(),
                 skipped: Vec::new(),
                 published_line: false,
+                notified: Vec::new(),
                 finished: false,
             });
             facts.runs.push(RunFacts {
@@ -123,10 +127,22 @@ pub(super) fn check(
                 format!("{kind} after run {run_no} finished: no record lies outside its run"),
             ));
         }
-        if c.published_line && !matches!(e.record, LogRecord::RunFinished(_)) {
+        // After the release is in place, only the run's notifications and its end follow;
+        // after a notification, only more of them and the end (they report the decision).
+        let closing = matches!(
+            e.record,
+            LogRecord::RunFinished(_) | LogRecord::Notification(_)
+        );
+        if c.published_line && !closing {
             return Err(fail(
                 line,
                 format!("{kind} after the release was published"),
+            ));
+        }
+        if !c.notified.is_empty() && !closing {
+            return Err(fail(
+                line,
+                format!("{kind} after the run's notifications were sent"),
             ));
         }
         let facts_run = facts.runs.last_mut().ok_or_else(|| fail(line, "no run"))?;
@@ -203,7 +219,29 @@ pub(super) fn check(
                 }
                 c.published_line = true;
             }
-            LogRecord::RunFinished(_) => c.finished = true,
+            LogRecord::Notification(n) => {
+                notification(c, n, line)?;
+                c.notified.push((n.event.clone(), line));
+            }
+            LogRecord::RunFinished(f) => {
+                // Each notification told of the decision the run then recorded.
+                let said = match f.decision {
+                    Decision::Pending => "pending",
+                    Decision::Refused => "refused",
+                    Decision::Published => "published",
+                    Decision::DryRun | Decision::Aborted => "",
+                };
+                if let Some((event, at)) = c.notified.iter().find(|(ev, _)| ev != said) {
+                    return Err(fail(
+                        *at,
+                        format!(
+                            "a {event} notification in a run that ended {:?}",
+                            f.decision
+                        ),
+                    ));
+                }
+                c.finished = true;
+            }
             LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => {}
         }
     }
@@ -223,8 +261,46 @@ fn run_of(r: &LogRecord) -> Option<u32> {
         LogRecord::Publish(x) => Some(x.run),
         LogRecord::Published(x) => Some(x.run),
         LogRecord::RunFinished(x) => Some(x.run),
+        LogRecord::Notification(x) => Some(x.run),
         LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => None,
     }
+}
+
+/// A `notification` line: sent by a real run once every gate was decided, of a known event,
+/// and `published` exactly when the release was put in place.
+fn notification(c: &Current<'_>, n: &crate::log::Notification, line: usize) -> Result<(), Problem> {
+    if c.started.dry_run {
+        return Err(fail(line, "a dry run sent a notification (it never does)"));
+    }
+    if !matches!(n.event.as_str(), "pending" | "refused" | "published") {
+        return Err(fail(
+            line,
+            format!("unknown notification event {:?}", n.event),
+        ));
+    }
+    if let Some(g) = c
+        .started
+        .pipeline
+        .gates
+        .iter()
+        .find(|g| !c.decided.contains_key(&g.id))
+    {
+        return Err(fail(
+            line,
+            format!("a notification before gate {} was decided", g.id),
+        ));
+    }
+    if (n.event == "published") != c.published_line {
+        return Err(fail(
+            line,
+            if c.published_line {
+                "a notification other than published after the release was published"
+            } else {
+                "a published notification, but the release was not put in place"
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn gate_of<'a>(
@@ -408,10 +484,26 @@ fn verdict(
     })
 }
 
+/// A policy derived from a run's recorded sources, with everything it was derived from.
+/// Derivation is a pure function of these inputs, and most runs of a record repeat the last
+/// run's: then its result is used again instead of validating the same bytes once per run (a
+/// record of a hundred runs would spend most of its replay there).
+struct Derived {
+    sources: Vec<crate::config::SourceFile>,
+    signers: Option<String>,
+    paths: (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf),
+    pipeline: Pipeline,
+}
+
 /// A run's start: its `SHA256SUMS` hashes to its subject and matches its artefacts, its
 /// sources hash to its pipeline digest, and its policy is what those sources say. Returns the
 /// recorded signers text.
-fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option<String>, Problem> {
+fn check_run_started(
+    rec: &Record,
+    line: usize,
+    r: &RunStarted,
+    last: &mut Option<Derived>,
+) -> Result<Option<String>, Problem> {
     let blob = |d: &str| rec.get(d).map_err(|e| fail(line, e.to_string()));
     let sums = blob(&r.sums)?;
     if format!("sha256:{}", digest::sha256_hex(&sums)) != r.subject {
@@ -448,6 +540,24 @@ fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option
     };
     // The policy judges read is the recorded JSON; it must be what the recorded source bytes
     // say, or a forger could judge under a policy nobody wrote.
+    let paths = (
+        r.pipeline.file.clone(),
+        r.pipeline.root.clone(),
+        r.pipeline.state_dir.clone(),
+    );
+    if let Some(d) = last.as_ref()
+        && d.sources == r.sources
+        && d.signers == signers_text
+        && d.paths == paths
+    {
+        if d.pipeline != r.pipeline {
+            return Err(fail(
+                line,
+                "the recorded pipeline is not what its recorded source bytes say (pipeline_digest covers the sources, not the policy that was judged)",
+            ));
+        }
+        return Ok(signers_text);
+    }
     let derived = crate::config::derive_recorded(&r.pipeline, &r.sources, signers_text.as_deref())
         .map_err(|d| {
             fail(
@@ -472,5 +582,11 @@ fn check_run_started(rec: &Record, line: usize, r: &RunStarted) -> Result<Option
             "the recorded sources hold files the pipeline does not use",
         ));
     }
+    *last = Some(Derived {
+        sources: r.sources.clone(),
+        signers: signers_text.clone(),
+        paths,
+        pipeline: derived.pipeline,
+    });
     Ok(signers_text)
 }

@@ -31,6 +31,7 @@ pub fn document(
         "published": summary.published,
         "message": message,
         "gates": gates,
+        "notifications": summary.notifications,
     })
 }
 

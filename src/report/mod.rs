@@ -1,9 +1,11 @@
 //! Reporters: separate consumers of one stream of run events — the live terminal display, the
 //! JSON document, the JUnit file and the Markdown summary for a CI job's page — plus the
-//! refusal lines every run prints on stderr.
+//! refusal lines every run prints on stderr — and the auditor's report of a whole release
+//! ([`release`]), read from its record.
 
 pub mod json;
 pub mod junit;
+pub mod release;
 pub mod summary;
 pub mod terminal;
 

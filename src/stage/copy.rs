@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::StageError;
+use super::{FileId, StageError};
 
 /// Bytes per read. Larger chunks mean fewer syscalls and larger direct writes for the disk;
 /// 2 MiB × [`BUFFERS`] keeps a copy's memory at 8 MiB whatever the file's size.
@@ -37,6 +37,12 @@ pub(super) const MAX_WORKERS: usize = 4;
 /// made the final fsync long (see docs/benchmarks.md). The final `sync_all` stays: it flushes
 /// the device cache and the file's metadata.
 pub fn copy_and_hash(src: &Path, dst: &Path) -> Result<(String, u64), StageError> {
+    copy_hash_and_stat(src, dst).map(|(digest, size, _)| (digest, size))
+}
+
+/// [`copy_and_hash`], and the copy's [`FileId`] as it stood once every byte was written and
+/// synced, taken from the descriptor that wrote it (a path could name another file by then).
+pub fn copy_hash_and_stat(src: &Path, dst: &Path) -> Result<(String, u64, FileId), StageError> {
     let ioerr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| StageError::Io { path, source }
@@ -62,7 +68,8 @@ pub fn copy_and_hash(src: &Path, dst: &Path) -> Result<(String, u64), StageError
             path: src.to_path_buf(),
         });
     }
-    Ok((digest, size))
+    let id = FileId::of(&output.metadata().map_err(ioerr(dst))?);
+    Ok((digest, size, id))
 }
 
 /// Which side of a copy failed.
@@ -283,4 +290,41 @@ fn open_nofollow(path: &Path) -> std::io::Result<fs::File> {
         return Err(std::io::Error::other("not a regular file"));
     }
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_copies_take_the_pipelined_path_and_keep_every_byte() {
+        let t = tempfile::tempdir().unwrap();
+        // Several chunks and an unaligned tail: direct writes for the body, buffered for the
+        // tail; and a size of exactly one chunk, which still takes the small path.
+        for size in [CHUNK * 2 + ALIGN * 3 + 123, CHUNK, CHUNK + 1] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4093) as u8).collect();
+            let src = t.path().join(format!("src-{size}"));
+            let dst = t.path().join(format!("out/dst-{size}"));
+            fs::write(&src, &bytes).unwrap();
+            let (digest, n) = copy_and_hash(&src, &dst).unwrap();
+            assert_eq!(n, size as u64);
+            assert_eq!(digest, crate::digest::sha256_hex(&bytes));
+            assert!(
+                fs::read(&dst).unwrap() == bytes,
+                "copy of {size} bytes differs"
+            );
+        }
+    }
+
+    #[test]
+    fn the_copy_is_described_as_it_was_left() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        let dst = t.path().join("dst");
+        fs::write(&src, vec![7u8; CHUNK + 5]).unwrap();
+        let (_, size, id) = copy_hash_and_stat(&src, &dst).unwrap();
+        let now = fs::symlink_metadata(&dst).unwrap();
+        assert_eq!(FileId::of(&now), id);
+        assert_eq!((id.size, id.nlink), (size, 1));
+    }
 }

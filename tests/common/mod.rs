@@ -44,13 +44,21 @@ impl Project {
 
     /// Make an Ed25519 key with real ssh-keygen at `keys/NAME`; returns the public key line.
     pub fn keygen(&self, name: &str) -> String {
+        self.keygen_typed(name, "ed25519", "")
+    }
+
+    /// Make a key of type `kind` (`ed25519`, `ecdsa`, `rsa`) and `bits` (empty: the default)
+    /// with real ssh-keygen at `keys/NAME`; returns the public key line.
+    pub fn keygen_typed(&self, name: &str, kind: &str, bits: &str) -> String {
         let path = self.join(&format!("keys/{name}"));
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&path)
-            .output()
-            .expect("ssh-keygen");
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
+            .arg(&path);
+        if !bits.is_empty() {
+            cmd.args(["-b", bits]);
+        }
+        let out = cmd.output().expect("ssh-keygen");
         assert!(out.status.success(), "ssh-keygen failed: {out:?}");
         let public = std::fs::read_to_string(path.with_extension("pub")).expect("pub");
         let mut parts = public.split_whitespace();
@@ -97,6 +105,68 @@ impl Project {
     pub fn record(&self, version: &str) -> PathBuf {
         self.join(&format!(".relgate/releases/{version}"))
     }
+}
+
+/// `ssh-keygen -Y verify`: does the signature `sig` over `msg` verify for `principal` under
+/// `allowed` in `namespace`?
+pub fn ssh_keygen_verifies(
+    allowed: &Path,
+    principal: &str,
+    namespace: &str,
+    sig: &Path,
+    msg: &[u8],
+) -> bool {
+    use std::io::Write;
+    let mut child = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-n", namespace, "-f"])
+        .arg(allowed)
+        .args(["-I", principal, "-s"])
+        .arg(sig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-keygen");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(msg)
+        .expect("write");
+    child.wait().expect("wait").success()
+}
+
+/// The python3 that has securesystemslib and cryptography (scripts/install-prereqs.sh puts them
+/// in the python3 on PATH, or in a venv linked as /usr/local/bin/relgate-sslib-python3).
+pub fn sslib_python() -> String {
+    if let Ok(p) = std::env::var("RELGATE_TEST_PYTHON") {
+        return p;
+    }
+    let venv = "/usr/local/bin/relgate-sslib-python3";
+    if Path::new(venv).exists() {
+        return venv.into();
+    }
+    "python3".into()
+}
+
+/// What tests/vsa_check.py (securesystemslib and cryptography, not relgate) says about a DSSE
+/// envelope checked with the SSH public key file `ssh_pub`, the PEM `pem` and `keyid`.
+pub fn vsa_check(envelope: &Path, ssh_pub: &Path, pem: &Path, keyid: &str) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vsa_check.py");
+    let out = Command::new(sslib_python())
+        .arg(script)
+        .arg(envelope)
+        .arg(ssh_pub)
+        .arg(pem)
+        .arg(keyid)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "vsa_check.py failed (is securesystemslib installed? scripts/install-prereqs.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("vsa_check.py output")
 }
 
 pub fn code(out: &Output) -> i32 {

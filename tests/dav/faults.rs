@@ -32,6 +32,10 @@ pub enum Fault {
     LoseMoveAnswer,
     /// Forward the MOVE, then hold the connection open without answering (the test kills relgate).
     HoldMoveAnswer,
+    /// Hold each GET of an artefact (not `SHA256SUMS` or its signature, nothing in `audit/`)
+    /// until a second one has arrived, for up to 10 s, then answer 503: files fetched one
+    /// after another never get through.
+    PairedGets,
 }
 
 pub struct Proxy {
@@ -44,6 +48,14 @@ pub struct Proxy {
     pub seen: Arc<Mutex<Vec<String>>>,
     used: Arc<AtomicUsize>,
     rt: Option<tokio::runtime::Runtime>,
+}
+
+/// The artefacts asked for so far (a retry of the same one is no partner), and a wake-up for
+/// those waiting for one.
+#[derive(Default)]
+struct Gets {
+    seen: Mutex<std::collections::BTreeSet<String>>,
+    arrived: tokio::sync::Notify,
 }
 
 impl Proxy {
@@ -66,6 +78,7 @@ impl Proxy {
             moved: moved.clone(),
             seen: seen.clone(),
             used: used.clone(),
+            gets: Arc::new(Gets::default()),
         };
         rt.spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
@@ -127,6 +140,7 @@ struct State {
     seen: Arc<Mutex<Vec<String>>>,
     /// Faults of a counted kind already used (`Status500(n)`, `ResetMidBody(n)`).
     used: Arc<AtomicUsize>,
+    gets: Arc<Gets>,
 }
 
 struct Request {
@@ -262,6 +276,35 @@ impl State {
                 self.forward(&req, &body).await?;
                 conn.set_zero_linger()?;
                 return Ok(());
+            }
+            (Fault::PairedGets, "GET")
+                if !req.target.contains("/audit/") && !req.target.contains("SHA256SUMS") =>
+            {
+                let gets = &self.gets;
+                gets.seen.lock().unwrap().insert(req.target.clone());
+                gets.arrived.notify_waiters();
+                let paired = async {
+                    loop {
+                        // Created before the count is read, so no wake-up in between is lost.
+                        let next = gets.arrived.notified();
+                        if gets.seen.lock().unwrap().len() >= 2 {
+                            return;
+                        }
+                        next.await;
+                    }
+                };
+                if tokio::time::timeout(Duration::from_secs(10), paired)
+                    .await
+                    .is_err()
+                {
+                    return answer(
+                        &mut conn,
+                        "503 Service Unavailable",
+                        "text/plain",
+                        b"alone\n",
+                    )
+                    .await;
+                }
             }
             (Fault::HoldMoveAnswer, "MOVE") => {
                 self.forward(&req, &body).await?;

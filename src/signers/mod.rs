@@ -14,8 +14,9 @@
 //!   them in the verifier's local time zone, which would make a verdict depend on the machine
 //!   that replays it; write the `Z` to make both tools agree.
 //!
-//! Every key type is parsed and stored (real files mix types), but only the keys that
-//! `ssh-key` can decode are handed out as [`PublicKey`]s; keys are compared by their SHA-256
+//! A line whose key relgate cannot verify (`ssh-dss`, `ecdsa-sha2-nistp521`, RSA under 2048
+//! bits: [`crate::sshsig::key_policy`]) is refused with the reason, so that `check` says it at
+//! once instead of a sign-off silently never counting. Keys are compared by their SHA-256
 //! fingerprint, computed from the key blob exactly as `ssh-keygen -l` does.
 
 use std::collections::BTreeSet;
@@ -52,9 +53,8 @@ pub struct SignerEntry {
     pub key_type: String,
     /// `SHA256:...` fingerprint of the key blob, as `ssh-keygen -l` prints it.
     pub fingerprint: String,
-    /// The decoded key, when `ssh-key` supports its type (Ed25519, RSA, DSA, sk-ed25519).
-    /// Other types (ECDSA) are kept by fingerprint only and never verify.
-    pub key: Option<PublicKey>,
+    /// The decoded key (of a type [`crate::sshsig::key_policy`] accepts).
+    pub key: PublicKey,
     pub comment: Option<String>,
 }
 
@@ -100,7 +100,7 @@ impl AllowedSigners {
         self.entries
             .iter()
             .filter(|e| e.names(principal) && e.allows(namespace, at))
-            .filter_map(|e| e.key.as_ref())
+            .map(|e| &e.key)
             .collect()
     }
 
@@ -238,16 +238,8 @@ fn parse_line(content: &str, line: usize) -> Result<SignerEntry, String> {
     if blob_type(&blob) != Some(key_type.as_bytes()) {
         return Err(format!("key data does not hold a {key_type} key"));
     }
-    let key = match key_type.as_str() {
-        "ssh-ed25519" | "ssh-rsa" | "ssh-dss" | "sk-ssh-ed25519@openssh.com" => {
-            let k = PublicKey::from_openssh(&format!("{key_type} {b64}"))
-                .map_err(|e| format!("invalid {key_type} key: {e}"))?;
-            Some(k)
-        }
-        // ssh-key decodes ECDSA only with its `ecdsa` feature, which relgate does not enable:
-        // such keys are kept by fingerprint and simply never verify.
-        _ => None,
-    };
+    let key = PublicKey::from_bytes(&blob).map_err(|e| format!("invalid {key_type} key: {e}"))?;
+    crate::sshsig::key_policy(&key)?;
     let comment = rest.trim();
     Ok(SignerEntry {
         line,
@@ -499,196 +491,4 @@ fn base64_encode_unpadded(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
-
-    /// A fresh key made by the real `ssh-keygen`: (private key path holder, public line,
-    /// fingerprint as `ssh-keygen -l` prints it).
-    fn keygen(dir: &std::path::Path, name: &str, kind: &str) -> (String, String) {
-        let path = dir.join(name);
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", kind, "-N", "", "-C", "c@x", "-f"])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-        let out = Command::new("ssh-keygen")
-            .args(["-l", "-E", "sha256", "-f"])
-            .arg(path.with_extension("pub"))
-            .output()
-            .unwrap();
-        let fp = String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string();
-        (public.trim().to_string(), fp)
-    }
-
-    /// `ssh-keygen -f name` writes `name.pub`; `with_extension` on `name` gives that.
-    fn key_line(public: &str) -> String {
-        public
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    #[test]
-    fn parses_real_keys_of_every_type_with_options_and_comments() {
-        let t = tempfile::tempdir().unwrap();
-        let (ed, ed_fp) = keygen(t.path(), "ed", "ed25519");
-        let (rsa, rsa_fp) = keygen(t.path(), "rsa", "rsa");
-        let (ec, ec_fp) = keygen(t.path(), "ec", "ecdsa");
-        let text = format!(
-            "# release keys\n\
-             \n\
-             \t  # indented comment\n\
-             release@acme.test,*@ops.acme.test NAMESPACES=\"file,relgate-*\",valid-after=\"20260101Z\" {ed}\n\
-             alice@acme.test {rsa}\r\n\
-             \"bob@acme.test\" valid-before=\"202701011230UTC\" {ec}\n"
-        );
-        let s = parse(&text).unwrap();
-        assert_eq!(s.entries.len(), 3);
-        let e = &s.entries[0];
-        assert_eq!(e.line, 4);
-        assert_eq!(e.principals, ["release@acme.test", "*@ops.acme.test"]);
-        assert_eq!(
-            e.namespaces.as_deref(),
-            Some(&["file".to_string(), "relgate-*".to_string()][..])
-        );
-        assert_eq!(e.valid_after, Some(1_767_225_600));
-        assert_eq!(e.fingerprint, ed_fp);
-        assert_eq!(e.comment.as_deref(), Some("c@x"));
-        let k = e.key.as_ref().unwrap();
-        assert_eq!(crate::sshsig::fingerprint(k), ed_fp);
-        assert_eq!(s.entries[1].fingerprint, rsa_fp);
-        assert!(s.entries[1].key.is_some());
-        assert_eq!(s.entries[2].fingerprint, ec_fp);
-        assert!(
-            s.entries[2].key.is_none(),
-            "ECDSA is kept by fingerprint only"
-        );
-        assert_eq!(s.entries[2].principals, ["bob@acme.test"]);
-        assert_eq!(s.entries[2].valid_before, Some(1_798_806_600));
-
-        // Lookups: patterns, namespaces and validity windows.
-        let at = 1_780_000_000; // 2026-05-28
-        assert_eq!(s.keys_for("release@acme.test", "file", at).len(), 1);
-        assert_eq!(
-            s.keys_for("x@ops.acme.test", "relgate-approval", at).len(),
-            1
-        );
-        assert!(s.keys_for("release@acme.test", "git", at).is_empty());
-        assert!(
-            s.keys_for("release@acme.test", "file", 1_700_000_000)
-                .is_empty()
-        );
-        assert!(s.keys_for("nobody@acme.test", "file", at).is_empty());
-        assert_eq!(
-            s.principals_for_key(k, "file", at),
-            ["release@acme.test", "*@ops.acme.test"]
-        );
-        assert!(s.principals_for_key(k, "git", at).is_empty());
-        assert!(s.allows("release@acme.test", k, "file", at));
-        assert!(!s.allows("alice@acme.test", k, "file", at));
-        assert!(s.names_principal("bob@acme.test"));
-        assert!(!s.names_principal("carol@acme.test"));
-    }
-
-    #[test]
-    fn every_bad_line_is_reported_with_its_number() {
-        let t = tempfile::tempdir().unwrap();
-        let (ed, _) = keygen(t.path(), "ed", "ed25519");
-        let kl = key_line(&ed);
-        let text = [
-            format!("ok@x {kl}"),                                                   // 1 fine
-            format!("ca@x cert-authority {kl}"),                                    // 2
-            format!("u@x no-touch-required {kl}"),                                  // 3
-            format!("q@x namespaces=file {kl}"),                                    // 4 unquoted
-            format!("t@x valid-after=\"2026130\" {kl}"),                            // 5 bad time
-            format!("t@x valid-after=\"20261301\" {kl}"),                           // 6 month 13
-            "lonely@x".to_string(),                                                 // 7
-            "k@x ssh-ed25519 AAAA!!!!".to_string(),                                 // 8 bad base64
-            format!("w@x valid-after=\"20270101\",valid-before=\"20260101\" {kl}"), // 9
-            format!("m@x namespaces=\"a\",namespaces=\"b\" {kl}"),                  // 10
-            "f@x ssh-foo AAAAC3NzaC1lZDI1NTE5".to_string(),                         // 11
-            format!("e@x namespaces=\"file\", {kl}"), // 12 trailing comma
-            format!("r@x {}", kl.replace("ssh-ed25519", "ssh-rsa")), // 13 type mismatch
-            format!("n@x namespaces=\"file {kl}"),    // 14 missing end quote
-        ]
-        .join("\n");
-        let errs = parse(&text).unwrap_err();
-        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
-        assert_eq!(lines, (2..=14).collect::<Vec<_>>(), "{errs:#?}");
-        assert!(
-            errs[0]
-                .message
-                .contains("certificate authorities are not supported yet")
-        );
-        assert!(
-            errs[1].message.contains("unsupported option"),
-            "{}",
-            errs[1]
-        );
-        assert!(
-            errs[2].message.contains("missing start quote"),
-            "{}",
-            errs[2]
-        );
-        assert!(
-            errs[9].message.contains("unsupported key type"),
-            "{}",
-            errs[9]
-        );
-        assert_eq!(errs[0].to_string().split(':').next(), Some("line 2"));
-    }
-
-    #[test]
-    fn pattern_lists_follow_openssh() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(match_pattern("alice@acme.test", "*@acme.test"));
-        assert!(match_pattern("ab", "a?"));
-        assert!(!match_pattern("abc", "a?"));
-        assert!(match_pattern("", "*"));
-        assert!(match_pattern("a*b", "a*b"));
-        assert!(match_pattern("axxbyyb", "a*b"));
-        assert!(!match_pattern("axxbyyc", "a*b"));
-        assert!(!match_pattern("Alice@acme.test", "alice@acme.test"));
-        assert!(match_pattern_list("a@x", &l(&["b@x", "a@*"])));
-        assert!(!match_pattern_list("a@x", &l(&["*@x", "!a@x"])));
-        assert!(!match_pattern_list("a@x", &l(&["!b@x"])));
-    }
-
-    #[test]
-    fn times_are_utc_with_or_without_suffix() {
-        assert_eq!(parse_time("19700101"), Some(0));
-        assert_eq!(parse_time("19700101Z"), Some(0));
-        assert_eq!(parse_time("197001010001"), Some(60));
-        assert_eq!(parse_time("19700101000001utc"), Some(1));
-        assert_eq!(parse_time("20260230"), None);
-        assert_eq!(parse_time("2026010"), None);
-        assert_eq!(parse_time("20260101246000"), None);
-        assert_eq!(parse_time("2026-1-01"), None);
-    }
-
-    #[test]
-    fn base64_roundtrip_and_strictness() {
-        for n in 0..10 {
-            let data: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
-            let mut enc = base64_encode_unpadded(&data);
-            while !enc.len().is_multiple_of(4) {
-                enc.push('=');
-            }
-            if n > 0 {
-                assert_eq!(base64_decode(&enc).unwrap(), data);
-            }
-        }
-        assert!(base64_decode("QQ").is_none());
-        assert!(base64_decode("QR==").is_none(), "non-zero trailing bits");
-        assert!(base64_decode("Q===").is_none());
-    }
-}
+mod tests;

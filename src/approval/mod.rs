@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::digest::{canonical_json, is_hex_digest, sha256_hex};
 use crate::model::{GateKind, Pipeline};
 use crate::signers::AllowedSigners;
+use crate::signkey::RawSigner;
 use crate::sshsig::{self, NS_APPROVAL, SshsigError};
 
 /// The `type` of every statement; a signature over anything else is not a sign-off.
@@ -345,7 +346,7 @@ pub struct ApproveRequest<'a> {
     pub pipeline: &'a Pipeline,
     pub version: &'a str,
     pub gate: &'a str,
-    /// The signer's OpenSSH private key file.
+    /// The signer's OpenSSH private key file, or public key file (then ssh-agent signs).
     pub key: &'a Path,
     pub principal: &'a str,
     pub comment: Option<&'a str>,
@@ -449,7 +450,7 @@ pub fn sign(req: &ApproveRequest<'_>) -> Result<Pair, ApproveError> {
             gate: req.gate.to_string(),
         });
     }
-    let key = sshsig::load_private_key(req.key)?;
+    let key = crate::signkey::load(req.key)?;
     let fingerprint = sshsig::fingerprint(key.public_key());
     if !signers.allows(req.principal, key.public_key(), NS_APPROVAL, req.now) {
         return Err(ApproveError::KeyNotAllowed {
@@ -530,8 +531,11 @@ fn write_pair(
     let path = dir.join(name);
     let sig_path = dir.join(format!("{name}{SIG_SUFFIX}"));
     // The name is derived from the statement, so the same statement signed twice within one
-    // second (Ed25519 signatures are deterministic) is already there: nothing to do.
-    if fs::read(&path).is_ok_and(|b| b == statement) && fs::read(&sig_path).is_ok_and(|b| b == sig)
+    // second is already there: nothing to do when its signature is this key's over these bytes
+    // (Ed25519 gives the same signature again; ECDSA and agents do not).
+    if fs::read(&path).is_ok_and(|b| b == statement)
+        && let Ok(existing) = fs::read(&sig_path)
+        && (existing == sig || same_signer_verifies(statement, sig, &existing))
     {
         return Ok(path);
     }
@@ -552,73 +556,21 @@ fn write_pair(
     Ok(path)
 }
 
+/// Does `existing` verify over `statement` by the key that made `fresh`?
+fn same_signer_verifies(statement: &[u8], fresh: &[u8], existing: &[u8]) -> bool {
+    let (Ok(fresh), Ok(existing)) = (std::str::from_utf8(fresh), std::str::from_utf8(existing))
+    else {
+        return false;
+    };
+    sshsig::signature_key(fresh)
+        .and_then(|key| sshsig::verify_with_key(&key, NS_APPROVAL, statement, existing))
+        .is_ok()
+}
+
 /// The release record folder of `version`: `<state>/releases/<version>/`.
 pub fn record_dir(pipeline: &Pipeline, version: &str) -> PathBuf {
     pipeline.state_dir.join("releases").join(version)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn statement() -> Statement {
-        Statement {
-            kind: STATEMENT_TYPE.into(),
-            project: "p".into(),
-            version: "1.0.0".into(),
-            gate: "qa".into(),
-            subject: format!("sha256:{}", "a".repeat(64)),
-            policy: format!("sha256:{}", "b".repeat(64)),
-            signer: "alice@x.test".into(),
-            decision: Decision::Approve,
-            comment: String::new(),
-            time: "2026-01-02T03:04:05Z".into(),
-            key: "SHA256:abc".into(),
-        }
-    }
-
-    #[test]
-    fn statements_round_trip_only_in_canonical_form() {
-        let st = statement();
-        let bytes = st.to_bytes();
-        assert_eq!(parse_statement(&bytes).unwrap(), st);
-        let mut trailing = bytes.clone();
-        trailing.push(b'\n');
-        assert_eq!(parse_statement(&trailing), Err(PairProblem::NotCanonical));
-        let pretty = serde_json::to_vec_pretty(&st).unwrap();
-        assert_eq!(parse_statement(&pretty), Err(PairProblem::NotCanonical));
-        let text = String::from_utf8(bytes).unwrap();
-        let dup = text.replacen("{", "{\"comment\":\"x\",", 1);
-        assert_eq!(
-            parse_statement(dup.as_bytes()),
-            Err(PairProblem::NotCanonical)
-        );
-    }
-
-    #[test]
-    fn other_types_and_bad_times_are_refused() {
-        let mut st = statement();
-        st.kind = "relgate-checkpoint/v1".into();
-        assert!(matches!(
-            parse_statement(&st.to_bytes()),
-            Err(PairProblem::Malformed(_))
-        ));
-        let mut st = statement();
-        st.time = "yesterday".into();
-        assert!(matches!(
-            parse_statement(&st.to_bytes()),
-            Err(PairProblem::BadTime(_))
-        ));
-    }
-
-    #[test]
-    fn a_signature_from_the_wrong_namespace_does_not_verify() {
-        let key = sshsig::throwaway_key().unwrap();
-        let mut st = statement();
-        st.key = sshsig::fingerprint(key.public_key());
-        let bytes = st.to_bytes();
-        let sig = sshsig::sign(&key, sshsig::NS_FILE, &bytes).unwrap();
-        let got = verify_pair(&bytes, sig.as_bytes(), &AllowedSigners::default(), 0);
-        assert!(matches!(got, Err(PairProblem::BadSignature(_))), "{got:?}");
-    }
-}
+mod tests;

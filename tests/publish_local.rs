@@ -1,0 +1,183 @@
+//! Publishing to a folder on this machine without a second copy: the staged copy that was
+//! hashed and gated is moved into the release when it provably is still that file, and copied
+//! (hashed again on the way) when it may not be — a second name, a writer holding it open, a
+//! change of its metadata, another filesystem. Either way the release verifies and replays, and
+//! nothing written to the staged file afterwards can reach the published one.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use relgate::exit;
+
+/// 3 MiB: large enough for staging's pipelined copy (direct writes), small enough to be quick.
+fn big() -> Vec<u8> {
+    (0..3 << 20)
+        .map(|i: u32| (i * 31 + i / 4099) as u8)
+        .collect()
+}
+
+/// A project with two artefacts and `gates` before the sign gate; `$P` in a gate's command is
+/// the project folder.
+fn project(gates: &str) -> Project {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.tar.gz", big());
+    p.write("dist/b.txt", b"notes\n");
+    p.write("pipeline.yaml", pipeline(gates));
+    p
+}
+
+/// A regression gate running `cmd` with `$P` set to the project folder and `$S` to the staged
+/// copy of `a.tar.gz`.
+fn gate(id: &str, cmd: &str) -> String {
+    format!(
+        "  {id}:\n    kind: regression\n    inputs: []\n    run: P=\"$RELGATE_RECORD/../../..\"; \
+         S=$(echo \"$RELGATE_RECORD\"/staged/*/a.tar.gz); {cmd}\n"
+    )
+}
+
+fn staged_a(p: &Project) -> Option<PathBuf> {
+    let staged = p.record("1.0.0").join("staged");
+    std::fs::read_dir(staged)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("a.tar.gz"))
+        .find(|a| a.exists())
+}
+
+fn published(p: &Project) -> PathBuf {
+    p.join("published/acme/1.0.0")
+}
+
+fn ino(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).expect("stat").ino()
+}
+
+/// The release verifies and replays, and its bytes are the artefact's.
+#[track_caller]
+fn whole(p: &Project) {
+    let to = published(p);
+    let to_s = to.to_str().expect("utf8");
+    expect_code(&p.relgate(&["verify", to_s]), exit::SUCCESS);
+    expect_code(&p.relgate(&["replay", to_s]), exit::SUCCESS);
+    assert!(std::fs::read(to.join("a.tar.gz")).expect("read") == big());
+}
+
+#[test]
+fn a_local_publish_moves_the_gated_copy_instead_of_writing_a_second() {
+    let p = project(&gate("look", "stat -c %i \"$S\" > \"$P/staged-inode\""));
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    whole(&p);
+    let gated: u64 = p.read("staged-inode").trim().parse().expect("inode");
+    assert_eq!(
+        ino(&published(&p).join("a.tar.gz")),
+        gated,
+        "the published artefact is not the file the gate saw"
+    );
+    assert_eq!(staged_a(&p), None, "the record still holds a second copy");
+    // Nothing beside the release, and its files are readable as a copy's would be.
+    assert_eq!(
+        std::fs::read_dir(p.join("published/acme"))
+            .expect("dir")
+            .count(),
+        1
+    );
+    let mode = std::fs::metadata(published(&p).join("a.tar.gz"))
+        .expect("stat")
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        std::fs::metadata(published(&p).join("SHA256SUMS"))
+            .expect("stat")
+            .mode()
+            & 0o777
+    );
+}
+
+#[test]
+fn a_staged_copy_with_a_second_name_is_copied_so_that_name_cannot_change_the_release() {
+    let p = project(&gate("link", "ln \"$S\" \"$P/second-name\""));
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    let second = p.join("second-name");
+    assert_ne!(ino(&published(&p).join("a.tar.gz")), ino(&second));
+    std::fs::write(&second, b"changed through the other name").expect("write");
+    whole(&p);
+}
+
+#[test]
+fn a_staged_copy_whose_metadata_changed_is_copied_and_checked() {
+    // Same bytes, new times: it may have been written, so it is hashed again on the way.
+    let p = project(&gate("touch", "touch \"$S\""));
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    whole(&p);
+    assert!(staged_a(&p).is_some(), "the staged copy was moved");
+}
+
+#[test]
+fn a_staged_copy_held_open_for_writing_is_copied_so_the_writer_cannot_change_the_release() {
+    // A gate waits while this test opens the staged copy for writing (as any process that can
+    // write the record could) and keeps it open across the publish.
+    let p = project(&gate(
+        "wait",
+        "touch \"$P/ready\"; while [ ! -e \"$P/go\" ]; do sleep 0.05; done",
+    ));
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(p.path())
+        .args(["run", "1.0.0"])
+        .env_remove("RELGATE_OPERATOR")
+        .env("RELGATE_PIN_DIR", p.join(".relgate/.pins"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let until = Instant::now() + Duration::from_secs(120);
+    while !p.join("ready").exists() {
+        assert!(Instant::now() < until, "the gate never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let staged = staged_a(&p).expect("staged copy");
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&staged)
+        .expect("open for writing");
+    p.write("go", b"");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(exit::SUCCESS));
+    use std::os::unix::fs::FileExt;
+    writer
+        .write_all_at(b"written after the publish", 0)
+        .expect("write");
+    drop(writer);
+    whole(&p);
+}
+
+#[test]
+fn a_publish_to_another_filesystem_copies_and_keeps_the_staged_copy() {
+    // /dev/shm is a tmpfs on Linux; where it is the same filesystem as the temporary folder
+    // there is nothing to show.
+    let shm = Path::new("/dev/shm");
+    let Ok(meta) = std::fs::metadata(shm) else {
+        return;
+    };
+    let p = project("");
+    if meta.dev() == std::fs::metadata(p.path()).expect("stat").dev() {
+        return;
+    }
+    let target = tempfile::tempdir_in(shm).expect("tempdir in /dev/shm");
+    let to = target.path().join("acme/1.0.0");
+    let pipeline = pipeline("").replace(
+        "to: published/{project}/{version}",
+        &format!("to: {}/{{project}}/{{version}}", target.path().display()),
+    );
+    p.write("pipeline.yaml", pipeline);
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
+    let to_s = to.to_str().expect("utf8");
+    expect_code(&p.relgate(&["verify", to_s]), exit::SUCCESS);
+    expect_code(&p.relgate(&["replay", to_s]), exit::SUCCESS);
+    assert!(std::fs::read(to.join("a.tar.gz")).expect("read") == big());
+    assert!(staged_a(&p).is_some(), "the staged copy is gone");
+}
