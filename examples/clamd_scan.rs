@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         changes: None,
         gates: vec![gate.clone()],
         publish: None,
+        share: None,
     };
     let files = stage::resolve(&root, &pipeline.artefacts)
         .map_err(|p| anyhow::anyhow!("cannot resolve artefacts: {p:?}"))?;

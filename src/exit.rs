@@ -11,5 +11,7 @@ pub const CONFIG: i32 = 2;
 pub const PENDING: i32 = 3;
 /// `run` could not take the release record's lock: another run of the same version holds it.
 /// Nothing was run and nothing changed; running again once the other run has finished is safe.
-/// Distinct from [`CONFIG`] so that CI can wait and retry instead of failing the pipeline.
+/// Also when every gate is green but another machine holds the release's publish lease on the
+/// team's share (docs/team.md): nothing was published. Distinct from [`CONFIG`] so that CI can
+/// wait and retry instead of failing the pipeline.
 pub const BUSY: i32 = 4;

@@ -35,10 +35,11 @@ pub enum HttpError {
     CaEmpty { path: std::path::PathBuf },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
-    #[error(
-        "RELGATE_PUBLISH_USER is set without RELGATE_PUBLISH_PASSWORD (or the other way round)"
-    )]
-    HalfCredentials,
+    #[error("{user} is set without {password} (or the other way round)")]
+    HalfCredentials {
+        user: &'static str,
+        password: &'static str,
+    },
 }
 
 /// A client for one destination. `ca` is a PEM file whose certificates are trusted besides the
@@ -99,18 +100,51 @@ impl Auth {
     }
 }
 
+/// Which environment variables hold a repository's credentials.
+#[derive(Clone, Copy, Debug)]
+pub struct CredentialVars {
+    pub token: &'static str,
+    pub user: &'static str,
+    pub password: &'static str,
+}
+
+/// Publishing, and `verify`/`replay` by URL.
+pub const PUBLISH_VARS: CredentialVars = CredentialVars {
+    token: "RELGATE_PUBLISH_TOKEN",
+    user: "RELGATE_PUBLISH_USER",
+    password: "RELGATE_PUBLISH_PASSWORD",
+};
+
+/// The team's share (`share:`, `approve --from`, `history`): often another server, or another
+/// account on the same one, than the release repository.
+pub const SHARE_VARS: CredentialVars = CredentialVars {
+    token: "RELGATE_SHARE_TOKEN",
+    user: "RELGATE_SHARE_USER",
+    password: "RELGATE_SHARE_PASSWORD",
+};
+
 /// The credentials for `url`: `RELGATE_PUBLISH_TOKEN` (a bearer token), else
 /// `RELGATE_PUBLISH_USER` and `RELGATE_PUBLISH_PASSWORD`, else the entry for the URL's host in
 /// `$NETRC` or `~/.netrc`, else none.
 pub fn credentials(url: &url::Url) -> Result<Option<Auth>, HttpError> {
+    credentials_from(url, &PUBLISH_VARS)
+}
+
+/// As [`credentials`], from the variables `vars` names.
+pub fn credentials_from(url: &url::Url, vars: &CredentialVars) -> Result<Option<Auth>, HttpError> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let Some(token) = var("RELGATE_PUBLISH_TOKEN") {
+    if let Some(token) = var(vars.token) {
         return Ok(Some(Auth::Bearer(token)));
     }
-    match (var("RELGATE_PUBLISH_USER"), var("RELGATE_PUBLISH_PASSWORD")) {
+    match (var(vars.user), var(vars.password)) {
         (Some(user), Some(password)) => return Ok(Some(Auth::Basic { user, password })),
         (None, None) => {}
-        _ => return Err(HttpError::HalfCredentials),
+        _ => {
+            return Err(HttpError::HalfCredentials {
+                user: vars.user,
+                password: vars.password,
+            });
+        }
     }
     let file = match var("NETRC") {
         Some(f) => std::path::PathBuf::from(f),

@@ -34,6 +34,7 @@ pub mod replay;
 pub mod report;
 pub mod s3;
 pub mod sarif;
+pub mod share;
 pub mod signers;
 pub mod signkey;
 pub mod sshsig;

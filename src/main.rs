@@ -77,10 +77,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
-    /// Write a signed sign-off (or rejection) for one gate into the release record.
+    /// Write a signed sign-off (or rejection) for one gate into the release record, or, with
+    /// --from, onto the team's share from any machine.
     Approve {
         /// The release version to sign for (its record names the subject).
-        version: String,
+        #[arg(required_unless_present = "from")]
+        version: Option<String>,
         /// The signoff gate's id.
         #[arg(long, value_name = "ID")]
         gate: String,
@@ -103,6 +105,48 @@ enum Command {
         /// Write the sign-off even though it will not count (it is refused otherwise).
         #[arg(long)]
         force: bool,
+        /// Sign the open request on the team's share (a folder, https:// or s3:// URL): no
+        /// checkout or release record needed; the pair is uploaded there.
+        #[arg(long, value_name = "SHARE-URL", requires = "release",
+              conflicts_with_all = ["version", "subject", "force"])]
+        from: Option<String>,
+        /// With --from: the release, as PROJECT/VERSION.
+        #[arg(long, value_name = "PROJECT/VERSION", requires = "from")]
+        release: Option<String>,
+        /// With --from: sign without asking (required when stdin is not a terminal).
+        #[arg(long, requires = "from")]
+        yes: bool,
+        /// With --from: an OpenSSH allowed_signers file naming the release signer's key.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "trust_key",
+            requires = "from"
+        )]
+        signers: Option<PathBuf>,
+        /// With --from and --signers: the principal that signs releases.
+        #[arg(long, value_name = "PRINCIPAL", requires = "signers")]
+        signer: Option<String>,
+        /// With --from: the release key's fingerprint (SHA256:…), given out of band; repeatable.
+        #[arg(long = "trust-key", value_name = "SHA256:FPR", requires = "from")]
+        trust_key: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// The releases and dry runs on the team's share: date, run, decision, first red gate,
+    /// subject and who vouches for each (a dry run's report is unauthenticated).
+    History {
+        /// The share: a folder, an https:// WebDAV collection or an s3:// URL.
+        share: String,
+        /// Only this project.
+        project: Option<String>,
+        #[command(flatten)]
+        trust: TrustOpts,
+        #[command(flatten)]
+        remote: RemoteOpts,
+        /// Output for people (human) or for programs (json).
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
     },
     /// Verify a release record, or a published release folder, offline: the chain, every
     /// checkpoint, every verdict judged again, and that the folder is exactly what was gated.
@@ -190,6 +234,17 @@ struct RemoteOpts {
     allow_http: bool,
 }
 
+impl From<RemoteOpts> for relgate::share::Access {
+    fn from(r: RemoteOpts) -> Self {
+        relgate::share::Access {
+            ca: r.ca,
+            allow_http: r.allow_http,
+            endpoint: None,
+            region: None,
+        }
+    }
+}
+
 impl From<RemoteOpts> for relgate::folder::Access {
     fn from(r: RemoteOpts) -> Self {
         relgate::folder::Access {
@@ -265,6 +320,37 @@ fn main() -> ExitCode {
             commands::status(&pipeline, state.as_deref(), &version, format.into())
         }
         Command::Approve {
+            gate,
+            key,
+            principal,
+            comment,
+            reject,
+            from: Some(from),
+            release,
+            yes,
+            signers,
+            signer,
+            trust_key,
+            remote,
+            ..
+        } => commands::approve_from::approve_from(commands::approve_from::FromArgs {
+            pipeline,
+            from,
+            release: release.unwrap_or_default(),
+            gate,
+            key,
+            principal,
+            comment,
+            reject,
+            yes,
+            trust: relgate::trust::TrustArgs {
+                signers,
+                signer,
+                trust_keys: trust_key,
+            },
+            access: remote.into(),
+        }),
+        Command::Approve {
             version,
             gate,
             key,
@@ -273,10 +359,11 @@ fn main() -> ExitCode {
             reject,
             subject,
             force,
+            ..
         } => commands::approve(commands::ApproveArgs {
             pipeline,
             state,
-            version,
+            version: version.unwrap_or_default(),
             gate,
             key,
             principal,
@@ -332,6 +419,20 @@ fn main() -> ExitCode {
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
+        Command::History {
+            share,
+            project,
+            trust,
+            remote,
+            format,
+        } => commands::history::history(commands::history::HistoryArgs {
+            pipeline,
+            share,
+            project,
+            trust: trust.into(),
+            access: remote.into(),
+            format: format.into(),
+        }),
         Command::Report {
             path,
             trust,

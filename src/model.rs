@@ -29,6 +29,11 @@ pub struct Pipeline {
     /// Gates in a topological order of `needs` (ties broken by declaration order).
     pub gates: Vec<GateSpec>,
     pub publish: Option<Publish>,
+    /// The team's shared store (`share:`): requests, sign-offs, checkpoints, dry-run records.
+    /// Left out of the recorded policy when unset, so records made before it existed derive
+    /// again to the same pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareSpec>,
 }
 
 impl Pipeline {
@@ -70,6 +75,27 @@ pub struct Publish {
     /// unencrypted).
     #[serde(default)]
     pub allow_http: bool,
+}
+
+/// `share:`: where a release's team meets (docs/team.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ShareSpec {
+    /// As written: a folder (relative to the pipeline root), an `https://` (or loopback
+    /// `http://`) WebDAV collection, or `s3://bucket/prefix`; opened by `crate::share::open`.
+    pub url: String,
+    /// S3 only: the endpoint URL.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// S3 only: the signing region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A PEM file of CA certificates trusted besides the platform's.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_http: bool,
+    /// How long a publish lease holds before another machine may take it (seconds).
+    pub lease_secs: u64,
 }
 
 /// One webhook of `notify:` (`crate::config::Loaded::notify`). Not part of [`Pipeline`]: no

@@ -103,6 +103,7 @@ impl Repo {
                 },
             ],
             publish: None,
+            share: None,
         }
     }
 

@@ -50,6 +50,7 @@ impl Env {
             changes: None,
             gates: vec![],
             publish: None,
+            share: None,
         };
         let (cancel, rx) = watch::channel(false);
         let cx = CollectContext {

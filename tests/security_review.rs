@@ -110,6 +110,7 @@ impl Case {
             changes: None,
             gates: vec![self.gate()],
             publish: None,
+            share: None,
         }
     }
 

@@ -142,6 +142,7 @@ impl Fixture {
             changes: None,
             gates: vec![gate.clone()],
             publish: None,
+            share: None,
         };
         let record = Record::new(root.join(".relgate/releases/1.0.0"));
         let files = stage::resolve(&root, &pipeline.artefacts).unwrap();

@@ -114,6 +114,7 @@ impl Fixture {
                 },
             ],
             publish: None,
+            share: None,
         };
         let record = Record::new(approval::record_dir(&pipeline, VERSION));
         let files = stage::resolve(&root, &pipeline.artefacts).unwrap();

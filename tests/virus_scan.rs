@@ -90,6 +90,7 @@ impl Release {
             changes: None,
             gates: vec![gate],
             publish: None,
+            share: None,
         };
         let record = Record::new(self.root.join(".relgate/releases/1.0.0"));
         let files = stage::resolve(&self.root, &pipeline.artefacts).unwrap();

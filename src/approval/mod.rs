@@ -493,7 +493,7 @@ pub fn sign(req: &ApproveRequest<'_>) -> Result<Pair, ApproveError> {
 }
 
 /// `GATE.PRINCIPAL.DECISION.DIGEST12.json`, with the principal reduced to safe characters.
-fn pair_name(st: &Statement, bytes: &[u8]) -> String {
+pub fn pair_name(st: &Statement, bytes: &[u8]) -> String {
     let who: String = st
         .signer
         .chars()

@@ -188,7 +188,7 @@ pub fn approve(args: ApproveArgs) -> i32 {
 }
 
 /// Refuse a sign-off that would not count: each reason on its own line, exit 1.
-fn refuse(reasons: &[(String, String)], forcible: bool) -> i32 {
+pub(crate) fn refuse(reasons: &[(String, String)], forcible: bool) -> i32 {
     for (code, reason) in reasons {
         errln!("relgate: approve refused: {code}: {reason}");
     }
@@ -275,6 +275,7 @@ fn judge_now(
             record: record.dir.is_dir().then_some(record),
             folder: &folder,
             extra: Some(pair),
+            known_authors: None,
         };
         let (_tx, cancel) = tokio::sync::watch::channel(false);
         let got = super::next_run::block_on(preview::preview(&req, cancel))?;
@@ -297,7 +298,7 @@ fn judge_now(
 }
 
 /// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {

@@ -3,7 +3,9 @@
 
 mod annotate;
 pub mod approve;
+pub mod approve_from;
 pub mod findings;
+pub mod history;
 pub mod logs;
 pub mod report;
 

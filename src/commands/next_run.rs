@@ -151,6 +151,7 @@ pub(crate) async fn signoffs(
         record: Some(record),
         folder: &folder,
         extra: None,
+        known_authors: None,
     };
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     Some(Ok(preview::preview(&req, cancel).await))

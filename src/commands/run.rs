@@ -101,6 +101,9 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
             );
         }
     }
+    if let Some(spec) = &pipeline.share {
+        push_to_share(spec, &pipeline, &args, &summary).await;
+    }
     for line in report::refusal_lines(&summary) {
         errln!("{line}");
     }
@@ -173,4 +176,41 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
         }
     }
     summary.exit_code
+}
+
+/// Leave the run on the team's share (docs/team.md): its checkpoints, or a dry run's record,
+/// and its report — the open request, with each eligible signer's approve command, when the
+/// run awaits sign-offs. What cannot be pushed is said; the run's outcome stands.
+async fn push_to_share(
+    spec: &crate::model::ShareSpec,
+    pipeline: &crate::model::Pipeline,
+    args: &RunArgs,
+    summary: &engine::RunSummary,
+) {
+    let share = match crate::share::open_spec(spec, &pipeline.root) {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("relgate: share: nothing pushed: {e}");
+            return;
+        }
+    };
+    let pushed =
+        crate::share::push::after_run(&share, pipeline, &args.version, summary, args.dry_run).await;
+    for note in &pushed.notes {
+        errln!("relgate: {note}");
+    }
+    let Some(at) = &pushed.report else {
+        return;
+    };
+    if pushed.commands.is_empty() {
+        errln!("relgate: share: the run's report is at {at}");
+        return;
+    }
+    errln!(
+        "relgate: share: the request for sign-off is at {at}; each eligible signer approves \
+         from any machine with:"
+    );
+    for cmd in &pushed.commands {
+        errln!("  {cmd}");
+    }
 }

@@ -10,6 +10,7 @@ mod gate;
 mod kinds;
 mod notify;
 mod plan;
+mod share;
 pub mod suggest;
 pub mod units;
 mod validate;

@@ -131,6 +131,7 @@ fn plan_lists_gates_with_needs_kinds_and_checks() {
             ),
         ],
         publish: None,
+        share: None,
     };
     let text = super::plan_text(&p);
     let expected = [

@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "changes",
     "gates",
     "publish",
+    "share",
     "notify",
 ];
 
@@ -128,6 +129,9 @@ pub(crate) fn pipeline(
     };
 
     let publish = top.get("publish").and_then(|n| publish(cx, n, &top, inp));
+    let share = top
+        .get("share")
+        .and_then(|n| super::share::share(cx, n, &top, inp));
     let notify = match top.entry("notify") {
         Some((k, v)) => super::notify::validate(cx, k, v),
         None => Some(Vec::new()),
@@ -144,6 +148,7 @@ pub(crate) fn pipeline(
         changes,
         gates: gates?,
         publish,
+        share,
     };
     Some((pipeline, notify?))
 }

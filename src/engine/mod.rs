@@ -6,6 +6,7 @@ mod keys;
 mod recover;
 pub mod reuse;
 pub mod schedule;
+mod team;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,8 @@ pub enum RunError {
     },
     #[error("the pipeline's signers cannot serve as the trust root: {0}")]
     Trust(#[from] crate::trust::TrustError),
+    #[error("share: {0}")]
+    Share(String),
     #[error("{0}")]
     Io(String),
 }
@@ -205,6 +208,13 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
             problem,
         }
     })?;
+    // The team's share: the record must extend its checkpoints there, and the sign-offs left
+    // there are taken in before anything is judged.
+    let share = team::open(&p, opts.dry_run)?;
+    let share_notes = match &share {
+        Some(s) => team::before_run(s, &p, &opts.version, &record, &verified, &trust).await?,
+        None => Vec::new(),
+    };
 
     // Stage: one copy, hashed in the same read. Everything later concerns these bytes.
     let files = stage::resolve(&p.root, &p.artefacts).map_err(|problems| {
@@ -271,7 +281,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         .first()
         .map(|s| sha256_hex(s.text.as_bytes()))
         .unwrap_or_default();
-    append(
+    let first = append(
         &log,
         LogRecord::RunStarted(Box::new(RunStarted {
             run: run_no,
@@ -292,6 +302,8 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
             checkpoint_key: checkpoint_key.as_ref().map(|(_, k)| k.clone()),
         })),
     )?;
+    // The record's name on a share: the chain head of its first line.
+    let record_id = prior.first().unwrap_or(&first).head.hex();
     let mut notes = Vec::new();
     if subject_changed {
         notes.push(format!(
@@ -307,6 +319,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     }
     notes.extend(ck_note);
     notes.extend(verified.notes);
+    notes.extend(share_notes);
     let _ = events.send(Event::RunStarted {
         project: p.project.clone(),
         version: opts.version.clone(),
@@ -369,6 +382,23 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
 
     let mut published = None;
     let mut message = None;
+    // One publisher at a time: another machine holding the release's lease stops this one.
+    let mut lease = None;
+    let (decision, exit_code) = if decision == Decision::Published && destination.is_some() {
+        let operator = opts.operator.as_deref();
+        match team::take_lease(share.as_ref(), &p, &opts.version, &record_id, operator).await {
+            Ok(l) => {
+                lease = l;
+                (decision, exit_code)
+            }
+            Err(not) => {
+                message = Some(not.message);
+                (Decision::Refused, not.exit_code)
+            }
+        }
+    } else {
+        (decision, exit_code)
+    };
     let (decision, exit_code) = if decision == Decision::Published {
         match &destination {
             Some(dest) => {
@@ -433,6 +463,9 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     } else {
         (decision, exit_code)
     };
+    if let Some(m) = team::give_back(share.as_ref(), lease).await {
+        message.get_or_insert(m);
+    }
 
     // Tell whoever asked. A notification reports the decision and never changes it, nor the
     // exit code; how it went is recorded inside the run, before its end.

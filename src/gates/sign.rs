@@ -365,6 +365,7 @@ mod tests {
             changes: None,
             gates: vec![],
             publish: None,
+            share: None,
         }
     }
 

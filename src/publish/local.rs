@@ -198,7 +198,7 @@ fn sync_tree(dir: &Path) -> Result<(), PublishError> {
 
 /// rename(2) that fails with `AlreadyExists` instead of replacing `to`.
 #[allow(unsafe_code)]
-pub(super) fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let f = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;

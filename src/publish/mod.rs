@@ -20,6 +20,7 @@ use crate::record::Record;
 use crate::stage::Staged;
 
 pub use local::Local;
+pub(crate) use local::rename_noreplace;
 pub use s3::{CLAIM_TOKEN_FILE, S3};
 pub use webdav::Webdav;
 

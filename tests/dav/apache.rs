@@ -196,6 +196,16 @@ impl Apache {
         self.tmp.path().join("ca.pem")
     }
 
+    /// Hand what a test wrote below the served `path` to the server's user (as root, Apache
+    /// runs as `nobody` and could not write into folders the test made).
+    pub fn own(&self, path: &str) {
+        if is_root() {
+            run(Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(self.disk(path)));
+        }
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.tmp.path().join("run/error.log")).unwrap_or_default()
     }

@@ -46,6 +46,7 @@ fn pipeline() -> Pipeline {
         changes: None,
         gates: vec![],
         publish: None,
+        share: None,
     }
 }
 

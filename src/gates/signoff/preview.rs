@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{RecordedPair, SignoffEvidence, SignoffReport, assess, authors_evidence, remembered};
+use super::{
+    AuthorsEvidence, RecordedPair, SignoffEvidence, SignoffReport, assess, authors_evidence,
+    remembered,
+};
 use crate::approval::{Folder, Pair};
 use crate::digest::sha256_hex;
 use crate::gates::JudgeContext;
@@ -39,6 +42,9 @@ pub struct PreviewRequest<'a> {
     pub folder: &'a Folder,
     /// A statement not written yet.
     pub extra: Option<&'a Pair>,
+    /// The commit authors as the release machine read them, with the raw `git log` they come
+    /// from: an approver signing from a share has no checkout to read them from.
+    pub known_authors: Option<(&'a AuthorsEvidence, &'a [u8])>,
 }
 
 /// The report, and why the authors could not be read when that was so (then the preview
@@ -97,8 +103,12 @@ pub async fn preview(
         }
     }
     let remembered = remembered(&req.gate.id, req.prior, req.subject, &blobs, &approvals);
-    let authors = match &req.pipeline.changes {
-        Some(changes) if req.spec.bar_authors => {
+    let authors = match (&req.pipeline.changes, req.known_authors) {
+        (Some(_), Some((known, raw))) if req.spec.bar_authors => {
+            blobs.put(raw);
+            Some(known.clone())
+        }
+        (Some(changes), None) if req.spec.bar_authors => {
             let read = crate::git::read_range(&changes.repo, &changes.range, cancel).await;
             let (a, log) = authors_evidence(&changes.range, read);
             if let Some(raw) = log {

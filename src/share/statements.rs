@@ -1,0 +1,101 @@
+//! Sign-offs on the share: `statements/<sha256 of the statement>.json` and its `.sig`, the
+//! pair `approve` writes into a record's `approvals/`, named by content so that the same
+//! statement is one object however often it is sent. Reading one checks only its name
+//! against its bytes; whether it counts is the signoff gate's to judge, as for a pair dropped
+//! into `approvals/` by hand.
+
+use super::layout::{self, SIG};
+use super::{Share, ShareError, Store};
+use crate::approval::{MAX_STATEMENT_BYTES, Pair};
+
+/// The sign-off pairs on the share whose name is their statement's digest, and what was
+/// passed over, with why (`statements/NAME`, reason).
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Each pair named as on the share (`<hex>.json`).
+    pub pairs: Vec<Pair>,
+    pub ignored: Vec<(String, String)>,
+}
+
+/// Every sign-off pair of the release on the share.
+pub async fn read(share: &Share, project: &str, version: &str) -> Result<Found, ShareError> {
+    let dir = layout::statements_dir(project, version);
+    let names = share.list(&dir).await?;
+    let mut found = Found::default();
+    for name in &names {
+        let shown = format!("statements/{name}");
+        if let Some(base) = name.strip_suffix(SIG) {
+            if !layout::is_object_name(base) {
+                found
+                    .ignored
+                    .push((shown, "not a name relgate writes".into()));
+            }
+            continue;
+        }
+        if !layout::is_object_name(name) {
+            found
+                .ignored
+                .push((shown, "not a name relgate writes".into()));
+            continue;
+        }
+        // The statement is written after its signature: one without it is still arriving.
+        if !names.contains(&format!("{name}{SIG}")) {
+            continue;
+        }
+        let statement = share
+            .get(&format!("{dir}/{name}"), MAX_STATEMENT_BYTES)
+            .await;
+        let signature = share
+            .get(&format!("{dir}/{name}{SIG}"), MAX_STATEMENT_BYTES)
+            .await;
+        let (statement, signature) = match (statement, signature) {
+            (Ok(Some(s)), Ok(Some(g))) => (s, g),
+            (Ok(None), _) | (_, Ok(None)) => continue,
+            (Err(e), _) | (_, Err(e)) => {
+                found.ignored.push((shown, format!("cannot be read: {e}")));
+                continue;
+            }
+        };
+        if !layout::names_bytes(name, &statement) {
+            found.ignored.push((
+                shown,
+                "its content does not match its name (it was altered, or is damaged)".into(),
+            ));
+            continue;
+        }
+        found.pairs.push(Pair {
+            name: name.clone(),
+            statement,
+            signature,
+        });
+    }
+    Ok(found)
+}
+
+/// Put a signed pair on the share (the signature first, so a reader never finds the statement
+/// without it). Returns where the statement is.
+pub async fn upload(
+    share: &Share,
+    project: &str,
+    version: &str,
+    pair: &Pair,
+) -> Result<String, ShareError> {
+    let name = layout::object_name(&pair.statement);
+    let at = format!("{}/{name}", layout::statements_dir(project, version));
+    share.put(&format!("{at}{SIG}"), &pair.signature).await?;
+    // Ed25519 signatures are deterministic: another one already there was not made by this
+    // key over these bytes, and would spoil the pair.
+    let sig = share
+        .get(&format!("{at}{SIG}"), MAX_STATEMENT_BYTES)
+        .await?;
+    if sig.as_deref() != Some(pair.signature.as_slice()) {
+        return Err(ShareError::Refused {
+            at: share.shown(&format!("{at}{SIG}")),
+            why: "another signature is already there for this statement; the share's \
+                  keeper should look at it"
+                .into(),
+        });
+    }
+    share.put(&at, &pair.statement).await?;
+    Ok(share.shown(&at))
+}

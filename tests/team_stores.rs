@@ -1,0 +1,145 @@
+//! The team's flow on the other kinds of share: a folder several machines can write, and an S3
+//! prefix (moto, which honours create-only writes, tests/s3_common). The WebDAV share is
+//! tests/team.rs.
+
+mod common;
+mod dav;
+mod s3_common;
+mod team_setup;
+
+use common::*;
+use relgate::exit;
+use team_setup::*;
+
+/// Request, approve --from, publish; the lease taken and given back.
+fn flow(t: &Team) {
+    expect_code(&t.run(&[]), exit::PENDING);
+    let out = t.approve(&t.alice, "alice", &["--yes"]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        stdout(&out).contains("approval uploaded to"),
+        "{}",
+        stdout(&out)
+    );
+    let out = t.run(&[]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        stderr(&out).contains("alice@acme.test approve of manual"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.project.join("published/acme/1.0.0/SHA256SUMS").is_file());
+}
+
+#[test]
+fn a_folder_share_carries_the_flow_and_follows_no_link_planted_in_it() {
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    // Someone who can write the share points a folder elsewhere on the approver's machine:
+    // relgate neither reads nor writes through it.
+    let release = share.path().join("acme/releases/1.0.0");
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), release.join("statements")).unwrap();
+    let out = t.approve(&t.alice, "alice", &["--yes"]);
+    assert_ne!(code(&out), exit::SUCCESS);
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    std::fs::remove_file(release.join("statements")).unwrap();
+
+    let out = t.approve(&t.alice, "alice", &["--yes"]);
+    expect_code(&out, exit::SUCCESS);
+    let out = t.run(&[]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        stderr(&out).contains("alice@acme.test approve of manual"),
+        "{}",
+        stderr(&out)
+    );
+    for dir in ["runs", "statements", "records", "lease/000001"] {
+        assert!(release.join(dir).is_dir(), "{dir}");
+    }
+    assert!(release.join("lease/000001/released.json").is_file());
+}
+
+#[test]
+fn an_s3_share_carries_the_flow() {
+    let moto = s3_common::Moto::start();
+    let bucket = moto.bucket("team");
+    let mut t = Team::around(None, "s3://team/relgate".into(), GATES, "");
+    let endpoint = moto.endpoint();
+    let mut vars = s3_common::aws_env();
+    vars.push(("AWS_ENDPOINT_URL", &endpoint));
+    t.set_env(&vars);
+    flow(&t);
+    let keys: Vec<String> = s3_common::keys(&bucket, "relgate/")
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    for want in [
+        "/runs/",
+        "/statements/",
+        "/checkpoints/",
+        "/lease/000001/released.json",
+    ] {
+        assert!(keys.iter().any(|k| k.contains(want)), "{want}: {keys:?}");
+    }
+    // Nothing credential-like leaves the machines' output.
+    let out = t.run(&[]);
+    for secret in [s3_common::SECRET, s3_common::TOKEN] {
+        assert!(!stderr(&out).contains(secret) && !stdout(&out).contains(secret));
+    }
+}
+
+#[test]
+fn share_settings_are_checked_with_the_rest_of_the_pipeline() {
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.txt", b"a\n");
+    let base = pipeline("  unit:\n    kind: regression\n    run: \"true\"\n");
+    for (share, want) in [
+        (
+            "share: ftp://x.test/s\n",
+            "share: unsupported scheme ftp://",
+        ),
+        (
+            "share: http://x.test/s\n",
+            "share: plain http:// to another machine sends credentials unencrypted",
+        ),
+        (
+            "share: https://bob:pw@x.test/s\n",
+            "share: credentials and queries do not belong in the pipeline",
+        ),
+        (
+            "share:\n  url: https://x.test/s\n  lease: 0s\n",
+            "share.lease: expected a duration",
+        ),
+        (
+            "share:\n  url: https://x.test/s\n  region: eu-west-1\n",
+            "share.region: only an s3:// share takes a region",
+        ),
+        (
+            "share:\n  lease: 1h\n",
+            "share.url: missing required key `url`",
+        ),
+    ] {
+        p.write(
+            "pipeline.yaml",
+            base.replace("gates:\n", &format!("{share}gates:\n")),
+        );
+        let out = p.relgate(&["check"]);
+        expect_code(&out, exit::CONFIG);
+        assert!(stderr(&out).contains(want), "{want}\n{}", stderr(&out));
+    }
+    for ok in [
+        "share: https://dav.acme.test/relgate\n",
+        "share: team-share\n",
+        "share:\n  url: s3://team/relgate\n  endpoint: http://127.0.0.1:9000\n  lease: 2h\n",
+    ] {
+        p.write(
+            "pipeline.yaml",
+            base.replace("gates:\n", &format!("{ok}gates:\n")),
+        );
+        expect_code(&p.relgate(&["check"]), exit::SUCCESS);
+    }
+}
