@@ -208,3 +208,38 @@ fn force_writes_it_anyway_and_status_lists_every_statement_that_does_not_count()
         stderr(&out)
     );
 }
+
+#[test]
+fn approve_takes_the_record_from_the_state_folder_run_used() {
+    let p = project();
+    let bob = [("RELGATE_OPERATOR", "bob@acme.test")];
+    let state = p.join("elsewhere");
+    let state = state.to_str().expect("utf8");
+    expect_code(
+        &p.relgate_env(&["--state", state, "run", "1.0.0"], &bob),
+        exit::PENDING,
+    );
+    // Without --state there is no such release here.
+    expect_code(&approve(&p, "erin", &[], &[]), exit::CONFIG);
+    let out = p.relgate(&[
+        "--state",
+        state,
+        "approve",
+        "1.0.0",
+        "--gate",
+        "manual",
+        "--key",
+        "keys/erin",
+        "--as",
+        "erin@acme.test",
+    ]);
+    expect_code(&out, exit::SUCCESS);
+    let written = std::fs::read_dir(p.join("elsewhere/releases/1.0.0/approvals"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(written, 2, "the pair is in the state folder's record");
+    expect_code(
+        &p.relgate_env(&["--state", state, "run", "1.0.0"], &bob),
+        exit::SUCCESS,
+    );
+}

@@ -43,7 +43,7 @@ struct Latest {
 /// `relgate approve`.
 pub fn approve(args: ApproveArgs) -> i32 {
     // The policy alone: an approver's checkout need not hold the build's artefacts.
-    let loaded = match config::load_policy(&args.pipeline) {
+    let loaded = match config::load_policy_at(&args.pipeline, args.state.as_deref()) {
         Ok(l) => l,
         Err(diags) => {
             super::config_problems(&diags);

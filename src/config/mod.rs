@@ -135,6 +135,11 @@ pub fn load_policy(file: &Path) -> Result<Loaded, Diagnostics> {
     load_with(file, None, cx::Mode::PolicyOnly)
 }
 
+/// [`load_policy`], with `state` overriding `state_dir` (`approve --state`, as `run --state`).
+pub fn load_policy_at(file: &Path, state: Option<&Path>) -> Result<Loaded, Diagnostics> {
+    load_with(file, state, cx::Mode::PolicyOnly)
+}
+
 /// Validate the sources a run recorded again, reading nothing from disk: `uses:` files come
 /// from `sources`, the allowed_signers text is `signers`. `recorded` is the pipeline the run
 /// recorded, which gives the paths it was loaded from (file, root, state folder). The result
