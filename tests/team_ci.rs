@@ -291,6 +291,18 @@ fn a_failing_test_in_an_uploaded_report_is_red() {
     );
     // Replay reaches the same verdict from the record.
     expect_code(&c.replay(), exit::SUCCESS);
+    // `logs` shows where the reports came from and where the record keeps them.
+    let out = c.t.eng.relgate(&["logs", "1.0.0", "unit"]);
+    expect_code(&out, exit::SUCCESS);
+    let shown = stdout(&out);
+    for want in [
+        "tests-failed",
+        &format!("CI reports on {} for commit {}", c.t.share, c.commit),
+        "job macos: 1 report(s) signed by ci@acme.test",
+        "macos/macos-junit.xml",
+    ] {
+        assert!(shown.contains(want), "{want}\n{shown}");
+    }
 }
 
 #[test]
