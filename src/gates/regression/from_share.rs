@@ -524,3 +524,7 @@ fn notes(
     }
     notes
 }
+
+#[cfg(test)]
+#[path = "from_share_tests.rs"]
+mod tests;
