@@ -55,7 +55,10 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
 
 impl CiTeam {
     fn new() -> CiTeam {
-        let t = Team::with(GATES, "");
+        CiTeam::around(Team::with(GATES, ""))
+    }
+
+    fn around(t: Team) -> CiTeam {
         let ci = Machine::bare();
         let line = format!("ci@acme.test {}\n", ci.keygen("ci"));
         let signers = t.project.read("keys/allowed_signers") + &line;
@@ -178,7 +181,7 @@ fn reports_two_ci_jobs_uploaded_count_for_the_release_and_replay_verifies_them()
 }
 
 #[test]
-fn a_job_that_uploaded_nothing_keeps_the_gate_red() {
+fn a_job_that_uploaded_nothing_keeps_the_gate_red_until_it_does() {
     let c = CiTeam::new();
     c.upload("linux", PASSING);
     let out = c.t.run(&[]);
@@ -189,6 +192,15 @@ fn a_job_that_uploaded_nothing_keeps_the_gate_red() {
         "{err}"
     );
     assert!(!c.t.project.join("published/acme/1.0.0").exists());
+    // Once the job has uploaded, the next run counts it and publishes; replay agrees with both.
+    c.upload("macos", PASSING);
+    expect_code(&c.t.run(&[]), exit::SUCCESS);
+    assert!(
+        c.t.project
+            .join("published/acme/1.0.0/SHA256SUMS")
+            .is_file()
+    );
+    expect_code(&c.replay(), exit::SUCCESS);
 }
 
 #[test]
@@ -319,4 +331,22 @@ fn ci_upload_refuses_a_short_commit_and_a_file_that_is_not_junit() {
         stderr(&out)
     );
     assert!(c.statements(&c.commit).is_empty());
+}
+
+#[test]
+fn a_folder_share_carries_ci_evidence_too() {
+    let folder = tempfile::tempdir().expect("share folder");
+    let share = folder.path().to_str().expect("utf8").to_string();
+    let c = CiTeam::around(Team::around(None, share, GATES, ""));
+    c.upload("linux", PASSING);
+    c.upload("macos", PASSING);
+    let out = c.t.run(&[]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        folder
+            .path()
+            .join(format!("acme/ci/{}/statements", c.commit))
+            .is_dir()
+    );
+    expect_code(&c.replay(), exit::SUCCESS);
 }
