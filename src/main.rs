@@ -133,6 +133,33 @@ enum Command {
         #[command(flatten)]
         remote: RemoteOpts,
     },
+    /// Upload a CI job's JUnit reports for one commit to the team's share, with a statement
+    /// signed by the CI's key, for a regression gate with `from_share:` to count.
+    CiUpload {
+        /// The share: a folder, an https:// WebDAV collection or an s3:// URL.
+        #[arg(long, value_name = "SHARE-URL")]
+        share: String,
+        /// The project, as the pipeline names it.
+        #[arg(long, value_name = "PROJECT")]
+        project: String,
+        /// The full commit id the job tested (`git rev-parse HEAD`).
+        #[arg(long, value_name = "SHA")]
+        commit: String,
+        /// The job's name, as the gate's `from_share.jobs` lists it.
+        #[arg(long, value_name = "NAME")]
+        job: String,
+        /// The CI's OpenSSH private key file (or public key file: the ssh-agent signs).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The CI's principal, as named in allowed_signers.
+        #[arg(long = "as", value_name = "PRINCIPAL")]
+        principal: String,
+        /// The JUnit XML reports the job wrote.
+        #[arg(required = true, value_name = "JUNIT")]
+        reports: Vec<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
     /// The releases and dry runs on the team's share: date, run, decision, first red gate,
     /// subject and who vouches for each (a dry run's report is unauthenticated).
     History {
@@ -419,6 +446,25 @@ fn main() -> ExitCode {
         Command::Findings { version, format } => {
             commands::findings::run(&pipeline, state.as_deref(), &version, format.into())
         }
+        Command::CiUpload {
+            share,
+            project,
+            commit,
+            job,
+            key,
+            principal,
+            reports,
+            remote,
+        } => commands::ci_upload::ci_upload(commands::ci_upload::CiUploadArgs {
+            share,
+            project,
+            commit,
+            job,
+            key,
+            principal,
+            reports,
+            access: remote.into(),
+        }),
         Command::History {
             share,
             project,

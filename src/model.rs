@@ -186,6 +186,9 @@ pub enum Bump {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum GateKind {
     Regression(RegressionSpec),
+    /// `kind: regression` with `from_share:` instead of `run:`: the JUnit reports CI jobs
+    /// uploaded to the share for the release commit.
+    RegressionFromShare(FromShareSpec),
     Sign(SignSpec),
     VirusScan(VirusScanSpec),
     Signoff(SignoffSpec),
@@ -196,7 +199,7 @@ pub enum GateKind {
 impl GateKind {
     pub fn name(&self) -> &'static str {
         match self {
-            GateKind::Regression(_) => "regression",
+            GateKind::Regression(_) | GateKind::RegressionFromShare(_) => "regression",
             GateKind::Sign(_) => "sign",
             GateKind::VirusScan(_) => "virus-scan",
             GateKind::Signoff(_) => "signoff",
@@ -233,6 +236,18 @@ pub struct RegressionSpec {
     /// depends on no file. See `engine::reuse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Vec<String>>,
+}
+
+/// `from_share:` of a regression gate (docs/pipeline.md): take the evidence from the share.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FromShareSpec {
+    /// The CI jobs that must each have uploaded reports for the release commit.
+    pub jobs: Vec<String>,
+    /// `signed_by` as written: a role, or a list of principals.
+    pub signed_by_as_written: Vec<String>,
+    /// The principals whose CI statements count (a role resolved to its members).
+    pub signed_by: Vec<String>,
+    pub min_tests: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

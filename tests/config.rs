@@ -739,3 +739,53 @@ fn missing_pipeline_file() {
         .has("nowhere/p.yaml: file nowhere/p.yaml not found");
     assert!(!Path::new("nowhere").exists());
 }
+
+#[test]
+fn from_share_and_run_are_mutually_exclusive_and_each_problem_is_placed() {
+    let c = Case::new();
+    c.base_with(
+        "    kind: regression\n",
+        "    kind: regression\n    from_share:\n      jobs: [linux, \"bad name\", linux]\n      signed_by: qe\n",
+    );
+    let o = c.check();
+    o.config_error()
+        .has("pipeline.yaml:16:5: gates.unit-tests.run: `run` and `from_share` are mutually exclusive")
+        .has("pipeline.yaml:13:5: gates.unit-tests.from_share: `from_share` needs the top-level `share`")
+        .has("pipeline.yaml:14:21: gates.unit-tests.from_share.jobs[1]: expected a job name")
+        .has("pipeline.yaml:14:33: gates.unit-tests.from_share.jobs[2]: `linux` is listed twice")
+        .has("pipeline.yaml:15:18: gates.unit-tests.from_share.signed_by: unknown role `qe`")
+        .has("did you mean `qa`?");
+}
+
+#[test]
+fn a_regression_gate_from_the_share_checks_and_plans() {
+    let c = Case::new();
+    let text = BASE
+        .replacen(
+            "    run: [sh, -c, \"exit 0\"]\n",
+            "    from_share:\n      jobs: [linux, macos]\n      signed_by: [release@acme.test]\n    min_tests: 10\n",
+            1,
+        )
+        .replacen("gates:\n", "share: https://dav.acme.test/relgate\ngates:\n", 1);
+    c.pipeline(&text);
+    let o = c.check();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = c.run(&["plan", "-p", "pipeline.yaml"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains(
+            "JUnit reports uploaded to the share by CI jobs linux, macos for the release commit \
+             (HEAD in .), signed by release@acme.test, show no failure; at least 10 tests ran"
+        ),
+        "{}",
+        o.stdout
+    );
+    // A principal signed_by names must be in the signers file.
+    c.pipeline(&text.replace(
+        "signed_by: [release@acme.test]",
+        "signed_by: [ci@acme.test]",
+    ));
+    c.check()
+        .config_error()
+        .has("gates.unit-tests.from_share.signed_by[0]: principal `ci@acme.test` is not in the signers file");
+}

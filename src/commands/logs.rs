@@ -133,7 +133,12 @@ fn describe(record: &Record, f: &Found<'_>, lines: usize) -> Value {
     let ev = match ev {
         Ok(ev) => ev,
         Err(e) => {
-            doc["evidence_problem"] = json!(e);
+            match Blobs::get(record, digest).ok().and_then(|b| {
+                serde_json::from_slice::<regression::from_share::FromShareEvidence>(&b).ok()
+            }) {
+                Some(ev) => from_share(&mut doc, record, &ev),
+                None => doc["evidence_problem"] = json!(e),
+            }
             return doc;
         }
     };
@@ -177,6 +182,34 @@ fn describe(record: &Record, f: &Found<'_>, lines: usize) -> Value {
             .collect(),
     );
     doc
+}
+
+/// A regression gate that took its reports from the share: the commit, the share, what was
+/// noted, and each report stored in the record, by the job its statement names.
+fn from_share(doc: &mut Value, record: &Record, ev: &regression::from_share::FromShareEvidence) {
+    doc["commit"] = json!(ev.commit);
+    doc["share"] = json!(ev.share);
+    doc["ci_notes"] = json!(ev.notes);
+    let mut junit = Vec::new();
+    for f in &ev.statements {
+        let job = Blobs::get(record, &f.statement)
+            .ok()
+            .and_then(|b| crate::share::ci::parse_statement(&b).ok())
+            .map(|st| (st.job, st.reports));
+        let Some((job, reports)) = job else { continue };
+        for (r, got) in reports.iter().zip(&f.reports) {
+            if got.state != regression::from_share::FetchState::Stored {
+                continue;
+            }
+            junit.push(json!({
+                "path": format!("{job}/{}", crate::report::printable(&r.name)),
+                "state": "stored",
+                "digest": r.sha256,
+                "file": record.evidence_dir().join(&r.sha256).display().to_string(),
+            }));
+        }
+    }
+    doc["junit"] = Value::Array(junit);
 }
 
 /// One captured stream: its size, its last `lines` lines, and the files that hold it.
@@ -253,6 +286,15 @@ fn print_human(doc: &Value, notes: &[String]) {
     }
     if doc.get("command").is_some() {
         print_regression(doc);
+    }
+    if let Some(share) = doc["share"].as_str() {
+        outln!(
+            "CI reports on {share} for commit {}",
+            doc["commit"].as_str().unwrap_or("(unknown)")
+        );
+        for n in doc["ci_notes"].as_array().into_iter().flatten() {
+            outln!("  {}", s(n));
+        }
     }
     if let Some(e) = doc["evidence_problem"].as_str() {
         outln!("evidence unreadable: {e}");

@@ -4,6 +4,7 @@
 mod annotate;
 pub mod approve;
 pub mod approve_from;
+pub mod ci_upload;
 pub mod findings;
 pub mod history;
 pub mod logs;

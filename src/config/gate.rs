@@ -21,6 +21,7 @@ pub(crate) struct GateEnv<'a> {
     /// Principals in `signers`, when that file could be read and parsed.
     pub principals: Option<&'a BTreeSet<String>>,
     pub has_changes: bool,
+    pub has_share: bool,
 }
 
 const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "when", "uses"];

@@ -88,6 +88,20 @@ fn describe(p: &Pipeline, g: &GateSpec) -> String {
             }
             s
         }
+        GateKind::RegressionFromShare(r) => {
+            let (repo, rev) = crate::gates::regression::from_share::commit_source(p);
+            let mut s = format!(
+                "JUnit reports uploaded to the share by CI jobs {} for the release commit ({rev} \
+                 in {}), signed by {}, show no failure",
+                r.jobs.join(", "),
+                rel(p, &repo),
+                r.signed_by_as_written.join(", ")
+            );
+            if let Some(n) = r.min_tests {
+                let _ = write!(s, "; at least {n} tests ran");
+            }
+            s
+        }
         GateKind::ChangeRecord(c) => {
             let range = p
                 .changes

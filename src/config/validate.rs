@@ -119,6 +119,7 @@ pub(crate) fn pipeline(
                 roles_ok: roles.1,
                 principals: principals.as_ref(),
                 has_changes: top.get("changes").is_some(),
+                has_share: top.get("share").is_some(),
             };
             gate::validate(cx, k, v, &env)
         }

@@ -86,6 +86,9 @@ pub enum CollectError {
 pub async fn collect(gate: &GateSpec, cx: &CollectContext) -> Result<Value, CollectError> {
     let value = match &gate.kind {
         GateKind::Regression(spec) => to_value(regression::collect(gate, spec, cx).await?)?,
+        GateKind::RegressionFromShare(spec) => {
+            to_value(regression::from_share::collect(spec, cx).await?)?
+        }
         GateKind::Sign(spec) => to_value(sign::collect(gate, spec, cx).await?)?,
         GateKind::VirusScan(spec) => to_value(virus_scan::collect(gate, spec, cx).await?)?,
         GateKind::Signoff(spec) => to_value(signoff::collect(gate, spec, cx).await?)?,
@@ -102,6 +105,10 @@ pub fn judge(gate: &GateSpec, evidence: &Value, cx: &JudgeContext<'_>) -> Verdic
     match &gate.kind {
         GateKind::Regression(spec) => match from_value(evidence) {
             Ok(ev) => regression::judge(spec, &ev, cx),
+            Err(v) => v,
+        },
+        GateKind::RegressionFromShare(spec) => match from_value(evidence) {
+            Ok(ev) => regression::from_share::judge(spec, &ev, cx),
             Err(v) => v,
         },
         GateKind::Sign(spec) => match from_value(evidence) {

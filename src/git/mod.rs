@@ -21,7 +21,7 @@ use std::process::Output;
 use serde::{Deserialize, Serialize};
 
 pub use log::{Commit, parse_log, trailers};
-pub use range::{RangeFacts, RangeProblem, RangeRead, RangeSpec, read_range};
+pub use range::{RangeFacts, RangeProblem, RangeRead, RangeSpec, read_range, resolve_commit};
 
 /// How git was run, as recorded in the evidence. [`HistoryGuard::applied`] is what relgate
 /// does; a judge refuses evidence that does not show it (`change-history-unguarded`), such as

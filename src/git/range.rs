@@ -212,6 +212,15 @@ pub async fn read_range(
     })
 }
 
+/// The commit id `rev` names in `repo`, read under the [`HistoryGuard`] (a tag is peeled).
+pub async fn resolve_commit(
+    repo: &Path,
+    rev: &str,
+    mut cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<String, GitError> {
+    resolve(repo, rev, &mut cancel).await
+}
+
 /// The commit id `rev` names (a tag is peeled; anything that is not one commit is an error).
 async fn resolve(
     repo: &Path,

@@ -9,6 +9,7 @@
 //! read there is believed before its digest and its signature are checked: anyone who can
 //! write the share can write anything into it.
 
+pub mod ci;
 mod dav;
 pub mod history;
 pub mod layout;

@@ -19,11 +19,23 @@ pub struct Found {
 
 /// Every sign-off pair of the release on the share.
 pub async fn read(share: &Share, project: &str, version: &str) -> Result<Found, ShareError> {
-    let dir = layout::statements_dir(project, version);
-    let names = share.list(&dir).await?;
+    read_pairs(
+        share,
+        &layout::statements_dir(project, version),
+        "statements",
+    )
+    .await
+}
+
+/// Every `<sha256>.json` + `.sig` pair in the folder `dir` whose name is its statement's
+/// digest (CI evidence statements are kept the same way); passed-over names are shown below
+/// `shown`.
+pub async fn read_pairs(share: &Share, dir: &str, shown: &str) -> Result<Found, ShareError> {
+    let names = share.list(dir).await?;
     let mut found = Found::default();
+    let prefix = shown;
     for name in &names {
-        let shown = format!("statements/{name}");
+        let shown = format!("{prefix}/{name}");
         if let Some(base) = name.strip_suffix(SIG) {
             if !layout::is_object_name(base) {
                 found
@@ -80,8 +92,13 @@ pub async fn upload(
     version: &str,
     pair: &Pair,
 ) -> Result<String, ShareError> {
+    upload_pair(share, &layout::statements_dir(project, version), pair).await
+}
+
+/// Put a signed pair into the folder `dir` as `<sha256 of the statement>.json` and its `.sig`.
+pub async fn upload_pair(share: &Share, dir: &str, pair: &Pair) -> Result<String, ShareError> {
     let name = layout::object_name(&pair.statement);
-    let at = format!("{}/{name}", layout::statements_dir(project, version));
+    let at = format!("{dir}/{name}");
     share.put(&format!("{at}{SIG}"), &pair.signature).await?;
     // Ed25519 signatures are deterministic: another one already there was not made by this
     // key over these bytes, and would spoil the pair.

@@ -1,5 +1,6 @@
 //! The keys of each gate kind, checked into [`crate::model::GateKind`].
 
+mod from_share;
 mod signoff;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,15 @@ const DEFAULT_PENTEST_MAX_AGE: u64 = 365 * 86_400;
 /// The keys a gate of `kind` may hold besides the common ones.
 pub(crate) fn keys(kind: &str) -> &'static [&'static str] {
     match kind {
-        "regression" => &["run", "dir", "env", "junit", "min_tests", "inputs"],
+        "regression" => &[
+            "run",
+            "dir",
+            "env",
+            "junit",
+            "min_tests",
+            "inputs",
+            "from_share",
+        ],
         "change-record" => &["require", "test_paths"],
         "signoff" => &["role", "quorum", "expires", "segregation"],
         "security-review" => &["findings", "register", "block", "sla", "pentest"],
@@ -48,6 +57,9 @@ pub(crate) fn spec(
     env: &GateEnv,
 ) -> Option<GateKind> {
     match kind {
+        "regression" if m.get("from_share").is_some() => {
+            from_share::from_share(cx, m, env).map(GateKind::RegressionFromShare)
+        }
         "regression" => regression(cx, m, env).map(GateKind::Regression),
         "change-record" => change_record(cx, kind_node, m, env).map(GateKind::ChangeRecord),
         "signoff" => signoff::signoff(cx, kind_node, m, env).map(GateKind::Signoff),

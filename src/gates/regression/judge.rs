@@ -153,7 +153,22 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
             JunitState::Fresh { .. } | JunitState::Stale => {}
         }
     }
-    let (t, problems) = tally(&ev.junit, blobs);
+    // `min_tests` says nothing more when no report was written (`junit-missing` says it).
+    let min_tests = spec.min_tests.filter(|_| fresh > 0);
+    reasons.extend(judge_reports(&ev.junit, min_tests, blobs));
+    reasons
+}
+
+/// The verdict's reasons from the tests of the fresh reports in `files`: reports that do not
+/// read, failed tests, and fewer than `min_tests` run. The regression gate that takes its
+/// reports from CI judges them with this too.
+pub(crate) fn judge_reports(
+    files: &[JunitFile],
+    min_tests: Option<u64>,
+    blobs: &dyn Blobs,
+) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    let (t, problems) = tally(files, blobs);
     reasons.extend(problems);
     if !t.failed.is_empty() {
         let n = t.failed.len();
@@ -179,8 +194,7 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
             one_line(&format!("suite {suite}")),
         ));
     }
-    if let Some(min) = spec.min_tests
-        && fresh > 0
+    if let Some(min) = min_tests
         && t.executed < min
     {
         reasons.push(Reason::new(

@@ -10,6 +10,7 @@
 
 mod capture;
 pub mod failure;
+pub mod from_share;
 mod judge;
 pub mod junit;
 mod process;

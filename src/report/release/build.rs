@@ -140,7 +140,9 @@ pub fn build(inp: Inputs<'_>) -> ReleaseReport {
                     .scans
                     .push(sections::scan(g.id(), spec, &ev, &cx, verdict));
             }
-            crate::model::GateKind::Regression(_) | crate::model::GateKind::Sign(_) => {}
+            crate::model::GateKind::Regression(_)
+            | crate::model::GateKind::RegressionFromShare(_)
+            | crate::model::GateKind::Sign(_) => {}
         }
     }
     report.segregation = sections::segregation(run, &report, &cx);
