@@ -2,6 +2,7 @@
 # The example release as a team makes it: three "machines" meeting in a share, with no server
 # of relgate's own (docs/team.md). Here the share is a local folder; a WebDAV or S3 URL works
 # the same way.
+#   CI: runs the unit tests of the commit and uploads its JUnit report, signed with CI's key
 #   nightly CI: a dry run without the release key; its record stays on the share
 #   release engineer: run (exit 3, the request goes onto the share)
 #   alice, QA: only relgate, her key, the share and the release key's fingerprint -> approve --from
@@ -29,7 +30,7 @@ rm -rf .relgate-team published-team pipeline-team.yaml
 machines=$(mktemp -d)
 trap 'rm -rf "$machines"' EXIT
 share="$machines/share"          # in real life: https://dav.acme.test/relgate, s3://…, a shared disk
-mkdir -p "$share" "$machines"/{engineer,nightly,alice,auditor}-home "$machines"/{alice,auditor}
+mkdir -p "$share" "$machines"/{engineer,nightly,ci,alice,auditor}-home "$machines"/{ci,alice,auditor}
 # Run relgate as machine $1 (its own HOME, so its own pinned checkpoints and credentials).
 on() {
   local m=$1
@@ -41,7 +42,25 @@ sed -e "s#^project: acme-widget\$#project: acme-widget\nstate_dir: .relgate-team
   -e 's#^  to: published/{project}/{version}#  to: published-team/{project}/{version}#' \
   pipeline.yaml > pipeline-team.yaml
 grep -q "^share: $share" pipeline-team.yaml
+# CI's key, and a gate that takes the unit tests' evidence from the CI job on the share instead
+# of running them here.
+ssh-keygen -q -t ed25519 -N '' -C "ci@acme.test (example only)" -f keys/ci
+echo "ci@acme.test $(cut -d' ' -f1,2 keys/ci.pub)" >> keys/allowed_signers
+sed -i -e 's#^gates:$#gates:\n  unit-tests-ci:\n    kind: regression\n    from_share: {jobs: [linux], signed_by: [ci@acme.test]}#' \
+  pipeline-team.yaml
+grep -q "^  unit-tests-ci:" pipeline-team.yaml
 rg() { "$relgate" -p pipeline-team.yaml "$@"; }
+
+commit=$(git -C "$here" rev-parse HEAD)
+cp -r src tests "$machines/ci/"
+cp keys/ci "$machines/ci/ci.key"
+step "CI, on its runner: the unit tests of $commit, and their report onto the share"
+(
+  cd "$machines/ci"
+  on ci sh tests/run-tests.sh
+  on ci "$relgate" ci-upload --share "$share" --project acme-widget --commit "$commit" \
+    --job linux --key ci.key --as ci@acme.test build/junit.xml
+)
 
 step "nightly CI: a dry run, without the release key (it signs with a throwaway key)"
 on nightly env -u ACME_RELEASE_KEY "$relgate" -p pipeline-team.yaml run "$version-nightly" --dry-run
