@@ -150,7 +150,9 @@ fn a_gate_whose_needs_are_not_green_is_blocked_and_never_started() {
 #[test]
 fn independent_gates_overlap_in_time() {
     let p = green_project(
-        "  slow-a:\n    kind: regression\n    run: sleep 1\n  slow-b:\n    kind: regression\n    run: sleep 1\n",
+        // Each gate finishes only once the other has started: run one after the other, the
+        // first would wait for the second until it timed out, red.
+        "  slow-a:\n    kind: regression\n    run: touch a.started; until test -f b.started; do sleep 0.05; done\n    timeout: 30s\n  slow-b:\n    kind: regression\n    run: touch b.started; until test -f a.started; do sleep 0.05; done\n    timeout: 30s\n",
     );
     expect_code(&p.relgate(&["run", "1.0.0"]), exit::SUCCESS);
     let es = entries(&p.log("1.0.0"));

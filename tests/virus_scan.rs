@@ -499,10 +499,11 @@ async fn undated_database_with_max_signature_age_is_red() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_clamd_is_red_with_a_clear_reason() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A socket bound but not listening holds the port (nobody else can take it) and refuses
+    // every connection.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let spec = Release::spec(ClamdAddr::Tcp(format!("127.0.0.1:{port}")));
     let mut r = Release::new().file("a.txt", b"clean");
     let ev = r.collect(&spec, &quick()).await;
@@ -810,15 +811,16 @@ async fn a_reply_is_never_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_is_retried_with_backoff() {
     // Nothing listens at first; the server comes up while the client backs off.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    // The port is held from the start (bound, not listening: connections are refused) and the
+    // same socket starts listening later, so no other process can take it in between.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let (a2, s2) = (addr.clone(), seen.clone());
+    let s2 = seen.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let l = tokio::net::TcpListener::bind(&a2).await.unwrap();
+        let l = socket.listen(16).unwrap();
         loop {
             let (sock, _) = l.accept().await.unwrap();
             let seen = s2.clone();

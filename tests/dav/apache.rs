@@ -159,7 +159,14 @@ impl Apache {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Listening, and this Apache is the one that listens: the port was free when
+                // picked, but another process could have taken it since.
+                let started = std::fs::read_to_string(base.join("run/error.log"))
+                    .is_ok_and(|l| l.contains("resuming normal operations"));
+                if started
+                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && matches!(child.try_wait(), Ok(None))
+                {
                     return Apache {
                         tmp,
                         child: Some(child),
