@@ -3,6 +3,12 @@
 //! seals its checkpoints, takes the sign-off, publishes and verifies. The pipeline and
 //! `approve` name the keys by their public key files.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,12 @@
 //! allowed now, for another subject — is refused with its reason and exit 1, and nothing is
 //! written unless `--force` says so; `status` lists every statement that does not count, and why.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,12 @@
 //! and two runs at once. Each ends with a specific exit code and message, nothing half-written
 //! published, a log that still replays, and a next run that converges.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

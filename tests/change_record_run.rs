@@ -2,6 +2,12 @@
 //! `change-record.md` in the record and in `audit/`, and the rows in `status`; then the ways a
 //! build could talk the gate into green (issue 17), each made with real git commands.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -3,6 +3,12 @@
 //! `$GITHUB_STEP_SUMMARY`, and `::error` annotations for configuration errors under GitHub
 //! Actions. (The workflows of docs/ci.md are run by tests/ci_docs.rs.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -5,6 +5,12 @@
 //! Steps that use an action (`uses:`: checkout, cache, artefacts) are what the CI system does
 //! itself; here the project folder stays in place between jobs, as the cache keeps it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

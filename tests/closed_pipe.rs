@@ -3,6 +3,12 @@
 //! pipe. Every command that prints is run with its stdout, then its stderr, then both, going to
 //! a pipe whose reading end is already closed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::process::{Command, Output, Stdio};

@@ -1,5 +1,11 @@
 //! `relgate check` and `relgate plan` against pipelines written into a temp folder per test.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;

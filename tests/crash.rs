@@ -2,6 +2,12 @@
 //! it between recording a decision and acting on it) leaves nothing half-published, and the
 //! next run converges to a verified, replayable release.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,12 @@
 //! (docs/security-review.md) — the recorded run once there is one, never a record that does
 //! not verify.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

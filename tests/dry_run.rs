@@ -3,6 +3,12 @@
 //! a sign gate that waits on a sign-off is still rehearsed, with a throwaway key and never the
 //! release key, so the signing path runs every night.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,12 @@
 //! The security review through the binary: a SARIF report and its remediation register, the
 //! refusal for an unassigned finding, and `relgate findings` over the recorded evidence.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use common::*;

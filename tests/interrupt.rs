@@ -1,6 +1,12 @@
 //! Timeouts and Ctrl-C: the whole process group is killed (no orphan survives), the abort is
 //! recorded, and the next run resumes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::process::{Command, Stdio};

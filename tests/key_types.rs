@@ -3,6 +3,12 @@
 //! that stock `ssh-keygen -Y verify` accepts and that count in relgate; types relgate cannot
 //! verify are refused by name.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,12 @@
 //! and file:line, and its evidence digests, read from the verified release record; and refusal
 //! lines that name the first failing assertion.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,12 @@
 //! secret that change neither a verdict nor the exit code, the outcomes in the log, and replay
 //! accepting them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -1,5 +1,11 @@
 //! relgate's own release pipeline and the README's example stay valid.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,12 @@
 //! sized 80 columns): long gate names and long verdicts stay within the width instead of
 //! wrapping and breaking the redraw.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -4,6 +4,12 @@
 //! change of its metadata, another filesystem. Either way the release verifies and replays, and
 //! nothing written to the staged file afterwards can reach the published one.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

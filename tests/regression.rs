@@ -1,6 +1,12 @@
 //! The `regression` gate end to end at library level: real commands through `collect`, then
 //! `judge` on the evidence and the evidence store, as the engine and replay do.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

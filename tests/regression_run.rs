@@ -4,6 +4,12 @@
 //! Each test makes its input the way the attack does (a shell script run by the gate) and
 //! expects a refusal with its reason code, nothing published, and a record that replays.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

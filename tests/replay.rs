@@ -1,5 +1,11 @@
 //! Replay fails for every kind of tampering with a release record, and passes untouched ones.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

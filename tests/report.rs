@@ -1,6 +1,12 @@
 //! `relgate report`: the auditor's report of a release record or a published release, as one
 //! self-contained HTML file and as Markdown, through the real binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod report_common;
 

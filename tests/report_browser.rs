@@ -7,6 +7,12 @@
 //! `RELGATE_REPORT_SCREENSHOT=docs/report.png cargo test --test report_browser` also keeps the
 //! screenshot (that is how the one in docs/report.md is made).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod report_common;
 

@@ -3,6 +3,12 @@
 //! `cargo insta review`; a change here also changes FORMAT_VERSION's promise (see
 //! `relgate::report::release::FORMAT_VERSION`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use relgate::replay::{Problem, ReplayReport};
 use relgate::report::release::*;
 

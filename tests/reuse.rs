@@ -3,6 +3,12 @@
 //! environment and the artefacts are all unchanged; otherwise, or when relgate cannot tell,
 //! the gate runs again. `plan` and `status` say which results would be kept and why.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::Path;

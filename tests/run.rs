@@ -1,6 +1,12 @@
 //! End to end: `relgate run` stages, runs gates along `needs`, signs, publishes all or nothing,
 //! and resumes; the published folder checks with stock tools.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -7,6 +7,12 @@
 //! lets these tests claim create-only behaviour. The rclone and s3rver S3 servers silently
 //! overwrite and must not be used for that.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod s3_common;
 

@@ -4,6 +4,12 @@
 //! request's credentials (never shown). After any failure nothing is published, and the next
 //! run completes the release.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod s3_common;
 

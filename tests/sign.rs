@@ -1,5 +1,11 @@
 //! The `sign` gate and the SSHSIG helpers against the real `ssh-keygen`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,5 +1,11 @@
 //! The signoff gate and `approval::approve`, with real `ssh-keygen` keys and real git repos.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

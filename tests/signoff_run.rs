@@ -2,6 +2,12 @@
 //! pair that stock ssh-keygen verifies, the next run counts it without re-running green gates,
 //! and a rejection is red.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -4,6 +4,12 @@
 //! them with their flags and counter, refuses one made without the user's touch, and counts a
 //! sign-off made with such a key.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,12 @@
 //! Snapshots of what users and CI servers read: rendered configuration diagnostics, the JSON
 //! document of a run and its JUnit report. Temp paths, digests and times are redacted.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,12 @@
 //! A release across machines (issue 11): the release engineer, QA approvers with only the
 //! relgate binary, their key and the share's URL, and a real Apache WebDAV share between them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod dav;
 mod team_setup;

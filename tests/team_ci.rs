@@ -3,6 +3,12 @@
 //! the release engineer's regression gate with `from_share:` counts them, and replay judges
 //! them again from the record alone.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod dav;
 mod team_setup;

@@ -2,6 +2,12 @@
 //! prefix (moto, which honours create-only writes, tests/s3_common). The WebDAV share is
 //! tests/team.rs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod dav;
 mod s3_common;

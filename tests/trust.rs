@@ -3,6 +3,12 @@
 //! tried against the real binary with keys from ssh-keygen and records rewritten with a valid
 //! hash chain.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,12 @@
 //! `ssh-keygen -Y sign`, checked by the real binary under a trust root from outside the folder
 //! (`keys/trusted_signers`, beside it), run from a folder that is no project.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,6 +3,12 @@
 //!
 //! EICAR is assembled at run time from two halves, so no file in the repository holds it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,12 @@
 //! DSSE spec, the signature checked against the published SPKI PEM). A changed subject digest, a
 //! changed `payloadType` or another key is refused by both, and by `relgate verify` and `replay`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,12 @@
 //! Publishing to a real Apache httpd with mod_dav_fs (plain HTTP and TLS, basic auth), and
 //! verifying and replaying the release by its URL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod dav;
 

@@ -2,6 +2,12 @@
 //! (`tests/dav/faults.rs`): each ends in a clear error naming the URL and what happened, and
 //! nothing is at the final location, nor left beside it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 mod dav;
 

@@ -2,6 +2,12 @@
 //! again under another pipeline and lists exactly the gates whose verdict would change — and
 //! never says the release was verified under that policy.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 mod common;
 
 use common::*;
