@@ -196,16 +196,63 @@ pub enum GateKind {
     SecurityReview(SecurityReviewSpec),
 }
 
-impl GateKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            GateKind::Regression(_) | GateKind::RegressionFromShare(_) => "regression",
-            GateKind::Sign(_) => "sign",
-            GateKind::VirusScan(_) => "virus-scan",
-            GateKind::Signoff(_) => "signoff",
-            GateKind::ChangeRecord(_) => "change-record",
-            GateKind::SecurityReview(_) => "security-review",
+/// Declares [`Kind`] and its `ALL` list and names from one table, so the list cannot miss a
+/// kind.
+macro_rules! gate_kinds {
+    ($($variant:ident => $name:literal,)*) => {
+        /// A gate kind as `kind:` names it (the table below).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum Kind {
+            $($variant,)*
         }
+
+        impl Kind {
+            /// Every kind, in the order messages list them.
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant,)*];
+
+            /// The name `kind:` takes.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+// The gate kinds: the one list that config (which keys a kind takes and how they are checked),
+// `GateKind`, the plan and the dispatch in `crate::gates` match on exhaustively, so a kind added
+// here without its config, plan text or judge does not compile (ARCHITECTURE.md, "Adding a gate
+// kind"); `tests::every_kind_is_documented` holds the docs to it.
+gate_kinds! {
+    Regression => "regression",
+    ChangeRecord => "change-record",
+    Signoff => "signoff",
+    SecurityReview => "security-review",
+    VirusScan => "virus-scan",
+    Sign => "sign",
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+impl GateKind {
+    pub fn kind(&self) -> Kind {
+        match self {
+            GateKind::Regression(_) | GateKind::RegressionFromShare(_) => Kind::Regression,
+            GateKind::Sign(_) => Kind::Sign,
+            GateKind::VirusScan(_) => Kind::VirusScan,
+            GateKind::Signoff(_) => Kind::Signoff,
+            GateKind::ChangeRecord(_) => Kind::ChangeRecord,
+            GateKind::SecurityReview(_) => Kind::SecurityReview,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Automated gates may be reused on resume when their inputs did not change.
@@ -315,4 +362,47 @@ pub struct SecurityReviewSpec {
 pub struct PentestSpec {
     pub records: PathBuf,
     pub max_age_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    fn doc(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn every_kind_is_named_once_and_parses_back() {
+        let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.name()), Some(*k));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Kind::ALL.len(), "two kinds share a name");
+        assert_eq!(Kind::parse("Regression"), None);
+    }
+
+    /// A kind is usable only once its keys are in docs/pipeline.md and its reason codes in
+    /// docs/diagnostics.md: each has a section of its own there.
+    #[test]
+    fn every_kind_is_documented() {
+        let pipeline = doc("pipeline.md");
+        let diagnostics = doc("diagnostics.md");
+        for k in Kind::ALL {
+            let name = k.name();
+            assert!(
+                pipeline.lines().any(|l| l == format!("### `{name}`")),
+                "docs/pipeline.md has no section \"### `{name}`\""
+            );
+            assert!(
+                diagnostics.lines().any(|l| l == format!("## {name}")),
+                "docs/diagnostics.md has no section \"## {name}\""
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@ use super::cx::{Cx, Map, join, report_duplicates, report_unknown};
 use super::kinds;
 use super::suggest;
 use super::yaml::{self, Node};
-use crate::model::{Bump, GateSpec, When};
+use crate::model::{Bump, GateSpec, Kind, When};
 
 /// What gates need to know about the rest of the pipeline.
 pub(crate) struct GateEnv<'a> {
@@ -25,15 +25,12 @@ pub(crate) struct GateEnv<'a> {
 }
 
 const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "when", "uses"];
-pub(crate) const KINDS: &[&str] = &[
-    "regression",
-    "change-record",
-    "signoff",
-    "security-review",
-    "virus-scan",
-    "sign",
-];
 const DEFAULT_TIMEOUT_SECS: u64 = 3600;
+
+/// Every gate kind's name, in the order messages list them.
+fn kind_names() -> Vec<&'static str> {
+    Kind::ALL.iter().map(|k| k.name()).collect()
+}
 
 /// A gate as read, before the graph checks.
 struct Parsed<'a> {
@@ -225,35 +222,37 @@ fn gate<'a>(
     };
 
     let kind = map
-        .require(
-            cx,
-            "kind",
-            "one of regression, change-record, signoff, security-review, virus-scan, sign",
-        )
+        .require(cx, "kind", &format!("one of {}", kind_names().join(", ")))
         .and_then(|n| {
-            let k = n.as_str().filter(|k| KINDS.contains(k));
+            let k = n.as_str().and_then(Kind::parse);
             if k.is_none() {
                 let found = n.as_str().unwrap_or_default();
-                let help = suggest::did_you_mean(found, KINDS.iter().copied());
+                let help = suggest::did_you_mean(found, kind_names());
                 cx.expected(
                     n,
                     &map.sub("kind"),
-                    &format!("a gate kind ({})", KINDS.join(", ")),
+                    &format!("a gate kind ({})", kind_names().join(", ")),
                 )
                 .help = help;
             }
             k.map(|k| (k, n))
         });
-    out.is_sign = kind.is_some_and(|(k, _)| k == "sign");
+    out.is_sign = kind.is_some_and(|(k, _)| k == Kind::Sign);
 
     if let Some((k, _)) = kind {
         let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
         allowed.extend_from_slice(kinds::keys(k));
         report_unknown(cx, &map.entries, &path, &allowed, |name| {
-            KINDS
+            Kind::ALL
                 .iter()
-                .find(|other| kinds::keys(other).contains(&name))
-                .map(|other| format!("`{name}` belongs to a `{other}` gate, not a `{k}` gate"))
+                .find(|other| kinds::keys(**other).contains(&name))
+                .map(|other| {
+                    format!(
+                        "`{name}` belongs to a `{}` gate, not a `{}` gate",
+                        other.name(),
+                        k.name()
+                    )
+                })
         });
     } else {
         // Without a kind only the common keys can be judged; say nothing about the rest.

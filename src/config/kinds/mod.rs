@@ -11,7 +11,7 @@ use super::suggest;
 use super::units;
 use super::yaml::{Node, Value};
 use crate::model::{
-    ChangeRecordSpec, ClamdAddr, Command, GateKind, PentestSpec, RegressionSpec,
+    ChangeRecordSpec, ClamdAddr, Command, GateKind, Kind, PentestSpec, RegressionSpec,
     SecurityReviewSpec, SignSpec, VirusScanSpec,
 };
 
@@ -27,9 +27,9 @@ const DEFAULT_CONCURRENCY: usize = 4;
 const DEFAULT_PENTEST_MAX_AGE: u64 = 365 * 86_400;
 
 /// The keys a gate of `kind` may hold besides the common ones.
-pub(crate) fn keys(kind: &str) -> &'static [&'static str] {
+pub(crate) fn keys(kind: Kind) -> &'static [&'static str] {
     match kind {
-        "regression" => &[
+        Kind::Regression => &[
             "run",
             "dir",
             "env",
@@ -38,12 +38,11 @@ pub(crate) fn keys(kind: &str) -> &'static [&'static str] {
             "inputs",
             "from_share",
         ],
-        "change-record" => &["require", "test_paths"],
-        "signoff" => &["role", "quorum", "expires", "segregation"],
-        "security-review" => &["findings", "register", "block", "sla", "pentest"],
-        "virus-scan" => &["clamd", "max_signature_age", "max_size", "concurrency"],
-        "sign" => &["key", "signer"],
-        _ => &[],
+        Kind::ChangeRecord => &["require", "test_paths"],
+        Kind::Signoff => &["role", "quorum", "expires", "segregation"],
+        Kind::SecurityReview => &["findings", "register", "block", "sla", "pentest"],
+        Kind::VirusScan => &["clamd", "max_signature_age", "max_size", "concurrency"],
+        Kind::Sign => &["key", "signer"],
     }
 }
 
@@ -51,22 +50,21 @@ pub(crate) fn keys(kind: &str) -> &'static [&'static str] {
 /// gate as a whole).
 pub(crate) fn spec(
     cx: &mut Cx,
-    kind: &str,
+    kind: Kind,
     kind_node: &Node,
     m: &Map,
     env: &GateEnv,
 ) -> Option<GateKind> {
     match kind {
-        "regression" if m.get("from_share").is_some() => {
+        Kind::Regression if m.get("from_share").is_some() => {
             from_share::from_share(cx, m, env).map(GateKind::RegressionFromShare)
         }
-        "regression" => regression(cx, m, env).map(GateKind::Regression),
-        "change-record" => change_record(cx, kind_node, m, env).map(GateKind::ChangeRecord),
-        "signoff" => signoff::signoff(cx, kind_node, m, env).map(GateKind::Signoff),
-        "security-review" => security_review(cx, m, env).map(GateKind::SecurityReview),
-        "virus-scan" => virus_scan(cx, m, env).map(GateKind::VirusScan),
-        "sign" => sign(cx, m, env).map(GateKind::Sign),
-        _ => None,
+        Kind::Regression => regression(cx, m, env).map(GateKind::Regression),
+        Kind::ChangeRecord => change_record(cx, kind_node, m, env).map(GateKind::ChangeRecord),
+        Kind::Signoff => signoff::signoff(cx, kind_node, m, env).map(GateKind::Signoff),
+        Kind::SecurityReview => security_review(cx, m, env).map(GateKind::SecurityReview),
+        Kind::VirusScan => virus_scan(cx, m, env).map(GateKind::VirusScan),
+        Kind::Sign => sign(cx, m, env).map(GateKind::Sign),
     }
 }
 
