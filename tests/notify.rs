@@ -499,3 +499,56 @@ fn a_dry_run_tells_nobody() {
     expect_code(&p.relgate(&["run", "1.0.0", "--dry-run"]), exit::REFUSED);
     assert!(hook.requests().is_empty(), "a rehearsal is nobody's news");
 }
+
+/// The peak resident size, in KiB, of the largest child this process has waited for.
+fn children_peak_rss_kib() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: filled above.
+    #[allow(unsafe_code)]
+    let usage = unsafe { usage.assume_init() };
+    usage.ru_maxrss
+}
+
+#[test]
+fn a_receiver_answering_with_an_endless_body_cannot_fill_memory() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // A hostile receiver: a 200 with no length, then zeros for as long as anyone reads.
+    rt.spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if read_request(&mut sock).await.is_none() {
+                    return;
+                }
+                let head =
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let zeros = vec![0u8; 1 << 20];
+                while sock.write_all(&zeros).await.is_ok() {}
+            });
+        }
+    });
+    let p = project(
+        "  unit-tests:\n    kind: regression\n    run: \"true\"\n",
+        &format!("  - url: http://{addr}/hook\n"),
+    );
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::SUCCESS);
+    let peak_mib = children_peak_rss_kib() / 1024;
+    assert!(
+        peak_mib < 200,
+        "relgate read {peak_mib} MiB of a webhook's answer into memory"
+    );
+}
