@@ -143,3 +143,69 @@ fn share_settings_are_checked_with_the_rest_of_the_pipeline() {
         expect_code(&p.relgate(&["check"]), exit::SUCCESS);
     }
 }
+
+#[test]
+fn junk_written_to_a_folder_share_stops_neither_a_run_nor_an_approver_nor_history() {
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    let release = share.path().join("acme/releases/1.0.0");
+    let record = std::fs::read_dir(release.join("records"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Anyone who can write the share: an oversized file and a folder among the record's
+    // checkpoints, and a folder and an oversized object posing as run reports.
+    let checkpoints = record.join("checkpoints");
+    std::fs::write(checkpoints.join("junk"), vec![b'x'; 100 << 10]).unwrap();
+    std::fs::create_dir(checkpoints.join("folder")).unwrap();
+    let runs = release.join("runs");
+    let fake = format!("{}.json", "ab".repeat(32));
+    std::fs::create_dir(runs.join(&fake)).unwrap();
+    std::fs::write(runs.join(format!("{fake}.sig")), b"sig").unwrap();
+    let big = format!("{}.json", "cd".repeat(32));
+    let f = std::fs::File::create(runs.join(&big)).unwrap();
+    f.set_len(17 << 20).unwrap();
+    std::fs::write(runs.join(format!("{big}.sig")), b"sig").unwrap();
+
+    let history = t
+        .alice
+        .relgate(&["history", &t.share, "acme", "--trust-key", &t.release]);
+    expect_code(&history, exit::SUCCESS);
+    assert!(stdout(&history).contains("pending"), "{}", stderr(&history));
+    assert!(stderr(&history).contains(&fake), "{}", stderr(&history));
+
+    let out = t.approve(&t.alice, "alice", &["--yes"]);
+    expect_code(&out, exit::SUCCESS);
+    let out = t.run(&[]);
+    expect_code(&out, exit::SUCCESS);
+    let err = stderr(&out);
+    assert!(err.contains("ignored") && err.contains("junk"), "{err}");
+    assert!(t.project.join("published/acme/1.0.0/SHA256SUMS").is_file());
+}
+
+#[test]
+fn a_lease_numbered_at_the_end_of_the_numbers_is_refused_not_a_crash() {
+    let share = tempfile::tempdir().unwrap();
+    let gates = "  unit:\n    kind: regression\n    run: \"true\"\n";
+    let t = Team::around(None, share.path().display().to_string(), gates, "");
+    // An expired lease, given the largest number there is, by anyone who can write the share.
+    let dir = share
+        .path()
+        .join(format!("acme/releases/1.0.0/lease/{}", u64::MAX));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = serde_json::json!({
+        "type": "relgate-lease/v1", "project": "acme", "version": "1.0.0",
+        "holder": "mallory", "host": "x", "pid": 1, "record": "0".repeat(64),
+        "taken": 1, "expires": 2, "token": "t",
+    });
+    std::fs::write(dir.join("lease.json"), doc.to_string()).unwrap();
+    let out = t.run(&[]);
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    expect_code(&out, exit::REFUSED);
+    assert!(err.contains("publish lease"), "{err}");
+    assert!(!t.project.join("published/acme/1.0.0").exists());
+}
