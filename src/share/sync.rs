@@ -59,11 +59,28 @@ pub async fn check_rollback(
     let mut notes = Vec::new();
     for name in names.iter().filter(|n| !n.ends_with(SIG)) {
         let at = format!("{dir}/{name}");
-        let text = share.get(&at, MAX_CHECKPOINT_BYTES).await?;
-        let sig = share
-            .get(&format!("{at}{SIG}"), MAX_CHECKPOINT_BYTES)
-            .await?;
-        let (Some(text), Some(sig)) = (text, sig) else {
+        if !is_history_name(name) {
+            notes.push(format!("share: ignored {at}: not a name relgate writes"));
+            continue;
+        }
+        // Junk in the folder — a file too large, a folder or a link where a checkpoint should
+        // be — is said and passed over: it must not stop a release. A share that cannot be
+        // reached still stops the run: its checkpoints could not be held against the record.
+        let pair = match (
+            share.get(&at, MAX_CHECKPOINT_BYTES).await,
+            share.get(&format!("{at}{SIG}"), MAX_CHECKPOINT_BYTES).await,
+        ) {
+            (Ok(t), Ok(s)) => t.zip(s),
+            (Err(e), _) | (_, Err(e)) if e.about_the_object() => {
+                notes.push(format!(
+                    "share: ignored {at}: cannot be read: {}",
+                    crate::report::printable(&e.to_string())
+                ));
+                continue;
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
+        let Some((text, sig)) = pair else {
             continue;
         };
         let stored = Stored {
