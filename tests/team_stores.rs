@@ -209,3 +209,23 @@ fn a_lease_numbered_at_the_end_of_the_numbers_is_refused_not_a_crash() {
     assert!(err.contains("publish lease"), "{err}");
     assert!(!t.project.join("published/acme/1.0.0").exists());
 }
+
+#[test]
+fn a_file_where_history_expects_a_folder_hides_no_release() {
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    // Files where projects and their dry runs would be folders, written by anyone.
+    std::fs::write(share.path().join("zzz"), b"junk").unwrap();
+    std::fs::write(share.path().join("acme/dry-runs"), b"junk").unwrap();
+    let history = t
+        .alice
+        .relgate(&["history", &t.share, "--trust-key", &t.release]);
+    expect_code(&history, exit::SUCCESS);
+    assert!(
+        stdout(&history).contains("acme 1.0.0  run 1  pending"),
+        "{}\n{}",
+        stdout(&history),
+        stderr(&history)
+    );
+}
