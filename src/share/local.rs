@@ -54,7 +54,15 @@ impl Store for LocalShare {
         let path = self.path(dir)?;
         let entries = match std::fs::read_dir(&path) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            // A file where a folder is expected (anyone can write one) holds nothing either.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(Vec::new());
+            }
             Err(e) => return Err(ShareError::io(&path)(e)),
         };
         let mut out = Vec::new();
