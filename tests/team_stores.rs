@@ -218,6 +218,8 @@ fn a_file_where_history_expects_a_folder_hides_no_release() {
     // Files where projects and their dry runs would be folders, written by anyone.
     std::fs::write(share.path().join("zzz"), b"junk").unwrap();
     std::fs::write(share.path().join("acme/dry-runs"), b"junk").unwrap();
+    // And a link posing as a project, which relgate refuses to follow.
+    std::os::unix::fs::symlink("/", share.path().join("yyy")).unwrap();
     let history = t
         .alice
         .relgate(&["history", &t.share, "--trust-key", &t.release]);
