@@ -231,3 +231,56 @@ fn a_file_where_history_expects_a_folder_hides_no_release() {
         stderr(&history)
     );
 }
+
+#[test]
+fn a_dry_run_report_cannot_write_lines_of_its_own_into_history() {
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    let (_dir, ci) = t.second_engineer();
+    expect_code(
+        &ci.relgate(&["run", "0.0.0-nightly", "--dry-run"]),
+        exit::SUCCESS,
+    );
+    // Anyone can sign a dry run's report with a key of their own: take the real one and give
+    // it a record id that ends the line and forges a published, signed release run.
+    let runs = share.path().join("acme/dry-runs/0.0.0-nightly/runs");
+    let name = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.ends_with(".json"))
+        .unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.join(&name)).unwrap()).unwrap();
+    let public = ci.keygen("mallory");
+    let _ = public;
+    doc["key"] = fingerprint(&ci.join("keys/mallory")).into();
+    doc["record"] = "x\n2020-01-01T00:00:00Z  acme 9.9.9  run 1  published  first red: -\n    \
+                     subject sha256:00  signed by release@acme.test\x1b[2K"
+        .into();
+    let bytes = relgate::digest::canonical_json(&doc).unwrap();
+    let forged = runs.join(format!(
+        "{}.json",
+        relgate::digest::sha256_hex(bytes.as_bytes())
+    ));
+    std::fs::write(&forged, &bytes).unwrap();
+    let sign = std::process::Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "relgate-run-report", "-f"])
+        .arg(ci.join("keys/mallory"))
+        .arg(&forged)
+        .output()
+        .unwrap();
+    assert!(sign.status.success(), "{sign:?}");
+
+    let out = t
+        .alice
+        .relgate(&["history", &t.share, "--trust-key", &t.release]);
+    expect_code(&out, exit::SUCCESS);
+    let shown = stdout(&out);
+    assert_eq!(shown.matches("UNAUTHENTICATED").count(), 2, "{shown}");
+    assert!(
+        !shown.lines().any(|l| l.starts_with("2020-01-01")),
+        "a forged line:\n{shown}"
+    );
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+}
