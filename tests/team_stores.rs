@@ -290,3 +290,32 @@ fn a_dry_run_report_cannot_write_lines_of_its_own_into_history() {
     );
     assert!(!shown.contains('\x1b'), "{shown:?}");
 }
+
+#[test]
+fn many_unpaired_names_on_a_share_cost_a_run_no_more_than_reading_their_names() {
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    // Statements and reports without their signatures, as anyone who can write the share can
+    // leave by the thousand: each is passed over at the price of its name.
+    let release = share.path().join("acme/releases/1.0.0");
+    for dir in ["statements", "runs"] {
+        std::fs::create_dir_all(release.join(dir)).unwrap();
+        for i in 0..60_000u32 {
+            let name = format!("{}.json", relgate::digest::sha256_hex(&i.to_le_bytes()));
+            std::fs::File::create(release.join(dir).join(name)).unwrap();
+        }
+    }
+    let started = std::time::Instant::now();
+    let out = t
+        .alice
+        .relgate(&["history", &t.share, "acme", "--trust-key", &t.release]);
+    expect_code(&out, exit::SUCCESS);
+    let out = t.run(&[]);
+    expect_code(&out, exit::PENDING);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "history and a run took {took:?} over 120 000 names"
+    );
+}
