@@ -127,7 +127,9 @@ pub async fn reports(
             notes.push(format!("ignored {at}: not a name relgate writes"));
             continue;
         }
-        if !names.contains(&format!("{name}{SIG}")) {
+        // `list` is sorted: a lookup per name, not a scan (anyone can leave names by the
+        // hundred thousand).
+        if names.binary_search(&format!("{name}{SIG}")).is_err() {
             continue;
         }
         // One object that cannot be read (a folder or a link in its place, one too large) is

@@ -39,7 +39,9 @@ pub async fn read(share: &Share, project: &str, version: &str) -> Result<Found, 
             continue;
         }
         // The statement is written after its signature: one without it is still arriving.
-        if !names.contains(&format!("{name}{SIG}")) {
+        // `list` is sorted: a lookup per name, not a scan (anyone can leave names by the
+        // hundred thousand).
+        if names.binary_search(&format!("{name}{SIG}")).is_err() {
             continue;
         }
         let statement = share
