@@ -7,6 +7,8 @@ mod dav;
 mod s3_common;
 mod team_setup;
 
+use std::os::unix::fs::PermissionsExt;
+
 use common::*;
 use relgate::exit;
 use team_setup::*;
@@ -317,5 +319,39 @@ fn many_unpaired_names_on_a_share_cost_a_run_no_more_than_reading_their_names() 
     assert!(
         took < std::time::Duration::from_secs(20),
         "history and a run took {took:?} over 120 000 names"
+    );
+}
+
+#[test]
+fn a_folder_share_is_readable_by_the_other_accounts_that_use_it() {
+    // Several accounts meet on one folder: what one writes, the others must be able to read
+    // (subject to the umask, as any file they make).
+    // SAFETY: umask has no failure mode; 022 is what a shared disk's users commonly run with.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::umask(0o022)
+    };
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    expect_code(&t.approve(&t.alice, "alice", &["--yes"]), exit::SUCCESS);
+    expect_code(&t.run(&[]), exit::SUCCESS);
+    let mut private = Vec::new();
+    for entry in walkdir::WalkDir::new(share.path()).min_depth(1) {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode();
+        let want = if entry.file_type().is_dir() {
+            0o055
+        } else {
+            0o044
+        };
+        if mode & want != want {
+            private.push(format!("{:o} {}", mode & 0o777, entry.path().display()));
+        }
+    }
+    assert!(
+        private.is_empty(),
+        "only their writer can read:\n{}",
+        private.join("\n")
     );
 }
