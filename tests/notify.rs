@@ -552,3 +552,41 @@ fn a_receiver_answering_with_an_endless_body_cannot_fill_memory() {
         "relgate read {peak_mib} MiB of a webhook's answer into memory"
     );
 }
+
+/// Every file below `dir` whose bytes contain `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+#[test]
+fn the_webhook_secret_and_secret_url_a_gate_prints_never_reach_the_record() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let hook = Hook::start(&rt, &[]);
+    // Names the pipeline declares secret, though none of the usual markers is in them.
+    let key = "hmac-key-0123456789";
+    let url = format!("{}/T0/B0/slackish0123", hook.url());
+    let p = project(
+        "  unit-tests:\n    kind: regression\n    run: \"echo key=$HOOK_KEY url=$HOOK_URL; echo $HOOK_KEY >&2\"\n",
+        "  - url_env: HOOK_URL\n    secret_env: HOOK_KEY\n",
+    );
+    let out = p.relgate_env(&["run", "1.0.0"], &[("HOOK_KEY", key), ("HOOK_URL", &url)]);
+    expect_code(&out, exit::SUCCESS);
+    assert_eq!(hook.requests().len(), 1);
+    for secret in [key, url.as_str()] {
+        let found = files_holding(p.path(), secret);
+        assert!(found.is_empty(), "{secret} is in {found:?}");
+        assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
+    }
+    let report = p.relgate(&["report", "published/acme/1.0.0"]);
+    assert!(!stdout(&report).contains(key));
+}
