@@ -355,3 +355,27 @@ fn a_folder_share_is_readable_by_the_other_accounts_that_use_it() {
         private.join("\n")
     );
 }
+
+#[test]
+fn a_link_planted_for_a_release_folder_on_a_share_does_not_stop_its_runs() {
+    let share = tempfile::tempdir().unwrap();
+    let t = Team::around(None, share.path().display().to_string(), GATES, "");
+    expect_code(&t.run(&[]), exit::PENDING);
+    let release = share.path().join("acme/releases/1.0.0");
+    let record = std::fs::read_dir(release.join("records"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), release.join("statements")).unwrap();
+    let checkpoints = record.join("checkpoints");
+    std::fs::rename(&checkpoints, record.join("moved")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &checkpoints).unwrap();
+    let out = t.run(&[]);
+    expect_code(&out, exit::PENDING);
+    let err = stderr(&out);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
