@@ -184,7 +184,13 @@ async fn newest_checkpoint(
     let dir = layout::checkpoints_dir(project, version, id);
     let origin = format!("relgate/{project}/{version}");
     let mut newest = 0;
-    for name in share.list(&dir).await? {
+    let names = match share.list(&dir).await {
+        Ok(n) => n,
+        // Junk where the folder should be proves nothing either way.
+        Err(e) if e.about_the_object() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for name in names {
         if name.ends_with(SIG) || !is_history_name(&name) {
             continue;
         }

@@ -20,8 +20,22 @@ pub struct Found {
 /// Every sign-off pair of the release on the share.
 pub async fn read(share: &Share, project: &str, version: &str) -> Result<Found, ShareError> {
     let dir = layout::statements_dir(project, version);
-    let names = share.list(&dir).await?;
     let mut found = Found::default();
+    // A link or a file planted where the folder should be: said, and nothing taken from it.
+    let names = match share.list(&dir).await {
+        Ok(n) => n,
+        Err(e) if e.about_the_object() => {
+            found.ignored.push((
+                "statements".into(),
+                format!(
+                    "cannot be read: {}",
+                    crate::report::printable(&e.to_string())
+                ),
+            ));
+            return Ok(found);
+        }
+        Err(e) => return Err(e),
+    };
     for name in &names {
         let shown = format!("statements/{name}");
         if let Some(base) = name.strip_suffix(SIG) {

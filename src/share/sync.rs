@@ -55,8 +55,20 @@ pub async fn check_rollback(
         return Ok(Vec::new());
     };
     let dir = layout::checkpoints_dir(project, version, &id);
-    let names = share.list(&dir).await?;
     let mut notes = Vec::new();
+    // A link or a file planted where the folder should be is junk like any other (and hides
+    // no more than deleting the folder would): said, and passed over.
+    let names = match share.list(&dir).await {
+        Ok(n) => n,
+        Err(e) if e.about_the_object() => {
+            notes.push(format!(
+                "share: ignored {dir}: {}",
+                crate::report::printable(&e.to_string())
+            ));
+            return Ok(notes);
+        }
+        Err(e) => return Err(e.into()),
+    };
     for name in names.iter().filter(|n| !n.ends_with(SIG)) {
         let at = format!("{dir}/{name}");
         if !is_history_name(name) {
