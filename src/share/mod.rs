@@ -56,7 +56,21 @@ impl ShareError {
     /// over and says so; a share that cannot be reached at all is still an error.
     pub fn about_the_object(&self) -> bool {
         match self {
-            ShareError::Refused { .. } | ShareError::Io { .. } => true,
+            ShareError::Refused { .. } => true,
+            // What a planted thing causes (relgate's own refusals are `Other`: not a regular
+            // file, over the limit), not what a failing disk or an unmounted share does.
+            ShareError::Io { source, .. } => {
+                use std::io::ErrorKind as K;
+                matches!(
+                    source.kind(),
+                    K::Other
+                        | K::PermissionDenied
+                        | K::NotADirectory
+                        | K::IsADirectory
+                        | K::InvalidData
+                        | K::InvalidFilename
+                ) || source.raw_os_error() == Some(libc::ELOOP)
+            }
             ShareError::Dav(crate::dav::DavError::TooLarge { .. }) => true,
             ShareError::Dav(e) => e.status().is_some_and(|s| (400..500).contains(&s)),
             ShareError::S3(crate::s3::S3Error::Protocol { .. }) => true,
