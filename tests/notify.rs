@@ -505,3 +505,94 @@ fn a_dry_run_tells_nobody() {
     expect_code(&p.relgate(&["run", "1.0.0", "--dry-run"]), exit::REFUSED);
     assert!(hook.requests().is_empty(), "a rehearsal is nobody's news");
 }
+
+/// The peak resident size, in KiB, of the largest child this process has waited for.
+fn children_peak_rss_kib() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: filled above.
+    #[allow(unsafe_code)]
+    let usage = unsafe { usage.assume_init() };
+    usage.ru_maxrss
+}
+
+#[test]
+fn a_receiver_answering_with_an_endless_body_cannot_fill_memory() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // A hostile receiver: a 200 with no length, then zeros for as long as anyone reads.
+    rt.spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if read_request(&mut sock).await.is_none() {
+                    return;
+                }
+                let head =
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let zeros = vec![0u8; 1 << 20];
+                while sock.write_all(&zeros).await.is_ok() {}
+            });
+        }
+    });
+    let p = project(
+        "  unit-tests:\n    kind: regression\n    run: \"true\"\n",
+        &format!("  - url: http://{addr}/hook\n"),
+    );
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::SUCCESS);
+    let peak_mib = children_peak_rss_kib() / 1024;
+    assert!(
+        peak_mib < 200,
+        "relgate read {peak_mib} MiB of a webhook's answer into memory"
+    );
+}
+
+/// Every file below `dir` whose bytes contain `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+#[test]
+fn the_webhook_secret_and_secret_url_a_gate_prints_never_reach_the_record() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let hook = Hook::start(&rt, &[]);
+    // Names the pipeline declares secret, though none of the usual markers is in them.
+    let key = "hmac-key-0123456789";
+    let url = format!("{}/T0/B0/slackish0123", hook.url());
+    let p = project(
+        "  unit-tests:\n    kind: regression\n    run: \"echo key=$HOOK_KEY url=$HOOK_URL; echo $HOOK_KEY >&2\"\n",
+        "  - url_env: HOOK_URL\n    secret_env: HOOK_KEY\n",
+    );
+    let out = p.relgate_env(&["run", "1.0.0"], &[("HOOK_KEY", key), ("HOOK_URL", &url)]);
+    expect_code(&out, exit::SUCCESS);
+    assert_eq!(hook.requests().len(), 1);
+    for secret in [key, url.as_str()] {
+        let found = files_holding(p.path(), secret);
+        assert!(found.is_empty(), "{secret} is in {found:?}");
+        assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
+    }
+    let report = p.relgate(&["report", "published/acme/1.0.0"]);
+    assert!(!stdout(&report).contains(key));
+}

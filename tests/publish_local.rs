@@ -187,3 +187,32 @@ fn a_publish_to_another_filesystem_copies_and_keeps_the_staged_copy() {
     assert!(std::fs::read(to.join("a.tar.gz")).expect("read") == big());
     assert!(staged_a(&p).is_some(), "the staged copy is gone");
 }
+
+#[test]
+fn a_staged_folder_swapped_for_a_link_never_leads_a_run_to_delete_elsewhere() {
+    // A refused first run leaves a record whose staged copies stay for the next one.
+    let p = project("  unit:\n    kind: regression\n    inputs: []\n    run: \"false\"\n");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    // Someone who can write the release record points `staged` at a folder of the engineer's.
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::create_dir(victim.path().join("precious")).unwrap();
+    std::fs::write(victim.path().join("precious/file"), b"keep me\n").unwrap();
+    let staged = p.record("1.0.0").join("staged");
+    std::fs::remove_dir_all(&staged).unwrap();
+    std::os::unix::fs::symlink(victim.path(), &staged).unwrap();
+    let out = p.relgate(&["run", "1.0.0"]);
+    assert!(
+        stderr(&out).contains("staged is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        victim.path().join("precious/file").is_file(),
+        "the run deleted a folder the record's link pointed at"
+    );
+    let left: Vec<_> = std::fs::read_dir(victim.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("precious")], "{left:?}");
+}

@@ -92,7 +92,7 @@ pub fn history(args: HistoryArgs) -> i32 {
                 // A dry run's report is anyone's to write: every field is shown escaped.
                 outln!("    subject {}  {vouched}", printable(&l.subject));
                 if let Some(rec) = &l.record {
-                    outln!("    record {rec}");
+                    outln!("    record {}", printable(rec));
                 }
             }
         }

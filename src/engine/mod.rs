@@ -160,6 +160,15 @@ pub(crate) fn append(log: &SharedLog, record: LogRecord) -> Result<Entry, RunErr
 /// Run a release.
 pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<RunSummary, RunError> {
     let p = opts.pipeline.clone();
+    // What a webhook is signed with, and a URL kept in the environment because it is itself a
+    // secret: cut from the gates' output like any secret-looking variable, whatever its name.
+    crate::gates::regression::declare_secret_vars(opts.notify.iter().flat_map(|n| {
+        let url = match &n.target {
+            crate::model::NotifyTarget::Env(name) => Some(name.clone()),
+            crate::model::NotifyTarget::Url(_) => None,
+        };
+        n.secret_env.iter().cloned().chain(url)
+    }));
     if !valid_version(&opts.version) {
         return Err(RunError::BadVersion(opts.version.clone()));
     }

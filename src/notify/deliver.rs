@@ -178,8 +178,9 @@ async fn deliver(
             Ok(resp) => {
                 let status = resp.status();
                 d.status = Some(status.as_u16());
-                // Drain a little of the answer so the connection ends cleanly; never more.
-                let _ = tokio::time::timeout(Duration::from_secs(2), resp.bytes()).await;
+                // Drain a little of the answer so the connection ends cleanly; never more: the
+                // receiver chooses how much it sends, and every byte read is dropped at once.
+                let _ = tokio::time::timeout(Duration::from_secs(2), drain(resp)).await;
                 if status.is_success() {
                     d.delivered = true;
                     d.error = None;
@@ -202,6 +203,20 @@ async fn deliver(
         }
     }
     d
+}
+
+/// The most of an answer read (and thrown away) before the connection is let go.
+const MAX_DRAIN_BYTES: usize = 64 << 10;
+
+/// Read and drop at most [`MAX_DRAIN_BYTES`] of an answer's body, chunk by chunk.
+async fn drain(mut resp: reqwest::Response) {
+    let mut read = 0usize;
+    while read < MAX_DRAIN_BYTES {
+        match resp.chunk().await {
+            Ok(Some(c)) => read = read.saturating_add(c.len()),
+            _ => return,
+        }
+    }
 }
 
 /// The webhook's URL: from the pipeline, or from its environment variable (checked by the

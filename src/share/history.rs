@@ -49,9 +49,35 @@ pub async fn read(
     let mut notes = Vec::new();
     for p in &projects {
         for dry_run in [false, true] {
-            for version in share.list(&format!("{p}/{}", kind_dir(dry_run))).await? {
+            // A link or file where a folder should be (anyone can write one) is said and passed
+            // over: it must not hide the releases beside it.
+            let dir = format!("{p}/{}", kind_dir(dry_run));
+            let versions = match share.list(&dir).await {
+                Ok(v) => v,
+                Err(e) if e.about_the_object() => {
+                    notes.push(format!(
+                        "ignored {}: {}",
+                        share.shown(&dir),
+                        crate::report::printable(&e.to_string())
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for version in versions {
                 let (found, ignored) =
-                    super::request::reports(share, p, &version, dry_run, Some(trust)).await?;
+                    match super::request::reports(share, p, &version, dry_run, Some(trust)).await {
+                        Ok(x) => x,
+                        Err(e) if e.about_the_object() => {
+                            notes.push(format!(
+                                "ignored {}/{version}: {}",
+                                share.shown(&dir),
+                                crate::report::printable(&e.to_string())
+                            ));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                 notes.extend(ignored);
                 for c in found {
                     let r = &c.report;

@@ -152,13 +152,22 @@ pub async fn take(
     let (holder, host) = this_holder(operator);
     for _ in 0..TRIES {
         let now = super::now();
-        let next = match newest(share, &dir, now).await? {
-            Newest::None => 1,
-            Newest::Free(seq) => seq + 1,
+        let after = match newest(share, &dir, now).await? {
+            Newest::None => 0,
+            Newest::Free(seq) => seq,
             // Runs of one record hold its lock in turn: a lease of this record is a killed
             // run's, and this run takes over from it.
-            Newest::Held(seq, doc) if doc.record == record => seq + 1,
+            Newest::Held(seq, doc) if doc.record == record => seq,
             Newest::Held(seq, doc) => return Err(held(share, &dir, seq, doc)),
+        };
+        // Anyone who can write the share can name a lease folder with the largest number there
+        // is: no number follows it, and the lease cannot be taken (refused, never wrapped).
+        let Some(next) = after.checked_add(1) else {
+            return Err(LeaseError::Unreadable(format!(
+                "{} is numbered {after}, and no lease can follow it; the share's keeper should \
+                 look at it",
+                share.shown(&format!("{dir}/{after:06}"))
+            )));
         };
         let doc = LeaseDoc {
             kind: LEASE_TYPE.into(),

@@ -54,7 +54,15 @@ impl Store for LocalShare {
         let path = self.path(dir)?;
         let entries = match std::fs::read_dir(&path) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            // A file where a folder is expected (anyone can write one) holds nothing either.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(Vec::new());
+            }
             Err(e) => return Err(ShareError::io(&path)(e)),
         };
         let mut out = Vec::new();
@@ -83,8 +91,12 @@ impl Store for LocalShare {
             return Ok(Put::Exists);
         }
         let parent = self.parent_of(&path)?;
+        // 0o666 less the umask, as any file the writer makes: the share is for several
+        // accounts, and tempfile's 0o600 would keep every request, sign-off and checkpoint to
+        // its writer alone.
         let mut tmp = tempfile::Builder::new()
             .prefix(".put-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(&parent)
             .map_err(ShareError::io(&parent))?;
         tmp.write_all(bytes).map_err(ShareError::io(&path))?;

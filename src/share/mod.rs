@@ -51,6 +51,37 @@ pub enum ShareError {
 }
 
 impl ShareError {
+    /// The fault is the object's, not the way to the share: a link, folder or FIFO where a file
+    /// should be, an object over the size read, an answer refusing that one name. Anyone who
+    /// can write the share can plant such a thing, so a reader that lists many objects passes it
+    /// over and says so; a share that cannot be reached at all is still an error.
+    pub fn about_the_object(&self) -> bool {
+        match self {
+            ShareError::Refused { .. } => true,
+            // What a planted thing causes (relgate's own refusals are `Other`: not a regular
+            // file, over the limit), not what a failing disk or an unmounted share does.
+            ShareError::Io { source, .. } => {
+                use std::io::ErrorKind as K;
+                matches!(
+                    source.kind(),
+                    K::Other
+                        | K::PermissionDenied
+                        | K::NotADirectory
+                        | K::IsADirectory
+                        | K::InvalidData
+                        | K::InvalidFilename
+                ) || source.raw_os_error() == Some(libc::ELOOP)
+            }
+            ShareError::Dav(crate::dav::DavError::TooLarge { .. }) => true,
+            ShareError::Dav(e) => e.status().is_some_and(|s| (400..500).contains(&s)),
+            ShareError::S3(crate::s3::S3Error::Protocol { .. }) => true,
+            ShareError::S3(crate::s3::S3Error::Status { status, .. }) => {
+                (400..500).contains(status)
+            }
+            ShareError::Location(_) | ShareError::S3(_) => false,
+        }
+    }
+
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ShareError {
         let path = path.to_path_buf();
         move |source| ShareError::Io { path, source }

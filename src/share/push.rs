@@ -148,7 +148,8 @@ async fn push_checkpoints(
     };
     names.sort();
     for name in names {
-        if there.contains(&name) {
+        // `list` is sorted.
+        if there.binary_search(&name).is_ok() {
             continue;
         }
         let sig_name = format!("{name}{}", layout::SIG);

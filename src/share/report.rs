@@ -160,6 +160,11 @@ pub fn check(name: &str, bytes: &[u8], sig: &[u8], trust: &TrustRoot) -> Result<
     if report.kind != REPORT_TYPE {
         return Err(format!("its type is {:?}, not {REPORT_TYPE}", report.kind));
     }
+    // The record id names a folder on the share and is shown as a path: a chain head, never
+    // text of the writer's choosing (a dry run's report is anyone's to sign).
+    if !crate::digest::is_hex_digest(&report.record) {
+        return Err("its record id is not a chain head (64 hex digits)".into());
+    }
     let armored = std::str::from_utf8(sig).map_err(|_| "the signature is not text".to_string())?;
     let key = crate::sshsig::signature_key(armored).map_err(|e| e.to_string())?;
     crate::sshsig::verify_with_key(&key, NS_REPORT, bytes, armored).map_err(|e| e.to_string())?;

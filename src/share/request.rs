@@ -127,13 +127,28 @@ pub async fn reports(
             notes.push(format!("ignored {at}: not a name relgate writes"));
             continue;
         }
-        if !names.contains(&format!("{name}{SIG}")) {
+        // `list` is sorted: a lookup per name, not a scan (anyone can leave names by the
+        // hundred thousand).
+        if names.binary_search(&format!("{name}{SIG}")).is_err() {
             continue;
         }
-        let (Some(bytes), Some(sig)) = (
-            share.get(&at, MAX_OBJECT_BYTES).await?,
-            share.get(&format!("{at}{SIG}"), MAX_OBJECT_BYTES).await?,
-        ) else {
+        // One object that cannot be read (a folder or a link in its place, one too large) is
+        // passed over like any other that does not check: it must not hide the rest.
+        let pair = match (
+            share.get(&at, MAX_OBJECT_BYTES).await,
+            share.get(&format!("{at}{SIG}"), MAX_OBJECT_BYTES).await,
+        ) {
+            (Ok(b), Ok(s)) => b.zip(s),
+            (Err(e), _) | (_, Err(e)) if e.about_the_object() => {
+                notes.push(format!(
+                    "ignored {at}: cannot be read: {}",
+                    crate::report::printable(&e.to_string())
+                ));
+                continue;
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        let Some((bytes, sig)) = pair else {
             continue;
         };
         let checked = match trust {
@@ -169,15 +184,27 @@ async fn newest_checkpoint(
     let dir = layout::checkpoints_dir(project, version, id);
     let origin = format!("relgate/{project}/{version}");
     let mut newest = 0;
-    for name in share.list(&dir).await? {
+    let names = match share.list(&dir).await {
+        Ok(n) => n,
+        // Junk where the folder should be proves nothing either way.
+        Err(e) if e.about_the_object() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for name in names {
         if name.ends_with(SIG) || !is_history_name(&name) {
             continue;
         }
         let at = format!("{dir}/{name}");
-        let (Some(text), Some(sig)) = (
-            share.get(&at, 64 << 10).await?,
-            share.get(&format!("{at}{SIG}"), 64 << 10).await?,
-        ) else {
+        let pair = match (
+            share.get(&at, 64 << 10).await,
+            share.get(&format!("{at}{SIG}"), 64 << 10).await,
+        ) {
+            (Ok(t), Ok(s)) => t.zip(s),
+            // Junk under a checkpoint's name proves nothing either way.
+            (Err(e), _) | (_, Err(e)) if e.about_the_object() => None,
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        let Some((text, sig)) = pair else {
             continue;
         };
         if let Some(cp) = release_signed(&text, &sig, &origin, trust)

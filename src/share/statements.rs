@@ -31,9 +31,23 @@ pub async fn read(share: &Share, project: &str, version: &str) -> Result<Found, 
 /// digest (CI evidence statements are kept the same way); passed-over names are shown below
 /// `shown`.
 pub async fn read_pairs(share: &Share, dir: &str, shown: &str) -> Result<Found, ShareError> {
-    let names = share.list(dir).await?;
     let mut found = Found::default();
     let prefix = shown;
+    // A link or a file planted where the folder should be: said, and nothing taken from it.
+    let names = match share.list(dir).await {
+        Ok(n) => n,
+        Err(e) if e.about_the_object() => {
+            found.ignored.push((
+                prefix.to_string(),
+                format!(
+                    "cannot be read: {}",
+                    crate::report::printable(&e.to_string())
+                ),
+            ));
+            return Ok(found);
+        }
+        Err(e) => return Err(e),
+    };
     for name in &names {
         let shown = format!("{prefix}/{name}");
         if let Some(base) = name.strip_suffix(SIG) {
@@ -51,7 +65,9 @@ pub async fn read_pairs(share: &Share, dir: &str, shown: &str) -> Result<Found, 
             continue;
         }
         // The statement is written after its signature: one without it is still arriving.
-        if !names.contains(&format!("{name}{SIG}")) {
+        // `list` is sorted: a lookup per name, not a scan (anyone can leave names by the
+        // hundred thousand).
+        if names.binary_search(&format!("{name}{SIG}")).is_err() {
             continue;
         }
         let statement = share

@@ -55,15 +55,44 @@ pub async fn check_rollback(
         return Ok(Vec::new());
     };
     let dir = layout::checkpoints_dir(project, version, &id);
-    let names = share.list(&dir).await?;
     let mut notes = Vec::new();
+    // A link or a file planted where the folder should be is junk like any other (and hides
+    // no more than deleting the folder would): said, and passed over.
+    let names = match share.list(&dir).await {
+        Ok(n) => n,
+        Err(e) if e.about_the_object() => {
+            notes.push(format!(
+                "share: ignored {dir}: {}",
+                crate::report::printable(&e.to_string())
+            ));
+            return Ok(notes);
+        }
+        Err(e) => return Err(e.into()),
+    };
     for name in names.iter().filter(|n| !n.ends_with(SIG)) {
         let at = format!("{dir}/{name}");
-        let text = share.get(&at, MAX_CHECKPOINT_BYTES).await?;
-        let sig = share
-            .get(&format!("{at}{SIG}"), MAX_CHECKPOINT_BYTES)
-            .await?;
-        let (Some(text), Some(sig)) = (text, sig) else {
+        if !is_history_name(name) {
+            notes.push(format!("share: ignored {at}: not a name relgate writes"));
+            continue;
+        }
+        // Junk in the folder — a file too large, a folder or a link where a checkpoint should
+        // be — is said and passed over: it must not stop a release. A share that cannot be
+        // reached still stops the run: its checkpoints could not be held against the record.
+        let pair = match (
+            share.get(&at, MAX_CHECKPOINT_BYTES).await,
+            share.get(&format!("{at}{SIG}"), MAX_CHECKPOINT_BYTES).await,
+        ) {
+            (Ok(t), Ok(s)) => t.zip(s),
+            (Err(e), _) | (_, Err(e)) if e.about_the_object() => {
+                notes.push(format!(
+                    "share: ignored {at}: cannot be read: {}",
+                    crate::report::printable(&e.to_string())
+                ));
+                continue;
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
+        let Some((text, sig)) = pair else {
             continue;
         };
         let stored = Stored {

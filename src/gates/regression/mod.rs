@@ -15,6 +15,8 @@ mod judge;
 pub mod junit;
 mod process;
 mod redact;
+
+pub use redact::declare as declare_secret_vars;
 pub mod report;
 mod supervise;
 pub mod tally;

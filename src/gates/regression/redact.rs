@@ -27,7 +27,27 @@ pub struct Secrets {
 
 fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    MARKERS.iter().any(|m| upper.contains(m))
+    MARKERS.iter().any(|m| upper.contains(m)) || declared().iter().any(|d| d == name)
+}
+
+/// Variables the configuration names as secret whatever they are called: a webhook's
+/// `secret_env` and `url_env` (a URL that is itself a secret, Slack's).
+static DECLARED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn declared() -> Vec<String> {
+    DECLARED.lock().map(|d| d.clone()).unwrap_or_default()
+}
+
+/// Treat the variables `names` as secret from now on in this process, as if their names held
+/// one of the markers.
+pub fn declare(names: impl IntoIterator<Item = String>) {
+    if let Ok(mut d) = DECLARED.lock() {
+        for n in names {
+            if !d.contains(&n) {
+                d.push(n);
+            }
+        }
+    }
 }
 
 impl Secrets {
