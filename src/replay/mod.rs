@@ -89,8 +89,9 @@ pub struct Read {
     pub dir: PathBuf,
     pub entries: Vec<Entry>,
     pub trusted: Vec<bool>,
-    /// The private copy `dir` is in when the record was read from a URL; kept as long as this.
-    _copy: Option<tempfile::TempDir>,
+    /// The private copy `dir` is in when the record was read from a URL: `dir` is there only as
+    /// long as this is kept (a caller that takes `dir` out takes this with it).
+    pub copy: Option<tempfile::TempDir>,
 }
 
 /// Replay a record or a published folder, on this machine or at a URL.
@@ -176,7 +177,7 @@ fn locate(
     });
     // What was read lives in the private copy: it goes with it.
     if let Some(r) = read.as_mut() {
-        r._copy = Some(tmp);
+        r.copy = Some(tmp);
     }
     outcome
 }
@@ -236,7 +237,7 @@ fn check(
         dir: dir.to_path_buf(),
         entries: entries.clone(),
         trusted: att.trusted.clone(),
-        _copy: None,
+        copy: None,
     });
     // 5. The runs, line by line.
     let facts = runs::check(&rec, &entries, &att.trusted)?;
