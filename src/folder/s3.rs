@@ -102,7 +102,7 @@ async fn list(b: &Bucket, prefix: &str) -> Result<Vec<(String, u64)>, String> {
     for (rel, _) in &out {
         check_rel(rel).map_err(|why| {
             format!(
-                "{}: {why}; a release holds plain relative paths only",
+                "{}: {why}",
                 crate::report::printable(&b.shown(&format!("{base}{rel}")))
             )
         })?;
@@ -114,19 +114,20 @@ async fn list(b: &Bucket, prefix: &str) -> Result<Vec<(String, u64)>, String> {
 /// A relative key must be a path a folder can hold without leaving it, and a name a terminal
 /// shows as it is.
 fn check_rel(rel: &str) -> Result<(), String> {
+    const PLAIN: &str = "a release holds plain relative paths only";
     if rel.is_empty() || rel.ends_with('/') {
         return Err("a folder placeholder object; a release holds files only".into());
     }
     for part in rel.split('/') {
         if part.is_empty() || part == "." || part == ".." {
-            return Err("an empty, `.` or `..` part in the key".into());
+            return Err(format!("an empty, `.` or `..` part in the key; {PLAIN}"));
         }
         if part.contains('\\') {
-            return Err("a backslash in the key".into());
+            return Err(format!("a backslash in the key; {PLAIN}"));
         }
         if let Some(c) = part.chars().find(|c| c.is_control()) {
             return Err(format!(
-                "a control character (U+{:04X}) in the key",
+                "a control character (U+{:04X}) in the key; {PLAIN}",
                 u32::from(c)
             ));
         }
@@ -303,7 +304,7 @@ mod tests {
         assert!(check_rel("linux/b.bin").is_ok());
         assert_eq!(
             check_rel("a\u{1}b").unwrap_err(),
-            "a control character (U+0001) in the key"
+            "a control character (U+0001) in the key; a release holds plain relative paths only"
         );
     }
 }

@@ -153,9 +153,8 @@ fn locate(
         report.record = dir.clone();
         return check(&dir, published_folder, opts, report, read);
     }
-    folder
-        .check_root()
-        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+    // The report names the folder already (`record`): the message says only what is wrong.
+    folder.check_root().map_err(|m| fail(0, m))?;
     let shown_dir = shown(folder.describe());
     report.record = shown_dir.clone();
     let tmp =
