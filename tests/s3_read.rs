@@ -315,3 +315,42 @@ fn report_and_what_if_of_a_release_in_a_bucket() {
     let out = relgate(&p, &["replay", URL, "--policy", "pipeline.yaml"], &[]);
     expect_code(&out, exit::SUCCESS);
 }
+
+#[test]
+fn a_release_without_its_record_is_not_copied_for_replay() {
+    let moto = Moto::start();
+    let b = moto.bucket(BUCKET);
+    let p = published(&moto.endpoint());
+    for l in keys(&b, &format!("{PREFIX}/audit/")) {
+        block_on(b.delete(&l.key)).expect("delete");
+    }
+    // Without audit/ the prefix is no record: replay must not take the artefacts for one and
+    // copy them into its private folder.
+    let snapshots: Arc<Mutex<Vec<Listing>>> = Arc::default();
+    let tmp = p.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let rule: Rule = {
+        let (snapshots, tmp) = (snapshots.clone(), tmp.clone());
+        Arc::new(move |r: &Seen| {
+            if artefact_get(r).is_some() {
+                snapshots.lock().unwrap().push(files_below(&tmp));
+            }
+            Action::Forward
+        })
+    };
+    let proxy = Proxy::start(moto.port, rule);
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", proxy.endpoint()),
+        ("TMPDIR", tmp.display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = relgate(&p, &["replay", URL], &env);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stderr(&out).contains("no record here: neither audit/"),
+        "{}",
+        stderr(&out)
+    );
+    let seen = snapshots.lock().unwrap();
+    assert!(seen.is_empty(), "artefacts were fetched: {seen:?}");
+}

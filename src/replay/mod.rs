@@ -155,6 +155,22 @@ fn locate(
     }
     // The report names the folder already (`record`): the message says only what is wrong.
     folder.check_root().map_err(|m| fail(0, m))?;
+    // Only a record is copied: a folder with neither `audit/` nor a log at its top is none,
+    // and copying it whole would download a release's artefacts for nothing.
+    if !published
+        && folder
+            .regular_files()
+            .is_ok_and(|f| !f.iter().any(|r| r == LOG_FILE))
+    {
+        return Err(fail(
+            0,
+            format!(
+                "no record here: neither {}/ (a published release's record) nor {LOG_FILE} (a \
+                 record) is there",
+                crate::layout::AUDIT_DIR
+            ),
+        ));
+    }
     let shown_dir = shown(folder.describe());
     report.record = shown_dir.clone();
     let tmp =
