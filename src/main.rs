@@ -253,7 +253,8 @@ enum Command {
 /// (RELGATE_PUBLISH_USER and RELGATE_PUBLISH_PASSWORD, or RELGATE_PUBLISH_TOKEN) or ~/.netrc.
 #[derive(clap::Args)]
 struct RemoteOpts {
-    /// A PEM file of CA certificates to trust for https:// besides the system's.
+    /// A PEM file of CA certificates to trust for https:// (and an s3:// endpoint) besides the
+    /// system's.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
     /// Allow plain http:// to another machine (credentials travel unencrypted).
@@ -277,6 +278,7 @@ impl From<RemoteOpts> for relgate::folder::Access {
         relgate::folder::Access {
             ca: r.ca,
             allow_http: r.allow_http,
+            pipeline: None,
         }
     }
 }

@@ -540,3 +540,23 @@ fn publishers_creating_the_same_parent_collections_at_once_both_get_on() {
         }
     }
 }
+
+#[test]
+fn report_by_url_reads_the_evidence_of_the_private_copy() {
+    // Regression: report (and what-if) took the record folder out of replay's answer and let
+    // the private copy it lives in go, so the evidence was gone before the report read it.
+    let a = Apache::start();
+    let p = project_to(&a.url(REL), "");
+    let env = env(&p);
+    expect_code(&dav::relgate(&p, &["run", "1.0.0"], &env), exit::SUCCESS);
+    let url = published(&a);
+    let out = dav::relgate(&p, &["report", &url, "--format", "markdown"], &env);
+    expect_code(&out, exit::SUCCESS);
+    let by_url = stdout(&out);
+    let disk = a.disk("rel/acme/1.0.0").display().to_string();
+    let out = dav::relgate(&p, &["report", &disk, "--format", "markdown"], &env);
+    expect_code(&out, exit::SUCCESS);
+    assert_eq!(by_url, stdout(&out).replace(&disk, &url));
+    let out = dav::relgate(&p, &["replay", &url, "--policy", "pipeline.yaml"], &env);
+    expect_code(&out, exit::SUCCESS);
+}

@@ -23,8 +23,6 @@ use crate::exit;
 
 pub mod verify;
 
-mod s3_remote;
-
 pub use approve::{ApproveArgs, approve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,11 +138,8 @@ pub fn replay(
     format: Format,
     access: &crate::folder::Access,
 ) -> i32 {
-    if let Some(url) = s3_remote::is_s3(path) {
-        return s3_remote::replay(url, trust_args, pipeline, checkpoints, format);
-    }
     let trust = crate::trust::resolve(trust_args, pipeline, path);
-    let folder = match crate::folder::open(path, access) {
+    let folder = match crate::folder::open(path, &access.with_pipeline(pipeline)) {
         Ok(f) => f,
         Err(e) => {
             if let Err(t) = &trust {
@@ -248,9 +243,6 @@ pub fn verify(
     pipeline: &Path,
     access: &crate::folder::Access,
 ) -> i32 {
-    if let Some(url) = s3_remote::is_s3(dir) {
-        return s3_remote::verify(url, trust, pipeline);
-    }
     verify::run(dir, trust, pipeline, access)
 }
 

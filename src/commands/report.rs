@@ -39,8 +39,8 @@ pub struct ReportArgs<'a> {
 /// read (the chain holds), and which lines a checkpoint signed by the release signer vouched
 /// for in time. Shared by `report` and what-if replay.
 pub(crate) struct Opened {
-    /// Keeps a release fetched from a bucket on disk while it is read.
-    _fetched: Option<tempfile::TempDir>,
+    /// Keeps the private copy of a record read from a URL on disk while `dir` is read.
+    _copy: Option<tempfile::TempDir>,
     /// The record folder (`audit/` of a published release).
     pub dir: PathBuf,
     pub replayed: crate::replay::ReplayReport,
@@ -65,49 +65,28 @@ pub(crate) fn open(
             return Err(exit::CONFIG);
         }
     };
-    // A release in a bucket is read into a temporary folder first, as `replay` does.
-    let (fetched, local) = match super::s3_remote::is_s3(path) {
-        Some(url) => match super::s3_remote::fetch_release(url, pipeline) {
-            Ok(tmp) => {
-                let local = tmp.path().to_path_buf();
-                (Some(tmp), local)
-            }
-            Err((code, m)) => {
-                errln!("relgate: {what}: {m}");
-                return Err(code);
-            }
-        },
-        None => (None, path.to_path_buf()),
-    };
-    // A WebDAV release is read through the folder trait; replay copies its record into a
-    // private folder that `read` keeps.
-    let folder: Box<dyn crate::folder::Folder> = if fetched.is_some() {
-        Box::new(crate::folder::LocalFolder::new(&local))
-    } else {
-        match crate::folder::open(path, access) {
-            Ok(f) => f,
-            Err(e) => {
-                errln!("relgate: {what}: {e}");
-                return Err(exit::CONFIG);
-            }
+    // A release at a URL (WebDAV or S3) is read through the folder trait; replay copies its
+    // record into a private folder that `read` keeps, and streams the artefacts.
+    let folder = match crate::folder::open(path, &access.with_pipeline(pipeline)) {
+        Ok(f) => f,
+        Err(e) => {
+            errln!("relgate: {what}: {e}");
+            return Err(exit::CONFIG);
         }
     };
-    let (mut replayed, read) = crate::replay::replay_and_read(
+    let (replayed, read) = crate::replay::replay_and_read(
         folder.as_ref(),
         &crate::replay::ReplayOptions {
             trust: &root,
             checkpoints: &[],
         },
     );
-    if local != path {
-        replayed.record = path.join(AUDIT_DIR);
-    }
     // Replay read the log and verified its checkpoints: use what it read. It stops before
     // that only for a record whose checkpoints do not hold (a dry run's, a tampered one),
     // which is then read here, chain first, to be shown under its banner.
     if let Some(read) = read {
         return Ok(Opened {
-            _fetched: fetched,
+            _copy: read.copy,
             dir: read.dir,
             replayed,
             entries: read.entries,
@@ -127,8 +106,12 @@ pub(crate) fn open(
         );
         return Err(exit::REFUSED);
     }
-    let audit = local.join(AUDIT_DIR);
-    let dir = if audit.is_dir() { audit } else { local.clone() };
+    let audit = path.join(AUDIT_DIR);
+    let dir = if audit.is_dir() {
+        audit
+    } else {
+        path.to_path_buf()
+    };
     let bytes = match crate::record::read_capped(&dir.join(LOG_FILE), crate::record::MAX_LOG_BYTES)
     {
         Ok(b) => b,
@@ -164,7 +147,7 @@ pub(crate) fn open(
         Err(p) => Err(unauthenticated_why(&entries, &p.to_string())),
     };
     Ok(Opened {
-        _fetched: fetched,
+        _copy: None,
         dir,
         replayed,
         entries,

@@ -1,4 +1,5 @@
 //! `relgate verify DIR|URL`: resolve the trust root, check the folder ([`crate::verify`]), print.
+//! A URL is an `http(s)://` WebDAV collection or an `s3://` prefix, read through the same trait.
 
 use crate::output::{errln, outln};
 use std::path::Path;
@@ -12,7 +13,7 @@ use crate::verify::{AUDIT_SIGNERS, check};
 /// `relgate verify DIR|URL`: resolves the trust root, prints the result, returns the exit code.
 pub fn run(dir: &Path, trust_args: &TrustArgs, pipeline: &Path, access: &Access) -> i32 {
     let root = trust::resolve(trust_args, pipeline, dir);
-    let folder = match folder::open(dir, access) {
+    let folder = match folder::open(dir, &access.with_pipeline(pipeline)) {
         Ok(f) => f,
         Err(e) => {
             if let Err(t) = &root {

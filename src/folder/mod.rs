@@ -1,6 +1,6 @@
 //! A folder to read: a local path or a URL. `verify` and `replay` check a release through this
-//! one small trait, so the same code checks a folder on disk and a release on a WebDAV server
-//! (and any other store that can list its files and stream one).
+//! one small trait, so the same code checks a folder on disk, a release on a WebDAV server and
+//! one under an S3 prefix (and any other store that can list its files and stream one).
 //!
 //! What an implementation promises: a listing of every entry below the folder, names as
 //! `/`-separated relative paths; files opened only if they are regular files reached without
@@ -9,12 +9,14 @@
 
 mod http;
 mod local;
+mod s3;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use http::HttpFolder;
 pub use local::LocalFolder;
+pub use s3::{S3Folder, is_s3};
 
 /// One entry found while walking a folder, or why an entry cannot be named.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +62,19 @@ pub struct Access {
     pub ca: Option<PathBuf>,
     /// Allow plain `http://` to a host other than this machine.
     pub allow_http: bool,
+    /// The project's pipeline: where an `s3://` bucket is (`publish.endpoint`, `region`, `ca`)
+    /// when it publishes to that bucket and the environment does not say.
+    pub pipeline: Option<PathBuf>,
+}
+
+impl Access {
+    /// This access, with the project's pipeline to find a bucket's endpoint in.
+    pub fn with_pipeline(&self, pipeline: &Path) -> Access {
+        Access {
+            pipeline: Some(pipeline.to_path_buf()),
+            ..self.clone()
+        }
+    }
 }
 
 /// Why a location cannot be opened at all (a usage error: nothing was checked).
@@ -78,12 +93,17 @@ pub fn is_url(arg: &Path) -> bool {
         })
 }
 
-/// The folder at `arg`: an `http(s)://` URL or a path.
+/// The folder at `arg`: an `http(s)://` URL (WebDAV), an `s3://bucket/prefix` URL, or a path.
 pub fn open(arg: &Path, access: &Access) -> Result<Box<dyn Folder>, LocationError> {
     if !is_url(arg) {
         return Ok(Box::new(LocalFolder::new(arg)));
     }
     let text = arg.to_str().unwrap_or_default();
+    if is_s3(arg) {
+        return S3Folder::open(text, access)
+            .map(|f| Box::new(f) as Box<dyn Folder>)
+            .map_err(LocationError::Bad);
+    }
     let url = url::Url::parse(text).map_err(|e| LocationError::Bad(format!("{text}: {e}")))?;
     match url.scheme() {
         "https" => {}

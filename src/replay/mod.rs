@@ -89,8 +89,9 @@ pub struct Read {
     pub dir: PathBuf,
     pub entries: Vec<Entry>,
     pub trusted: Vec<bool>,
-    /// The private copy `dir` is in when the record was read from a URL; kept as long as this.
-    _copy: Option<tempfile::TempDir>,
+    /// The private copy `dir` is in when the record was read from a URL: `dir` is there only as
+    /// long as this is kept (a caller that takes `dir` out takes this with it).
+    pub copy: Option<tempfile::TempDir>,
 }
 
 /// Replay a record or a published folder, on this machine or at a URL.
@@ -152,9 +153,24 @@ fn locate(
         report.record = dir.clone();
         return check(&dir, published_folder, opts, report, read);
     }
-    folder
-        .check_root()
-        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+    // The report names the folder already (`record`): the message says only what is wrong.
+    folder.check_root().map_err(|m| fail(0, m))?;
+    // Only a record is copied: a folder with neither `audit/` nor a log at its top is none,
+    // and copying it whole would download a release's artefacts for nothing.
+    if !published
+        && folder
+            .regular_files()
+            .is_ok_and(|f| !f.iter().any(|r| r == LOG_FILE))
+    {
+        return Err(fail(
+            0,
+            format!(
+                "no record here: neither {}/ (a published release's record) nor {LOG_FILE} (a \
+                 record) is there",
+                crate::layout::AUDIT_DIR
+            ),
+        ));
+    }
     let shown_dir = shown(folder.describe());
     report.record = shown_dir.clone();
     let tmp =
@@ -176,7 +192,7 @@ fn locate(
     });
     // What was read lives in the private copy: it goes with it.
     if let Some(r) = read.as_mut() {
-        r._copy = Some(tmp);
+        r.copy = Some(tmp);
     }
     outcome
 }
@@ -236,7 +252,7 @@ fn check(
         dir: dir.to_path_buf(),
         entries: entries.clone(),
         trusted: att.trusted.clone(),
-        _copy: None,
+        copy: None,
     });
     // 5. The runs, line by line.
     let facts = runs::check(&rec, &entries, &att.trusted)?;

@@ -3,13 +3,13 @@
 //! — HEAD, streamed GET, create-only PUT, multipart upload, list, delete
 //! ([`client`], [`upload`]).
 //!
-//! Reading a release (for `verify` and `replay`) needs two things of a store: the keys under a
-//! prefix with their sizes ([`Bucket::list`]) and one object as a stream ([`Bucket::get`]).
+//! Reading a release (for `verify`, `replay` and `report`, through `crate::folder::S3Folder`)
+//! needs two things of a store: the keys under a prefix with their sizes ([`Bucket::list`]) and
+//! one object as a stream ([`Bucket::get`], then [`Bucket::chunk`]).
 
 pub mod body;
 pub mod client;
 pub mod creds;
-pub mod fetch;
 pub mod sigv4;
 pub mod upload;
 pub mod xml;
