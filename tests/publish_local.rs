@@ -216,3 +216,29 @@ fn a_staged_folder_swapped_for_a_link_never_leads_a_run_to_delete_elsewhere() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("precious")], "{left:?}");
 }
+
+#[test]
+fn staging_removes_only_what_staging_leaves_in_staged() {
+    // Only earlier subjects' copies and a killed run's `.staging-*` folders go; anything else
+    // in `staged/` (a link swapped in for `staged` while a run holds the record would list a
+    // folder of someone's) is left where it is.
+    let p = project("  unit:\n    kind: regression\n    inputs: []\n    run: \"false\"\n");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    let staged = p.record("1.0.0").join("staged");
+    std::fs::create_dir(staged.join("precious")).unwrap();
+    std::fs::write(staged.join("precious/file"), b"keep me\n").unwrap();
+    let old = staged.join("0".repeat(64));
+    std::fs::create_dir(&old).unwrap();
+    std::fs::create_dir(staged.join(".staging-killed")).unwrap();
+    p.write("dist/a.tar.gz", b"changed\n");
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    assert!(
+        staged.join("precious/file").is_file(),
+        "staging removed a folder it did not make"
+    );
+    assert!(!old.exists(), "an earlier subject's copy stayed");
+    assert!(
+        !staged.join(".staging-killed").exists(),
+        "a killed run's leftover stayed"
+    );
+}

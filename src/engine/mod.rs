@@ -579,6 +579,7 @@ fn stage_into_record(
     let base = record.dir.join(crate::record::STAGED_DIR);
     std::fs::create_dir_all(&base)
         .map_err(|e| RunError::Io(format!("cannot create {}: {e}", base.display())))?;
+    let made_here = folder_identity(&base)?;
     let tmp = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(&base)
@@ -603,10 +604,22 @@ fn stage_into_record(
     // Only this subject's copy is ever used again (publish reads it; older subjects' sign-offs
     // no longer count), so earlier copies and the leftovers of a killed run go: a record must
     // not grow by a full set of artefacts each time they change. We hold the record's lock.
+    // Only names staging itself makes are removed, and only while `staged` is still the folder
+    // that was made here: whoever can write the record could swap in a link to someone's
+    // folder between the two, and then no more than folders named like a subject could go.
     if let Ok(entries) = std::fs::read_dir(&base) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path != dest && path != tmp.path() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = crate::digest::is_hex_digest(&name) || name.starts_with(".staging-");
+            if ours && path != dest && path != tmp.path() {
+                if folder_identity(&base)? != made_here {
+                    return Err(RunError::Io(format!(
+                        "{} was replaced while this run staged; nothing more is removed",
+                        base.display()
+                    )));
+                }
                 std::fs::remove_dir_all(&path).map_err(|e| {
                     RunError::Io(format!(
                         "cannot remove the old copy {}: {e}",
@@ -621,6 +634,20 @@ fn stage_into_record(
         dir: dest,
         ..staged
     })
+}
+
+/// A folder's device and inode, refusing a symbolic link in its place.
+fn folder_identity(dir: &std::path::Path) -> Result<(u64, u64), RunError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir)
+        .map_err(|e| RunError::Io(format!("cannot read {}: {e}", dir.display())))?;
+    if !m.file_type().is_dir() {
+        return Err(RunError::Io(format!(
+            "{} is no longer a folder (a link or a file was put there)",
+            dir.display()
+        )));
+    }
+    Ok((m.dev(), m.ino()))
 }
 
 /// An exclusive lock on the record for the whole run.
