@@ -41,64 +41,22 @@ pub(crate) fn share(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Sh
     let url = location(cx, url_node, "share.url", allow_http)?;
     let is_s3 = url.starts_with("s3://");
     let is_remote = url.contains("://");
-    let endpoint = match map.get("endpoint") {
-        Some(e) if !is_s3 => {
-            cx.error(
-                e.pos,
-                "share.endpoint",
-                "only an s3:// share takes an endpoint",
-            );
-            return None;
-        }
-        Some(e) => {
-            let text = cx.str(e, "share.endpoint", "an http(s) URL of the S3 service")?;
-            match url::Url::parse(text) {
-                Ok(u)
-                    if u.scheme() == "https"
-                        || (u.scheme() == "http"
-                            && (allow_http || crate::http::is_loopback(&u))) =>
-                {
-                    Some(text.to_string())
-                }
-                _ => {
-                    cx.error(
-                        e.pos,
-                        "share.endpoint",
-                        "expected an https:// URL (http:// only on this machine, or with allow_http)",
-                    );
-                    return None;
-                }
-            }
-        }
-        None => None,
-    };
-    let region = match map.get("region") {
-        Some(r) if !is_s3 => {
-            cx.error(r.pos, "share.region", "only an s3:// share takes a region");
-            return None;
-        }
-        Some(r) => Some(
-            cx.str(r, "share.region", "an S3 region such as eu-west-1")?
-                .to_string(),
-        ),
-        None => None,
-    };
-    let ca = match map.get("ca") {
-        Some(c) if !is_remote => {
-            cx.error(c.pos, "share.ca", "a folder share takes no CA");
-            return None;
-        }
-        Some(c) => {
-            let rel = cx.str(c, "share.ca", "a PEM file of CA certificates")?;
-            let path = inp.root.join(rel);
-            if cx.mode.checks_disk() && !path.is_file() {
-                cx.error(c.pos, "share.ca", format!("file {rel} does not exist"));
-                return None;
-            }
-            Some(path)
-        }
-        None => None,
-    };
+    let super::validate::RemoteKeys {
+        endpoint,
+        region,
+        ca,
+    } = super::validate::remote_keys(
+        cx,
+        &map,
+        inp,
+        super::validate::Remote {
+            key: "share",
+            noun: "share",
+            is_s3,
+            is_remote,
+            allow_http,
+        },
+    )?;
     let lease_secs = match map.get("lease") {
         // A duration is never 0 (`cx.duration` refuses it): a lease always holds a while.
         Some(l) => cx.duration(l, "share.lease")?,

@@ -434,35 +434,82 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
         }
     }
     let is_s3 = scheme.as_deref() == Some("s3");
+    let RemoteKeys {
+        endpoint,
+        region,
+        ca,
+    } = remote_keys(
+        cx,
+        &map,
+        inp,
+        Remote {
+            key: "publish",
+            noun: "target",
+            is_s3,
+            is_remote: scheme.is_some(),
+            allow_http,
+        },
+    )?;
+    Some(Publish {
+        to: s.to_string(),
+        endpoint,
+        region,
+        ca,
+        allow_http,
+    })
+}
+
+/// Where a remote location is, as `publish:` and `share:` both describe it.
+pub(super) struct Remote<'a> {
+    /// `publish` or `share`: the key path's first part.
+    pub key: &'a str,
+    /// What it is called in messages: `target`, `share`.
+    pub noun: &'a str,
+    pub is_s3: bool,
+    pub is_remote: bool,
+    pub allow_http: bool,
+}
+
+/// The keys a remote location takes besides where it is, checked alike for `publish:` and
+/// `share:`.
+pub(super) struct RemoteKeys {
+    /// `endpoint`: s3:// only, an https:// URL (http:// on this machine or with `allow_http`).
+    pub endpoint: Option<String>,
+    /// `region`: s3:// only.
+    pub region: Option<String>,
+    /// `ca`: remote only, a PEM file relative to the pipeline's folder.
+    pub ca: Option<PathBuf>,
+}
+
+pub(super) fn remote_keys(cx: &mut Cx, map: &Map, inp: &Inputs, r: Remote) -> Option<RemoteKeys> {
+    let (key, noun) = (r.key, r.noun);
     let endpoint = match map.get("endpoint") {
-        Some(e) if !is_s3 => {
-            cx.error(
-                e.pos,
-                "publish.endpoint",
-                "only an s3:// target takes an endpoint",
-            );
+        Some(e) if !r.is_s3 => {
+            let msg = format!("only an s3:// {noun} takes an endpoint");
+            cx.error(e.pos, &format!("{key}.endpoint"), msg);
             return None;
         }
         Some(e) => {
-            let text = cx.str(e, "publish.endpoint", "an http(s) URL of the S3 service")?;
+            let path = format!("{key}.endpoint");
+            let text = cx.str(e, &path, "an http(s) URL of the S3 service")?;
             match url::Url::parse(text) {
                 Ok(u)
                     if u.scheme() == "https"
                         || (u.scheme() == "http"
-                            && (allow_http || crate::http::is_loopback(&u))) =>
+                            && (r.allow_http || crate::http::is_loopback(&u))) =>
                 {
                     Some(text.to_string())
                 }
                 Ok(_) => {
                     cx.error(
                         e.pos,
-                        "publish.endpoint",
+                        &path,
                         "expected an https:// URL (http:// only on this machine, or with allow_http)",
                     );
                     return None;
                 }
                 Err(err) => {
-                    cx.error(e.pos, "publish.endpoint", format!("not a URL: {err}"));
+                    cx.error(e.pos, &path, format!("not a URL: {err}"));
                     return None;
                 }
             }
@@ -470,41 +517,42 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
         None => None,
     };
     let region = match map.get("region") {
-        Some(r) if !is_s3 => {
-            cx.error(
-                r.pos,
-                "publish.region",
-                "only an s3:// target takes a region",
-            );
+        Some(g) if !r.is_s3 => {
+            let msg = format!("only an s3:// {noun} takes a region");
+            cx.error(g.pos, &format!("{key}.region"), msg);
             return None;
         }
-        Some(r) => Some(
-            cx.str(r, "publish.region", "an S3 region such as eu-west-1")?
-                .to_string(),
+        Some(g) => Some(
+            cx.str(
+                g,
+                &format!("{key}.region"),
+                "an S3 region such as eu-west-1",
+            )?
+            .to_string(),
         ),
         None => None,
     };
     let ca = match map.get("ca") {
-        Some(c) if scheme.is_none() => {
-            cx.error(c.pos, "publish.ca", "a folder target takes no CA");
+        Some(c) if !r.is_remote => {
+            let msg = format!("a folder {noun} takes no CA");
+            cx.error(c.pos, &format!("{key}.ca"), msg);
             return None;
         }
         Some(c) => {
-            let rel = cx.str(c, "publish.ca", "a PEM file of CA certificates")?;
-            let path = inp.root.join(rel);
-            if cx.mode.checks_disk() && !path.is_file() {
-                cx.error(c.pos, "publish.ca", format!("file {rel} does not exist"));
+            let path = format!("{key}.ca");
+            let rel = cx.str(c, &path, "a PEM file of CA certificates")?;
+            let file = inp.root.join(rel);
+            if cx.mode.checks_disk() && !file.is_file() {
+                cx.error(c.pos, &path, format!("file {rel} does not exist"));
                 return None;
             }
-            Some(path)
+            Some(file)
         }
         None => None,
     };
-    Some(Publish {
-        to: s.to_string(),
+    Some(RemoteKeys {
         endpoint,
         region,
         ca,
-        allow_http,
     })
 }
