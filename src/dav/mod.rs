@@ -284,6 +284,38 @@ impl Dav {
         }
     }
 
+    /// Create `url` (a collection, with its trailing `/`) and the collections above it that are
+    /// missing: 405 means it is there already, and so does any refusal after which a PROPFIND
+    /// finds the collection (another writer may have made it a moment ago: Apache answers the
+    /// loser of two MKCOLs of one name with 403).
+    pub async fn ensure_collection(&self, url: &url::Url) -> Result<(), DavError> {
+        let mut missing = vec![url.clone()];
+        while let Some(at) = missing.last().cloned() {
+            let (resp, n) = self.send(&mkcol(), &at, &[], &Payload::None, true).await?;
+            match resp.status().as_u16() {
+                201 | 405 => {
+                    missing.pop();
+                }
+                // 409: its own parent is missing; create that first.
+                409 if at.path() != "/" && missing.len() < 64 => {
+                    let mut up = at.clone();
+                    if let Ok(mut s) = up.path_segments_mut() {
+                        s.pop_if_empty().pop().push("");
+                    }
+                    missing.push(up);
+                }
+                _ => {
+                    let there = self.propfind(&at, "0").await?;
+                    if !there.is_some_and(|m| m.first().is_some_and(|m| m.collection)) {
+                        return Err(Dav::unexpected(&mkcol(), &at, &resp, n));
+                    }
+                    missing.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// PROPFIND with `depth` (`0`, `1`, `infinity`); `Ok(None)` if the resource is not there.
     pub async fn propfind(
         &self,
@@ -461,4 +493,15 @@ fn transport_message(e: &reqwest::Error) -> String {
         msg.push_str(&cause);
     }
     msg
+}
+
+/// WebDAV's methods are extension tokens for `http`: `from_bytes` on a constant valid token
+/// cannot fail, and the fallback (a GET, which changes nothing) is never taken.
+pub fn mkcol() -> Method {
+    Method::from_bytes(b"MKCOL").unwrap_or(Method::GET)
+}
+
+/// `MOVE` (see [`mkcol`] for why the fallback is never taken).
+pub fn move_method() -> Method {
+    Method::from_bytes(b"MOVE").unwrap_or(Method::GET)
 }

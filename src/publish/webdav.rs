@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::{Method, StatusCode};
 
 use super::{Existing, PublishError, ReleaseFiles, Source, Target};
-use crate::dav::{self, Dav, DavError, Expect, Payload, Transfer};
+use crate::dav::{self, Dav, DavError, Expect, Payload, Transfer, mkcol, move_method};
 use crate::http::redact;
 use crate::layout::{AUDIT_DIR, SUMS_FILE};
 use crate::record::{LOG_FILE, MAX_EVIDENCE_BYTES, MAX_LOG_BYTES};
@@ -106,40 +106,8 @@ impl Webdav {
         redact(&self.target).trim_end_matches('/').to_string()
     }
 
-    /// Create the parent collection and those above it that are missing (each MKCOL with its
-    /// trailing `/`; 405 means it is there already, and so does any refusal after which a
-    /// PROPFIND finds the collection).
     async fn ensure_collection(&self, url: &url::Url) -> Result<(), PublishError> {
-        let mut missing = vec![url.clone()];
-        while let Some(at) = missing.last().cloned() {
-            let (resp, n) = self
-                .dav
-                .send(&mkcol(), &at, &[], &Payload::None, true)
-                .await?;
-            match resp.status().as_u16() {
-                201 | 405 => {
-                    missing.pop();
-                }
-                // 409: its own parent is missing; create that first.
-                409 if at.path() != "/" && missing.len() < 64 => {
-                    let mut up = at.clone();
-                    if let Ok(mut s) = up.path_segments_mut() {
-                        s.pop_if_empty().pop().push("");
-                    }
-                    missing.push(up);
-                }
-                _ => {
-                    // Another publisher may have made it a moment ago: Apache answers the
-                    // loser of two MKCOLs of one name with 403. There now is what counts.
-                    let there = self.dav.propfind(&at, "0").await?;
-                    if !there.is_some_and(|m| m.first().is_some_and(|m| m.collection)) {
-                        return Err(Dav::unexpected(&mkcol(), &at, &resp, n).into());
-                    }
-                    missing.pop();
-                }
-            }
-        }
-        Ok(())
+        Ok(self.dav.ensure_collection(url).await?)
     }
 
     /// Remove temporary collections of this release that a killed run left (best effort).
@@ -438,16 +406,6 @@ impl Target for Webdav {
         }
         settled
     }
-}
-
-/// WebDAV's methods are extension tokens for `http`: `from_bytes` on a constant valid token
-/// cannot fail, and the fallback (a GET, which changes nothing) is never taken.
-fn mkcol() -> Method {
-    Method::from_bytes(b"MKCOL").unwrap_or(Method::GET)
-}
-
-fn move_method() -> Method {
-    Method::from_bytes(b"MOVE").unwrap_or(Method::GET)
 }
 
 fn now_secs() -> u64 {

@@ -12,7 +12,7 @@
 use reqwest::Method;
 
 use super::{Access, Put, ShareError, Store};
-use crate::dav::{self, Dav, DavError, Payload};
+use crate::dav::{self, Dav, DavError, Payload, mkcol, move_method};
 use crate::http::redact;
 
 #[derive(Clone, Debug)]
@@ -52,37 +52,8 @@ impl DavShare {
         }
     }
 
-    /// Create `url` (a collection) and the collections above it that are missing: 405 means it
-    /// is there, and so does a refusal after which a PROPFIND finds it (Apache answers the
-    /// loser of two MKCOLs of one name with 403).
     async fn ensure_collection(&self, url: &url::Url) -> Result<(), ShareError> {
-        let mut missing = vec![url.clone()];
-        while let Some(at) = missing.last().cloned() {
-            let (resp, n) = self
-                .dav
-                .send(&mkcol(), &at, &[], &Payload::None, true)
-                .await?;
-            match resp.status().as_u16() {
-                201 | 405 => {
-                    missing.pop();
-                }
-                409 if at.path() != "/" && missing.len() < 64 => {
-                    let mut up = at.clone();
-                    if let Ok(mut s) = up.path_segments_mut() {
-                        s.pop_if_empty().pop().push("");
-                    }
-                    missing.push(up);
-                }
-                _ => {
-                    let there = self.dav.propfind(&at, "0").await?;
-                    if !there.is_some_and(|m| m.first().is_some_and(|m| m.collection)) {
-                        return Err(Dav::unexpected(&mkcol(), &at, &resp, n).into());
-                    }
-                    missing.pop();
-                }
-            }
-        }
-        Ok(())
+        Ok(self.dav.ensure_collection(url).await?)
     }
 
     /// The collection holding `name`.
@@ -242,14 +213,4 @@ impl Store for DavShare {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// WebDAV's methods are extension tokens for `http`: `from_bytes` on a constant valid token
-/// cannot fail, and the fallback (a GET, which changes nothing) is never taken.
-fn mkcol() -> Method {
-    Method::from_bytes(b"MKCOL").unwrap_or(Method::GET)
-}
-
-fn move_method() -> Method {
-    Method::from_bytes(b"MOVE").unwrap_or(Method::GET)
 }
