@@ -11,7 +11,7 @@
 //! approver confirms (or passed `--yes`) and the pair goes onto the share, create-only.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::approval::{self, ApproveRequest, Folder, Pair};
 use crate::config;
@@ -57,31 +57,11 @@ pub fn approve_from(args: FromArgs) -> i32 {
         );
         return exit::CONFIG;
     };
-    // No folder is checked here; `""` keeps the pipeline from being refused as lying inside it.
-    let trust = match crate::trust::resolve(&args.trust, &args.pipeline, Path::new("")) {
-        Ok(t) => t,
-        Err(e) => {
-            errln!("error: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let share = match share::open(&args.from, None, &args.access) {
-        Ok(s) => s,
-        Err(e) => {
-            errln!("error: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            errln!("error: cannot start the runtime: {e}");
-            return exit::REFUSED;
-        }
-    };
+    let (trust, share, rt) =
+        match super::open_share(&args.from, &args.trust, &args.pipeline, &args.access) {
+            Ok(opened) => opened,
+            Err(code) => return code,
+        };
     rt.block_on(run(&args, &share, &trust, project, version))
 }
 

@@ -28,15 +28,9 @@ pub struct CiUploadArgs {
 pub fn ci_upload(args: CiUploadArgs) -> i32 {
     match prepare(&args) {
         Ok((key, reports)) => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match super::runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    errln!("error: cannot start the runtime: {e}");
-                    return exit::REFUSED;
-                }
+                Err(code) => return code,
             };
             rt.block_on(upload(&args, &key, &reports))
         }

@@ -4,7 +4,7 @@
 //! release signer did not sign is left out and said, and a dry run (signed by a throwaway key)
 //! is listed as unauthenticated.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::Format;
 use crate::exit;
@@ -29,30 +29,11 @@ pub fn history(args: HistoryArgs) -> i32 {
         errln!("error: {p:?} is not a project name");
         return exit::CONFIG;
     }
-    let trust = match crate::trust::resolve(&args.trust, &args.pipeline, Path::new("")) {
-        Ok(t) => t,
-        Err(e) => {
-            errln!("error: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let s = match share::open(&args.share, None, &args.access) {
-        Ok(s) => s,
-        Err(e) => {
-            errln!("error: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            errln!("error: cannot start the runtime: {e}");
-            return exit::REFUSED;
-        }
-    };
+    let (trust, s, rt) =
+        match super::open_share(&args.share, &args.trust, &args.pipeline, &args.access) {
+            Ok(opened) => opened,
+            Err(code) => return code,
+        };
     let (lines, notes) =
         match rt.block_on(share::history::read(&s, args.project.as_deref(), &trust)) {
             Ok(x) => x,

@@ -324,3 +324,44 @@ pub(crate) fn latest_evidence<'a>(
         .latest_evidence(gate)
         .map(|(run, line, digest)| (run, line, digest.to_string()))
 }
+
+/// What a command that reads or writes a share by URL starts from: the trust root (from
+/// outside the share: `--trust-key`, `--signers`, or the project's pipeline), the share, and a
+/// runtime to reach it with. On failure the message is printed and the exit code returned.
+pub(crate) fn open_share(
+    url: &str,
+    trust_args: &crate::trust::TrustArgs,
+    pipeline: &Path,
+    access: &crate::share::Access,
+) -> Result<
+    (
+        crate::trust::TrustRoot,
+        crate::share::Share,
+        tokio::runtime::Runtime,
+    ),
+    i32,
+> {
+    // No folder is checked here; `""` keeps the pipeline from being refused as lying inside it.
+    let trust = crate::trust::resolve(trust_args, pipeline, Path::new("")).map_err(|e| {
+        errln!("error: {e}");
+        exit::CONFIG
+    })?;
+    let share = crate::share::open(url, None, access).map_err(|e| {
+        errln!("error: {e}");
+        exit::CONFIG
+    })?;
+    let rt = runtime()?;
+    Ok((trust, share, rt))
+}
+
+/// A runtime for a command's network work; on failure the message is printed and the exit
+/// code returned.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            errln!("error: cannot start the runtime: {e}");
+            exit::REFUSED
+        })
+}
