@@ -395,7 +395,10 @@ fn dequote(s: &str) -> Result<(String, &str), String> {
 fn parse_time(s: &str) -> Option<i64> {
     let digits = if let Some(d) = s.strip_suffix(['Z', 'z']) {
         d
-    } else if s.len() > 3 && s[s.len() - 3..].eq_ignore_ascii_case("utc") {
+    } else if s.len() > 3
+        // `get`: the last three bytes may be inside a character (fuzzing found the panic).
+        && s.get(s.len() - 3..).is_some_and(|t| t.eq_ignore_ascii_case("utc"))
+    {
         &s[..s.len() - 3]
     } else {
         s

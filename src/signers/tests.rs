@@ -221,6 +221,20 @@ fn times_are_utc_with_or_without_suffix() {
     assert_eq!(parse_time("2026-1-01"), None);
 }
 
+/// Found by fuzzing: a time ending inside a multi-byte character was sliced there, and the
+/// whole allowed_signers file (a trust root) made relgate panic instead of being refused.
+#[test]
+fn a_time_ending_in_a_multibyte_character_is_refused_not_a_panic() {
+    assert_eq!(parse_time("2026010\u{fffd}"), None);
+    assert_eq!(parse_time("\u{20ac}"), None);
+    assert_eq!(parse_time("20260101\u{e9}tc"), None);
+    let line = "alice valid-after=\"2026\u{20ac}\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2Fl7rmN3X+S9zH1ZzKZ5zkZ9dJhG9Q3Xx4Yk1QW3E9\n";
+    let errs = parse(line).expect_err("a bad time is refused");
+    assert_eq!(errs[0].line, 1);
+    let input = include_bytes!("../../fuzz/corpus/allowed_signers/regress-time-multibyte-suffix");
+    assert!(parse(&String::from_utf8_lossy(input)).is_err());
+}
+
 #[test]
 fn base64_roundtrip_and_strictness() {
     for n in 0..10 {
