@@ -185,11 +185,13 @@ pub fn match_pattern(s: &str, pattern: &str) -> bool {
     let (mut si, mut pi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
-            si += 1;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` first, as OpenSSH: a `*` in the string is not a literal match for the pattern's
+        // (fuzzing found `*x` not matching `*`).
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            si += 1;
             pi += 1;
         } else if let Some((sp, ss)) = star {
             pi = sp + 1;

@@ -209,6 +209,17 @@ fn pattern_lists_follow_openssh() {
     assert!(!match_pattern_list("a@x", &l(&["!b@x"])));
 }
 
+/// Found by fuzzing: a `*` in the string was taken as a literal match for the pattern's `*`
+/// and the wildcard was lost, so `*x` did not match `*` (OpenSSH tries the wildcard first).
+#[test]
+fn a_star_in_the_string_does_not_use_up_the_pattern_star() {
+    assert!(match_pattern("*x", "*"));
+    assert!(match_pattern("*\0\0\0\u{2}\0 nal", "*"));
+    assert!(match_pattern("*x@acme.test", "*@acme.test"));
+    assert!(match_pattern("a*b*c", "a*c"));
+    assert!(!match_pattern("*x", "*y"));
+}
+
 #[test]
 fn times_are_utc_with_or_without_suffix() {
     assert_eq!(parse_time("19700101"), Some(0));
