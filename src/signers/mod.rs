@@ -241,6 +241,11 @@ fn parse_line(content: &str, line: usize) -> Result<SignerEntry, String> {
         return Err(format!("key data does not hold a {key_type} key"));
     }
     let key = PublicKey::from_bytes(&blob).map_err(|e| format!("invalid {key_type} key: {e}"))?;
+    // The decoder forgives some malformed blobs (a wrong length prefix, fuzzing found); such a
+    // line would name a fingerprint no key has. Only the key's own encoding is taken.
+    if key.to_bytes().ok().as_deref() != Some(blob.as_slice()) {
+        return Err(format!("key data of {key_type} is not a well-formed key"));
+    }
     crate::sshsig::key_policy(&key)?;
     let comment = rest.trim();
     Ok(SignerEntry {

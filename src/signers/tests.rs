@@ -262,3 +262,20 @@ fn base64_roundtrip_and_strictness() {
     assert!(base64_decode("QR==").is_none(), "non-zero trailing bits");
     assert!(base64_decode("Q===").is_none());
 }
+
+/// Found by fuzzing: an Ed25519 blob with a wrong length prefix decoded, and the line's
+/// fingerprint (of the blob) then differed from its key's, so it could never match. It is
+/// refused as malformed, as ssh-keygen refuses it.
+#[test]
+fn a_malformed_key_blob_is_refused() {
+    let line =
+        "a@x ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAVAICFS+NGbeR0kRTJC4V8uq2y3z/p7al7TAJeWDgaYgdsS\n";
+    let errs = parse(line).expect_err("refused");
+    assert!(
+        errs[0].message.contains("not a well-formed key"),
+        "{errs:?}"
+    );
+    let input = include_bytes!("../../fuzz/corpus/allowed_signers/regress-key-length-prefix");
+    let (file, _) = input.split_at(input.iter().position(|&b| b == 0).unwrap_or(input.len()));
+    assert!(parse(&String::from_utf8_lossy(file)).is_err());
+}
