@@ -16,6 +16,8 @@ pub mod digest;
 pub mod engine;
 pub mod exit;
 pub mod folder;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gates;
 pub mod git;
 pub mod http;

@@ -176,6 +176,37 @@ pub fn derive_recorded(
     validate_text(PathBuf::from(&main.path), main.text.clone(), &inputs, mode)
 }
 
+/// Validate pipeline `text` the way [`derive_recorded`] does, reading nothing from disk:
+/// `uses:` files come from `uses` (by path relative to the root), the allowed_signers text is
+/// `signers`. The pipeline sits at `/fuzz/pipeline.yaml`. For the fuzz targets
+/// ([`crate::fuzzing`]).
+#[doc(hidden)]
+pub fn validate_offline(
+    text: &str,
+    uses: &[SourceFile],
+    signers: Option<&str>,
+) -> Result<Loaded, Diagnostics> {
+    let mode = cx::Mode::Recorded {
+        files: uses
+            .iter()
+            .map(|s| (s.path.clone(), s.text.clone()))
+            .collect(),
+        signers: signers.map(str::to_string),
+    };
+    let inputs = validate::Inputs {
+        file: PathBuf::from("/fuzz/pipeline.yaml"),
+        root: PathBuf::from("/fuzz"),
+        shown_root: PathBuf::new(),
+        state: Some(PathBuf::from("/fuzz/.relgate")),
+    };
+    validate_text(
+        PathBuf::from("pipeline.yaml"),
+        text.to_string(),
+        &inputs,
+        mode,
+    )
+}
+
 fn load_with(file: &Path, state: Option<&Path>, mode: cx::Mode) -> Result<Loaded, Diagnostics> {
     let at_file = |message: String, line: usize, column: usize| {
         Diagnostics(vec![Diagnostic {

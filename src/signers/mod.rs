@@ -185,11 +185,13 @@ pub fn match_pattern(s: &str, pattern: &str) -> bool {
     let (mut si, mut pi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
-            si += 1;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` first, as OpenSSH: a `*` in the string is not a literal match for the pattern's
+        // (fuzzing found `*x` not matching `*`).
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            si += 1;
             pi += 1;
         } else if let Some((sp, ss)) = star {
             pi = sp + 1;
@@ -239,6 +241,11 @@ fn parse_line(content: &str, line: usize) -> Result<SignerEntry, String> {
         return Err(format!("key data does not hold a {key_type} key"));
     }
     let key = PublicKey::from_bytes(&blob).map_err(|e| format!("invalid {key_type} key: {e}"))?;
+    // The decoder forgives some malformed blobs (a wrong length prefix, fuzzing found); such a
+    // line would name a fingerprint no key has. Only the key's own encoding is taken.
+    if key.to_bytes().ok().as_deref() != Some(blob.as_slice()) {
+        return Err(format!("key data of {key_type} is not a well-formed key"));
+    }
     crate::sshsig::key_policy(&key)?;
     let comment = rest.trim();
     Ok(SignerEntry {
@@ -395,7 +402,10 @@ fn dequote(s: &str) -> Result<(String, &str), String> {
 fn parse_time(s: &str) -> Option<i64> {
     let digits = if let Some(d) = s.strip_suffix(['Z', 'z']) {
         d
-    } else if s.len() > 3 && s[s.len() - 3..].eq_ignore_ascii_case("utc") {
+    } else if s.len() > 3
+        // `get`: the last three bytes may be inside a character (fuzzing found the panic).
+        && s.get(s.len() - 3..).is_some_and(|t| t.eq_ignore_ascii_case("utc"))
+    {
         &s[..s.len() - 3]
     } else {
         s

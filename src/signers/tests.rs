@@ -209,6 +209,17 @@ fn pattern_lists_follow_openssh() {
     assert!(!match_pattern_list("a@x", &l(&["!b@x"])));
 }
 
+/// Found by fuzzing: a `*` in the string was taken as a literal match for the pattern's `*`
+/// and the wildcard was lost, so `*x` did not match `*` (OpenSSH tries the wildcard first).
+#[test]
+fn a_star_in_the_string_does_not_use_up_the_pattern_star() {
+    assert!(match_pattern("*x", "*"));
+    assert!(match_pattern("*\0\0\0\u{2}\0 nal", "*"));
+    assert!(match_pattern("*x@acme.test", "*@acme.test"));
+    assert!(match_pattern("a*b*c", "a*c"));
+    assert!(!match_pattern("*x", "*y"));
+}
+
 #[test]
 fn times_are_utc_with_or_without_suffix() {
     assert_eq!(parse_time("19700101"), Some(0));
@@ -219,6 +230,20 @@ fn times_are_utc_with_or_without_suffix() {
     assert_eq!(parse_time("2026010"), None);
     assert_eq!(parse_time("20260101246000"), None);
     assert_eq!(parse_time("2026-1-01"), None);
+}
+
+/// Found by fuzzing: a time ending inside a multi-byte character was sliced there, and the
+/// whole allowed_signers file (a trust root) made relgate panic instead of being refused.
+#[test]
+fn a_time_ending_in_a_multibyte_character_is_refused_not_a_panic() {
+    assert_eq!(parse_time("2026010\u{fffd}"), None);
+    assert_eq!(parse_time("\u{20ac}"), None);
+    assert_eq!(parse_time("20260101\u{e9}tc"), None);
+    let line = "alice valid-after=\"2026\u{20ac}\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ2Fl7rmN3X+S9zH1ZzKZ5zkZ9dJhG9Q3Xx4Yk1QW3E9\n";
+    let errs = parse(line).expect_err("a bad time is refused");
+    assert_eq!(errs[0].line, 1);
+    let input = include_bytes!("../../fuzz/corpus/allowed_signers/regress-time-multibyte-suffix");
+    assert!(parse(&String::from_utf8_lossy(input)).is_err());
 }
 
 #[test]
@@ -236,4 +261,21 @@ fn base64_roundtrip_and_strictness() {
     assert!(base64_decode("QQ").is_none());
     assert!(base64_decode("QR==").is_none(), "non-zero trailing bits");
     assert!(base64_decode("Q===").is_none());
+}
+
+/// Found by fuzzing: an Ed25519 blob with a wrong length prefix decoded, and the line's
+/// fingerprint (of the blob) then differed from its key's, so it could never match. It is
+/// refused as malformed, as ssh-keygen refuses it.
+#[test]
+fn a_malformed_key_blob_is_refused() {
+    let line =
+        "a@x ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAVAICFS+NGbeR0kRTJC4V8uq2y3z/p7al7TAJeWDgaYgdsS\n";
+    let errs = parse(line).expect_err("refused");
+    assert!(
+        errs[0].message.contains("not a well-formed key"),
+        "{errs:?}"
+    );
+    let input = include_bytes!("../../fuzz/corpus/allowed_signers/regress-key-length-prefix");
+    let (file, _) = input.split_at(input.iter().position(|&b| b == 0).unwrap_or(input.len()));
+    assert!(parse(&String::from_utf8_lossy(file)).is_err());
 }
