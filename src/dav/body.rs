@@ -126,9 +126,7 @@ fn pump(
         crate::record::open_regular(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
     // Read one byte past the size: a file that grew is caught, not chased.
     let mut file = file.take(size.saturating_add(1));
-    // The digest is computed on a thread of its own, beside the reading and the sending: only
-    // the last chunk waits for it (`Hasher::finish`).
-    let mut hasher = expect.map(|_| Hasher::start());
+    let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
         // Read into spare capacity (read_to_end does not zero it first): a fresh buffer per
@@ -140,10 +138,7 @@ fn pump(
             .map_err(|e| format!("cannot read {shown}: {e}"))?;
         let filled = buf.len();
         total += filled as u64;
-        let buf = Bytes::from(buf);
-        if let Some(h) = &hasher {
-            h.update(buf.clone())?;
-        }
+        hasher.update(&buf);
         let end = filled < CHUNK || total >= size;
         if total > size {
             return Err(format!(
@@ -157,12 +152,12 @@ fn pump(
                 ));
             }
             // The last chunk: check the digest before the server can have the whole file.
-            if let (Some(e), Some(h)) = (expect, hasher.take()) {
+            if let Some(e) = expect {
                 let mut probe = [0u8; 1];
                 if file.read(&mut probe).map_err(|e| e.to_string())? > 0 {
                     return Err(format!("{shown} grew while it was sent"));
                 }
-                let found = h.finish()?;
+                let found = hex::encode(hasher.clone().finalize());
                 if found != e.sha256 || total != e.size {
                     return Err(format!(
                         "staged {shown} no longer matches its digest (found {found})"
@@ -172,7 +167,7 @@ fn pump(
         }
         let n = buf.len() as u64;
         if n > 0 {
-            if tx.blocking_send(Ok(buf)).is_err() {
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 // The request was dropped (it failed, or stalled): nothing more to send.
                 return Ok(());
             }
@@ -185,39 +180,5 @@ fn pump(
         if end {
             return Ok(());
         }
-    }
-}
-
-/// SHA-256 of a body's chunks on a thread of its own, a few chunks behind the reader.
-struct Hasher {
-    chunks: std::sync::mpsc::SyncSender<Bytes>,
-    done: std::thread::JoinHandle<String>,
-}
-
-impl Hasher {
-    fn start() -> Hasher {
-        let (chunks, rx) = std::sync::mpsc::sync_channel::<Bytes>(DEPTH * 2);
-        let done = std::thread::spawn(move || {
-            let mut h = Sha256::new();
-            for chunk in rx {
-                h.update(&chunk);
-            }
-            hex::encode(h.finalize())
-        });
-        Hasher { chunks, done }
-    }
-
-    fn update(&self, chunk: Bytes) -> Result<(), String> {
-        self.chunks
-            .send(chunk)
-            .map_err(|_| "the hashing thread stopped".to_string())
-    }
-
-    /// The hex digest of every chunk given.
-    fn finish(self) -> Result<String, String> {
-        drop(self.chunks);
-        self.done
-            .join()
-            .map_err(|_| "the hashing thread failed".to_string())
     }
 }
