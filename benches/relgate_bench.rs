@@ -98,7 +98,7 @@ fn extend_log(record: &Path, key: &Path, n: &str) -> Result<(), String> {
         .ok_or("the log holds no run")?;
     let mut out = Vec::with_capacity(n as usize * 200);
     let mut seq = entries.len() as u64;
-    let ts = log::writer::now_rfc3339();
+    let ts = log::clock::now_rfc3339();
     for i in 0..n {
         let record = Record::RecoveredTornTail(log::RecoveredTornTail {
             bytes: i,

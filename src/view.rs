@@ -324,7 +324,7 @@ mod tests {
                 kind: "regression".into(),
                 inputs: "i".into(),
                 outcome,
-                reasons: vec![Reason::new("x", "y")],
+                reasons: vec![Reason::new(crate::gates::Code::Timeout, "y")],
                 evidence: Some("e".into()),
                 reused_from: None,
                 depends_on: None,

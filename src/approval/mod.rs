@@ -104,13 +104,15 @@ pub enum PairProblem {
 }
 
 impl PairProblem {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::gates::Code {
         match self {
-            PairProblem::NotCanonical => "approval-not-canonical",
-            PairProblem::Malformed(_) | PairProblem::BadTime(_) => "approval-malformed",
-            PairProblem::BadSignature(_) => "approval-bad-signature",
-            PairProblem::KeyMismatch { .. } => "approval-key-mismatch",
-            PairProblem::SignerNotAllowed { .. } => "approval-signer-not-allowed",
+            PairProblem::NotCanonical => crate::gates::Code::ApprovalNotCanonical,
+            PairProblem::Malformed(_) | PairProblem::BadTime(_) => {
+                crate::gates::Code::ApprovalMalformed
+            }
+            PairProblem::BadSignature(_) => crate::gates::Code::ApprovalBadSignature,
+            PairProblem::KeyMismatch { .. } => crate::gates::Code::ApprovalKeyMismatch,
+            PairProblem::SignerNotAllowed { .. } => crate::gates::Code::ApprovalSignerNotAllowed,
         }
     }
 }
@@ -381,12 +383,12 @@ pub fn write(dir: &Path, pair: &Pair) -> Result<PathBuf, ApproveError> {
 impl ApproveError {
     /// The `approval-*` code of a sign-off that would be signed but never count (the reason a
     /// judge would ignore it for); `None` for a mistake in the request itself.
-    pub fn code(&self) -> Option<&'static str> {
+    pub fn code(&self) -> Option<crate::gates::Code> {
         match self {
             ApproveError::UnknownPrincipal { .. } | ApproveError::KeyNotAllowed { .. } => {
-                Some("approval-signer-not-allowed")
+                Some(crate::gates::Code::ApprovalSignerNotAllowed)
             }
-            ApproveError::NotInRole { .. } => Some("approval-outside-role"),
+            ApproveError::NotInRole { .. } => Some(crate::gates::Code::ApprovalOutsideRole),
             _ => None,
         }
     }

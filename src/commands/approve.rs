@@ -290,7 +290,7 @@ fn judge_now(
         }
         for i in got.report.ignored.iter().filter(|i| i.name == pair.name) {
             if !ignored.iter().any(|(code, _)| *code == i.code) {
-                ignored.push((i.code.clone(), i.reason.clone()));
+                ignored.push((i.code.to_string(), i.reason.clone()));
             }
         }
     }

@@ -277,7 +277,7 @@ async fn judge(
     let mut out: Reasons = Vec::new();
     for i in got.report.ignored.iter().filter(|i| i.name == pair.name) {
         if !out.iter().any(|(code, _)| *code == i.code) {
-            out.push((i.code.clone(), i.reason.clone()));
+            out.push((i.code.to_string(), i.reason.clone()));
         }
     }
     Ok(out)

@@ -5,24 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 
 use super::cx::{Cx, Map, join, report_duplicates, report_unknown};
-use super::kinds;
+use super::kinds::{self, GateEnv};
 use super::suggest;
 use super::yaml::{self, Node};
 use crate::model::{Bump, GateSpec, Kind, When};
-
-/// What gates need to know about the rest of the pipeline.
-pub(crate) struct GateEnv<'a> {
-    pub root: &'a Path,
-    /// The pipeline folder as the user named it, for naming `uses:` files in diagnostics.
-    pub shown_root: &'a Path,
-    pub roles: &'a BTreeMap<String, Vec<String>>,
-    /// False when `roles` itself had problems (then unknown-role checks stay quiet).
-    pub roles_ok: bool,
-    /// Principals in `signers`, when that file could be read and parsed.
-    pub principals: Option<&'a BTreeSet<String>>,
-    pub has_changes: bool,
-    pub has_share: bool,
-}
 
 const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "when", "uses"];
 const DEFAULT_TIMEOUT_SECS: u64 = 3600;

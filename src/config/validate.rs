@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::cx::{Cx, Map};
 use super::diag::Diagnostic;
-use super::gate::{self, GateEnv};
+use super::gate;
+use super::kinds::GateEnv;
 use super::suggest;
 use super::yaml::{Node, Pos, Value};
 use crate::model::{Changes, Pipeline, Publish};

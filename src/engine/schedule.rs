@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use super::{
     Event, GateState, GateSummary, RunError, SharedLog, append, inputs_digest, outcome_state, reuse,
 };
+use crate::gates::Code;
 use crate::gates::{self, CollectContext, CollectError, JudgeContext, Outcome};
 use crate::log::{self, Entry, Record as LogRecord};
 use crate::model::{Bump, GateKind, GateSpec, Pipeline};
@@ -276,13 +277,13 @@ impl Scheduler {
                 return Ok(self.finish(gate, GateState::Aborted, t0, Vec::new(), None));
             }
             Ok(Err(e)) => (
-                gates::Verdict::red("collect-error", e.to_string()),
+                gates::Verdict::red(Code::CollectError, e.to_string()),
                 None,
                 Vec::new(),
             ),
             Err(_) => (
                 gates::Verdict::red(
-                    "timeout",
+                    Code::Timeout,
                     format!("did not finish within {}s", gate.timeout_secs),
                 ),
                 None,

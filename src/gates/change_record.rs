@@ -14,6 +14,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::{CollectContext, CollectError, JudgeContext, Reason, Verdict};
+use crate::gates::Code;
 use crate::git::{self, Commit, RangeFacts, RangeSpec};
 use crate::identity::{self, IdentityError};
 use crate::model::{ChangeRecordSpec, GateSpec};
@@ -268,18 +269,18 @@ pub async fn collect(
 pub fn judge(spec: &ChangeRecordSpec, ev: &ChangeRecordEvidence, cx: &JudgeContext<'_>) -> Verdict {
     let (Some(_), Some(range)) = (&cx.pipeline.changes, &ev.range) else {
         return Verdict::red(
-            "changes-missing",
+            Code::ChangesMissing,
             "the pipeline sets no `changes` range to take the change record from",
         );
     };
     if let Err(why) = RangeSpec::parse(range) {
         return Verdict::red(
-            "change-range-invalid",
+            Code::ChangeRangeInvalid,
             format!("range {range:?} is not START..END or one revision: {why}"),
         );
     }
     if let Some(e) = &ev.error {
-        return Verdict::red("change-range-unreadable", e.clone());
+        return Verdict::red(Code::ChangeRangeUnreadable, e.clone());
     }
     if let Some(p) = RangeFacts::problem(ev.history.as_ref(), range) {
         return Verdict::red(p.code(), p.to_string());
@@ -290,7 +291,7 @@ pub fn judge(spec: &ChangeRecordSpec, ev: &ChangeRecordEvidence, cx: &JudgeConte
     };
     if rows.is_empty() {
         return Verdict::red(
-            "change-range-empty",
+            Code::ChangeRangeEmpty,
             format!(
                 "range {range} holds no change to judge ({} merge(s) without a change of their own); a release ships at least one",
                 ev.merges_left_out.len()
@@ -326,7 +327,7 @@ fn judge_row(spec: &ChangeRecordSpec, r: &ChangeRow, packagers: &[(&str, &str)])
     let mut reasons = Vec::new();
     let mut malformed = |field: &str, e: IdentityError| {
         reasons.push(Reason::new(
-            "change-identity-malformed",
+            Code::ChangeIdentityMalformed,
             format!("{what}: {field} {e}"),
         ));
     };
@@ -366,19 +367,19 @@ fn judge_row(spec: &ChangeRecordSpec, r: &ChangeRow, packagers: &[(&str, &str)])
     if spec.require_reviewer {
         if r.reviewers.is_empty() {
             reasons.push(Reason::new(
-                "change-unreviewed",
+                Code::ChangeUnreviewed,
                 format!("{what} has no Reviewed-by trailer"),
             ));
         } else if !reviewers.is_empty() && reviewers.iter().all(|p| writers.contains(&p)) {
             reasons.push(Reason::new(
-                "change-self-reviewed",
+                Code::ChangeSelfReviewed,
                 format!("{what} is reviewed only by its author or a co-author"),
             ));
         }
     }
     if spec.require_tests && r.tests.is_empty() && r.test_files.is_empty() {
         reasons.push(Reason::new(
-            "change-untested",
+            Code::ChangeUntested,
             format!("{what} touches no test_paths file and has no Tested-by or Test trailer"),
         ));
     }
@@ -396,7 +397,7 @@ fn judge_row(spec: &ChangeRecordSpec, r: &ChangeRow, packagers: &[(&str, &str)])
         }
         if !did.is_empty() {
             reasons.push(Reason::new(
-                "packager-authored",
+                Code::PackagerAuthored,
                 format!(
                     "{what}: {who} {configured} {} it; whoever packages a release must not have written it",
                     did.join(" and ")
@@ -418,21 +419,22 @@ fn recorded_rows(
         ev.history.as_ref().and_then(|h| h.separator.as_ref()),
     ) else {
         return Err(Verdict::red(
-            "evidence-malformed",
+            Code::EvidenceMalformed,
             "the evidence names no git log output",
         ));
     };
     let raw = cx
         .blobs
         .get(log)
-        .map_err(|e| Verdict::red("evidence-missing", e.to_string()))?;
+        .map_err(|e| Verdict::red(Code::EvidenceMissing, e.to_string()))?;
     let commits = git::parse_log(&raw, separator)
-        .map_err(|e| Verdict::red("change-range-unreadable", e.to_string()))?;
-    let globs = test_globs(&spec.test_paths).map_err(|e| Verdict::red("test-paths-invalid", e))?;
+        .map_err(|e| Verdict::red(Code::ChangeRangeUnreadable, e.to_string()))?;
+    let globs =
+        test_globs(&spec.test_paths).map_err(|e| Verdict::red(Code::TestPathsInvalid, e))?;
     let rows = rows(&commits, &globs);
     if rows != ev.changes || merges_left_out(&commits) != ev.merges_left_out {
         return Err(Verdict::red(
-            "evidence-mismatch",
+            Code::EvidenceMismatch,
             "the recorded change rows differ from the recorded git log output",
         ));
     }

@@ -5,6 +5,7 @@
 //! Adding a gate kind means adding its module and one arm in [`collect`] and [`judge`].
 
 pub mod change_record;
+pub mod codes;
 pub mod regression;
 pub mod security_review;
 pub mod sign;
@@ -20,6 +21,7 @@ use crate::model::{GateKind, GateSpec, Pipeline};
 use crate::record::{Blobs, Record, RecordError};
 use crate::stage::Staged;
 
+pub use codes::Code;
 pub use verdict::{Outcome, Reason, Verdict};
 
 /// Everything a collect step may use. Cheap to clone.
@@ -156,7 +158,7 @@ fn to_value<T: serde::Serialize>(ev: T) -> Result<Value, CollectError> {
 fn from_value<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Verdict> {
     serde_json::from_value(v.clone()).map_err(|e| {
         Verdict::red(
-            "evidence-malformed",
+            Code::EvidenceMalformed,
             format!("recorded evidence does not parse: {e}"),
         )
     })

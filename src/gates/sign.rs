@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CollectContext, CollectError, JudgeContext, Verdict};
 use crate::digest::sha256_hex;
+use crate::gates::Code;
 use crate::model::{GateSpec, SignSpec};
 use crate::signkey::{self, RawSigner};
 use crate::sshsig;
@@ -206,35 +207,35 @@ pub async fn collect(
 pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdict {
     if let Some(p) = &ev.key_problem {
         let code = match p.kind {
-            KeyProblemKind::Unavailable => "key-unavailable",
-            KeyProblemKind::Unusable => "key-unusable",
+            KeyProblemKind::Unavailable => Code::KeyUnavailable,
+            KeyProblemKind::Unusable => Code::KeyUnusable,
         };
         return Verdict::red(code, format!("signing key {}: {}", ev.key, p.message));
     }
     let (Some(sums_digest), Some(sig_digest)) = (&ev.sums, &ev.signature) else {
         return Verdict::red(
-            "signature-missing",
+            Code::SignatureMissing,
             "no signature over SHA256SUMS was recorded",
         );
     };
     let sums = match cx.blobs.get(sums_digest) {
         Ok(b) => b,
-        Err(e) => return Verdict::red("evidence-unreadable", format!("SHA256SUMS: {e}")),
+        Err(e) => return Verdict::red(Code::EvidenceUnreadable, format!("SHA256SUMS: {e}")),
     };
     let sig_bytes = match cx.blobs.get(sig_digest) {
         Ok(b) => b,
-        Err(e) => return Verdict::red("evidence-unreadable", format!("{SIG_FILE}: {e}")),
+        Err(e) => return Verdict::red(Code::EvidenceUnreadable, format!("{SIG_FILE}: {e}")),
     };
     if !ev.sums_written {
         return Verdict::red(
-            "sums-not-written",
+            Code::SumsNotWritten,
             format!("{SUMS_FILE} in the staging folder does not hold the signed bytes"),
         );
     }
     let actual = format!("sha256:{}", sha256_hex(&sums));
     if actual != cx.subject {
         return Verdict::red(
-            "subject-mismatch",
+            Code::SubjectMismatch,
             format!(
                 "the signed SHA256SUMS is {actual}, the release subject is {}",
                 cx.subject
@@ -242,19 +243,19 @@ pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdi
         );
     }
     let Ok(armored) = std::str::from_utf8(&sig_bytes) else {
-        return Verdict::red("signature-invalid", format!("{SIG_FILE} is not text"));
+        return Verdict::red(Code::SignatureInvalid, format!("{SIG_FILE} is not text"));
     };
     let key = match sshsig::signature_key(armored) {
         Ok(k) => k,
-        Err(e) => return Verdict::red("signature-invalid", format!("{SIG_FILE}: {e}")),
+        Err(e) => return Verdict::red(Code::SignatureInvalid, format!("{SIG_FILE}: {e}")),
     };
     if let Err(e) = sshsig::verify_with_key(&key, sshsig::NS_FILE, &sums, armored) {
-        return Verdict::red("signature-invalid", format!("{SIG_FILE}: {e}"));
+        return Verdict::red(Code::SignatureInvalid, format!("{SIG_FILE}: {e}"));
     }
     let fp = sshsig::fingerprint(&key);
     if ev.key_fingerprint.as_deref() != Some(fp.as_str()) {
         return Verdict::red(
-            "signature-invalid",
+            Code::SignatureInvalid,
             format!(
                 "{SIG_FILE} is signed by {fp}, the evidence names {}",
                 ev.key_fingerprint.as_deref().unwrap_or("no key")
@@ -267,14 +268,14 @@ pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdi
             Verdict::green()
         } else {
             Verdict::red(
-                "throwaway-key",
+                Code::ThrowawayKey,
                 format!("{SIG_FILE} was made with a throwaway key ({fp}) outside a dry run"),
             )
         };
     }
     let Some(text) = cx.signers else {
         return Verdict::red(
-            "signers-missing",
+            Code::SignersMissing,
             format!(
                 "no allowed_signers is recorded to check {} against",
                 spec.signer
@@ -286,7 +287,7 @@ pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdi
         Err(errs) => {
             let first = errs.first().map(ToString::to_string).unwrap_or_default();
             return Verdict::red(
-                "signers-invalid",
+                Code::SignersInvalid,
                 format!("allowed_signers has {} bad line(s); {first}", errs.len()),
             );
         }
@@ -301,7 +302,7 @@ pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdi
         format!("which allowed_signers lists only for {}", others.join(", "))
     };
     Verdict::red(
-        "signer-not-allowed",
+        Code::SignerNotAllowed,
         format!(
             "{SIG_FILE} is signed by {fp}, {detail}; the signer is {}",
             spec.signer

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Code;
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -33,11 +35,11 @@ impl Verdict {
         }
     }
 
-    pub fn red(code: &str, message: impl Into<String>) -> Self {
+    pub fn red(code: Code, message: impl Into<String>) -> Self {
         Verdict {
             outcome: Outcome::Red,
             reasons: vec![Reason {
-                code: code.to_string(),
+                code: code.as_str().to_string(),
                 message: message.into(),
             }],
         }
@@ -59,9 +61,9 @@ impl Verdict {
 }
 
 impl Reason {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Reason {
-            code: code.to_string(),
+            code: code.as_str().to_string(),
             message: message.into(),
         }
     }

@@ -23,6 +23,7 @@ use crate::clamd::{
     self, Address, Client, DaemonOptions, PrivateClamd, ScanReply, Timeouts, parse_fildes_reply,
     parse_scan_reply, parse_version,
 };
+use crate::gates::Code;
 use crate::model::{ClamdAddr, GateSpec, VirusScanSpec};
 use crate::stage::StagedArtefact;
 
@@ -473,7 +474,7 @@ async fn scan_fildes(
 pub fn judge(spec: &VirusScanSpec, ev: &VirusScanEvidence, cx: &JudgeContext<'_>) -> Verdict {
     if let Some(e) = &ev.scanner_error {
         // The recorded error names the address (or the private clamd's database folder).
-        return Verdict::red("scanner-unavailable", e.clone());
+        return Verdict::red(Code::ScannerUnavailable, e.clone());
     }
     let mut reasons = Vec::new();
     let expected = match staged_list(ev, cx) {
@@ -490,14 +491,17 @@ pub fn judge(spec: &VirusScanSpec, ev: &VirusScanEvidence, cx: &JudgeContext<'_>
             .filter(|f| &f.release_path == path)
             .collect();
         match scans.as_slice() {
-            [] => reasons.push(Reason::new("not-scanned", format!("{path}: not scanned"))),
+            [] => reasons.push(Reason::new(
+                Code::NotScanned,
+                format!("{path}: not scanned"),
+            )),
             [one] => {
                 if let Some(r) = judge_file(one, sha) {
                     reasons.push(r);
                 }
             }
             many => reasons.push(Reason::new(
-                "not-scanned",
+                Code::NotScanned,
                 format!("{path}: recorded {} times, expected once", many.len()),
             )),
         }
@@ -505,7 +509,7 @@ pub fn judge(spec: &VirusScanSpec, ev: &VirusScanEvidence, cx: &JudgeContext<'_>
     for f in &ev.files {
         if !expected.iter().any(|(_, p)| p == &f.release_path) && !expected.is_empty() {
             reasons.push(Reason::new(
-                "not-scanned",
+                Code::NotScanned,
                 format!(
                     "{}: scanned but not in the release's SHA256SUMS",
                     f.release_path
@@ -524,7 +528,7 @@ fn staged_list(
     ev: &VirusScanEvidence,
     cx: &JudgeContext<'_>,
 ) -> Result<Vec<(String, String)>, Reason> {
-    let missing = |why: String| Reason::new("not-scanned", why);
+    let missing = |why: String| Reason::new(Code::NotScanned, why);
     if format!("sha256:{}", ev.sums) != cx.subject {
         return Err(missing(format!(
             "the recorded artefact list sha256:{} is not this release's subject {}",
@@ -553,9 +557,9 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
     let path = &f.release_path;
     if let Some(why) = &f.skipped {
         let code = if why.starts_with("too large") {
-            "too-large"
+            Code::TooLarge
         } else {
-            "not-scanned"
+            Code::NotScanned
         };
         return Some(Reason::new(code, format!("{path}: not scanned: {why}")));
     }
@@ -567,16 +571,16 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
             && sha != staged_sha
         {
             return Some(Reason::new(
-                "digest-mismatch",
+                Code::DigestMismatch,
                 format!(
                     "{path}: the staged file has sha256 {sha}, SHA256SUMS says {staged_sha}; {err}"
                 ),
             ));
         }
         let code = if f.unavailable {
-            "scanner-unavailable"
+            Code::ScannerUnavailable
         } else {
-            "scan-error"
+            Code::ScanError
         };
         return Some(Reason::new(code, format!("{path}: {err}")));
     };
@@ -588,22 +592,28 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
         // clamd names what it could not look into `Heuristics.Encrypted.*` (with AlertEncrypted):
         // not a virus, but nothing in it was scanned, so it is red with a code of its own.
         ScanReply::Found(name) if name.starts_with("Heuristics.Encrypted.") => Some(Reason::new(
-            "encrypted-content",
+            Code::EncryptedContent,
             format!("{path}: {name} FOUND"),
         )),
-        ScanReply::Found(name) => Some(Reason::new("virus-found", format!("{path}: {name} FOUND"))),
+        ScanReply::Found(name) => Some(Reason::new(
+            Code::VirusFound,
+            format!("{path}: {name} FOUND"),
+        )),
         ScanReply::NotClean(why) => {
             let extra = f
                 .error
                 .as_deref()
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
-            Some(Reason::new("scan-error", format!("{path}: {why}{extra}")))
+            Some(Reason::new(
+                Code::ScanError,
+                format!("{path}: {why}{extra}"),
+            ))
         }
         ScanReply::Clean => {
             if f.method == ScanMethod::Fildes && !f.complete {
                 Some(Reason::new(
-                    "digest-mismatch",
+                    Code::DigestMismatch,
                     format!(
                         "{path}: clamd's OK does not cover the hashed file: {}",
                         f.error
@@ -613,7 +623,7 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
                 ))
             } else if !f.complete || f.sent != f.size {
                 Some(Reason::new(
-                    "digest-mismatch",
+                    Code::DigestMismatch,
                     format!(
                         "{path}: clamd answered after {} of {} bytes; the staged file was not scanned whole",
                         f.sent, f.size
@@ -621,7 +631,7 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
                 ))
             } else if f.sha256.as_deref() != Some(staged_sha) {
                 Some(Reason::new(
-                    "digest-mismatch",
+                    Code::DigestMismatch,
                     format!(
                         "{path}: the scanned bytes have sha256 {}, the staged file {staged_sha}",
                         f.sha256.as_deref().unwrap_or("(none)")
@@ -635,7 +645,7 @@ fn judge_file(f: &FileScan, staged_sha: &str) -> Option<Reason> {
 }
 
 fn judge_freshness(ev: &VirusScanEvidence, max_age: u64, now: i64) -> Option<Reason> {
-    let undated = |why: String| Some(Reason::new("signatures-undated", why));
+    let undated = |why: String| Some(Reason::new(Code::SignaturesUndated, why));
     let Some(raw) = &ev.version_reply else {
         return undated("clamd's VERSION reply was not recorded".into());
     };
@@ -653,7 +663,7 @@ fn judge_freshness(ev: &VirusScanEvidence, max_age: u64, now: i64) -> Option<Rea
     if age > i64::try_from(max_age).unwrap_or(i64::MAX) {
         let version = v.db_version.map(|n| format!(" {n}")).unwrap_or_default();
         return Some(Reason::new(
-            "signatures-stale",
+            Code::SignaturesStale,
             format!(
                 "signature database{version} is {} old (built {}), more than max_signature_age {}",
                 human_secs(age.unsigned_abs()),

@@ -102,12 +102,14 @@ pub enum RangeProblem {
 }
 
 impl RangeProblem {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::gates::Code {
         match self {
-            RangeProblem::Unguarded => "change-history-unguarded",
-            RangeProblem::Shallow { .. } => "change-history-shallow",
-            RangeProblem::StartNotAncestor { .. } => "change-range-start-not-ancestor",
-            RangeProblem::Incomplete { .. } => "evidence-malformed",
+            RangeProblem::Unguarded => crate::gates::Code::ChangeHistoryUnguarded,
+            RangeProblem::Shallow { .. } => crate::gates::Code::ChangeHistoryShallow,
+            RangeProblem::StartNotAncestor { .. } => {
+                crate::gates::Code::ChangeRangeStartNotAncestor
+            }
+            RangeProblem::Incomplete { .. } => crate::gates::Code::EvidenceMalformed,
         }
     }
 }
@@ -309,9 +311,9 @@ mod tests {
             separator: Some("0".repeat(32)),
         };
         assert_eq!(RangeFacts::problem(Some(&good), "r"), None);
-        let code = |f: &RangeFacts| RangeFacts::problem(Some(f), "r").map(|p| p.code());
+        let code = |f: &RangeFacts| RangeFacts::problem(Some(f), "r").map(|p| p.code().as_str());
         assert_eq!(
-            RangeFacts::problem(None, "r").map(|p| p.code()),
+            RangeFacts::problem(None, "r").map(|p| p.code().as_str()),
             Some("change-history-unguarded")
         );
         let mut f = good.clone();

@@ -24,7 +24,7 @@ impl Checkpoint {
             origin: origin.to_string(),
             size,
             head: head.hex(),
-            time: super::writer::now_rfc3339(),
+            time: super::clock::now_rfc3339(),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod attest;
 pub mod chain;
 pub mod checkpoint;
+pub mod clock;
 pub mod pin;
 pub mod reader;
 pub mod records;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::chain::Head;
+use super::clock::now_rfc3339;
 use super::reader::{Entry, read_log};
 use super::records::{Record, RecoveredTornTail, encode_line};
 
@@ -30,13 +31,6 @@ pub struct LogWriter {
     file: File,
     head: Head,
     next_seq: u64,
-}
-
-/// RFC 3339 UTC timestamp of now.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// The largest size any checkpoint beside the log claims (the history and the latest), if

@@ -38,11 +38,11 @@ pub enum SarifError {
 
 impl SarifError {
     /// The reason code a gate gives for this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::gates::Code {
         match self {
-            SarifError::DuplicateKey(_) => "sarif-duplicate-key",
+            SarifError::DuplicateKey(_) => crate::gates::Code::SarifDuplicateKey,
             SarifError::NotJson(_) | SarifError::NotSarif(_) | SarifError::TooLarge { .. } => {
-                "sarif-unreadable"
+                crate::gates::Code::SarifUnreadable
             }
         }
     }
@@ -64,12 +64,12 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> crate::gates::Code {
         match self {
-            ProblemKind::ScanFailed => "scan-failed",
-            ProblemKind::ScanIncomplete => "scan-incomplete",
-            ProblemKind::RuleMismatch => "sarif-rule-mismatch",
-            ProblemKind::KindInconsistent => "sarif-kind-inconsistent",
+            ProblemKind::ScanFailed => crate::gates::Code::ScanFailed,
+            ProblemKind::ScanIncomplete => crate::gates::Code::ScanIncomplete,
+            ProblemKind::RuleMismatch => crate::gates::Code::SarifRuleMismatch,
+            ProblemKind::KindInconsistent => crate::gates::Code::SarifKindInconsistent,
         }
     }
 }

@@ -135,7 +135,7 @@ fn problems(runs: &str) -> Vec<(&'static str, String)> {
         .unwrap()
         .problems
         .into_iter()
-        .map(|p| (p.kind.code(), p.message))
+        .map(|p| (p.kind.code().as_str(), p.message))
         .collect()
 }
 

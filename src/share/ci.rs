@@ -129,11 +129,13 @@ pub enum CiProblem {
 }
 
 impl CiProblem {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::gates::Code {
         match self {
-            CiProblem::Malformed(_) => "ci-statement-malformed",
-            CiProblem::BadSignature(_) | CiProblem::KeyMismatch { .. } => "ci-bad-signature",
-            CiProblem::SignerNotAllowed { .. } => "ci-signer-not-allowed",
+            CiProblem::Malformed(_) => crate::gates::Code::CiStatementMalformed,
+            CiProblem::BadSignature(_) | CiProblem::KeyMismatch { .. } => {
+                crate::gates::Code::CiBadSignature
+            }
+            CiProblem::SignerNotAllowed { .. } => crate::gates::Code::CiSignerNotAllowed,
         }
     }
 }

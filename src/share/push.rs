@@ -9,6 +9,7 @@ use std::path::Path;
 use super::report::{Authors, FindingLine, GateLine, RunReport, Sealed};
 use super::{Share, Store, layout};
 use crate::engine::{GateState, GateSummary, RunSummary};
+use crate::gates::Code;
 use crate::gates::security_review::{SecurityReviewEvidence, analyse};
 use crate::gates::signoff::SignoffEvidence;
 use crate::log::{Entry, Record as LogRecord, RunStarted};
@@ -322,7 +323,7 @@ fn gate_line(g: &GateSummary) -> GateLine {
             (vec![], waiting_on.clone())
         }
         GateState::Skipped { reason } => (
-            vec![crate::gates::Reason::new("gate-skipped", reason.clone())],
+            vec![crate::gates::Reason::new(Code::GateSkipped, reason.clone())],
             vec![],
         ),
         GateState::Green { .. } | GateState::Aborted => (vec![], vec![]),

@@ -43,11 +43,13 @@ pub enum RequestError {
 
 impl RequestError {
     /// The stable code a refusal shows.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::gates::Code {
         match self {
-            RequestError::Share(_) => "share-unreadable",
-            RequestError::None { .. } => "request-missing",
-            RequestError::Closed { .. } | RequestError::Superseded { .. } => "request-closed",
+            RequestError::Share(_) => crate::gates::Code::ShareUnreadable,
+            RequestError::None { .. } => crate::gates::Code::RequestMissing,
+            RequestError::Closed { .. } | RequestError::Superseded { .. } => {
+                crate::gates::Code::RequestClosed
+            }
         }
     }
 }

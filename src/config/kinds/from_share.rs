@@ -2,8 +2,8 @@
 //! command, and whose keys may vouch for them. The other form, `run:`, is the regression gate
 //! of [`super::regression`]; a gate has one or the other.
 
+use super::GateEnv;
 use crate::config::cx::{Cx, Map};
-use crate::config::gate::GateEnv;
 use crate::config::suggest;
 use crate::model::FromShareSpec;
 

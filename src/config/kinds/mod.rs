@@ -3,10 +3,10 @@
 mod from_share;
 mod signoff;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::cx::{Cx, Map};
-use super::gate::GateEnv;
 use super::suggest;
 use super::units;
 use super::yaml::{Node, Value};
@@ -14,6 +14,20 @@ use crate::model::{
     ChangeRecordSpec, ClamdAddr, Command, GateKind, Kind, PentestSpec, RegressionSpec,
     SecurityReviewSpec, SignSpec, VirusScanSpec,
 };
+
+/// What gates need to know about the rest of the pipeline.
+pub(crate) struct GateEnv<'a> {
+    pub root: &'a Path,
+    /// The pipeline folder as the user named it, for naming `uses:` files in diagnostics.
+    pub shown_root: &'a Path,
+    pub roles: &'a BTreeMap<String, Vec<String>>,
+    /// False when `roles` itself had problems (then unknown-role checks stay quiet).
+    pub roles_ok: bool,
+    /// Principals in `signers`, when that file could be read and parsed.
+    pub principals: Option<&'a BTreeSet<String>>,
+    pub has_changes: bool,
+    pub has_share: bool,
+}
 
 pub(crate) const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
 const DEFAULT_SLA: &[(&str, u64)] = &[

@@ -1,7 +1,7 @@
 //! The keys of a `signoff` gate: its role and quorum, and who may not sign off.
 
+use super::GateEnv;
 use crate::config::cx::{Cx, Map, Mode};
-use crate::config::gate::GateEnv;
 use crate::config::suggest;
 use crate::config::yaml::{Node, Pos};
 use crate::model::SignoffSpec;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::judge::judge_reports;
 use super::junit::{JunitFile, JunitState, MAX_REPORT_BYTES};
+use crate::gates::Code;
 use crate::gates::{CollectContext, CollectError, JudgeContext, Reason, Verdict};
 use crate::model::{FromShareSpec, Pipeline};
 use crate::record::Blobs;
@@ -96,7 +97,7 @@ pub struct IgnoredStatement {
     pub name: String,
     /// The job it names, when it could be read.
     pub job: Option<String>,
-    pub code: &'static str,
+    pub code: Code,
     pub reason: String,
 }
 
@@ -128,7 +129,7 @@ pub fn assess(
     let mut a = Assessment::default();
     let Some(commit) = ev.commit.as_deref() else {
         a.problem = Some(Reason::new(
-            "ci-commit-unknown",
+            Code::CiCommitUnknown,
             format!(
                 "the release commit ({} in {}) cannot be read: {}",
                 ev.rev,
@@ -140,21 +141,21 @@ pub fn assess(
     };
     if let Some(e) = &ev.share_error {
         a.problem = Some(Reason::new(
-            "ci-share-unreadable",
+            Code::CiShareUnreadable,
             format!("cannot read the CI evidence on {}: {e}", ev.share),
         ));
         return a;
     }
     let Some(signers) = signers.and_then(|t| crate::signers::parse(t).ok()) else {
         a.problem = Some(Reason::new(
-            "ci-no-signers",
+            Code::CiNoSigners,
             "no allowed_signers text is recorded to check the CI statements' signatures with",
         ));
         return a;
     };
     let mut best: BTreeMap<String, (i64, CountedJob)> = BTreeMap::new();
     for f in &ev.statements {
-        let ignore = |job: Option<&str>, code: &'static str, reason: String| IgnoredStatement {
+        let ignore = |job: Option<&str>, code: Code, reason: String| IgnoredStatement {
             name: f.name.clone(),
             job: job.map(str::to_string),
             code,
@@ -163,7 +164,7 @@ pub fn assess(
         let (Ok(bytes), Ok(sig)) = (blobs.get(&f.statement), blobs.get(&f.signature)) else {
             a.ignored.push(ignore(
                 None,
-                "evidence-malformed",
+                Code::EvidenceMalformed,
                 "its bytes are not in the record".into(),
             ));
             continue;
@@ -179,7 +180,7 @@ pub fn assess(
         let at = st.unix_time().unwrap_or(i64::MAX);
         let problem = if !spec.signed_by.contains(&st.signer) {
             Some((
-                "ci-signer-not-in-signed-by",
+                Code::CiSignerNotInSignedBy,
                 format!(
                     "signed by {}, who is not in signed_by ({})",
                     st.signer,
@@ -188,12 +189,12 @@ pub fn assess(
             ))
         } else if st.project != project {
             Some((
-                "ci-other-project",
+                Code::CiOtherProject,
                 format!("it is for project {}", st.project),
             ))
         } else if st.commit != commit {
             Some((
-                "ci-other-commit",
+                Code::CiOtherCommit,
                 format!(
                     "it is for commit {}, not the release commit {commit}",
                     st.commit
@@ -201,12 +202,12 @@ pub fn assess(
             ))
         } else if !spec.jobs.contains(&st.job) {
             Some((
-                "ci-job-not-named",
+                Code::CiJobNotNamed,
                 format!("job {} is not one of {}", st.job, spec.jobs.join(", ")),
             ))
         } else if at > ev.read_at.saturating_add(CLOCK_SKEW_SECS) {
             Some((
-                "ci-statement-from-future",
+                Code::CiStatementFromFuture,
                 format!("dated {}, after the share was read", st.time),
             ))
         } else {
@@ -249,10 +250,10 @@ fn report_problem(
     f: &FetchedStatement,
     st: &CiStatement,
     blobs: &dyn Blobs,
-) -> Option<(&'static str, String)> {
+) -> Option<(Code, String)> {
     if !f.fetched || f.reports.len() != st.reports.len() {
         return Some((
-            "ci-report-missing",
+            Code::CiReportMissing,
             "its reports were not fetched when the share was read".into(),
         ));
     }
@@ -260,39 +261,40 @@ fn report_problem(
         let name = printable(&want.name);
         let problem = match &got.state {
             _ if got.sha256 != want.sha256 => Some((
-                "evidence-malformed",
+                Code::EvidenceMalformed,
                 format!("{name}: the recorded report is not the one the statement names"),
             )),
             FetchState::Stored => match blobs.get(&want.sha256) {
                 Ok(b) if b.len() as u64 == want.size => None,
                 Ok(b) => Some((
-                    "ci-report-altered",
+                    Code::CiReportAltered,
                     format!(
                         "{name}: {} bytes, the statement says {}",
                         b.len(),
                         want.size
                     ),
                 )),
-                Err(e) => Some(("evidence-malformed", format!("{name}: {e}"))),
+                Err(e) => Some((Code::EvidenceMalformed, format!("{name}: {e}"))),
             },
             FetchState::Missing => Some((
-                "ci-report-missing",
+                Code::CiReportMissing,
                 format!("{name} (sha256 {}) is not on the share", want.sha256),
             )),
             FetchState::Altered {
                 actual_sha256,
                 size,
             } => Some((
-                "ci-report-altered",
+                Code::CiReportAltered,
                 format!(
                     "{name}: the share holds other bytes under its digest ({size} bytes, sha256 \
                      {actual_sha256}; the statement names {})",
                     want.sha256
                 ),
             )),
-            FetchState::Unreadable { error } => {
-                Some(("ci-report-missing", format!("{name}: {}", printable(error))))
-            }
+            FetchState::Unreadable { error } => Some((
+                Code::CiReportMissing,
+                format!("{name}: {}", printable(error)),
+            )),
         };
         if problem.is_some() {
             return problem;
@@ -323,13 +325,13 @@ pub fn judge(spec: &FromShareSpec, ev: &FromShareEvidence, cx: &JudgeContext<'_>
         if !ignored.is_empty() {
             msg.push_str(&format!("; ignored: {}", ignored.join("; ")));
         }
-        reasons.push(Reason::new("ci-job-missing", msg));
+        reasons.push(Reason::new(Code::CiJobMissing, msg));
     }
     let mut files = Vec::new();
     for c in &a.counted {
         if c.statement.reports.is_empty() {
             reasons.push(Reason::new(
-                "junit-missing",
+                Code::JunitMissing,
                 format!("job {} uploaded no JUnit report ({})", c.job, c.name),
             ));
         }

@@ -147,7 +147,7 @@ fn another_commit_a_future_date_and_an_unnamed_job_are_ignored_with_their_codes(
     let a = f.assess();
     assert!(a.counted.is_empty());
     assert_eq!(a.missing, ["linux", "macos"]);
-    let codes: Vec<&str> = a.ignored.iter().map(|i| i.code).collect();
+    let codes: Vec<&str> = a.ignored.iter().map(|i| i.code.as_str()).collect();
     assert_eq!(
         codes,
         [

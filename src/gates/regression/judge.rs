@@ -6,6 +6,7 @@ use super::RegressionEvidence;
 use super::junit::{self, JunitFile, JunitState};
 use super::report;
 use super::tally::{Counter, Tally};
+use crate::gates::Code;
 use crate::gates::{JudgeContext, Reason, Verdict};
 use crate::model::RegressionSpec;
 use crate::record::Blobs;
@@ -17,15 +18,15 @@ pub fn judge(spec: &RegressionSpec, ev: &RegressionEvidence, cx: &JudgeContext<'
     let mut reasons = Vec::new();
     let p = &ev.process;
     if let Some(error) = &p.spawn_error {
-        reasons.push(Reason::new("spawn-failed", one_line(error)));
+        reasons.push(Reason::new(Code::SpawnFailed, one_line(error)));
     } else if p.interrupted {
         reasons.push(Reason::new(
-            "interrupted",
+            Code::Interrupted,
             "the run was interrupted; the command's process group was killed",
         ));
     } else if p.timed_out {
         reasons.push(Reason::new(
-            "timeout",
+            Code::Timeout,
             format!(
                 "the command did not finish within {}; its process group was killed",
                 human_secs(p.timeout_secs)
@@ -33,18 +34,18 @@ pub fn judge(spec: &RegressionSpec, ev: &RegressionEvidence, cx: &JudgeContext<'
         ));
     } else if let Some(signal) = p.signal {
         reasons.push(Reason::new(
-            "command-signalled",
+            Code::CommandSignalled,
             format!("the command was killed by signal {signal}"),
         ));
     } else {
         match p.exit_code {
             Some(0) => {}
             Some(code) => reasons.push(Reason::new(
-                "command-failed",
+                Code::CommandFailed,
                 format!("the command exited with status {code}"),
             )),
             None => reasons.push(Reason::new(
-                "command-failed",
+                Code::CommandFailed,
                 "the command left no exit status",
             )),
         }
@@ -55,7 +56,7 @@ pub fn judge(spec: &RegressionSpec, ev: &RegressionEvidence, cx: &JudgeContext<'
     if p.escaped_killed > 0 {
         let n = p.escaped_killed;
         reasons.push(Reason::new(
-            "process-escaped",
+            Code::ProcessEscaped,
             format!(
                 "{n} process{} had left the command's process group (setsid or setpgid) and still ran when it ended; killed before the reports were read",
                 if n == 1 { "" } else { "es" }
@@ -63,7 +64,7 @@ pub fn judge(spec: &RegressionSpec, ev: &RegressionEvidence, cx: &JudgeContext<'
         ));
     }
     if let Some(why) = &p.unaccounted {
-        reasons.push(Reason::new("processes-unaccounted", one_line(why)));
+        reasons.push(Reason::new(Code::ProcessesUnaccounted, one_line(why)));
     }
     // Reports from a command that did not run to its end say nothing about the release.
     let ran_to_end = p.spawn_error.is_none() && !p.interrupted && !p.timed_out;
@@ -78,7 +79,7 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
     if spec.junit.is_empty() {
         if let Some(min) = spec.min_tests {
             reasons.push(Reason::new(
-                "min-tests-without-junit",
+                Code::MinTestsWithoutJunit,
                 format!("min_tests is {min} but no junit reports are configured to count tests"),
             ));
         }
@@ -86,7 +87,7 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
     }
     for bad in &ev.junit_bad_patterns {
         reasons.push(Reason::new(
-            "junit-pattern-invalid",
+            Code::JunitPatternInvalid,
             format!("junit glob {:?}: {}", bad.pattern, one_line(&bad.error)),
         ));
     }
@@ -111,12 +112,12 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
                 plural(stale as u64)
             ));
         }
-        reasons.push(Reason::new("junit-missing", msg));
+        reasons.push(Reason::new(Code::JunitMissing, msg));
     }
     for f in &ev.junit {
         match &f.state {
             JunitState::TooLarge { size } => reasons.push(Reason::new(
-                "junit-too-large",
+                Code::JunitTooLarge,
                 format!(
                     "{}: {size} bytes, over the {} byte limit",
                     f.path,
@@ -124,18 +125,18 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
                 ),
             )),
             JunitState::Unreadable { error } => reasons.push(Reason::new(
-                "junit-unreadable",
+                Code::JunitUnreadable,
                 format!("{}: {}", f.path, one_line(error)),
             )),
             JunitState::Symlink => reasons.push(Reason::new(
-                "junit-unreadable",
+                Code::JunitUnreadable,
                 format!("{}: a symbolic link; reports must be regular files", f.path),
             )),
             JunitState::Future {
                 mtime_unix_ms,
                 window_end_unix_ms,
             } => reasons.push(Reason::new(
-                "junit-future-mtime",
+                Code::JunitFutureMtime,
                 format!(
                     "{}: modified {}, after the command ended ({}): not written by this run",
                     f.path,
@@ -144,7 +145,7 @@ fn judge_tests(spec: &RegressionSpec, ev: &RegressionEvidence, blobs: &dyn Blobs
                 ),
             )),
             JunitState::OutsideProject { resolved } => reasons.push(Reason::new(
-                "junit-outside-project",
+                Code::JunitOutsideProject,
                 one_line(&format!(
                     "{}: lies at {resolved}, outside the pipeline folder (through a linked folder); not read",
                     f.path
@@ -186,11 +187,11 @@ pub(crate) fn judge_reports(
             let name = t.failures.first().map(|f| f.name.as_str()).unwrap_or("");
             format!("{n} tests failed: {names}; the first, {name}{first}")
         };
-        reasons.push(Reason::new("tests-failed", one_line(&msg)));
+        reasons.push(Reason::new(Code::TestsFailed, one_line(&msg)));
     }
     for suite in &t.inconsistent {
         reasons.push(Reason::new(
-            "tests-failed",
+            Code::TestsFailed,
             one_line(&format!("suite {suite}")),
         ));
     }
@@ -198,7 +199,7 @@ pub(crate) fn judge_reports(
         && t.executed < min
     {
         reasons.push(Reason::new(
-            "too-few-tests",
+            Code::TooFewTests,
             format!(
                 "ran {} test{}, need at least {min}",
                 t.executed,
@@ -227,7 +228,7 @@ pub(super) fn tally(files: &[JunitFile], blobs: &dyn Blobs) -> (Tally, Vec<Reaso
             Ok(b) => b,
             Err(e) => {
                 reasons.push(Reason::new(
-                    "junit-unreadable",
+                    Code::JunitUnreadable,
                     one_line(&format!("{}: stored report: {e}", f.path)),
                 ));
                 continue;

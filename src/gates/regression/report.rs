@@ -78,10 +78,12 @@ pub enum ReportError {
 
 impl ReportError {
     /// The reason code the judge gives this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::gates::Code {
         match self {
-            ReportError::Doctype { .. } | ReportError::UnknownEntity { .. } => "junit-doctype",
-            ReportError::Malformed { .. } => "junit-unparsable",
+            ReportError::Doctype { .. } | ReportError::UnknownEntity { .. } => {
+                crate::gates::Code::JunitDoctype
+            }
+            ReportError::Malformed { .. } => crate::gates::Code::JunitUnparsable,
         }
     }
 }

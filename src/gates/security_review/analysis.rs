@@ -9,7 +9,7 @@ use super::register::{Entry, Register, Status, parse_register};
 use super::severity::{Assessed, assess};
 use super::table::FindingRow;
 use super::{RecordedFile, SecurityReviewEvidence};
-use crate::gates::Reason;
+use crate::gates::{Code, Reason};
 use crate::model::SecurityReviewSpec;
 use crate::record::Blobs;
 use crate::sarif::Finding;
@@ -45,13 +45,13 @@ pub fn analyse(
 
     if spec.findings.is_empty() {
         a.red(
-            "findings-missing",
+            Code::FindingsMissing,
             "no `findings` files are configured".into(),
         );
     }
     for glob in &ev.unmatched {
         a.red(
-            "findings-missing",
+            Code::FindingsMissing,
             format!("no SARIF file matches {glob:?}: did the scanner run?"),
         );
     }
@@ -59,7 +59,7 @@ pub fn analyse(
     // Each finding with the codes of the problems its file reports about it.
     let mut findings: Vec<(&RecordedFile, Finding, Vec<String>)> = Vec::new();
     for file in &ev.sarif {
-        let Some(bytes) = a.bytes(file, "sarif-unreadable", blobs) else {
+        let Some(bytes) = a.bytes(file, Code::SarifUnreadable, blobs) else {
             continue;
         };
         match crate::sarif::parse(&bytes) {
@@ -86,12 +86,12 @@ pub fn analyse(
     }
 
     let reg_path = ev.register.path.as_str();
-    let register = match a.bytes(&ev.register, "register-invalid", blobs) {
+    let register = match a.bytes(&ev.register, Code::RegisterInvalid, blobs) {
         Some(bytes) => parse_register(reg_path, &bytes),
         None => Register::default(),
     };
     for d in &register.diagnostics {
-        a.red("register-invalid", one_line(d));
+        a.red(Code::RegisterInvalid, one_line(d));
     }
 
     // Without a register every finding would read as unassigned: say once why instead.
@@ -124,7 +124,7 @@ pub fn analyse(
     for (i, why) in &matches.ambiguous {
         let e = &register.entries[*i];
         a.red(
-            "register-ambiguous",
+            Code::RegisterAmbiguous,
             format!(
                 "entry {} for {:?} is ambiguous: {why}",
                 e.label(reg_path),
@@ -140,7 +140,7 @@ pub fn analyse(
         let name = format!("{} ({}, {})", f.label(), f.tool, assessed.describe());
         if !assessed.unreadable.is_empty() {
             codes.push(a.red(
-                "severity-unreadable",
+                Code::SeverityUnreadable,
                 format!(
                     "{name}: {} (a severity that cannot be read could be the highest)",
                     assessed.unreadable.join("; ")
@@ -156,7 +156,7 @@ pub fn analyse(
                         .map(|i| register.entries[*i].label(reg_path))
                         .collect();
                     codes.push(a.red(
-                        "register-ambiguous",
+                        Code::RegisterAmbiguous,
                         format!(
                             "{name}: entries {} all match it, none more specifically: keep one",
                             labels.join(", ")
@@ -164,7 +164,7 @@ pub fn analyse(
                     ));
                 }
                 _ => codes.push(a.red(
-                    "finding-unassigned",
+                    Code::FindingUnassigned,
                     format!(
                         "{name}: no entry in {reg_path} names its rule id, guid or a fingerprint"
                     ),
@@ -180,7 +180,7 @@ pub fn analyse(
                 let missing = e.missing_assignment();
                 if !missing.is_empty() {
                     codes.push(a.red(
-                        "finding-unassigned",
+                        Code::FindingUnassigned,
                         format!("{name}: entry {entry} lacks {}", missing.join(", ")),
                     ));
                 }
@@ -189,7 +189,7 @@ pub fn analyse(
                 let claims_fixed = e.status == Some(Status::Fixed);
                 if claims_fixed {
                     codes.push(a.red(
-                        "fixed-still-reported",
+                        Code::FixedStillReported,
                         format!(
                             "{name}: entry {entry} says fixed, but the scanner still reports it; judged as open"
                         ),
@@ -206,7 +206,7 @@ pub fn analyse(
                     let allowed = (due - opened).whole_seconds();
                     if allowed > i64::try_from(*sla).unwrap_or(i64::MAX) {
                         codes.push(a.red(
-                            "sla-exceeded",
+                            Code::SlaExceeded,
                             format!(
                                 "{name}: entry {entry} gives {} days from {opened} to {due}; the {} SLA is {} days",
                                 allowed / DAY,
@@ -219,7 +219,7 @@ pub fn analyse(
                 let open = e.status != Some(Status::Accepted);
                 if open && spec.block.iter().any(|b| b == assessed.severity.as_str()) {
                     codes.push(a.red(
-                        "severity-blocks",
+                        Code::SeverityBlocks,
                         format!(
                             "{name}: open {} finding blocks the release (entry {entry})",
                             assessed.severity.as_str()
@@ -238,19 +238,19 @@ pub fn analyse(
     }
 
     if let (Some(ps), Some(file)) = (&spec.pentest, &ev.pentest) {
-        let pentests = match a.bytes(file, "pentest-invalid", blobs) {
+        let pentests = match a.bytes(file, Code::PentestInvalid, blobs) {
             Some(bytes) => parse_pentests(&file.path, &bytes),
             None => Pentests::default(),
         };
         for d in &pentests.diagnostics {
-            a.red("pentest-invalid", one_line(d));
+            a.red(Code::PentestInvalid, one_line(d));
         }
         match pentests.newest() {
             // An unreadable file has already made the gate red; it says nothing about age.
             None if !pentests.parsed => {}
             None => {
                 a.red(
-                    "pentest-stale",
+                    Code::PentestStale,
                     format!("{}: no pentest is recorded", file.path),
                 );
             }
@@ -258,7 +258,7 @@ pub fn analyse(
                 let age = (today - p.date).whole_seconds();
                 if age > i64::try_from(ps.max_age_secs).unwrap_or(i64::MAX) {
                     a.red(
-                        "pentest-stale",
+                        Code::PentestStale,
                         format!(
                             "{}:{}: the newest pentest ({}) is {} days old; at most {} days allowed",
                             file.path,
@@ -281,7 +281,7 @@ pub fn analyse(
                 match idx {
                     None if no_register.is_some() => codes.extend(no_register.clone()),
                     None if matches!(cover, Cover::Contested(_)) => codes.push(a.red(
-                        "register-ambiguous",
+                        Code::RegisterAmbiguous,
                         format!(
                             "{}:{line}: pentest finding {id}: several entries in {reg_path} name it: keep one",
                             file.path
@@ -291,7 +291,7 @@ pub fn analyse(
                         codes.push("register-ambiguous".into());
                     }
                     None => codes.push(a.red(
-                        "pentest-finding-unassigned",
+                        Code::PentestFindingUnassigned,
                         format!(
                             "{}:{line}: pentest finding {id} (pentest of {}) has no entry in {reg_path}",
                             file.path, p.date
@@ -329,7 +329,7 @@ pub fn analyse(
     for (i, space) in &matches.unqualified {
         let e = &register.entries[*i];
         a.warn(
-            "register-entry-unqualified",
+            Code::RegisterEntryUnqualified,
             format!(
                 "entry {} for {:?} matched as {space} but does not say so: add `match: {}`{} so that no other namespace can claim it",
                 e.label(reg_path),
@@ -342,7 +342,7 @@ pub fn analyse(
     for (e, used) in register.entries.iter().zip(&matches.used) {
         if !used {
             a.warn(
-                "register-entry-stale",
+                Code::RegisterEntryStale,
                 format!(
                     "entry {} for {:?} matches no current finding",
                     e.label(reg_path),
@@ -356,23 +356,23 @@ pub fn analyse(
 
 impl Analysis {
     /// Add a red reason; returns its code for the finding's row.
-    fn red(&mut self, code: &str, message: String) -> String {
+    fn red(&mut self, code: Code, message: String) -> String {
         self.reasons.push(Reason::new(code, message));
         code.to_string()
     }
 
-    fn warn(&mut self, code: &str, message: String) {
+    fn warn(&mut self, code: Code, message: String) {
         self.warnings.push(Reason::new(code, message));
     }
 
     /// The recorded bytes of `file`, or a red reason saying why there are none.
-    fn bytes(&mut self, file: &RecordedFile, code: &str, blobs: &dyn Blobs) -> Option<Vec<u8>> {
+    fn bytes(&mut self, file: &RecordedFile, code: Code, blobs: &dyn Blobs) -> Option<Vec<u8>> {
         match (&file.digest, &file.error) {
             (Some(d), _) => match blobs.get(d) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     self.red(
-                        "evidence-unreadable",
+                        Code::EvidenceUnreadable,
                         format!("{}: recorded copy: {e}", file.path),
                     );
                     None
@@ -405,7 +405,7 @@ impl Analysis {
                 None => "status unknown",
             };
             return Some(self.red(
-                "remediation-overdue",
+                Code::RemediationOverdue,
                 format!("{name}: entry {entry} was due {due} and is {status} (today is {today})"),
             ));
         }

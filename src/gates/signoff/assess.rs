@@ -7,6 +7,7 @@ use super::{
     CLOCK_SKEW_SECS, Counted, Ignored, Rejection, SignoffEvidence, SignoffReport, writers,
 };
 use crate::approval::{self, Decision, Verified};
+use crate::gates::Code;
 use crate::gates::{JudgeContext, Reason};
 use crate::git::{self, RangeFacts};
 use crate::identity;
@@ -45,7 +46,7 @@ pub fn assess(
     let signers = match cx.signers.map(crate::signers::parse) {
         None => {
             report.problem = Some(Reason::new(
-                "signers-missing",
+                Code::SignersMissing,
                 "no allowed_signers is recorded for the run, so no sign-off can be checked",
             ));
             return report;
@@ -53,7 +54,7 @@ pub fn assess(
         Some(Err(problems)) => {
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
             report.problem = Some(Reason::new(
-                "signers-invalid",
+                Code::SignersInvalid,
                 format!("allowed_signers does not parse: {}", text.join("; ")),
             ));
             return report;
@@ -68,12 +69,12 @@ pub fn assess(
         }
     };
     // Who may not sign off, by default, and why.
-    let mut barred: BTreeMap<String, (&'static str, &'static str)> = BTreeMap::new();
+    let mut barred: BTreeMap<String, (Code, &'static str)> = BTreeMap::new();
     for a in authors.iter().filter(|_| spec.bar_authors) {
         barred.insert(
             a.clone(),
             (
-                "approval-by-author",
+                Code::ApprovalByAuthor,
                 "wrote (authored or co-authored) a change in changes.range",
             ),
         );
@@ -81,13 +82,13 @@ pub fn assess(
     if let Some(op) = cx.operator.filter(|_| spec.bar_operator) {
         barred.insert(
             identity::principal(op),
-            ("approval-by-operator", "is the operator of this run"),
+            (Code::ApprovalByOperator, "is the operator of this run"),
         );
     }
     if let Some((_, sign)) = cx.pipeline.sign_gate().filter(|_| spec.bar_signer) {
         barred.insert(
             identity::principal(&sign.signer),
-            ("approval-by-release-signer", "is the sign gate's signer"),
+            (Code::ApprovalByReleaseSigner, "is the sign gate's signer"),
         );
     }
 
@@ -95,7 +96,7 @@ pub fn assess(
         report.ignored.push(Ignored {
             name: name.clone(),
             signer: None,
-            code: "approval-unpaired".into(),
+            code: Code::ApprovalUnpaired,
             reason: "a statement without its .sig file, or a .sig without its statement".into(),
         });
     }
@@ -103,7 +104,7 @@ pub fn assess(
         report.ignored.push(Ignored {
             name: name.clone(),
             signer: None,
-            code: "approval-file-refused".into(),
+            code: Code::ApprovalFileRefused,
             reason: format!("refused unread: {why}"),
         });
     }
@@ -120,18 +121,18 @@ pub fn assess(
                 (Ok(s), Ok(g)) => (s, g),
                 (Err(e), _) | (_, Err(e)) => {
                     report.problem = Some(Reason::new(
-                        "evidence-missing",
+                        Code::EvidenceMissing,
                         format!("sign-off {}: {e}", pair.name),
                     ));
                     return report;
                 }
             };
         let ignore =
-            |report: &mut SignoffReport, signer: Option<&str>, code: &str, reason: String| {
+            |report: &mut SignoffReport, signer: Option<&str>, code: Code, reason: String| {
                 report.ignored.push(Ignored {
                     name: pair.name.clone(),
                     signer: signer.map(str::to_string),
-                    code: code.to_string(),
+                    code,
                     reason,
                 });
             };
@@ -149,21 +150,21 @@ pub fn assess(
             ignore(
                 &mut report,
                 who,
-                "approval-other-release",
+                Code::ApprovalOtherRelease,
                 format!("it is for {} {}", st.project, st.version),
             );
         } else if st.gate != gate.id {
             ignore(
                 &mut report,
                 who,
-                "approval-other-gate",
+                Code::ApprovalOtherGate,
                 format!("it is for gate {}", st.gate),
             );
         } else if st.subject != cx.subject {
             ignore(
                 &mut report,
                 who,
-                "approval-other-subject",
+                Code::ApprovalOtherSubject,
                 format!(
                     "it is for subject {}, not the staged {}",
                     st.subject, cx.subject
@@ -173,16 +174,16 @@ pub fn assess(
             ignore(
                 &mut report,
                 who,
-                "approval-outside-role",
+                Code::ApprovalOutsideRole,
                 format!("{} is not in role {}", st.signer, spec.role),
             );
         } else if let Some((code, why)) = barred.get(&identity::principal(&st.signer)) {
-            ignore(&mut report, who, code, format!("{} {why}", st.signer));
+            ignore(&mut report, who, *code, format!("{} {why}", st.signer));
         } else if st.policy != cx.policy {
             ignore(
                 &mut report,
                 who,
-                "approval-other-policy",
+                Code::ApprovalOtherPolicy,
                 format!(
                     "it was given under policy {}, not this run's {} (the pipeline changed)",
                     st.policy, cx.policy
@@ -192,14 +193,14 @@ pub fn assess(
             ignore(
                 &mut report,
                 who,
-                "approval-from-future",
+                Code::ApprovalFromFuture,
                 format!("it is dated {}, after the approvals were read", st.time),
             );
         } else if v.at < cx.subject_since.saturating_sub(CLOCK_SKEW_SECS) {
             ignore(
                 &mut report,
                 who,
-                "approval-backdated",
+                Code::ApprovalBackdated,
                 format!(
                     "it is dated {}, before this subject was first staged",
                     st.time
@@ -211,14 +212,14 @@ pub fn assess(
             ignore(
                 &mut report,
                 who,
-                "approval-expired",
+                Code::ApprovalExpired,
                 format!("it is dated {}, older than the gate's expires", st.time),
             );
         } else if gone && st.decision == Decision::Approve {
             ignore(
                 &mut report,
                 who,
-                "approval-withdrawn",
+                Code::ApprovalWithdrawn,
                 "its files were removed from approvals/ after a run recorded them; a removed \
                  approval no longer counts"
                     .to_string(),
@@ -256,7 +257,7 @@ pub fn assess(
                 report.ignored.push(Ignored {
                     name: c.name.clone(),
                     signer: Some(principal.clone()),
-                    code: "approval-superseded".into(),
+                    code: Code::ApprovalSuperseded,
                     reason: format!("{principal} signed again later"),
                 });
             }
@@ -296,7 +297,7 @@ pub fn assess(
                     report.ignored.push(Ignored {
                         name: c.name.clone(),
                         signer: Some(principal.clone()),
-                        code: "approval-key-shared".into(),
+                        code: Code::ApprovalKeyShared,
                         reason: format!("key {} already counts for another principal", c.v.key),
                     });
                 }
@@ -331,13 +332,13 @@ fn authors(ev: &SignoffEvidence, cx: &JudgeContext<'_>) -> Result<BTreeSet<Strin
     }
     let Some(a) = &ev.authors else {
         return Err(Reason::new(
-            "evidence-malformed",
+            Code::EvidenceMalformed,
             "the evidence holds no commit authors though the pipeline sets changes",
         ));
     };
     if let Some(e) = &a.error {
         return Err(Reason::new(
-            "change-range-unreadable",
+            Code::ChangeRangeUnreadable,
             format!("cannot tell the commit authors: {e}"),
         ));
     }
@@ -354,20 +355,20 @@ fn authors(ev: &SignoffEvidence, cx: &JudgeContext<'_>) -> Result<BTreeSet<Strin
         a.history.as_ref().and_then(|h| h.separator.as_ref()),
     ) else {
         return Err(Reason::new(
-            "evidence-malformed",
+            Code::EvidenceMalformed,
             "the evidence names no git log output",
         ));
     };
     let raw = cx
         .blobs
         .get(log)
-        .map_err(|e| Reason::new("evidence-missing", e.to_string()))?;
+        .map_err(|e| Reason::new(Code::EvidenceMissing, e.to_string()))?;
     let commits = git::parse_log(&raw, sep)
-        .map_err(|e| Reason::new("change-range-unreadable", e.to_string()))?;
+        .map_err(|e| Reason::new(Code::ChangeRangeUnreadable, e.to_string()))?;
     let writers = writers(&commits)?;
     if writers != a.emails {
         return Err(Reason::new(
-            "evidence-mismatch",
+            Code::EvidenceMismatch,
             "the recorded authors differ from the recorded git log output",
         ));
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CollectContext, CollectError, JudgeContext, Outcome, Reason, Verdict};
 use crate::approval;
+use crate::gates::Code;
 use crate::git::{self, RangeFacts};
 use crate::model::{GateSpec, SignoffSpec};
 
@@ -99,7 +100,7 @@ pub struct Ignored {
     /// The statement's signer, when it could be read.
     pub signer: Option<String>,
     /// Stable code, e.g. `approval-bad-signature`.
-    pub code: String,
+    pub code: Code,
     pub reason: String,
 }
 
@@ -259,7 +260,7 @@ fn approvals_source(cx: &CollectContext) -> PathBuf {
 /// identity that does not parse is a problem, since it could be anyone.
 fn writers(commits: &[git::Commit]) -> Result<Vec<String>, Reason> {
     super::change_record::range_writers(commits)
-        .map_err(|e| Reason::new("change-identity-malformed", e))
+        .map_err(|e| Reason::new(Code::ChangeIdentityMalformed, e))
 }
 
 /// Judge the gate: red on a problem or a rejection, green at quorum, else pending.
@@ -277,7 +278,7 @@ pub fn judge(
 pub fn verdict(report: &SignoffReport) -> Verdict {
     let ignored = report.ignored.iter().map(|i| {
         let who = i.signer.as_deref().unwrap_or("unknown signer");
-        Reason::new(&i.code, format!("{} ({who}) ignored: {}", i.name, i.reason))
+        Reason::new(i.code, format!("{} ({who}) ignored: {}", i.name, i.reason))
     });
     let (outcome, mut reasons) = if let Some(p) = &report.problem {
         (Outcome::Red, vec![p.clone()])
@@ -287,7 +288,7 @@ pub fn verdict(report: &SignoffReport) -> Verdict {
             .iter()
             .map(|r| {
                 Reason::new(
-                    "signoff-rejected",
+                    Code::SignoffRejected,
                     format!("rejected by {}: {}", r.principal, r.comment),
                 )
             })
@@ -307,7 +308,7 @@ pub fn verdict(report: &SignoffReport) -> Verdict {
             report.quorum,
             report.subject
         );
-        (Outcome::Pending, vec![Reason::new("quorum-not-met", msg)])
+        (Outcome::Pending, vec![Reason::new(Code::QuorumNotMet, msg)])
     };
     reasons.extend(ignored);
     Verdict { outcome, reasons }

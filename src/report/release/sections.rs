@@ -145,7 +145,7 @@ pub(super) fn signoff(
         .map(|i| IgnoredStatement {
             name: i.name.clone(),
             signer: i.signer.clone(),
-            code: i.code.clone(),
+            code: i.code.to_string(),
             reason: i.reason.clone(),
         })
         .collect();
