@@ -32,16 +32,10 @@ pub(super) fn take(
     id: &FileId,
     release_path: &str,
 ) -> Result<Option<Taken>, PublishError> {
-    let Ok(file) = open_read_only(staged) else {
+    let Ok(file) = crate::stage::open_read_only(staged) else {
         return Ok(None);
     };
-    let Ok(meta) = file.metadata() else {
-        return Ok(None);
-    };
-    if !meta.is_file() || id.nlink != 1 || FileId::of(&meta) != *id {
-        return Ok(None);
-    }
-    let Some(lease) = Lease::take(&file) else {
+    let Some(lease) = crate::stage::vouch(&file, id) else {
         return Ok(None);
     };
     let taken = match super::local::rename_noreplace(staged, dst) {
@@ -91,14 +85,6 @@ pub(super) fn take(
     Ok(Some(taken))
 }
 
-fn open_read_only(path: &Path) -> std::io::Result<fs::File> {
-    // No link followed, and never waiting on a FIFO planted in the record.
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-}
-
 /// Share `src`'s blocks with a new file at `dst` (copy on write). `Ok(false)` where the
 /// filesystem cannot (ext4, tmpfs, another filesystem); nothing is left at `dst` then.
 #[expect(unsafe_code, reason = "the FICLONE ioctl has no safe wrapper")]
@@ -118,85 +104,4 @@ fn clone_into(src: &fs::File, dst: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     Ok(true)
-}
-
-/// A read lease on a file we own (`fcntl(F_SETLEASE, F_RDLCK)`): granted only while no
-/// descriptor anywhere on this machine has the file open for writing, and broken by anyone
-/// who opens it for writing while it is held (their `open` waits until we let go).
-struct Lease<'a> {
-    file: &'a fs::File,
-}
-
-/// `F_SETSIG` (asm-generic/fcntl.h; the libc crate does not export it for glibc targets).
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "powerpc64",
-    target_arch = "s390x",
-    target_arch = "loongarch64"
-))]
-const F_SETSIG: libc::c_int = 10;
-
-impl<'a> Lease<'a> {
-    /// `None` where the filesystem or the system does not grant leases, or someone has the file
-    /// open for writing.
-    #[cfg(any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    ))]
-    #[expect(unsafe_code, reason = "fcntl lease calls have no safe wrapper")]
-    fn take(file: &'a fs::File) -> Option<Lease<'a>> {
-        let fd = file.as_raw_fd();
-        // A lease break is announced by a signal, SIGIO unless told otherwise, and SIGIO ends
-        // the process. SIGURG is ignored unless handled: the break is read with F_GETLEASE.
-        // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-        if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
-            return None;
-        }
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } != 0 {
-            return None;
-        }
-        Some(Lease { file })
-    }
-
-    #[cfg(not(any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )))]
-    fn take(_file: &'a fs::File) -> Option<Lease<'a>> {
-        None
-    }
-
-    /// Still held: nobody has tried to open the file for writing since it was taken (during
-    /// a break the lease reads as what it is being broken to).
-    #[expect(unsafe_code, reason = "fcntl lease calls have no safe wrapper")]
-    fn unbroken(&self) -> bool {
-        // SAFETY: fcntl on a descriptor we own, no arguments.
-        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_GETLEASE) == libc::F_RDLCK }
-    }
-}
-
-impl Drop for Lease<'_> {
-    #[expect(unsafe_code, reason = "fcntl lease calls have no safe wrapper")]
-    fn drop(&mut self) {
-        // Closing the descriptor would release it too; a writer waiting on the break goes on.
-        // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-    }
 }

@@ -239,12 +239,16 @@ impl Webdav {
                 return self.finish_put(&url, &payload).await;
             }
             Source::Staged {
-                path, sha256, size, ..
+                path,
+                sha256,
+                size,
+                id,
             } => (
                 path.clone(),
                 Some(Expect {
                     sha256: sha256.clone(),
                     size: *size,
+                    id: *id,
                 }),
             ),
             Source::Record(path) => (path.clone(), None),

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 mod copy;
 mod file_id;
+mod lease;
 
 use copy::MAX_WORKERS;
 pub use copy::{copy_and_hash, copy_hash_and_stat};
 pub use file_id::FileId;
+pub use lease::{Lease, open_read_only, vouch};
 
 /// One artefact file found on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
