@@ -124,7 +124,7 @@ fn extend_log(record: &Path, key: &Path, n: &str) -> Result<(), String> {
         std::fs::remove_dir_all(&history).map_err(|e| e.to_string())?;
     }
     let cp = log::checkpoint::Checkpoint::new(&origin, seq, head);
-    log::checkpoint::write(record, &cp, Some(&key))?;
+    log::checkpoint::write(record, &cp, Some(&key)).map_err(|e| e.to_string())?;
     println!("lines={seq} bytes={}", bytes.len() + out.len());
     Ok(())
 }

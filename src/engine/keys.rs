@@ -45,15 +45,13 @@ pub(crate) fn write_checkpoint(
     origin: &str,
 ) -> Result<(), RunError> {
     let (size, head) = {
-        let w = log
-            .lock()
-            .map_err(|_| RunError::Io("log writer poisoned by a panic".into()))?;
+        let w = log.lock().map_err(|_| RunError::Poisoned)?;
         (w.len(), w.head())
     };
     let cp = log::checkpoint::Checkpoint::new(origin, size, head);
     // Without a key the checkpoint is written unsigned, and replay will say so.
     let signer = key.map(|k| k as &dyn crate::signkey::RawSigner);
-    log::checkpoint::write(&record.dir, &cp, signer).map_err(RunError::Io)?;
+    log::checkpoint::write(&record.dir, &cp, signer)?;
     // This machine remembers the newest checkpoint it signed, outside the record (never a dry
     // run's: a throwaway key vouches for nothing).
     let dry_run = record.dir.components().any(|c| c.as_os_str() == "dry-runs");

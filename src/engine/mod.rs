@@ -97,8 +97,43 @@ pub enum RunError {
     Trust(#[from] crate::trust::TrustError),
     #[error("share: {0}")]
     Share(String),
-    #[error("{0}")]
-    Io(String),
+    #[error("cannot {action} {}: {source}", .path.display())]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::log::checkpoint::WriteError),
+    /// A folder or file of the record was swapped for something else while the run used it.
+    #[error("{} {what}; the record may have been tampered with, and nothing more is done", .path.display())]
+    RecordChanged { path: PathBuf, what: &'static str },
+    #[error(
+        "cannot record the interrupted publish of {to}: the signing key differs from the one its run recorded"
+    )]
+    KeyChanged { to: String },
+    #[error("the release log's writer was poisoned by a panic")]
+    Poisoned,
+    #[error("a gate task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl RunError {
+    /// `map_err` for an I/O error on `path`: "cannot {action} {path}: {error}".
+    pub(crate) fn file(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> RunError {
+        let path = path.to_path_buf();
+        move |source| RunError::File {
+            action,
+            path,
+            source,
+        }
+    }
 }
 
 impl RunError {
@@ -151,9 +186,7 @@ pub fn record_dir(pipeline: &Pipeline, version: &str, dry_run: bool) -> PathBuf 
 pub(crate) type SharedLog = Arc<Mutex<LogWriter>>;
 
 pub(crate) fn append(log: &SharedLog, record: LogRecord) -> Result<Entry, RunError> {
-    let mut w = log
-        .lock()
-        .map_err(|_| RunError::Io("log writer poisoned by a panic".into()))?;
+    let mut w = log.lock().map_err(|_| RunError::Poisoned)?;
     Ok(w.append(record)?)
 }
 
@@ -173,19 +206,18 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         return Err(RunError::BadVersion(opts.version.clone()));
     }
     let destination = match &p.publish {
-        Some(publish) => Some(
-            Destination::resolve(publish, &p.root, &p.project, &opts.version)
-                .map_err(|e| RunError::Io(e.to_string()))?,
-        ),
+        Some(publish) => Some(Destination::resolve(
+            publish,
+            &p.root,
+            &p.project,
+            &opts.version,
+        )?),
         None => None,
     };
     if !opts.dry_run
         && let Some(dest) = &destination
     {
-        let existing = dest
-            .probe()
-            .await
-            .map_err(|e| RunError::Io(e.to_string()))?;
+        let existing = dest.probe().await?;
         if let Existing::Release { sums, audit_log } = existing {
             // A run that died after the release was put in place but before recording it
             // left a complete release: record the completion instead of refusing forever.
@@ -205,8 +237,7 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
         }
     }
     let record = Record::new(record_dir(&p, &opts.version, opts.dry_run));
-    std::fs::create_dir_all(&record.dir)
-        .map_err(|e| RunError::Io(format!("cannot create {}: {e}", record.dir.display())))?;
+    std::fs::create_dir_all(&record.dir).map_err(RunError::file("create", &record.dir))?;
     let _lock = lock_record(&record)?;
     // Nothing in an earlier run's record is used before its checkpoints verify under the
     // pipeline's signers; only the lines they cover are relied on.
@@ -251,7 +282,10 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     let signers_digest = match &signers_text {
         Some(t) => {
             stage::write_synced(&record.dir.join(crate::audit::SIGNERS_COPY), t.as_bytes())
-                .map_err(|e| RunError::Io(format!("cannot write allowed_signers: {e}")))?;
+                .map_err(RunError::file(
+                    "write",
+                    &record.dir.join(crate::audit::SIGNERS_COPY),
+                ))?;
             Some(record.put(t.as_bytes())?)
         }
         None => None,
@@ -523,12 +557,10 @@ pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<Run
     if decision == Decision::DryRun
         && let Some(dest) = &destination
     {
-        let files = attestation_files(&record, checkpoint_key.as_ref(), Some(&dest.describe()))
-            .map_err(|e| RunError::Io(e.to_string()))?;
+        let files = attestation_files(&record, checkpoint_key.as_ref(), Some(&dest.describe()))?;
         for f in files {
             if let publish::Source::Bytes(bytes) = &f.source {
-                log::checkpoint::atomic_write(&record.dir.join(&f.path), bytes)
-                    .map_err(RunError::Io)?;
+                log::checkpoint::atomic_write(&record.dir.join(&f.path), bytes)?;
             }
         }
     }
@@ -577,18 +609,12 @@ fn stage_into_record(
     files: &[stage::ArtefactFile],
 ) -> Result<Staged, RunError> {
     let base = record.dir.join(crate::record::STAGED_DIR);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| RunError::Io(format!("cannot create {}: {e}", base.display())))?;
+    std::fs::create_dir_all(&base).map_err(RunError::file("create", &base))?;
     let made_here = folder_identity(&base)?;
     let tmp = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(&base)
-        .map_err(|e| {
-            RunError::Io(format!(
-                "cannot create a staging folder in {}: {e}",
-                base.display()
-            ))
-        })?;
+        .map_err(RunError::file("create a staging folder in", &base))?;
     let workdir = tmp.path().join("s");
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -596,11 +622,9 @@ fn stage_into_record(
     let staged = stage::stage(&p.root, files, &workdir, workers)?;
     let dest = record.staged_dir(staged.subject_hex());
     if dest.exists() {
-        std::fs::remove_dir_all(&dest)
-            .map_err(|e| RunError::Io(format!("cannot replace {}: {e}", dest.display())))?;
+        std::fs::remove_dir_all(&dest).map_err(RunError::file("replace", &dest))?;
     }
-    std::fs::rename(&workdir, &dest)
-        .map_err(|e| RunError::Io(format!("cannot move staging into {}: {e}", dest.display())))?;
+    std::fs::rename(&workdir, &dest).map_err(RunError::file("move staging into", &dest))?;
     // Only this subject's copy is ever used again (publish reads it; older subjects' sign-offs
     // no longer count), so earlier copies and the leftovers of a killed run go: a record must
     // not grow by a full set of artefacts each time they change. We hold the record's lock.
@@ -615,21 +639,17 @@ fn stage_into_record(
             let ours = crate::digest::is_hex_digest(&name) || name.starts_with(".staging-");
             if ours && path != dest && path != tmp.path() {
                 if folder_identity(&base)? != made_here {
-                    return Err(RunError::Io(format!(
-                        "{} was replaced while this run staged; nothing more is removed",
-                        base.display()
-                    )));
+                    return Err(RunError::RecordChanged {
+                        path: base,
+                        what: "was replaced while this run staged",
+                    });
                 }
-                std::fs::remove_dir_all(&path).map_err(|e| {
-                    RunError::Io(format!(
-                        "cannot remove the old copy {}: {e}",
-                        path.display()
-                    ))
-                })?;
+                std::fs::remove_dir_all(&path)
+                    .map_err(RunError::file("remove the old copy", &path))?;
             }
         }
     }
-    crate::record::sync_dir(&base).map_err(|e| RunError::Io(e.to_string()))?;
+    crate::record::sync_dir(&base).map_err(RunError::file("sync", &base))?;
     Ok(Staged {
         dir: dest,
         ..staged
@@ -639,13 +659,12 @@ fn stage_into_record(
 /// A folder's device and inode, refusing a symbolic link in its place.
 fn folder_identity(dir: &std::path::Path) -> Result<(u64, u64), RunError> {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(dir)
-        .map_err(|e| RunError::Io(format!("cannot read {}: {e}", dir.display())))?;
+    let m = std::fs::symlink_metadata(dir).map_err(RunError::file("read", dir))?;
     if !m.file_type().is_dir() {
-        return Err(RunError::Io(format!(
-            "{} is no longer a folder (a link or a file was put there)",
-            dir.display()
-        )));
+        return Err(RunError::RecordChanged {
+            path: dir.to_path_buf(),
+            what: "is no longer a folder (a link or a file was put there)",
+        });
     }
     Ok((m.dev(), m.ino()))
 }
@@ -663,30 +682,28 @@ fn lock_record(record: &Record) -> Result<std::fs::File, RunError> {
         .open(&path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
-                RunError::Io(format!(
-                    "{} is a symbolic link; the record may have been tampered with",
-                    path.display()
-                ))
+                RunError::RecordChanged {
+                    path: path.clone(),
+                    what: "is a symbolic link",
+                }
             } else {
-                RunError::Io(format!("cannot open {}: {e}", path.display()))
+                RunError::file("open", &path)(e)
             }
         })?;
     if !f
         .metadata()
-        .map_err(|e| RunError::Io(format!("cannot open {}: {e}", path.display())))?
+        .map_err(RunError::file("open", &path))?
         .is_file()
     {
-        return Err(RunError::Io(format!(
-            "{} is not a regular file; the record may have been tampered with",
-            path.display()
-        )));
+        return Err(RunError::RecordChanged {
+            path,
+            what: "is not a regular file",
+        });
     }
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(RunError::Locked(record.dir.clone())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(RunError::Io(format!("cannot lock {}: {e}", path.display())))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(RunError::file("lock", &path)(e)),
     }
 }
 

@@ -130,11 +130,7 @@ pub(super) fn complete_interrupted_publish(
     let (key, _) = checkpoint_key(p, false);
     let recorded = started.checkpoint_key.as_ref().map(|k| &k.fingerprint);
     if key.as_ref().map(|(_, k)| &k.fingerprint) != recorded {
-        return Err(RunError::Io(format!(
-            "cannot record the interrupted publish of {}: the signing key differs from the one \
-             its run recorded",
-            to
-        )));
+        return Err(RunError::KeyChanged { to: to.to_string() });
     }
     let log: SharedLog = Arc::new(Mutex::new(writer));
     if !already_published {

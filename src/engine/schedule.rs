@@ -111,7 +111,7 @@ impl Scheduler {
                     states.insert(id.clone(), done.state.clone());
                     results.insert(id, done);
                 }
-                Some(Err(e)) => return Err(RunError::Io(format!("a gate task failed: {e}"))),
+                Some(Err(e)) => return Err(RunError::Task(e)),
             }
         }
         Ok(results)

@@ -80,8 +80,34 @@ pub enum CollectError {
     Record(#[from] RecordError),
     #[error("interrupted")]
     Interrupted,
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot {action} {}: {source}", .path.display())]
+    File {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot sign: {0}")]
+    Sign(#[from] crate::sshsig::SshsigError),
+    #[error("a collect task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot encode the evidence: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl CollectError {
+    /// `map_err` for an I/O error on `path`: "cannot {action} {path}: {error}".
+    pub fn file(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> CollectError {
+        let path = path.to_path_buf();
+        move |source| CollectError::File {
+            action,
+            path,
+            source,
+        }
+    }
 }
 
 /// Run the collect step of `gate`; returns its evidence as JSON.
@@ -152,7 +178,7 @@ pub fn may_still_sign(
 }
 
 fn to_value<T: serde::Serialize>(ev: T) -> Result<Value, CollectError> {
-    serde_json::to_value(ev).map_err(|e| CollectError::Other(format!("evidence: {e}")))
+    Ok(serde_json::to_value(ev)?)
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Verdict> {

@@ -169,7 +169,7 @@ pub async fn collect(
             } else {
                 "signed with a throwaway key (dry run); the release key is there and usable".into()
             });
-            signkey::throwaway().map_err(|e| CollectError::Other(e.to_string()))?
+            signkey::throwaway()?
         }
         Err(p) if cx.dry_run && p.kind == KeyProblemKind::Unavailable => {
             ev.throwaway = true;
@@ -177,7 +177,7 @@ pub async fn collect(
                 "signed with a throwaway key (dry run); the release key is not available: {}",
                 p.message
             ));
-            signkey::throwaway().map_err(|e| CollectError::Other(e.to_string()))?
+            signkey::throwaway()?
         }
         Ok(k) => k,
         Err(p) => {
@@ -187,13 +187,11 @@ pub async fn collect(
     };
 
     let sums = &cx.staged.sums;
-    let armored = sshsig::sign(&key, sshsig::NS_FILE, sums)
-        .map_err(|e| CollectError::Other(format!("sign {SUMS_FILE}: {e}")))?;
+    let armored = sshsig::sign(&key, sshsig::NS_FILE, sums)?;
     let sig_path = cx.staged.dir.join(SIG_FILE);
-    let io_err =
-        |e: std::io::Error| CollectError::Other(format!("write {}: {e}", sig_path.display()));
-    crate::stage::write_synced(&sig_path, armored.as_bytes()).map_err(io_err)?;
-    crate::record::sync_dir(&cx.staged.dir).map_err(io_err)?;
+    crate::stage::write_synced(&sig_path, armored.as_bytes())
+        .map_err(CollectError::file("write", &sig_path))?;
+    crate::record::sync_dir(&cx.staged.dir).map_err(CollectError::file("sync", &cx.staged.dir))?;
 
     // SHA256SUMS is what gets published; make sure it holds the bytes that were signed.
     ev.sums_written = std::fs::read(cx.staged.dir.join(SUMS_FILE)).is_ok_and(|b| &b == sums);

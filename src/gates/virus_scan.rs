@@ -267,7 +267,7 @@ async fn scan_all(
             r = set.join_next() => match r {
                 None => break,
                 Some(Ok(scan)) => out.push(scan),
-                Some(Err(e)) => return Err(CollectError::Other(format!("scan task failed: {e}"))),
+                Some(Err(e)) => return Err(CollectError::Task(e)),
             },
             changed = cancel.changed(), if watching => {
                 if changed.is_err() {

@@ -94,36 +94,59 @@ pub fn write(
     dir: &Path,
     cp: &Checkpoint,
     key: Option<&dyn crate::signkey::RawSigner>,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     let text = cp.text();
     let sig = match key {
-        Some(k) => Some(
-            sshsig::sign(k, sshsig::NS_CHECKPOINT, text.as_bytes()).map_err(|e| e.to_string())?,
-        ),
+        Some(k) => Some(sshsig::sign(k, sshsig::NS_CHECKPOINT, text.as_bytes())?),
         None => None,
     };
     let history = dir.join(HISTORY_DIR);
     let fresh = !history.is_dir();
-    std::fs::create_dir_all(&history)
-        .map_err(|e| format!("cannot create {}: {e}", history.display()))?;
+    std::fs::create_dir_all(&history).map_err(WriteError::io("create", &history))?;
     if fresh {
-        crate::record::sync_dir(dir).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
+        crate::record::sync_dir(dir).map_err(WriteError::io("sync", dir))?;
     }
     let name = history_name(cp);
     if let Some(sig) = &sig {
         atomic_write(&history.join(format!("{name}.sig")), sig.as_bytes())?;
     }
     atomic_write(&history.join(&name), text.as_bytes())?;
+    let sig_path = dir.join(CHECKPOINT_SIG_FILE);
     match &sig {
-        Some(sig) => atomic_write(&dir.join(CHECKPOINT_SIG_FILE), sig.as_bytes())?,
-        None => match std::fs::remove_file(dir.join(CHECKPOINT_SIG_FILE)) {
+        Some(sig) => atomic_write(&sig_path, sig.as_bytes())?,
+        None => match std::fs::remove_file(&sig_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot remove the old checkpoint.sig: {e}")),
+            Err(e) => return Err(WriteError::io("remove the old", &sig_path)(e)),
         },
     }
     atomic_write(&dir.join(CHECKPOINT_FILE), text.as_bytes())?;
     Ok(())
+}
+
+/// Why a checkpoint (or another file of the record written whole) could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot sign the checkpoint: {0}")]
+    Sign(#[from] sshsig::SshsigError),
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl WriteError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WriteError {
+        let path = path.to_path_buf();
+        move |source| WriteError::Io {
+            action,
+            path,
+            source,
+        }
+    }
 }
 
 /// One checkpoint as found in a record: its file name (relative to the record), its text and
@@ -205,16 +228,18 @@ pub fn list(dir: &Path) -> Result<Vec<Stored>, String> {
 }
 
 /// tmp → fsync → rename → fsync the folder.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    crate::record::sync_dir(dir).map_err(err)?;
-    Ok(())
+    let err = WriteError::io("write", path);
+    let write = || -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        crate::record::sync_dir(dir)
+    };
+    write().map_err(err)
 }
 
 #[cfg(test)]

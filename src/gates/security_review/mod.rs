@@ -69,7 +69,7 @@ pub async fn collect(
     // Reading up to 64 MiB per file and parsing is blocking work.
     tokio::task::spawn_blocking(move || collect_blocking(&root, &spec, &record, started_at))
         .await
-        .map_err(|e| CollectError::Other(format!("security review collect task: {e}")))?
+        .map_err(CollectError::Task)?
 }
 
 /// The collect step without the runtime: read, store, and write the findings table.

@@ -133,8 +133,7 @@ pub async fn collect(
     };
     let dir = approvals_source(cx);
     let read_at = time::OffsetDateTime::now_utc().unix_timestamp();
-    let folder = approval::load_folder(&dir)
-        .map_err(|e| CollectError::Other(format!("cannot read {}: {e}", dir.display())))?;
+    let folder = approval::load_folder(&dir).map_err(CollectError::file("read", &dir))?;
     let mut approvals = Vec::with_capacity(folder.pairs.len());
     for pair in &folder.pairs {
         approvals.push(RecordedPair {
