@@ -42,6 +42,7 @@ pub mod signkey;
 pub mod sshsig;
 pub mod stage;
 pub mod trust;
+pub mod verdict;
 pub mod verify;
 pub mod view;
 pub mod whatif;

@@ -5,12 +5,10 @@
 //! Adding a gate kind means adding its module and one arm in [`collect`] and [`judge`].
 
 pub mod change_record;
-pub mod codes;
 pub mod regression;
 pub mod security_review;
 pub mod sign;
 pub mod signoff;
-pub mod verdict;
 pub mod virus_scan;
 
 use std::sync::Arc;
@@ -21,8 +19,7 @@ use crate::model::{GateKind, GateSpec, Pipeline};
 use crate::record::{Blobs, Record, RecordError};
 use crate::stage::Staged;
 
-pub use codes::Code;
-pub use verdict::{Outcome, Reason, Verdict};
+pub use crate::verdict::{Code, Outcome, Reason, Verdict, codes};
 
 /// Everything a collect step may use. Cheap to clone.
 #[derive(Clone)]

@@ -6,6 +6,7 @@ pub mod attest;
 pub mod chain;
 pub mod checkpoint;
 pub mod clock;
+pub mod depends;
 pub mod pin;
 pub mod reader;
 pub mod records;

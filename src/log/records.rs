@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::depends::Dependencies;
 use crate::config::SourceFile;
-use crate::engine::reuse::Dependencies;
-use crate::gates::{Outcome, Reason};
 use crate::model::Pipeline;
 use crate::stage::StagedArtefact;
+use crate::verdict::{Outcome, Reason};
 
 /// The key that signs this run's checkpoints (the `sign` gate's key, or a dry run's throwaway).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

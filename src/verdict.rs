@@ -1,8 +1,12 @@
-//! Verdicts and reasons, with stable kebab-case codes (listed in docs/diagnostics.md).
+//! Verdicts and reasons, with stable kebab-case codes (listed in docs/diagnostics.md): what a
+//! gate's judge returns and the release log records. Below the gates and the log, which both
+//! use them; `crate::gates` re-exports them.
 
 use serde::{Deserialize, Serialize};
 
-use super::Code;
+pub mod codes;
+
+pub use codes::Code;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
