@@ -96,7 +96,12 @@ pub enum RunError {
     #[error("the pipeline's signers cannot serve as the trust root: {0}")]
     Trust(#[from] crate::trust::TrustError),
     #[error("share: {0}")]
-    Share(String),
+    Share(#[from] crate::share::ShareError),
+    /// The share holds a newer checkpoint of this record than the record itself: rolled back.
+    #[error("share: {0}")]
+    RolledBack(#[source] crate::share::sync::SyncError),
+    #[error("share: {0}; nothing was run")]
+    ShareSync(#[source] crate::share::sync::SyncError),
     #[error("cannot {action} {}: {source}", .path.display())]
     File {
         action: &'static str,

@@ -15,7 +15,7 @@ pub(crate) fn open(p: &Pipeline, dry_run: bool) -> Result<Option<Share>, RunErro
     match &p.share {
         Some(spec) if !dry_run => share::open_spec(spec, &p.root)
             .map(Some)
-            .map_err(|e| RunError::Share(e.to_string())),
+            .map_err(RunError::Share),
         _ => Ok(None),
     }
 }
@@ -31,8 +31,8 @@ pub(crate) async fn before_run(
     trust: &TrustRoot,
 ) -> Result<Vec<String>, RunError> {
     let failed = |e: share::sync::SyncError| match e {
-        e @ share::sync::SyncError::RolledBack { .. } => RunError::Share(e.to_string()),
-        e => RunError::Share(format!("{e}; nothing was run")),
+        e @ share::sync::SyncError::RolledBack { .. } => RunError::RolledBack(e),
+        e => RunError::ShareSync(e),
     };
     let mut notes =
         share::sync::check_rollback(s, &p.project, version, record, &verified.entries, trust)
