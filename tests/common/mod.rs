@@ -85,6 +85,15 @@ impl Project {
     }
 
     pub fn relgate_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run relgate")
+    }
+
+    /// The command [`Project::relgate`] runs, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         // Each project keeps the checkpoints relgate pins outside its records in a folder of its
         // own, so that tests never share them.
@@ -92,10 +101,7 @@ impl Project {
             .args(args)
             .env_remove("RELGATE_OPERATOR")
             .env("RELGATE_PIN_DIR", self.join(".relgate/.pins"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run relgate")
+        cmd
     }
 
     pub fn log(&self, version: &str) -> String {
