@@ -289,11 +289,12 @@ fn a_refusal_is_retried_after_a_500_and_slack_gets_its_text() {
 #[test]
 fn a_dead_endpoint_and_a_404_change_neither_the_verdict_nor_the_exit_code() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    // A port nobody listens on: bound, then let go.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr");
+    // A port nobody listens on: a socket bound but not listening holds it for the whole test
+    // (no other process can take it) and refuses every connection.
+    let held = tokio::net::TcpSocket::new_v4().expect("socket");
+    held.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let dead = held.local_addr().expect("addr");
     let missing = Hook::start(&rt, &[404, 404, 404]);
     let pending_only = Hook::start(&rt, &[]);
     let p = project(
