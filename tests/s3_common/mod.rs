@@ -1,13 +1,13 @@
 //! S3 test servers: moto's server mode (a real implementation of S3's create-only writes, also
-//! under races: `pip install 'moto[server]'`, see scripts/install-prereqs.sh) on a free loopback
-//! port, and a small fault-injecting proxy in front of it for what moto will not do on demand
-//! (500s, a stall, 409 ConditionalRequestConflict, an error that echoes the request).
+//! under races: `pip install 'moto[server]'`, see scripts/install-prereqs.sh) on a loopback port
+//! it binds itself, and a small fault-injecting proxy in front of it for what moto will not do on
+//! demand (500s, a stall, 409 ConditionalRequestConflict, an error that echoes the request).
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use relgate::s3::creds::Credentials;
@@ -30,13 +30,6 @@ pub fn aws_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// A moto S3 server, killed when dropped.
 pub struct Moto {
     child: Child,
@@ -44,22 +37,53 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Start moto on a port the kernel gives it (`-p 0`) and read that port from the line moto
+    /// prints once it listens: no port is picked here and handed over later, so no other
+    /// process can take it in between.
     pub fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect(
                 "moto_server is not installed: run scripts/install-prereqs.sh \
                  (pip install 'moto[server]')",
             );
+        // moto logs every request to stderr: read it to the end (a full pipe would stall moto),
+        // handing the lines over until the one that names the port.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut log = String::new();
+        let port = loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => match listening_port(&line) {
+                    Some(port) => break port,
+                    None => {
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
+                },
+                Err(e) => {
+                    let why = match e {
+                        mpsc::RecvTimeoutError::Timeout => "no port after 60 s",
+                        mpsc::RecvTimeoutError::Disconnected => "it exited",
+                    };
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!("moto_server did not start: {why} ({status:?}); its log:\n{log}");
+                }
+            }
+        };
         Moto { child, port }
     }
 
@@ -97,6 +121,15 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The port in the line moto's server (werkzeug) prints once it listens:
+/// ` * Running on http://127.0.0.1:PORT`.
+fn listening_port(line: &str) -> Option<u16> {
+    const AT: &str = "Running on http://127.0.0.1:";
+    let rest = &line[line.find(AT)? + AT.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&p| p != 0)
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
