@@ -1,5 +1,10 @@
-//! A real Apache httpd with mod_dav_fs, started from a config in a temp folder on a free loopback
+//! A real Apache httpd with mod_dav_fs, started from a config in a temp folder on a loopback
 //! port, with basic auth, plain HTTP or TLS under a CA made here with the openssl CLI.
+//!
+//! Apache's `Listen` refuses port 0, so the port is one that was free a moment before Apache
+//! starts; another process can take it in between, and then Apache says so in its log
+//! ("Address already in use") and exits, and a fresh port is tried. A started Apache is known
+//! by its own log line, never by a connection alone (which could reach the other process).
 //!
 //! As root (CI) the workers run as `nobody` (Apache refuses to serve as root), so the folders it
 //! writes are handed to `nobody` and the temp folder is opened for it to traverse.
@@ -30,7 +35,8 @@ fn is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
-fn free_port() -> u16 {
+/// A port that is free now: only a candidate, since it is let go before Apache binds it.
+fn candidate_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -142,9 +148,11 @@ impl Apache {
                 .arg(base.join("run")));
         }
         for attempt in 0..5 {
-            let port = free_port();
+            let port = candidate_port();
             let conf = config(&base, port, tls, root);
             std::fs::write(base.join("httpd.conf"), conf).expect("conf");
+            // This attempt's log only: "in use" below is about this port.
+            std::fs::write(base.join("run/error.log"), "").expect("error.log");
             let mut child = Command::new("apache2")
                 .arg("-f")
                 .arg(base.join("httpd.conf"))
