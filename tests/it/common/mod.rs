@@ -1,5 +1,4 @@
 //! Test harness: a temporary project folder, real `ssh-keygen` keys, and the real binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

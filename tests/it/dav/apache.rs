@@ -221,10 +221,6 @@ impl Apache {
         }
     }
 
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.tmp.path().join("run/error.log")).unwrap_or_default()
-    }
-
     /// Every file below the served root, relative and sorted (folders end in `/`).
     pub fn tree(&self, path: &str) -> Vec<String> {
         let root = self.disk(path);

@@ -40,7 +40,6 @@ pub enum Fault {
 
 pub struct Proxy {
     pub port: u16,
-    upstream: u16,
     fault: Arc<Mutex<Fault>>,
     /// Set once a held MOVE was carried out by Apache.
     pub moved: Arc<AtomicBool>,
@@ -90,7 +89,6 @@ impl Proxy {
         });
         Proxy {
             port,
-            upstream,
             fault,
             moved,
             seen,
@@ -116,10 +114,6 @@ impl Proxy {
             .iter()
             .filter(|m| *m == method)
             .count()
-    }
-
-    pub fn upstream(&self) -> u16 {
-        self.upstream
     }
 }
 

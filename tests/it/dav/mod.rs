@@ -1,6 +1,5 @@
 //! Helpers for the WebDAV tests: a real Apache ([`apache`]), projects that publish to it, and the
 //! environment a run gets (credentials, and a HOME of its own so no real `~/.netrc` is read).
-#![allow(dead_code)]
 
 pub mod apache;
 pub mod faults;

@@ -2,7 +2,6 @@
 //! that is ignored beside one that counts, an overdue finding, a real private clamd, a real git
 //! history — and text an attacker controls (a commit message, a SARIF message and file name, a
 //! sign-off comment) holding markup and a bidirectional control.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;

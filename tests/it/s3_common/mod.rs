@@ -2,7 +2,6 @@
 //! under races: `pip install 'moto[server]'`, see scripts/install-prereqs.sh) on a loopback port
 //! it binds itself, and a small fault-injecting proxy in front of it for what moto will not do on
 //! demand (500s, a stall, 409 ConditionalRequestConflict, an error that echoes the request).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

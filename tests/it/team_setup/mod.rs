@@ -3,7 +3,6 @@
 //! in. The release engineer's holds a copy of the project with the release key; an approver's
 //! holds nothing but their own key. They meet on a share in a real Apache WebDAV server
 //! (tests/dav/apache.rs).
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,6 +14,7 @@ pub struct Machine {
     pub home: tempfile::TempDir,
     pub dir: PathBuf,
     /// The folder `dir` lives in, when the machine owns it.
+    #[expect(dead_code, reason = "held for its Drop: the folder goes with the machine")]
     own: Option<tempfile::TempDir>,
     /// More environment for every command (an S3 share's credentials).
     pub env: Vec<(String, String)>,
