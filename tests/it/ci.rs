@@ -28,13 +28,6 @@ fn project() -> Project {
     p
 }
 
-fn gate<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    doc["gates"]
-        .as_array()
-        .and_then(|g| g.iter().find(|g| g["id"] == id))
-        .unwrap_or_else(|| panic!("no gate {id} in {doc:#}"))
-}
-
 #[test]
 fn a_run_that_finds_the_record_held_by_another_run_exits_busy() {
     let p = project();
@@ -63,7 +56,7 @@ fn json_gives_each_gate_its_duration_evidence_path_and_output_files() {
     let out = p.relgate(&["run", "1.0.0", "--format", "json"]);
     expect_code(&out, exit::PENDING);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let unit = gate(&doc, "unit");
+    let unit = json_gate(&doc, "unit");
     assert!(
         unit["duration_ms"].as_u64().expect("duration") >= 300,
         "{unit:#}"
@@ -79,14 +72,14 @@ fn json_gives_each_gate_its_duration_evidence_path_and_output_files() {
         let first = files[0].as_str().expect("path");
         assert_eq!(std::fs::read_to_string(first).expect("captured"), text);
     }
-    let manual = gate(&doc, "manual");
+    let manual = json_gate(&doc, "manual");
     assert!(manual["duration_ms"].is_u64(), "{manual:#}");
     assert_eq!(manual["may_still_sign"][0], "alice@acme.test", "{manual:#}");
     // The next run names the evidence too, whether it kept the result or ran the gate again.
     let again = p.relgate(&["run", "1.0.0", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
     assert!(
-        gate(&doc, "unit")["evidence"]["path"].is_string(),
+        json_gate(&doc, "unit")["evidence"]["path"].is_string(),
         "{doc:#}"
     );
 }

@@ -101,13 +101,6 @@ fn status_of<'a>(cases: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no testcase {name}: {cases:?}"))
 }
 
-fn gate<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    doc["gates"]
-        .as_array()
-        .and_then(|g| g.iter().find(|g| g["id"] == id))
-        .unwrap_or_else(|| panic!("no gate {id} in {doc:#}"))
-}
-
 fn only_dry_run(p: &Project) -> PathBuf {
     let dir = p.join(".relgate/dry-runs/1.0.0");
     let runs: Vec<_> = std::fs::read_dir(&dir)
@@ -154,15 +147,15 @@ fn a_dry_run_waiting_on_a_signoff_has_no_junit_failure_and_agrees_with_json_and_
     assert_eq!(status_of(&cases, "manual"), "skipped");
     // Waiting on the sign-off only: pending, not run, skipped in JUnit.
     assert_eq!(status_of(&cases, "docs"), "skipped");
-    assert_eq!(gate(&doc, "docs")["state"], "pending");
-    assert_eq!(gate(&doc, "docs")["waiting_on"][0], "manual");
+    assert_eq!(json_gate(&doc, "docs")["state"], "pending");
+    assert_eq!(json_gate(&doc, "docs")["waiting_on"][0], "manual");
     assert!(
         !p.join("docs-ran").exists(),
         "a gate waiting on a sign-off never runs"
     );
     // The sign gate is rehearsed all the same, with a throwaway key.
     assert_eq!(status_of(&cases, "sign"), "ok");
-    assert_eq!(gate(&doc, "sign")["state"], "green");
+    assert_eq!(json_gate(&doc, "sign")["state"], "green");
     let ev = sign_evidence(&only_dry_run(&p));
     assert_eq!(ev["throwaway"], true, "{ev:#}");
     let err = stderr(&out);
@@ -232,8 +225,8 @@ fn a_real_run_waiting_on_a_signoff_reports_the_waiting_gates_as_pending_everywhe
     expect_code(&out, exit::PENDING);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["exit_code"], 3);
-    assert_eq!(gate(&doc, "sign")["state"], "pending");
-    assert_eq!(gate(&doc, "sign")["waiting_on"][0], "manual");
+    assert_eq!(json_gate(&doc, "sign")["state"], "pending");
+    assert_eq!(json_gate(&doc, "sign")["waiting_on"][0], "manual");
     let (bad, cases) = junit(&p.read("gates.xml"));
     assert_eq!(bad, 0, "{}", p.read("gates.xml"));
     assert_eq!(status_of(&cases, "sign"), "skipped");
@@ -277,6 +270,6 @@ fn a_red_gate_makes_junit_json_and_the_exit_code_agree_on_failure() {
     assert_eq!(status_of(&cases, "unit"), "failure");
     // Blocked behind a red gate is a failure: it can never pass this way.
     assert_eq!(status_of(&cases, "manual"), "failure");
-    assert_eq!(gate(&doc, "manual")["state"], "blocked");
+    assert_eq!(json_gate(&doc, "manual")["state"], "blocked");
     assert_eq!(status_of(&cases, "sign"), "failure");
 }

@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use relgate::exit;
 
-fn alive(pid: &str) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
-    // A zombie (state Z) has exited; only its parent has not reaped it yet.
-    stat.is_ok_and(|s| {
-        !s.split(") ")
-            .nth(1)
-            .is_some_and(|rest| rest.starts_with('Z'))
-    })
-}
-
 fn wait_for(path: &std::path::Path, limit: Duration) -> String {
     let t0 = Instant::now();
     loop {
@@ -94,7 +84,10 @@ fn a_timeout_kills_the_whole_process_group() {
         stderr(&out)
     );
     let bg = p.read("bg.pid");
-    assert!(!alive(&bg), "background process {bg} survived the timeout");
+    assert!(
+        !alive(bg.trim().parse().expect("pid")),
+        "background process {bg} survived the timeout"
+    );
 }
 
 #[test]
@@ -109,7 +102,10 @@ fn ctrl_c_stops_gates_records_the_abort_and_the_next_run_resumes() {
         "{}",
         stderr(&out)
     );
-    assert!(!alive(&bg), "background process {bg} survived Ctrl-C");
+    assert!(
+        !alive(bg.trim().parse().expect("pid")),
+        "background process {bg} survived Ctrl-C"
+    );
     let log = p.log("1.0.0");
     assert!(log.contains("\"gate-aborted\""), "{log}");
     assert!(log.contains("\"decision\":\"aborted\""), "{log}");
@@ -131,6 +127,9 @@ fn sigterm_is_handled_like_ctrl_c() {
     );
     let (out, bg) = run_and_signal(&p, "-TERM", &[]);
     expect_code(&out, exit::REFUSED);
-    assert!(!alive(&bg), "background process {bg} survived SIGTERM");
+    assert!(
+        !alive(bg.trim().parse().expect("pid")),
+        "background process {bg} survived SIGTERM"
+    );
     assert!(p.log("1.0.0").contains("\"decision\":\"aborted\""));
 }

@@ -145,21 +145,6 @@ fn approvals_by_ecdsa_and_rsa_keys_verify_with_ssh_keygen_and_count() {
     expect_code(&out, exit::SUCCESS);
 }
 
-/// `ssh-keygen -l -E sha256` of a public key file.
-fn fingerprint(public: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(public)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 /// A release signed with an ECDSA key file: `SHA256SUMS.sig` and every checkpoint verify with
 /// `ssh-keygen -Y verify`, and `verify` and `replay` accept the folder.
 fn ecdsa_release_key_publishes(bits: &str) {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{alive, codes};
 use relgate::digest::sha256_hex;
 use relgate::gates::regression::{self, JunitState, RegressionEvidence};
 use relgate::gates::{CollectContext, CollectError, JudgeContext, Verdict};
@@ -135,10 +136,6 @@ fn sh(script: &str) -> Command {
     Command::Shell(script.into())
 }
 
-fn codes(v: &Verdict) -> Vec<&str> {
-    v.reasons.iter().map(|r| r.code.as_str()).collect()
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/junit")
@@ -165,17 +162,6 @@ fn live_members(pgid: u32) -> Vec<u32> {
         }
     }
     out
-}
-
-/// Is `pid` a live (non-zombie) process?
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
 }
 
 fn pids_in(path: &Path) -> Vec<u32> {

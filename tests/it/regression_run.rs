@@ -246,16 +246,6 @@ fn a_linked_build_folder_that_stays_inside_the_project_is_read() {
 // 13. A detached process that outlives the command
 // ---------------------------------------------------------------------------------------------
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
-        })
-        .unwrap_or(false)
-}
-
 fn wait_for_file(path: &Path, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::common::copy_dir;
 use relgate::gates::{self, CollectContext, JudgeContext, Verdict};
 use relgate::model::{GateKind, GateSpec, PentestSpec, Pipeline, SecurityReviewSpec};
 use relgate::record::Record;
@@ -879,17 +880,4 @@ fn a_fingerprint_entry_matching_results_of_two_rules_is_ambiguous() {
     let run = case.run(NOV_27);
     assert_eq!(run.codes(), ["register-ambiguous"], "{}", run.messages());
     assert!(run.messages().contains("as fingerprint h of depscan it names one occurrence, but matches results of the rules CRIT, LOW"), "{}", run.messages());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(from).unwrap();
-        let dst: PathBuf = to.join(rel);
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&dst).unwrap();
-        } else {
-            fs::copy(entry.path(), &dst).unwrap();
-        }
-    }
 }

@@ -2,9 +2,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
+use crate::common::{codes, ssh_keygen_verifies};
 use relgate::gates::sign::{self, SignEvidence};
 use relgate::gates::{CollectContext, JudgeContext, Outcome, Verdict};
 use relgate::model::{GateKind, GateSpec, Pipeline, SignSpec};
@@ -27,23 +28,6 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, public.trim().to_string())
 }
 
-/// `ssh-keygen -Y verify`: does `sig` verify over `msg` for `principal` under `allowed`?
-fn ssh_keygen_verifies(allowed: &Path, principal: &str, sig: &Path, msg: &[u8]) -> bool {
-    let mut child = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-n", "file", "-f"])
-        .arg(allowed)
-        .args(["-I", principal, "-s"])
-        .arg(sig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(msg).unwrap();
-    child.wait().unwrap().success()
-}
-
 #[test]
 fn our_signature_verifies_with_ssh_keygen() {
     let t = tempfile::tempdir().unwrap();
@@ -57,6 +41,7 @@ fn our_signature_verifies_with_ssh_keygen() {
     assert!(ssh_keygen_verifies(
         &allowed,
         SIGNER,
+        "file",
         &t.path().join("msg.sig"),
         msg
     ));
@@ -64,12 +49,14 @@ fn our_signature_verifies_with_ssh_keygen() {
     assert!(!ssh_keygen_verifies(
         &allowed,
         SIGNER,
+        "file",
         &t.path().join("msg.sig"),
         b"0124  a.txt\n"
     ));
     assert!(!ssh_keygen_verifies(
         &allowed,
         "eve@acme.test",
+        "file",
         &t.path().join("msg.sig"),
         msg
     ));
@@ -206,10 +193,6 @@ impl Fixture {
     }
 }
 
-fn codes(v: &Verdict) -> Vec<&str> {
-    v.reasons.iter().map(|r| r.code.as_str()).collect()
-}
-
 #[tokio::test]
 async fn good_key_signs_and_ssh_keygen_agrees() {
     let f = Fixture::new(|_| "keys/release".into(), SIGNER, false);
@@ -221,6 +204,7 @@ async fn good_key_signs_and_ssh_keygen_agrees() {
     assert!(ssh_keygen_verifies(
         &f.root.join("keys/allowed_signers"),
         SIGNER,
+        "file",
         &f.sig_path(),
         &f.cx.staged.sums
     ));
@@ -291,6 +275,7 @@ async fn missing_key_in_a_dry_run_signs_with_a_throwaway_key() {
     assert!(!ssh_keygen_verifies(
         &f.root.join("keys/allowed_signers"),
         SIGNER,
+        "file",
         &f.sig_path(),
         &f.cx.staged.sums
     ));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use crate::common::codes;
 use relgate::approval::{self, ApproveError, ApproveRequest};
 use relgate::gates::{self, CollectContext, JudgeContext, Outcome, Verdict};
 use relgate::model::{Changes, GateKind, GateSpec, Pipeline, SignSpec, SignoffSpec};
@@ -210,10 +211,6 @@ impl Fixture {
     fn run(&self) -> Verdict {
         self.judge(&self.collect())
     }
-}
-
-fn codes(v: &Verdict) -> Vec<&str> {
-    v.reasons.iter().map(|r| r.code.as_str()).collect()
 }
 
 fn ssh_verify(signers: &Path, principal: &str, file: &Path) -> bool {

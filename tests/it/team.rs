@@ -151,7 +151,7 @@ fn approve_from_refuses_a_sign_off_that_could_not_count_and_uploads_nothing() {
     expect_code(&out, exit::CONFIG);
     assert!(stderr(&out).contains("no trust root"), "{}", stderr(&out));
     // Another key as the trust root: the request is not the release signer's.
-    let other = fingerprint(&t.bob.join("keys/bob"));
+    let other = fingerprint(&t.bob.join("keys/bob.pub"));
     let out = t.alice.relgate(&[
         "approve",
         "--from",

@@ -252,7 +252,7 @@ fn a_dry_run_report_cannot_write_lines_of_its_own_into_history() {
         serde_json::from_slice(&std::fs::read(runs.join(&name)).unwrap()).unwrap();
     let public = ci.keygen("mallory");
     let _ = public;
-    doc["key"] = fingerprint(&ci.join("keys/mallory")).into();
+    doc["key"] = fingerprint(&ci.join("keys/mallory.pub")).into();
     doc["record"] = "x\n2020-01-01T00:00:00Z  acme 9.9.9  run 1  published  first red: -\n    \
                      subject sha256:00  signed by release@acme.test\x1b[2K"
         .into();

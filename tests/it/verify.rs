@@ -2,6 +2,7 @@
 //! `ssh-keygen -Y sign`, checked by the real binary under a trust root from outside the folder
 //! (`keys/trusted_signers`, beside it), run from a folder that is no project.
 
+use crate::common::{fingerprint, stderr, stdout};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,16 +28,6 @@ fn keygen(dir: &Path, name: &str) -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-fn fingerprint(public_file: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(public_file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split_whitespace().nth(1).unwrap().to_string()
 }
 
 /// Write SHA256SUMS with `sha256sum` over `names` (sorted), then sign it with `ssh-keygen`, and
@@ -125,14 +116,6 @@ impl Folder {
             .output()
             .unwrap()
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[track_caller]

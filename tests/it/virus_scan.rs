@@ -17,6 +17,7 @@ use relgate::stage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common;
+use crate::common::{codes, messages};
 
 const STARTED_AT: i64 = 1_795_000_000; // 2026-11-18
 const MIB: u64 = 1024 * 1024;
@@ -173,18 +174,6 @@ fn tcp() -> DaemonOptions {
         unix_socket: false,
         ..DaemonOptions::default()
     }
-}
-
-fn codes(v: &Verdict) -> Vec<&str> {
-    v.reasons.iter().map(|r| r.code.as_str()).collect()
-}
-
-fn messages(v: &Verdict) -> String {
-    v.reasons
-        .iter()
-        .map(|r| format!("{}: {}", r.code, r.message))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Is the process still running (a zombie waiting to be reaped counts as gone)?

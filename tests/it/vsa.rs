@@ -5,7 +5,6 @@
 //! changed `payloadType` or another key is refused by both, and by `relgate verify` and `replay`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::*;
 use relgate::exit;
@@ -29,20 +28,6 @@ struct Checked {
 
 fn check(envelope: &Path, ssh_pub: &Path, pem: &Path, keyid: &str) -> Checked {
     serde_json::from_value(vsa_check(envelope, ssh_pub, pem, keyid)).expect("vsa_check.py output")
-}
-
-fn fingerprint(public: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(public)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 fn sha256_file(path: &Path) -> String {

@@ -174,6 +174,54 @@ pub fn vsa_check(envelope: &Path, ssh_pub: &Path, pem: &Path, keyid: &str) -> se
     serde_json::from_slice(&out.stdout).expect("vsa_check.py output")
 }
 
+/// `ssh-keygen -l -E sha256` of a public key file: its `SHA256:...` fingerprint.
+pub fn fingerprint(public: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(public)
+        .output()
+        .expect("ssh-keygen -l");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string()
+}
+
+/// The reason codes of a verdict, in order.
+pub fn codes(v: &relgate::gates::Verdict) -> Vec<&str> {
+    v.reasons.iter().map(|r| r.code.as_str()).collect()
+}
+
+/// Every reason of a verdict as `code: message`, one a line (for assertion messages).
+pub fn messages(v: &relgate::gates::Verdict) -> String {
+    v.reasons
+        .iter()
+        .map(|r| format!("{}: {}", r.code, r.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The gate `id` in a `--format json` document of a run or a dry run.
+pub fn json_gate<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["gates"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["id"] == id))
+        .unwrap_or_else(|| panic!("no gate {id} in {doc:#}"))
+}
+
+/// Is process `pid` alive? A zombie (state Z) has exited; only its parent has not reaped it.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}
+
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }

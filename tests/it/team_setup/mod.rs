@@ -7,14 +7,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{BIN, Project, copy_dir};
+use crate::common::{BIN, Project, copy_dir, fingerprint};
 use crate::dav::{Apache, PASSWORD, USER};
 
 pub struct Machine {
     pub home: tempfile::TempDir,
     pub dir: PathBuf,
     /// The folder `dir` lives in, when the machine owns it.
-    #[expect(dead_code, reason = "held for its Drop: the folder goes with the machine")]
+    #[expect(
+        dead_code,
+        reason = "held for its Drop: the folder goes with the machine"
+    )]
     own: Option<tempfile::TempDir>,
     /// More environment for every command (an S3 share's credentials).
     pub env: Vec<(String, String)>,
@@ -90,20 +93,6 @@ impl Machine {
     }
 }
 
-/// The SHA256 fingerprint of the public key beside `private`, as `ssh-keygen -l` prints it.
-pub fn fingerprint(private: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(private.with_extension("pub"))
-        .output()
-        .expect("ssh-keygen -l");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .expect("fingerprint")
-        .to_string()
-}
-
 /// A release team around one share: the engineer's project (release key, `dist/a.txt`, a
 /// regression gate and a QA sign-off, run as operator carol), and QA approvers alice and bob on
 /// machines of their own. Dave's key expired; erin is in `signers` but not in the QA role.
@@ -159,7 +148,7 @@ impl Team {
             )
             .replace("gates:\n", &format!("{extra}share: {share}\ngates:\n"));
         project.write("pipeline.yaml", text);
-        let release = fingerprint(&project.join("keys/release"));
+        let release = fingerprint(&project.join("keys/release.pub"));
         Team {
             apache,
             share,
