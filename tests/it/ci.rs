@@ -1,7 +1,7 @@
 //! What a CI job reads from relgate: a distinct exit code when the record is busy, gate
 //! durations and evidence paths in `--format json`, `time` in JUnit, a Markdown summary in
 //! `$GITHUB_STEP_SUMMARY`, and `::error` annotations for configuration errors under GitHub
-//! Actions. (The workflows of docs/ci.md are run by tests/ci_docs.rs.)
+//! Actions. (The workflows of docs/ci.md are run by tests/it/ci_docs.rs.)
 
 use std::path::Path;
 

@@ -56,7 +56,7 @@ macro_rules! corpus {
             tested.sort();
             let mut named: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
             named.sort();
-            assert_eq!(tested, named, "tests/fuzz_corpus.rs lists every target");
+            assert_eq!(tested, named, "tests/it/fuzz_corpus.rs lists every target");
             let list = |dir: &str, ext: &str| {
                 let mut v: Vec<String> = std::fs::read_dir(fuzz_dir().join(dir))
                     .expect("fuzz folder")
@@ -97,10 +97,10 @@ fn the_seed_record_replays() {
     relgate::fuzzing::replay_record(&[]);
 }
 
-/// Make the seed record again (`cargo test --test fuzz_corpus -- --ignored`): a small release
-/// with one regression gate, signed with the fixed fuzzing key, into
-/// `fixtures/fuzz-record/record`. Its log, checkpoints and evidence change; the corpus of the
-/// `replay` target (mutation programs) stays valid.
+/// Make the seed record again: a small release with one regression gate, signed with the fixed
+/// fuzzing key, into `fixtures/fuzz-record/record`
+/// (`cargo test --test it fuzz_corpus::make_seed_record -- --ignored`). Its log, checkpoints
+/// and evidence change; the corpus of the `replay` target (mutation programs) stays valid.
 #[test]
 #[ignore]
 fn make_seed_record() {

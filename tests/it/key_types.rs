@@ -80,7 +80,7 @@ fn approvals_by_ecdsa_and_rsa_keys_verify_with_ssh_keygen_and_count() {
     expect_code(&approve(&p, "bob"), exit::SUCCESS);
 
     // relgate does no RSA private-key operation: an RSA key file is refused, saying to use
-    // the agent (tests/agent.rs signs through it).
+    // the agent (tests/it/agent.rs signs through it).
     let out = approve(&p, "carol");
     expect_code(&out, exit::CONFIG);
     assert!(

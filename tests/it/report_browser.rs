@@ -4,8 +4,8 @@
 //! an ignored sign-off and an overdue finding, and hold no element the build's text smuggled
 //! in. (`scripts/install-prereqs.sh` installs chromium.)
 //!
-//! `RELGATE_REPORT_SCREENSHOT=docs/report.png cargo test --test report_browser` also keeps the
-//! screenshot (that is how the one in docs/report.md is made).
+//! `RELGATE_REPORT_SCREENSHOT=docs/report.png cargo test --test it report_browser::` also keeps
+//! the screenshot (that is how the one in docs/report.md is made).
 
 use std::path::Path;
 use std::process::{Command, Stdio};

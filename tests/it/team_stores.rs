@@ -1,6 +1,6 @@
 //! The team's flow on the other kinds of share: a folder several machines can write, and an S3
-//! prefix (moto, which honours create-only writes, tests/s3_common). The WebDAV share is
-//! tests/team.rs.
+//! prefix (moto, which honours create-only writes, tests/it/s3_common). The WebDAV share is
+//! tests/it/team.rs.
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,5 +1,5 @@
 //! Faults a real server will not show on demand, injected by a proxy in front of a real Apache
-//! (`tests/dav/faults.rs`): each ends in a clear error naming the URL and what happened, and
+//! (`tests/it/dav/faults.rs`): each ends in a clear error naming the URL and what happened, and
 //! nothing is at the final location, nor left beside it.
 
 use crate::common::*;

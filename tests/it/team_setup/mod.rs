@@ -2,7 +2,7 @@
 //! folder, so no machine sees another's pinned checkpoints or credentials) and a folder it works
 //! in. The release engineer's holds a copy of the project with the release key; an approver's
 //! holds nothing but their own key. They meet on a share in a real Apache WebDAV server
-//! (tests/dav/apache.rs).
+//! (tests/it/dav/apache.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
