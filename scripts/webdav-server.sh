@@ -1,5 +1,5 @@
 # A local Apache httpd with mod_dav_fs and basic auth, for examples/acme/release-webdav.sh and
-# benches/webdav.sh (the tests start their own, tests/dav/apache.rs). Source it, then:
+# benches/webdav.sh (the tests start their own, tests/it/dav/apache.rs). Source it, then:
 #   webdav_start DIR USER PASSWORD   # serves DIR/dav on a free loopback port; sets WEBDAV_PORT
 #   webdav_stop                      # stops it (call it from an EXIT trap)
 # The config is what docs/publish.md asks of a server: Depth: infinity listings, no body limit.

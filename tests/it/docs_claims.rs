@@ -1,0 +1,109 @@
+//! What the docs say about the binary, checked against it: where a gate finds the staged bytes
+//! (docs/pipeline.md, `regression`), and what `relgate findings VERSION` reviews
+//! (docs/security-review.md) — the recorded run once there is one, never a record that does
+//! not verify.
+
+use std::path::Path;
+
+use crate::common::*;
+use relgate::exit;
+
+fn doc(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join(name),
+    )
+    .expect("doc")
+}
+
+#[test]
+fn a_gate_tests_the_staged_bytes_where_docs_pipeline_md_says_they_are() {
+    assert!(doc("pipeline.md").contains("`$RELGATE_RECORD/staged/<subject>/`"));
+    let p = project_with(
+        "  smoke-test:\n    kind: regression\n    run: cd \"$RELGATE_RECORD\"/staged/*/ && sha256sum -c --strict SHA256SUMS && test \"$(cat a.txt)\" = a && basename \"$PWD\" > \"$RELGATE_RECORD\"/../../../seen\n",
+    );
+    let out = p.relgate(&["run", "1.0.0", "--format", "json"]);
+    expect_code(&out, exit::SUCCESS);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let subject = doc["subject"].as_str().expect("subject");
+    // The folder is the subject's hex, without `sha256:`.
+    assert_eq!(
+        format!("sha256:{}", p.read("seen").trim()),
+        subject,
+        "the gate ran in the subject's folder"
+    );
+    // A dry run's record holds its own copy, and the same command finds it.
+    let out = p.relgate(&["run", "2.0.0", "--dry-run"]);
+    expect_code(&out, exit::SUCCESS);
+}
+
+#[test]
+fn docs_security_review_md_names_the_bandit_install_that_works() {
+    let text = doc("security-review.md");
+    assert!(
+        text.contains("pip install 'bandit[sarif]'"),
+        "bandit install"
+    );
+    assert!(
+        !text.contains("bandit-sarif-formatter"),
+        "the old advice is gone"
+    );
+}
+
+const SARIF: &str = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"scanner","rules":[
+ {"id":"R1","properties":{"security-severity":"7.5"}}]}},
+ "results":[{"ruleId":"R1","message":{"text":"bad thing"}}]}]}"#;
+
+#[test]
+fn findings_shows_the_recorded_review_once_there_is_one_and_nothing_from_a_record_that_does_not_verify()
+ {
+    let text = doc("security-review.md");
+    assert!(
+        !text.contains("currently reviews the pipeline's current files"),
+        "the stale sentence is gone"
+    );
+    let p = Project::new();
+    p.release_key();
+    p.write("dist/a.txt", b"a\n");
+    p.write("reports/scan.sarif", SARIF);
+    p.write("security/remediations.yaml", "[]\n");
+    p.write(
+        "pipeline.yaml",
+        pipeline("  review:\n    kind: security-review\n    findings: [reports/*.sarif]\n    register: security/remediations.yaml\n"),
+    );
+    // Before any run: the working tree, and it says so.
+    let out = p.relgate(&["findings", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(
+        stdout(&out).contains("working tree: 1.0.0 has no recorded security review yet"),
+        "{}",
+        stdout(&out)
+    );
+    expect_code(&p.relgate(&["run", "1.0.0"]), exit::REFUSED);
+    // Registering the finding now does not change what the recorded run saw.
+    p.write(
+        "security/remediations.yaml",
+        "- finding: R1\n  owner: dave@acme.test\n  plan: fix it\n  opened: 2026-01-01\n  due: 2099-01-01\n  status: open\n",
+    );
+    let out = p.relgate(&["findings", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(stdout(&out).contains("recorded: "), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("finding-unassigned"),
+        "{}",
+        stderr(&out)
+    );
+    // A record altered after it was signed is not passed off as "no recorded review".
+    let log = p.record("1.0.0").join("log.jsonl");
+    let text = std::fs::read_to_string(&log).expect("log");
+    std::fs::write(
+        &log,
+        text.replacen("finding-unassigned", "finding-unassigneD", 1),
+    )
+    .expect("write");
+    let out = p.relgate(&["findings", "1.0.0"]);
+    expect_code(&out, exit::REFUSED);
+    assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("working tree"), "{}", stdout(&out));
+}
