@@ -3,7 +3,7 @@
 //! one exists, invariants of the result) and panics when one does not hold.
 //!
 //! The libFuzzer targets in `fuzz/fuzz_targets/` call these functions, and so does the
-//! corpus test (`tests/fuzz_corpus.rs`), which runs every file of `fuzz/corpus/<target>/`
+//! corpus test (`tests/it/fuzz_corpus.rs`), which runs every file of `fuzz/corpus/<target>/`
 //! through its target on the stable toolchain. Time and memory limits per input are
 //! libFuzzer's (`-timeout`, `-rss_limit_mb`, `-malloc_limit_mb`, see docs/fuzzing.md); the
 //! corpus test bounds time per input itself.

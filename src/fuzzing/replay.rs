@@ -385,7 +385,7 @@ pub fn replay_record(data: &[u8]) {
 }
 
 /// The fixed fuzzing key as an OpenSSH private key file: the release key the seed record was
-/// made with (tests/fuzz_corpus.rs makes it again).
+/// made with (tests/it/fuzz_corpus.rs makes it again).
 pub fn release_key_openssh() -> String {
     super::formats::key()
         .to_openssh(ssh_key::LineEnding::LF)
