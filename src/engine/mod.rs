@@ -2,12 +2,15 @@
 //! `needs`, decide, publish — writing every step to the log before acting on it.
 
 pub mod events;
+mod finish;
 mod keys;
 mod recover;
 pub mod reuse;
 pub mod schedule;
+mod start;
 mod team;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -19,13 +22,13 @@ use crate::config::SourceFile;
 use crate::digest::{canonical_json, sha256_hex};
 use crate::exit;
 use crate::gates::Outcome;
-use crate::log::{self, Decision, Entry, LogWriter, Record as LogRecord, RunFinished, RunStarted};
+use crate::log::{self, Decision, Entry, LogWriter, Record as LogRecord, RunFinished};
 use crate::model::Pipeline;
-use crate::publish::{self, Destination, Existing, ReleaseFiles, Target};
+use crate::publish::{Destination, Target};
 use crate::record::Record;
 use crate::stage::{self, Staged};
 pub use keys::origin;
-use keys::{attestation_files, checkpoint_key, write_checkpoint};
+use keys::{checkpoint_key, write_checkpoint};
 
 /// What `relgate run` was asked to do, after the pipeline was validated.
 pub struct RunOptions {
@@ -195,483 +198,88 @@ pub(crate) fn append(log: &SharedLog, record: LogRecord) -> Result<Entry, RunErr
     Ok(w.append(record)?)
 }
 
-/// Run a release.
+/// Run a release, step by step; each step writes what it does to the log before doing it.
 pub async fn run(opts: RunOptions, events: UnboundedSender<Event>) -> Result<RunSummary, RunError> {
-    let p = opts.pipeline.clone();
-    // What a webhook is signed with, and a URL kept in the environment because it is itself a
-    // secret: cut from the gates' output like any secret-looking variable, whatever its name.
-    crate::gates::regression::declare_secret_vars(opts.notify.iter().flat_map(|n| {
-        let url = match &n.target {
-            crate::model::NotifyTarget::Env(name) => Some(name.clone()),
-            crate::model::NotifyTarget::Url(_) => None,
-        };
-        n.secret_env.iter().cloned().chain(url)
-    }));
+    start::declare_notify_secrets(&opts);
     if !valid_version(&opts.version) {
         return Err(RunError::BadVersion(opts.version.clone()));
     }
-    let destination = match &p.publish {
-        Some(publish) => Some(Destination::resolve(
-            publish,
-            &p.root,
-            &p.project,
-            &opts.version,
-        )?),
-        None => None,
-    };
-    if !opts.dry_run
-        && let Some(dest) = &destination
-    {
-        let existing = dest.probe().await?;
-        if let Existing::Release { sums, audit_log } = existing {
-            // A run that died after the release was put in place but before recording it
-            // left a complete release: record the completion instead of refusing forever.
-            let found = recover::Found {
-                sums: sums.as_deref(),
-                audit_log: audit_log.as_deref(),
-            };
-            if let Some(summary) =
-                recover::complete_interrupted_publish(&opts, dest, found, &events)?
-            {
-                return Ok(summary);
-            }
-            return Err(RunError::AlreadyPublished {
-                version: opts.version.clone(),
-                to: dest.describe(),
-            });
-        }
+    // 1. Where the release goes; a release already there ends the run here.
+    let destination = start::resolve_destination(&opts)?;
+    if let Some(summary) = start::probe(&opts, destination.as_ref(), &events).await? {
+        return Ok(summary);
     }
-    let record = Record::new(record_dir(&p, &opts.version, opts.dry_run));
-    std::fs::create_dir_all(&record.dir).map_err(RunError::file("create", &record.dir))?;
-    let _lock = lock_record(&record)?;
-    // Nothing in an earlier run's record is used before its checkpoints verify under the
-    // pipeline's signers; only the lines they cover are relied on.
-    let trust = crate::trust::TrustRoot::from_pipeline(&p)?;
-    let verified = crate::log::attest::read_for_use(&record.dir, &trust).map_err(|problem| {
-        RunError::Tampered {
-            dir: record.dir.clone(),
-            problem,
-        }
-    })?;
-    // The team's share: the record must extend its checkpoints there, and the sign-offs left
-    // there are taken in before anything is judged.
-    let share = team::open(&p, opts.dry_run)?;
-    let share_notes = match &share {
-        Some(s) => team::before_run(s, &p, &opts.version, &record, &verified, &trust).await?,
-        None => Vec::new(),
-    };
-
-    // Stage: one copy, hashed in the same read. Everything later concerns these bytes.
-    let files = stage::resolve(&p.root, &p.artefacts).map_err(|problems| {
-        RunError::Artefacts(
-            problems
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    let staged = stage_into_record(&record, &p, &files)?;
-    let sums_digest = record.put(&staged.sums)?;
-
-    // The signers in force, kept verbatim so replay and verify need nothing else.
-    let signers_text = match &p.signers {
-        Some(path) => Some(
-            std::fs::read_to_string(path).map_err(|source| RunError::Signers {
-                path: path.clone(),
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    let signers_digest = match &signers_text {
-        Some(t) => {
-            stage::write_synced(&record.dir.join(crate::audit::SIGNERS_COPY), t.as_bytes())
-                .map_err(RunError::file(
-                    "write",
-                    &record.dir.join(crate::audit::SIGNERS_COPY),
-                ))?;
-            Some(record.put(t.as_bytes())?)
-        }
-        None => None,
-    };
-
-    // The log is opened (and created) only once staging worked, so a run that cannot stage
-    // leaves no empty log behind.
-    let (writer, prior) = LogWriter::open(&record.log_path())?;
-    let log: SharedLog = Arc::new(Mutex::new(writer));
-
-    let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
-    let run_no = prior
-        .iter()
-        .filter(|e| matches!(e.record, LogRecord::RunStarted(_)))
-        .count() as u32
-        + 1;
-    let previous_subject = prior.iter().rev().find_map(|e| match &e.record {
-        LogRecord::RunStarted(r) => Some(r.subject.clone()),
-        _ => None,
-    });
-    let subject_changed = previous_subject
-        .as_ref()
-        .is_some_and(|s| *s != staged.subject);
-    let (checkpoint_key, ck_note) = checkpoint_key(&p, opts.dry_run);
-    // What earlier runs left that a checkpoint vouched for in time: the only part relied on.
-    let attested: Vec<Entry> = verified.trusted_entries();
-    let subject_since = attested
-        .iter()
-        .find_map(|e| match &e.record {
-            LogRecord::RunStarted(r) if r.subject == staged.subject => Some(r.started_at),
-            _ => None,
-        })
-        .unwrap_or(started_at);
-    let pipeline_digest = opts
-        .sources
-        .first()
-        .map(|s| sha256_hex(s.text.as_bytes()))
-        .unwrap_or_default();
-    let first = append(
-        &log,
-        LogRecord::RunStarted(Box::new(RunStarted {
-            run: run_no,
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            project: p.project.clone(),
-            version: opts.version.clone(),
-            dry_run: opts.dry_run,
-            operator: opts.operator.clone(),
-            started_at,
-            pipeline_digest,
-            sources: opts.sources.clone(),
-            pipeline: (*p).clone(),
-            signers: signers_digest,
-            subject: staged.subject.clone(),
-            sums: sums_digest,
-            artefacts: staged.artefacts.clone(),
-            subject_changed,
-            checkpoint_key: checkpoint_key.as_ref().map(|(_, k)| k.clone()),
-        })),
-    )?;
-    // The record's name on a share: the chain head of its first line.
-    let record_id = prior.first().unwrap_or(&first).head.hex();
-    let mut notes = Vec::new();
-    if subject_changed {
-        notes.push(format!(
-            "the artefacts changed since the last run: new subject {} (earlier sign-offs no longer count)",
-            staged.subject
-        ));
-    }
-    if let Some(LogRecord::RecoveredTornTail(t)) = prior.last().map(|e| &e.record) {
-        notes.push(format!(
-            "the release log ended in a torn line (a crash mid-write): {} bytes were saved as {} and cut off",
-            t.bytes, t.saved_as
-        ));
-    }
-    notes.extend(ck_note);
-    notes.extend(verified.notes);
-    notes.extend(share_notes);
-    let _ = events.send(Event::RunStarted {
-        project: p.project.clone(),
-        version: opts.version.clone(),
-        subject: staged.subject.clone(),
-        dry_run: opts.dry_run,
-        record: record.dir.display().to_string(),
-        gates: p
-            .gates
-            .iter()
-            .map(|g| (g.id.clone(), g.kind.name().to_string()))
-            .collect(),
-        notes,
-    });
-
-    let staged = Arc::new(staged);
-    let cx = crate::gates::CollectContext {
-        pipeline: p.clone(),
-        record: record.clone(),
-        staged: staged.clone(),
-        version: opts.version.clone(),
-        operator: opts.operator.clone(),
-        dry_run: opts.dry_run,
-        started_at,
-        policy: crate::digest::policy_digest(&opts.sources),
-        subject_since,
-        prior: Arc::new(attested.clone()),
-        cancel: opts.cancel.clone(),
-        rehearsal: false,
-    };
-    let sched = schedule::Scheduler {
-        log: log.clone(),
-        cx,
-        run: run_no,
-        rerun: opts.rerun,
-        prior: attested,
-        signers_text: signers_text.clone(),
-        events: events.clone(),
-    };
-    let mut results = sched.run_all().await?;
-
-    // Decide.
-    let any = |f: fn(&GateState) -> bool| results.values().any(|g| f(&g.state));
-    let (decision, exit_code) = if any(|s| matches!(s, GateState::Aborted)) || *opts.cancel.borrow()
-    {
-        (Decision::Aborted, exit::REFUSED)
-    } else if any(|s| matches!(s, GateState::Red { .. })) {
-        (Decision::Refused, exit::REFUSED)
-    } else if opts.dry_run {
-        (Decision::DryRun, exit::SUCCESS)
-    } else if any(|s| {
-        matches!(
-            s,
-            GateState::Pending { .. } | GateState::Waiting { .. } | GateState::Blocked { .. }
-        )
-    }) {
-        (Decision::Pending, exit::PENDING)
-    } else {
-        (Decision::Published, exit::SUCCESS)
-    };
-
-    let mut published = None;
-    let mut message = None;
-    // One publisher at a time: another machine holding the release's lease stops this one.
-    let mut lease = None;
-    let (decision, exit_code) = if decision == Decision::Published && destination.is_some() {
-        let operator = opts.operator.as_deref();
-        match team::take_lease(share.as_ref(), &p, &opts.version, &record_id, operator).await {
-            Ok(l) => {
-                lease = l;
-                (decision, exit_code)
-            }
-            Err(not) => {
-                message = Some(not.message);
-                (Decision::Refused, not.exit_code)
-            }
-        }
-    } else {
-        (decision, exit_code)
-    };
-    let (decision, exit_code) = if decision == Decision::Published {
-        match &destination {
-            Some(dest) => {
-                let to = dest.describe();
-                // Write-ahead: the decision to publish, and a checkpoint covering it, before
-                // any byte moves. The published record is the log as it stands here.
-                append(
-                    &log,
-                    LogRecord::Publish(log::Publish {
-                        run: run_no,
-                        to: to.clone(),
-                        subject: staged.subject.clone(),
-                        files: publish::listed(&staged),
-                    }),
-                )?;
-                write_checkpoint(
-                    &log,
-                    &record,
-                    checkpoint_key.as_ref().map(|(k, _)| k),
-                    &origin(&p, &opts.version),
-                )?;
-                // The attestation of what was accepted: made from the record as it is
-                // published (the log ends with the publish line, the checkpoint covers it), and
-                // the release's report, rendered from the record as it now stands.
-                let beside = attestation_files(&record, checkpoint_key.as_ref(), None);
-                let gathered = beside.and_then(|b| {
-                    let report = embedded_report(&record, &trust)?;
-                    ReleaseFiles::gather(&record, &staged, b, report)
-                });
-                let put = match gathered {
-                    Ok(mut files) => {
-                        let (events, to) = (events.clone(), to.clone());
-                        files.progress = Some(publish::Progress(Arc::new(move |sent, total| {
-                            let to = to.clone();
-                            let _ = events.send(Event::Uploading { to, sent, total });
-                        })));
-                        dest.put(&files).await
-                    }
-                    Err(e) => Err(e),
-                };
-                match put {
-                    Ok(()) => {
-                        append(
-                            &log,
-                            LogRecord::Published(log::Published {
-                                run: run_no,
-                                to: to.clone(),
-                            }),
-                        )?;
-                        let _ = events.send(Event::Published { to: to.clone() });
-                        published = Some(to);
-                        (Decision::Published, exit::SUCCESS)
-                    }
-                    Err(e) => {
-                        message = Some(format!("publish failed: {e}"));
-                        (Decision::Refused, exit::REFUSED)
-                    }
-                }
-            }
-            None => (Decision::Published, exit::SUCCESS),
-        }
-    } else {
-        (decision, exit_code)
-    };
-    if let Some(m) = team::give_back(share.as_ref(), lease).await {
-        message.get_or_insert(m);
-    }
-
-    // Tell whoever asked. A notification reports the decision and never changes it, nor the
-    // exit code; how it went is recorded inside the run, before its end.
-    let mut notifications = Vec::new();
-    if let Some(event) = crate::notify::event_of(decision, opts.dry_run)
-        && !opts.notify.is_empty()
-    {
-        let gates: Vec<&GateSummary> = p.gates.iter().filter_map(|g| results.get(&g.id)).collect();
-        let msg = crate::notify::Message::for_run(
-            event,
-            &crate::notify::RunFacts {
-                project: &p.project,
-                version: &opts.version,
-                run: run_no,
-                subject: &staged.subject,
-                decision,
-                exit_code,
-                operator: opts.operator.as_deref(),
-                published: published.as_deref(),
-                message: message.as_deref(),
-                gates: &gates,
-            },
-        );
-        notifications = crate::notify::deliver_all(&opts.notify, event, &msg).await;
-        for d in &notifications {
-            append(&log, LogRecord::Notification(d.record(run_no)))?;
-        }
-    }
-    append(
-        &log,
-        LogRecord::RunFinished(RunFinished {
-            run: run_no,
-            decision,
-            exit_code,
-            message: message.clone(),
-        }),
-    )?;
-    write_checkpoint(
-        &log,
-        &record,
-        checkpoint_key.as_ref().map(|(k, _)| k),
-        &origin(&p, &opts.version),
-    )?;
-    // A dry run that would publish rehearses the attestation too, with its throwaway key, and
-    // keeps it in its own record (docs/attestation.md).
-    if decision == Decision::DryRun
-        && let Some(dest) = &destination
-    {
-        let files = attestation_files(&record, checkpoint_key.as_ref(), Some(&dest.describe()))?;
-        for f in files {
-            if let publish::Source::Bytes(bytes) = &f.source {
-                log::checkpoint::atomic_write(&record.dir.join(&f.path), bytes)?;
-            }
-        }
-    }
-    let _ = events.send(Event::Finished {
-        decision,
-        exit_code,
-        message: message.clone(),
-    });
-    let gates = p
-        .gates
-        .iter()
-        .filter_map(|g| results.remove(&g.id))
-        .collect();
-    Ok(RunSummary {
-        decision,
-        exit_code,
-        subject: staged.subject.clone(),
-        record: record.dir.clone(),
-        published,
-        gates,
-        message,
-        notifications,
-    })
+    // 2. The record: locked, verified, held against the share.
+    let opened = start::open_record(&opts).await?;
+    // 3. Stage the artefacts and keep the signers in force.
+    let staging = start::stage(&opts.pipeline, &opened.record)?;
+    // 4. Open the log and write `run-started`.
+    let (run, begun) = start::begin(opts, events, destination, opened, staging)?;
+    // 5. Run the gates along `needs`.
+    let results = run.run_gates(begun).await?;
+    // 6. Decide.
+    let (decision, exit_code) = finish::decide(&results, &run.opts);
+    // 7. Publish (write-ahead) when so decided.
+    let ending = run.publish(decision, exit_code).await?;
+    // 8. Notify.
+    let notifications = run.notify(&results, &ending).await?;
+    // 9. Seal the log: `run-finished` and its checkpoint.
+    run.seal(&ending)?;
+    // 10. Say how it ended.
+    Ok(run.finish(ending, results, notifications))
 }
 
-/// The release report for `audit/report.html`, from the record's lines trusted in time under
-/// the pipeline's trust root (the same lines replay will rely on when it renders it again).
-fn embedded_report(
-    record: &Record,
-    trust: &crate::trust::TrustRoot,
-) -> Result<Vec<u8>, publish::PublishError> {
-    let used = crate::log::attest::read_for_use(&record.dir, trust)
-        .map_err(|p| publish::PublishError::Record(p.to_string()))?;
-    Ok(crate::report::release::embedded(
-        &record.dir,
-        &used.entries,
-        &used.trusted,
-    ))
+/// One run once its `run-started` line is written: what its later steps share.
+struct Run {
+    p: Arc<Pipeline>,
+    opts: RunOptions,
+    events: UnboundedSender<Event>,
+    destination: Option<Destination>,
+    record: Record,
+    trust: crate::trust::TrustRoot,
+    share: Option<crate::share::Share>,
+    log: SharedLog,
+    run_no: u32,
+    /// The record's name on a share: the chain head of its first line.
+    record_id: String,
+    staged: Arc<Staged>,
+    signers_text: Option<String>,
+    checkpoint_key: Option<(crate::signkey::SignKey, crate::log::CheckpointKey)>,
+    /// The record's lock, held for the whole run (and released last).
+    _lock: std::fs::File,
 }
 
-/// Stage the artefacts into `<record>/staged/<subject>/`, replacing an earlier copy of the
-/// same subject so that the bytes used are always the ones just read.
-fn stage_into_record(
-    record: &Record,
-    p: &Pipeline,
-    files: &[stage::ArtefactFile],
-) -> Result<Staged, RunError> {
-    let base = record.dir.join(crate::record::STAGED_DIR);
-    std::fs::create_dir_all(&base).map_err(RunError::file("create", &base))?;
-    let made_here = folder_identity(&base)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(&base)
-        .map_err(RunError::file("create a staging folder in", &base))?;
-    let workdir = tmp.path().join("s");
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let staged = stage::stage(&p.root, files, &workdir, workers)?;
-    let dest = record.staged_dir(staged.subject_hex());
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(RunError::file("replace", &dest))?;
+impl Run {
+    /// Run every gate concurrently along `needs`; how each ended, by id.
+    async fn run_gates(
+        &self,
+        begun: start::Begun,
+    ) -> Result<BTreeMap<String, GateSummary>, RunError> {
+        let cx = crate::gates::CollectContext {
+            pipeline: self.p.clone(),
+            record: self.record.clone(),
+            staged: self.staged.clone(),
+            version: self.opts.version.clone(),
+            operator: self.opts.operator.clone(),
+            dry_run: self.opts.dry_run,
+            started_at: begun.started_at,
+            policy: crate::digest::policy_digest(&self.opts.sources),
+            subject_since: begun.subject_since,
+            prior: Arc::new(begun.attested.clone()),
+            cancel: self.opts.cancel.clone(),
+            rehearsal: false,
+        };
+        let sched = schedule::Scheduler {
+            log: self.log.clone(),
+            cx,
+            run: self.run_no,
+            rerun: self.opts.rerun,
+            prior: begun.attested,
+            signers_text: self.signers_text.clone(),
+            events: self.events.clone(),
+        };
+        sched.run_all().await
     }
-    std::fs::rename(&workdir, &dest).map_err(RunError::file("move staging into", &dest))?;
-    // Only this subject's copy is ever used again (publish reads it; older subjects' sign-offs
-    // no longer count), so earlier copies and the leftovers of a killed run go: a record must
-    // not grow by a full set of artefacts each time they change. We hold the record's lock.
-    // Only names staging itself makes are removed, and only while `staged` is still the folder
-    // that was made here: whoever can write the record could swap in a link to someone's
-    // folder between the two, and then no more than folders named like a subject could go.
-    if let Ok(entries) = std::fs::read_dir(&base) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let ours = crate::digest::is_hex_digest(&name) || name.starts_with(".staging-");
-            if ours && path != dest && path != tmp.path() {
-                if folder_identity(&base)? != made_here {
-                    return Err(RunError::RecordChanged {
-                        path: base,
-                        what: "was replaced while this run staged",
-                    });
-                }
-                std::fs::remove_dir_all(&path)
-                    .map_err(RunError::file("remove the old copy", &path))?;
-            }
-        }
-    }
-    crate::record::sync_dir(&base).map_err(RunError::file("sync", &base))?;
-    Ok(Staged {
-        dir: dest,
-        ..staged
-    })
-}
-
-/// A folder's device and inode, refusing a symbolic link in its place.
-fn folder_identity(dir: &std::path::Path) -> Result<(u64, u64), RunError> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(dir).map_err(RunError::file("read", dir))?;
-    if !m.file_type().is_dir() {
-        return Err(RunError::RecordChanged {
-            path: dir.to_path_buf(),
-            what: "is no longer a folder (a link or a file was put there)",
-        });
-    }
-    Ok((m.dev(), m.ino()))
 }
 
 /// An exclusive lock on the record for the whole run.

@@ -8,7 +8,7 @@ use super::{Problem, fail};
 use crate::engine::inputs_digest;
 use crate::gates::{self, JudgeContext, Outcome};
 use crate::log::{Decision, Entry, Record as LogRecord, RunStarted};
-use crate::model::{GateKind, Pipeline};
+use crate::model::{GateKind, GateSpec, Pipeline};
 use crate::record::{Blobs, Record};
 use crate::{digest, stage};
 
@@ -46,7 +46,18 @@ struct Current<'a> {
     finished: bool,
 }
 
-/// `trusted[i]`: line `i` was attested in time (`crate::log::attest::in_time`).
+/// What the walk through the log carries from one run to the next.
+#[derive(Default)]
+struct Seen<'a> {
+    /// The project and version of the record's first run.
+    release: Option<(&'a str, &'a str)>,
+    /// subject → started_at of the first run that staged it.
+    first_staged: BTreeMap<&'a str, i64>,
+    last_derived: Option<Derived>,
+}
+
+/// Step 4: every run of the log, line by line. `trusted[i]`: line `i` was attested in time
+/// (`crate::log::attest::in_time`).
 pub(super) fn check(
     rec: &Record,
     entries: &[Entry],
@@ -58,163 +69,47 @@ pub(super) fn check(
         published: false,
     };
     let mut cur: Option<Current<'_>> = None;
-    // subject → started_at of the first run that staged it.
-    let mut first_staged: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut release: Option<(&str, &str)> = None;
-    let mut last_derived: Option<Derived> = None;
+    let mut seen = Seen::default();
     for (i, e) in entries.iter().enumerate() {
         let line = e.line;
-        if let LogRecord::RunStarted(r) = &e.record {
-            if r.run as usize != facts.runs.len() + 1 {
-                return Err(fail(line, format!("run number {} out of sequence", r.run)));
+        match &e.record {
+            LogRecord::RunStarted(r) => {
+                cur = Some(run_started(rec, line, r, facts.runs.len(), &mut seen)?);
+                facts.runs.push(RunFacts {
+                    index: i,
+                    publish: None,
+                    signature: None,
+                });
+                continue;
             }
-            match release {
-                None => release = Some((&r.project, &r.version)),
-                Some((p, v)) if p == r.project && v == r.version => {}
-                Some((p, v)) => {
-                    return Err(fail(
-                        line,
-                        format!(
-                            "this run is of {} {}, the record's first run of {p} {v}",
-                            r.project, r.version
-                        ),
-                    ));
-                }
-            }
-            let signers_text = check_run_started(rec, line, r, &mut last_derived)?;
-            let since = *first_staged.entry(&r.subject).or_insert(r.started_at);
-            cur = Some(Current {
-                started: r,
-                policy: digest::policy_digest(&r.sources),
-                signers_text,
-                subject_since: since,
-                gates_started: BTreeMap::new(),
-                decided: BTreeMap::new(),
-                skipped: Vec::new(),
-                published_line: false,
-                notified: Vec::new(),
-                finished: false,
-            });
-            facts.runs.push(RunFacts {
-                index: i,
-                publish: None,
-                signature: None,
-            });
-            continue;
+            LogRecord::RecoveredTornTail(_) => continue,
+            _ => {}
         }
-        if let LogRecord::RecoveredTornTail(_) = &e.record {
-            continue;
-        }
-        let kind = e.record.kind();
         let Some(c) = cur.as_mut() else {
+            let kind = e.record.kind();
             return Err(fail(line, format!("{kind} before any run started")));
         };
-        let Some(run_no) = run_of(&e.record) else {
-            continue;
-        };
-        if run_no != c.started.run {
-            return Err(fail(
-                line,
-                format!(
-                    "{kind} names run {run_no}, but run {} is the current one",
-                    c.started.run
-                ),
-            ));
-        }
-        if c.finished {
-            return Err(fail(
-                line,
-                format!("{kind} after run {run_no} finished: no record lies outside its run"),
-            ));
-        }
-        // After the release is in place, only the run's notifications and its end follow;
-        // after a notification, only more of them and the end (they report the decision).
-        let closing = matches!(
-            e.record,
-            LogRecord::RunFinished(_) | LogRecord::Notification(_)
-        );
-        if c.published_line && !closing {
-            return Err(fail(
-                line,
-                format!("{kind} after the release was published"),
-            ));
-        }
-        if !c.notified.is_empty() && !closing {
-            return Err(fail(
-                line,
-                format!("{kind} after the run's notifications were sent"),
-            ));
-        }
-        let facts_run = facts.runs.last_mut().ok_or_else(|| fail(line, "no run"))?;
+        inside_run(c, &e.record, line)?;
+        let run = facts.runs.last_mut().ok_or_else(|| fail(line, "no run"))?;
         match &e.record {
-            LogRecord::GateStarted(s) => {
-                gate_of(&c.started.pipeline, &s.gate, line)?;
-                undecided(c, &s.gate, line)?;
-                if facts_run.publish.is_some() {
-                    return Err(fail(line, "a gate started after the publish decision"));
-                }
-                c.gates_started.insert(s.gate.clone(), s.inputs.clone());
-            }
+            LogRecord::GateStarted(s) => gate_started(c, run, s, line)?,
             LogRecord::GateVerdict(v) => {
                 let sig = verdict(rec, entries, trusted, i, c, v, &mut facts.verdicts_rejudged)?;
                 if sig.is_some() {
-                    facts_run.signature = sig;
+                    run.signature = sig;
                 }
                 c.decided.insert(v.gate.clone(), Some(v.outcome));
             }
-            LogRecord::GateSkipped(s) => {
-                let gate = gate_of(&c.started.pipeline, &s.gate, line)?;
-                undecided(c, &s.gate, line)?;
-                if crate::engine::schedule::not_applicable(
-                    gate,
-                    &c.started.pipeline,
-                    &c.started.version,
-                )
-                .is_none()
-                {
-                    return Err(fail(
-                        line,
-                        format!("gate {} was skipped but applies to this release", s.gate),
-                    ));
-                }
-                c.skipped.push(s.gate.clone());
-                c.decided.insert(s.gate.clone(), None);
-            }
-            LogRecord::GateBlocked(b) => {
-                gate_of(&c.started.pipeline, &b.gate, line)?;
-                undecided(c, &b.gate, line)?;
-                c.decided.insert(b.gate.clone(), None);
-            }
-            LogRecord::GateAborted(a) => {
-                gate_of(&c.started.pipeline, &a.gate, line)?;
-                undecided(c, &a.gate, line)?;
-                c.decided.insert(a.gate.clone(), None);
-            }
+            LogRecord::GateSkipped(s) => gate_skipped(c, s, line)?,
+            LogRecord::GateBlocked(b) => gate_ended(c, &b.gate, line)?,
+            LogRecord::GateAborted(a) => gate_ended(c, &a.gate, line)?,
             LogRecord::Publish(p) => {
-                if c.started.dry_run {
-                    return Err(fail(line, "a dry run published"));
-                }
-                if facts_run.publish.is_some() {
-                    return Err(fail(line, "a second publish in one run"));
-                }
-                if p.subject != c.started.subject {
-                    return Err(fail(line, "published another subject than the run staged"));
-                }
-                for g in &c.started.pipeline.gates {
-                    let ok = c.skipped.contains(&g.id)
-                        || c.decided.get(&g.id) == Some(&Some(Outcome::Green));
-                    if !ok {
-                        return Err(fail(
-                            line,
-                            format!("published although gate {} was not green in this run", g.id),
-                        ));
-                    }
-                }
-                facts_run.publish = Some(i);
+                publish(c, run, p, line)?;
+                run.publish = Some(i);
                 facts.published = true;
             }
             LogRecord::Published(_) => {
-                if facts_run.publish.is_none() {
+                if run.publish.is_none() {
                     return Err(fail(line, "published without a publish decision"));
                 }
                 c.published_line = true;
@@ -223,25 +118,7 @@ pub(super) fn check(
                 notification(c, n, line)?;
                 c.notified.push((n.event.clone(), line));
             }
-            LogRecord::RunFinished(f) => {
-                // Each notification told of the decision the run then recorded.
-                let said = match f.decision {
-                    Decision::Pending => "pending",
-                    Decision::Refused => "refused",
-                    Decision::Published => "published",
-                    Decision::DryRun | Decision::Aborted => "",
-                };
-                if let Some((event, at)) = c.notified.iter().find(|(ev, _)| ev != said) {
-                    return Err(fail(
-                        *at,
-                        format!(
-                            "a {event} notification in a run that ended {:?}",
-                            f.decision
-                        ),
-                    ));
-                }
-                c.finished = true;
-            }
+            LogRecord::RunFinished(f) => run_finished(c, f)?,
             LogRecord::RunStarted(_) | LogRecord::RecoveredTornTail(_) => {}
         }
     }
@@ -249,6 +126,191 @@ pub(super) fn check(
         return Err(fail(0, "the log holds no run"));
     }
     Ok(facts)
+}
+
+/// Step 4, `run-started`: run numbers count up from 1 (`runs` began before it), every run is
+/// of the same project and version, and its start holds ([`check_run_started`]). Returns
+/// where the run it begins stands.
+fn run_started<'a>(
+    rec: &Record,
+    line: usize,
+    r: &'a RunStarted,
+    runs: usize,
+    seen: &mut Seen<'a>,
+) -> Result<Current<'a>, Problem> {
+    if r.run as usize != runs + 1 {
+        return Err(fail(line, format!("run number {} out of sequence", r.run)));
+    }
+    match seen.release {
+        None => seen.release = Some((&r.project, &r.version)),
+        Some((p, v)) if p == r.project && v == r.version => {}
+        Some((p, v)) => {
+            return Err(fail(
+                line,
+                format!(
+                    "this run is of {} {}, the record's first run of {p} {v}",
+                    r.project, r.version
+                ),
+            ));
+        }
+    }
+    let signers_text = check_run_started(rec, line, r, &mut seen.last_derived)?;
+    let since = *seen.first_staged.entry(&r.subject).or_insert(r.started_at);
+    Ok(Current {
+        started: r,
+        policy: digest::policy_digest(&r.sources),
+        signers_text,
+        subject_since: since,
+        gates_started: BTreeMap::new(),
+        decided: BTreeMap::new(),
+        skipped: Vec::new(),
+        published_line: false,
+        notified: Vec::new(),
+        finished: false,
+    })
+}
+
+/// Step 4, every other record (except `recovered-torn-tail`): it names the current run and
+/// lies inside it — nothing after its `run-finished`, nothing but `notification` and
+/// `run-finished` after its `published` or after a `notification`.
+fn inside_run(c: &Current<'_>, record: &LogRecord, line: usize) -> Result<(), Problem> {
+    let kind = record.kind();
+    let Some(run_no) = run_of(record) else {
+        return Ok(());
+    };
+    if run_no != c.started.run {
+        return Err(fail(
+            line,
+            format!(
+                "{kind} names run {run_no}, but run {} is the current one",
+                c.started.run
+            ),
+        ));
+    }
+    if c.finished {
+        return Err(fail(
+            line,
+            format!("{kind} after run {run_no} finished: no record lies outside its run"),
+        ));
+    }
+    // After the release is in place, only the run's notifications and its end follow;
+    // after a notification, only more of them and the end (they report the decision).
+    let closing = matches!(
+        record,
+        LogRecord::RunFinished(_) | LogRecord::Notification(_)
+    );
+    if c.published_line && !closing {
+        return Err(fail(
+            line,
+            format!("{kind} after the release was published"),
+        ));
+    }
+    if !c.notified.is_empty() && !closing {
+        return Err(fail(
+            line,
+            format!("{kind} after the run's notifications were sent"),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 4, every other record: a `gate-started` names a gate of the run's pipeline, not yet
+/// decided, and comes before the publish decision (no gate started after it).
+fn gate_started(
+    c: &mut Current<'_>,
+    run: &RunFacts,
+    s: &crate::log::GateStarted,
+    line: usize,
+) -> Result<(), Problem> {
+    gate_of(&c.started.pipeline, &s.gate, line)?;
+    undecided(c, &s.gate, line)?;
+    if run.publish.is_some() {
+        return Err(fail(line, "a gate started after the publish decision"));
+    }
+    c.gates_started.insert(s.gate.clone(), s.inputs.clone());
+    Ok(())
+}
+
+/// Step 4, `gate-skipped`: `when.bump` really rules the gate out.
+fn gate_skipped(
+    c: &mut Current<'_>,
+    s: &crate::log::GateSkipped,
+    line: usize,
+) -> Result<(), Problem> {
+    let gate = gate_of(&c.started.pipeline, &s.gate, line)?;
+    undecided(c, &s.gate, line)?;
+    if crate::engine::schedule::not_applicable(gate, &c.started.pipeline, &c.started.version)
+        .is_none()
+    {
+        return Err(fail(
+            line,
+            format!("gate {} was skipped but applies to this release", s.gate),
+        ));
+    }
+    c.skipped.push(s.gate.clone());
+    c.decided.insert(s.gate.clone(), None);
+    Ok(())
+}
+
+/// Step 4, every other record: a gate blocked or aborted is one of the run's pipeline, and is
+/// decided (without an outcome) once.
+fn gate_ended(c: &mut Current<'_>, gate: &str, line: usize) -> Result<(), Problem> {
+    gate_of(&c.started.pipeline, gate, line)?;
+    undecided(c, gate, line)?;
+    c.decided.insert(gate.to_string(), None);
+    Ok(())
+}
+
+/// Step 4, `publish`: not a dry run; the subject is the run's; every gate of the run's
+/// pipeline is green (or skipped) in that run; one per run.
+fn publish(
+    c: &Current<'_>,
+    run: &RunFacts,
+    p: &crate::log::Publish,
+    line: usize,
+) -> Result<(), Problem> {
+    if c.started.dry_run {
+        return Err(fail(line, "a dry run published"));
+    }
+    if run.publish.is_some() {
+        return Err(fail(line, "a second publish in one run"));
+    }
+    if p.subject != c.started.subject {
+        return Err(fail(line, "published another subject than the run staged"));
+    }
+    for g in &c.started.pipeline.gates {
+        let ok = c.skipped.contains(&g.id) || c.decided.get(&g.id) == Some(&Some(Outcome::Green));
+        if !ok {
+            return Err(fail(
+                line,
+                format!("published although gate {} was not green in this run", g.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step 4, `notification` (its end): the run's `run-finished` records the decision each of its
+/// notifications named.
+fn run_finished(c: &mut Current<'_>, f: &crate::log::RunFinished) -> Result<(), Problem> {
+    // Each notification told of the decision the run then recorded.
+    let said = match f.decision {
+        Decision::Pending => "pending",
+        Decision::Refused => "refused",
+        Decision::Published => "published",
+        Decision::DryRun | Decision::Aborted => "",
+    };
+    if let Some((event, at)) = c.notified.iter().find(|(ev, _)| ev != said) {
+        return Err(fail(
+            *at,
+            format!(
+                "a {event} notification in a run that ended {:?}",
+                f.decision
+            ),
+        ));
+    }
+    c.finished = true;
+    Ok(())
 }
 
 fn run_of(r: &LogRecord) -> Option<u32> {
@@ -266,7 +328,7 @@ fn run_of(r: &LogRecord) -> Option<u32> {
     }
 }
 
-/// A `notification` line: sent by a real run once every gate was decided, of a known event,
+/// Step 4, `notification`: sent by a real run once every gate was decided, of a known event,
 /// and `published` exactly when the release was put in place.
 fn notification(c: &Current<'_>, n: &crate::log::Notification, line: usize) -> Result<(), Problem> {
     if c.started.dry_run {
@@ -303,11 +365,7 @@ fn notification(c: &Current<'_>, n: &crate::log::Notification, line: usize) -> R
     Ok(())
 }
 
-fn gate_of<'a>(
-    p: &'a Pipeline,
-    gate: &str,
-    line: usize,
-) -> Result<&'a crate::model::GateSpec, Problem> {
+fn gate_of<'a>(p: &'a Pipeline, gate: &str, line: usize) -> Result<&'a GateSpec, Problem> {
     p.gate(gate)
         .ok_or_else(|| fail(line, format!("gate {gate} is not in the recorded pipeline")))
 }
@@ -322,8 +380,10 @@ fn undecided(c: &Current<'_>, gate: &str, line: usize) -> Result<(), Problem> {
     Ok(())
 }
 
-/// One verdict: inside its run, after its own start (or reusing an earlier green verdict), and
-/// following again from its evidence. Returns the signature digest of a sign gate's evidence.
+/// Step 4, `gate-verdict`: the gate exists in the run's pipeline and was not decided yet; its
+/// `inputs` is recomputed and equal; a reused verdict points at a verdict it may reuse; any
+/// other follows its own `gate-started` and is judged again from its evidence (without
+/// evidence it must be red). Returns the signature digest of a sign gate's evidence.
 fn verdict(
     rec: &Record,
     entries: &[Entry],
@@ -334,89 +394,11 @@ fn verdict(
     rejudged: &mut usize,
 ) -> Result<Option<String>, Problem> {
     let line = entries[at].line;
-    let r = c.started;
-    let gate = gate_of(&r.pipeline, &v.gate, line)?;
+    let gate = gate_of(&c.started.pipeline, &v.gate, line)?;
     undecided(c, &v.gate, line)?;
-    let inputs = inputs_digest(
-        gate,
-        &r.subject,
-        &r.project,
-        &r.version,
-        c.signers_text.as_deref(),
-        v.depends_on.as_ref(),
-    );
-    if inputs != v.inputs {
-        return Err(fail(
-            line,
-            format!("gate {}: recorded inputs digest does not match", v.gate),
-        ));
-    }
+    same_inputs(c, gate, v, line)?;
     if let Some(seq) = v.reused_from {
-        let index = usize::try_from(seq).unwrap_or(usize::MAX);
-        let earlier = entries
-            .get(index)
-            .filter(|x| x.seq < entries[at].seq)
-            .ok_or_else(|| {
-                fail(
-                    line,
-                    format!(
-                        "gate {}: reused verdict line {} does not exist",
-                        v.gate,
-                        seq.saturating_add(1)
-                    ),
-                )
-            })?;
-        // A run reuses only what a checkpoint vouched for before it began; a verdict that was
-        // sealed only later (appended by someone without the key, then sealed by a run) must
-        // never have been reused.
-        if !trusted.get(index).copied().unwrap_or(false) {
-            return Err(fail(
-                line,
-                format!(
-                    "gate {}: reuses line {}, which no checkpoint vouched for before a later run \
-                     began",
-                    v.gate,
-                    seq.saturating_add(1)
-                ),
-            ));
-        }
-        match &earlier.record {
-            LogRecord::GateVerdict(o)
-                if o.gate == v.gate
-                    && o.inputs == v.inputs
-                    && o.outcome == Outcome::Green
-                    && o.evidence == v.evidence
-                    && o.reused_from.is_none()
-                    && gate.kind.reusable() => {}
-            _ => {
-                return Err(fail(
-                    line,
-                    format!(
-                        "gate {}: reuses line {} which is not a green verdict of a reusable gate with the same inputs",
-                        v.gate,
-                        seq.saturating_add(1)
-                    ),
-                ));
-            }
-        }
-        if v.outcome != Outcome::Green {
-            return Err(fail(
-                line,
-                format!("gate {}: a reused verdict must be green", v.gate),
-            ));
-        }
-        // Equal inputs already mean equal observations; a result whose inputs could not be
-        // told must never have been kept. (Lines from before relgate observed anything carry
-        // no observation on either side.)
-        if let Some(why) = v.depends_on.as_ref().and_then(|d| d.unsure.as_deref()) {
-            return Err(fail(
-                line,
-                format!(
-                    "gate {}: kept a result although what it ran against could not be told ({why})",
-                    v.gate
-                ),
-            ));
-        }
+        reused(entries, trusted, at, gate, v, seq)?;
         return Ok(None);
     }
     if c.gates_started.get(&v.gate) != Some(&v.inputs) {
@@ -437,6 +419,128 @@ fn verdict(
         }
         return Ok(None);
     };
+    judged_again(rec, c, gate, v, d, line, rejudged)
+}
+
+/// The verdict's `inputs`, recomputed with the recorded signers and the line's own
+/// `depends_on`, equal to the recorded one.
+fn same_inputs(
+    c: &Current<'_>,
+    gate: &GateSpec,
+    v: &crate::log::GateVerdict,
+    line: usize,
+) -> Result<(), Problem> {
+    let r = c.started;
+    let inputs = inputs_digest(
+        gate,
+        &r.subject,
+        &r.project,
+        &r.version,
+        c.signers_text.as_deref(),
+        v.depends_on.as_ref(),
+    );
+    if inputs != v.inputs {
+        return Err(fail(
+            line,
+            format!("gate {}: recorded inputs digest does not match", v.gate),
+        ));
+    }
+    Ok(())
+}
+
+/// A reused verdict (line `at`, reusing line `seq`): it points at an earlier green, non-reused
+/// verdict of the same reusable gate with the same inputs and evidence, one trusted in time,
+/// and its `depends_on` is not `unsure`.
+fn reused(
+    entries: &[Entry],
+    trusted: &[bool],
+    at: usize,
+    gate: &GateSpec,
+    v: &crate::log::GateVerdict,
+    seq: u64,
+) -> Result<(), Problem> {
+    let line = entries[at].line;
+    let index = usize::try_from(seq).unwrap_or(usize::MAX);
+    let earlier = entries
+        .get(index)
+        .filter(|x| x.seq < entries[at].seq)
+        .ok_or_else(|| {
+            fail(
+                line,
+                format!(
+                    "gate {}: reused verdict line {} does not exist",
+                    v.gate,
+                    seq.saturating_add(1)
+                ),
+            )
+        })?;
+    // A run reuses only what a checkpoint vouched for before it began; a verdict that was
+    // sealed only later (appended by someone without the key, then sealed by a run) must
+    // never have been reused.
+    if !trusted.get(index).copied().unwrap_or(false) {
+        return Err(fail(
+            line,
+            format!(
+                "gate {}: reuses line {}, which no checkpoint vouched for before a later run \
+                 began",
+                v.gate,
+                seq.saturating_add(1)
+            ),
+        ));
+    }
+    match &earlier.record {
+        LogRecord::GateVerdict(o)
+            if o.gate == v.gate
+                && o.inputs == v.inputs
+                && o.outcome == Outcome::Green
+                && o.evidence == v.evidence
+                && o.reused_from.is_none()
+                && gate.kind.reusable() => {}
+        _ => {
+            return Err(fail(
+                line,
+                format!(
+                    "gate {}: reuses line {} which is not a green verdict of a reusable gate with the same inputs",
+                    v.gate,
+                    seq.saturating_add(1)
+                ),
+            ));
+        }
+    }
+    if v.outcome != Outcome::Green {
+        return Err(fail(
+            line,
+            format!("gate {}: a reused verdict must be green", v.gate),
+        ));
+    }
+    // Equal inputs already mean equal observations; a result whose inputs could not be
+    // told must never have been kept. (Lines from before relgate observed anything carry
+    // no observation on either side.)
+    if let Some(why) = v.depends_on.as_ref().and_then(|d| d.unsure.as_deref()) {
+        return Err(fail(
+            line,
+            format!(
+                "gate {}: kept a result although what it ran against could not be told ({why})",
+                v.gate
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The verdict's evidence (digest `d`) loaded and judged again with the recorded policy and a
+/// context built from `run-started`; the outcome and reasons must equal the recorded ones.
+/// Returns the signature digest of a sign gate's evidence.
+fn judged_again(
+    rec: &Record,
+    c: &Current<'_>,
+    gate: &GateSpec,
+    v: &crate::log::GateVerdict,
+    d: &str,
+    line: usize,
+    rejudged: &mut usize,
+) -> Result<Option<String>, Problem> {
+    let r = c.started;
     let ev_bytes = rec.get(d).map_err(|e| fail(line, e.to_string()))?;
     let ev: serde_json::Value = serde_json::from_slice(&ev_bytes).map_err(|err| {
         fail(
@@ -538,8 +642,19 @@ fn check_run_started(
         ),
         None => None,
     };
-    // The policy judges read is the recorded JSON; it must be what the recorded source bytes
-    // say, or a forger could judge under a policy nobody wrote.
+    policy_derived(line, r, &signers_text, last)?;
+    Ok(signers_text)
+}
+
+/// The policy judges read is the recorded JSON; it must be what the recorded source bytes
+/// say, or a forger could judge under a policy nobody wrote. `last` is the previous run's
+/// derivation, used again when its inputs are the same.
+fn policy_derived(
+    line: usize,
+    r: &RunStarted,
+    signers_text: &Option<String>,
+    last: &mut Option<Derived>,
+) -> Result<(), Problem> {
     let paths = (
         r.pipeline.file.clone(),
         r.pipeline.root.clone(),
@@ -547,7 +662,7 @@ fn check_run_started(
     );
     if let Some(d) = last.as_ref()
         && d.sources == r.sources
-        && d.signers == signers_text
+        && d.signers == *signers_text
         && d.paths == paths
     {
         if d.pipeline != r.pipeline {
@@ -556,7 +671,7 @@ fn check_run_started(
                 "the recorded pipeline is not what its recorded source bytes say (pipeline_digest covers the sources, not the policy that was judged)",
             ));
         }
-        return Ok(signers_text);
+        return Ok(());
     }
     let derived = crate::config::derive_recorded(&r.pipeline, &r.sources, signers_text.as_deref())
         .map_err(|d| {
@@ -588,5 +703,5 @@ fn check_run_started(
         paths,
         pipeline: derived.pipeline,
     });
-    Ok(signers_text)
+    Ok(())
 }

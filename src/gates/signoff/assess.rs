@@ -12,12 +12,19 @@ use crate::gates::{JudgeContext, Reason};
 use crate::git::{self, RangeFacts};
 use crate::identity;
 use crate::model::{GateSpec, SignoffSpec};
+use crate::signers::AllowedSigners;
 
 /// An eligible, verified statement.
 struct Candidate {
     v: Verified,
     name: String,
 }
+
+/// Who may not sign off, and why: principal → (code, reason).
+type Barred = BTreeMap<String, (Code, &'static str)>;
+
+/// An approving principal with its statements since its last rejection.
+type Approver<'c> = (String, Vec<&'c Candidate>);
 
 /// Read the evidence purely: verify every pair, sort out what does not count, and count
 /// distinct principals with distinct keys.
@@ -37,39 +44,67 @@ pub fn assess(
         may_still_sign: Vec::new(),
         problem: None,
     };
+    // A problem that stops the gate ends the reading; what was sorted out before it stays.
+    if let Err(problem) = assess_into(&mut report, gate, spec, ev, cx) {
+        report.problem = Some(problem);
+    }
+    report
+}
+
+/// The steps of [`assess`], in order.
+fn assess_into(
+    report: &mut SignoffReport,
+    gate: &GateSpec,
+    spec: &SignoffSpec,
+    ev: &SignoffEvidence,
+    cx: &JudgeContext<'_>,
+) -> Result<(), Reason> {
     let role: Vec<String> = cx
         .pipeline
         .roles
         .get(&spec.role)
         .cloned()
         .unwrap_or_default();
-    let signers = match cx.signers.map(crate::signers::parse) {
-        None => {
-            report.problem = Some(Reason::new(
-                Code::SignersMissing,
-                "no allowed_signers is recorded for the run, so no sign-off can be checked",
-            ));
-            return report;
-        }
+    let signers = signers(cx)?;
+    let authors = authors(ev, cx)?;
+    let barred = barred(spec, cx, &authors);
+    unread(report, ev);
+    let rules = Rules {
+        gate,
+        spec,
+        cx,
+        role: &role,
+        barred: &barred,
+        read_at: ev.read_at.unwrap_or(cx.started_at),
+    };
+    let candidates = eligible(report, ev, &signers, &rules)?;
+    let approvers = latest(report, &candidates);
+    count(report, &approvers);
+    report.may_still_sign = may_still_sign(report, &role, &signers, &barred);
+    Ok(())
+}
+
+/// The allowed_signers the run recorded: without them no sign-off can be checked.
+fn signers(cx: &JudgeContext<'_>) -> Result<AllowedSigners, Reason> {
+    match cx.signers.map(crate::signers::parse) {
+        None => Err(Reason::new(
+            Code::SignersMissing,
+            "no allowed_signers is recorded for the run, so no sign-off can be checked",
+        )),
         Some(Err(problems)) => {
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            report.problem = Some(Reason::new(
+            Err(Reason::new(
                 Code::SignersInvalid,
                 format!("allowed_signers does not parse: {}", text.join("; ")),
-            ));
-            return report;
+            ))
         }
-        Some(Ok(s)) => s,
-    };
-    let authors = match authors(ev, cx) {
-        Ok(a) => a,
-        Err(problem) => {
-            report.problem = Some(problem);
-            return report;
-        }
-    };
-    // Who may not sign off, by default, and why.
-    let mut barred: BTreeMap<String, (Code, &'static str)> = BTreeMap::new();
+        Some(Ok(s)) => Ok(s),
+    }
+}
+
+/// Who may not sign off, by default, and why.
+fn barred(spec: &SignoffSpec, cx: &JudgeContext<'_>, authors: &BTreeSet<String>) -> Barred {
+    let mut barred: Barred = BTreeMap::new();
     for a in authors.iter().filter(|_| spec.bar_authors) {
         barred.insert(
             a.clone(),
@@ -91,7 +126,11 @@ pub fn assess(
             (Code::ApprovalByReleaseSigner, "is the sign gate's signer"),
         );
     }
+    barred
+}
 
+/// Files in approvals/ that were not read as a pair: ignored.
+fn unread(report: &mut SignoffReport, ev: &SignoffEvidence) {
     for name in &ev.unpaired {
         report.ignored.push(Ignored {
             name: name.clone(),
@@ -108,8 +147,18 @@ pub fn assess(
             reason: format!("refused unread: {why}"),
         });
     }
+}
+
+/// Each recorded pair (those still in approvals/, then those removed since a run recorded
+/// them) verified and held against the [`Rules`]: those that may count, the rest ignored.
+fn eligible(
+    report: &mut SignoffReport,
+    ev: &SignoffEvidence,
+    signers: &AllowedSigners,
+    rules: &Rules<'_>,
+) -> Result<Vec<Candidate>, Reason> {
+    let cx = rules.cx;
     let mut candidates = Vec::new();
-    let read_at = ev.read_at.unwrap_or(cx.started_at);
     let pairs = ev
         .approvals
         .iter()
@@ -120,128 +169,135 @@ pub fn assess(
             match (cx.blobs.get(&pair.statement), cx.blobs.get(&pair.signature)) {
                 (Ok(s), Ok(g)) => (s, g),
                 (Err(e), _) | (_, Err(e)) => {
-                    report.problem = Some(Reason::new(
+                    return Err(Reason::new(
                         Code::EvidenceMissing,
                         format!("sign-off {}: {e}", pair.name),
                     ));
-                    return report;
                 }
             };
-        let ignore =
-            |report: &mut SignoffReport, signer: Option<&str>, code: Code, reason: String| {
-                report.ignored.push(Ignored {
-                    name: pair.name.clone(),
-                    signer: signer.map(str::to_string),
-                    code,
-                    reason,
-                });
-            };
-        let v = match approval::verify_pair(&statement, &signature, &signers, cx.started_at) {
+        let ignore = |report: &mut SignoffReport, signer: Option<&str>, code: Code, reason| {
+            report.ignored.push(Ignored {
+                name: pair.name.clone(),
+                signer: signer.map(str::to_string),
+                code,
+                reason,
+            });
+        };
+        let v = match approval::verify_pair(&statement, &signature, signers, cx.started_at) {
             Ok(v) => v,
             Err(p) => {
                 let signer = approval::parse_statement(&statement).ok().map(|s| s.signer);
-                ignore(&mut report, signer.as_deref(), p.code(), p.to_string());
+                ignore(report, signer.as_deref(), p.code(), p.to_string());
                 continue;
             }
         };
+        match rules.not_counted(&v, gone) {
+            Some((code, reason)) => ignore(report, Some(v.statement.signer.as_str()), code, reason),
+            None => candidates.push(Candidate {
+                name: pair.name.clone(),
+                v,
+            }),
+        }
+    }
+    Ok(candidates)
+}
+
+/// What a verified statement must be to count.
+struct Rules<'a> {
+    gate: &'a GateSpec,
+    spec: &'a SignoffSpec,
+    cx: &'a JudgeContext<'a>,
+    /// The role's members.
+    role: &'a [String],
+    barred: &'a Barred,
+    /// When approvals/ was read: no statement dated after it can have been there.
+    read_at: i64,
+}
+
+impl Rules<'_> {
+    /// Why `v` does not count (the first rule it breaks), or `None`. `gone`: its files were
+    /// removed from approvals/ after a run recorded them.
+    fn not_counted(&self, v: &Verified, gone: bool) -> Option<(Code, String)> {
+        let (spec, cx) = (self.spec, self.cx);
         let st = &v.statement;
-        let who = Some(st.signer.as_str());
-        if st.project != cx.project || st.version != cx.version {
-            ignore(
-                &mut report,
-                who,
+        Some(if st.project != cx.project || st.version != cx.version {
+            (
                 Code::ApprovalOtherRelease,
                 format!("it is for {} {}", st.project, st.version),
-            );
-        } else if st.gate != gate.id {
-            ignore(
-                &mut report,
-                who,
+            )
+        } else if st.gate != self.gate.id {
+            (
                 Code::ApprovalOtherGate,
                 format!("it is for gate {}", st.gate),
-            );
+            )
         } else if st.subject != cx.subject {
-            ignore(
-                &mut report,
-                who,
+            (
                 Code::ApprovalOtherSubject,
                 format!(
                     "it is for subject {}, not the staged {}",
                     st.subject, cx.subject
                 ),
-            );
-        } else if !role.iter().any(|m| m == &st.signer) {
-            ignore(
-                &mut report,
-                who,
+            )
+        } else if !self.role.iter().any(|m| m == &st.signer) {
+            (
                 Code::ApprovalOutsideRole,
                 format!("{} is not in role {}", st.signer, spec.role),
-            );
-        } else if let Some((code, why)) = barred.get(&identity::principal(&st.signer)) {
-            ignore(&mut report, who, *code, format!("{} {why}", st.signer));
+            )
+        } else if let Some((code, why)) = self.barred.get(&identity::principal(&st.signer)) {
+            (*code, format!("{} {why}", st.signer))
         } else if st.policy != cx.policy {
-            ignore(
-                &mut report,
-                who,
+            (
                 Code::ApprovalOtherPolicy,
                 format!(
                     "it was given under policy {}, not this run's {} (the pipeline changed)",
                     st.policy, cx.policy
                 ),
-            );
-        } else if v.at > read_at.saturating_add(CLOCK_SKEW_SECS) {
-            ignore(
-                &mut report,
-                who,
+            )
+        } else if v.at > self.read_at.saturating_add(CLOCK_SKEW_SECS) {
+            (
                 Code::ApprovalFromFuture,
                 format!("it is dated {}, after the approvals were read", st.time),
-            );
+            )
         } else if v.at < cx.subject_since.saturating_sub(CLOCK_SKEW_SECS) {
-            ignore(
-                &mut report,
-                who,
+            (
                 Code::ApprovalBackdated,
                 format!(
                     "it is dated {}, before this subject was first staged",
                     st.time
                 ),
-            );
+            )
         } else if spec.expires_secs.is_some_and(|exp| {
             cx.started_at.saturating_sub(v.at) > i64::try_from(exp).unwrap_or(i64::MAX)
         }) {
-            ignore(
-                &mut report,
-                who,
+            (
                 Code::ApprovalExpired,
                 format!("it is dated {}, older than the gate's expires", st.time),
-            );
+            )
         } else if gone && st.decision == Decision::Approve {
-            ignore(
-                &mut report,
-                who,
+            (
                 Code::ApprovalWithdrawn,
                 "its files were removed from approvals/ after a run recorded them; a removed \
                  approval no longer counts"
                     .to_string(),
-            );
+            )
         } else {
-            candidates.push(Candidate {
-                name: pair.name.clone(),
-                v,
-            });
-        }
+            return None;
+        })
     }
+}
 
-    // A principal's latest statement decides (a rejection wins a tie); earlier ones that
-    // disagree with it are superseded.
+/// A principal's latest statement decides (a rejection wins a tie); earlier ones that
+/// disagree with it are superseded. Rejections go to the report; returned are the approving
+/// principals, each with its statements since its last rejection.
+fn latest<'c>(report: &mut SignoffReport, candidates: &'c [Candidate]) -> Vec<Approver<'c>> {
     let mut by_principal: BTreeMap<String, Vec<&Candidate>> = BTreeMap::new();
-    for c in &candidates {
+    for c in candidates {
         by_principal
             .entry(c.v.statement.signer.clone())
             .or_default()
             .push(c);
     }
-    let mut approvers: Vec<(String, Vec<&Candidate>)> = Vec::new();
+    let mut approvers: Vec<Approver<'c>> = Vec::new();
     for (principal, mut list) in by_principal {
         list.sort_by_key(|c| (c.v.at, c.v.statement.decision));
         let Some(latest) = list.last() else { continue };
@@ -275,10 +331,13 @@ pub fn assess(
             }
         }
     }
+    approvers
+}
 
-    // Distinct principals with distinct keys: a maximum matching of principals to keys, so
-    // that one person twice, or two principals sharing one key, count once.
-    let matched = match_keys(&approvers);
+/// Distinct principals with distinct keys: a maximum matching of principals to keys, so
+/// that one person twice, or two principals sharing one key, count once.
+fn count(report: &mut SignoffReport, approvers: &[Approver<'_>]) {
+    let matched = match_keys(approvers);
     for (i, (principal, list)) in approvers.iter().enumerate() {
         match matched[i] {
             Some(key) => {
@@ -304,7 +363,16 @@ pub fn assess(
             }
         }
     }
+}
 
+/// The role's members who may still sign: named in allowed_signers, neither counted nor
+/// rejecting yet, and not barred.
+fn may_still_sign(
+    report: &SignoffReport,
+    role: &[String],
+    signers: &AllowedSigners,
+    barred: &Barred,
+) -> Vec<String> {
     let done: BTreeSet<&str> = report
         .counted
         .iter()
@@ -320,8 +388,7 @@ pub fn assess(
         .collect();
     may.sort();
     may.dedup();
-    report.may_still_sign = may;
-    report
+    may
 }
 
 /// The principals who wrote the range's changes, from the recorded `git log`, or the problem
@@ -377,7 +444,7 @@ fn authors(ev: &SignoffEvidence, cx: &JudgeContext<'_>) -> Result<BTreeSet<Strin
 
 /// Kuhn's augmenting paths: principal i -> one of its keys, no key used twice. Returns the
 /// key each principal is matched with.
-fn match_keys<'a>(approvers: &'a [(String, Vec<&'a Candidate>)]) -> Vec<Option<&'a str>> {
+fn match_keys<'a>(approvers: &'a [Approver<'a>]) -> Vec<Option<&'a str>> {
     let keys: Vec<Vec<&str>> = approvers
         .iter()
         .map(|(_, list)| {
