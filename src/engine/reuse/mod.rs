@@ -13,7 +13,6 @@ mod digests;
 
 use std::path::Path;
 
-
 use crate::git::worktree::{self, Probe};
 use crate::model::{ClamdAddr, GateKind, GateSpec, Pipeline, RegressionSpec, VirusScanSpec};
 use digests::{environment_digest, files_state, folder_digest, git_state};
