@@ -1,12 +1,11 @@
 //! The change-record gate over real git repositories made in temp folders.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
+use crate::common::library;
 use relgate::gates::change_record::MARKDOWN_FILE;
-use relgate::gates::{self, CollectContext, JudgeContext, Outcome, Verdict};
+use relgate::gates::{self, JudgeContext, Outcome, Verdict};
 use relgate::model::{ChangeRecordSpec, Changes, GateKind, GateSpec, Pipeline, SignSpec};
 use relgate::record::Record;
 use relgate::stage;
@@ -67,73 +66,48 @@ impl Repo {
     fn pipeline(&self) -> Pipeline {
         std::fs::create_dir_all(self.root.join("dist")).unwrap();
         std::fs::write(self.root.join("dist/app.txt"), b"app\n").unwrap();
+        let gates = vec![
+            GateSpec {
+                id: "change-record".into(),
+                needs: vec![],
+                timeout_secs: 3600,
+                when: None,
+                kind: GateKind::ChangeRecord(ChangeRecordSpec {
+                    require_reviewer: true,
+                    require_tests: true,
+                    test_paths: vec!["tests/**".into()],
+                }),
+            },
+            GateSpec {
+                id: "sign".into(),
+                needs: vec![],
+                timeout_secs: 3600,
+                when: None,
+                kind: GateKind::Sign(SignSpec {
+                    key: "k".into(),
+                    signer: "release@x.test".into(),
+                }),
+            },
+        ];
         Pipeline {
-            file: self.root.join("pipeline.yaml"),
-            root: self.root.clone(),
-            project: "acme".into(),
-            state_dir: self.root.join(".relgate"),
-            artefacts: vec!["dist/*.txt".into()],
-            signers: None,
-            roles: BTreeMap::new(),
             changes: Some(Changes {
                 repo: self.repo.clone(),
                 range: "v0.9.0..HEAD".into(),
             }),
-            gates: vec![
-                GateSpec {
-                    id: "change-record".into(),
-                    needs: vec![],
-                    timeout_secs: 3600,
-                    when: None,
-                    kind: GateKind::ChangeRecord(ChangeRecordSpec {
-                        require_reviewer: true,
-                        require_tests: true,
-                        test_paths: vec!["tests/**".into()],
-                    }),
-                },
-                GateSpec {
-                    id: "sign".into(),
-                    needs: vec![],
-                    timeout_secs: 3600,
-                    when: None,
-                    kind: GateKind::Sign(SignSpec {
-                        key: "k".into(),
-                        signer: "release@x.test".into(),
-                    }),
-                },
-            ],
-            publish: None,
-            share: None,
+            ..library::pipeline(&self.root, "acme", &["dist/*.txt"], gates)
         }
     }
-
     /// Collect and judge; returns the evidence, the verdict and the record.
     fn run(&self, operator: Option<&str>) -> (serde_json::Value, Verdict, Record) {
         let pipeline = self.pipeline();
         let record = Record::new(self.root.join(".relgate/releases").join(VERSION));
         let files = stage::resolve(&self.root, &pipeline.artefacts).unwrap();
         let staged = stage::stage(&self.root, &files, &record.dir.join("staging"), 1).unwrap();
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        let cx = CollectContext {
-            pipeline: Arc::new(pipeline.clone()),
-            record: record.clone(),
-            staged: Arc::new(staged.clone()),
-            version: VERSION.into(),
-            operator: operator.map(str::to_string),
-            dry_run: false,
-            started_at: 1_790_000_000,
-            policy: String::new(),
-            subject_since: 0,
-            prior: std::sync::Arc::new(Vec::new()),
-            cancel: rx,
-            rehearsal: false,
-        };
+        let (mut cx, _tx) =
+            library::collect_context(pipeline.clone(), record.clone(), staged.clone(), VERSION);
+        cx.operator = operator.map(str::to_string);
         let gate = pipeline.gate("change-record").unwrap().clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let ev = rt.block_on(gates::collect(&gate, &cx)).unwrap();
+        let ev = library::collect(&gate, &cx);
         let v = judge(&pipeline, &gate, &ev, &record, &staged.subject, operator);
         (ev, v, record)
     }
@@ -152,7 +126,7 @@ fn judge(
         version: VERSION,
         subject,
         operator,
-        started_at: 1_790_000_000,
+        started_at: library::STARTED_AT,
         dry_run: false,
         signers: None,
         pipeline,

@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{alive, codes};
+use crate::common::{alive, codes, library};
 use relgate::digest::sha256_hex;
 use relgate::gates::regression::{self, JunitState, RegressionEvidence};
-use relgate::gates::{CollectContext, CollectError, JudgeContext, Verdict};
-use relgate::model::{Command, GateKind, GateSpec, Pipeline, RegressionSpec};
+use relgate::gates::{CollectContext, CollectError, Verdict};
+use relgate::model::{Command, GateKind, GateSpec, RegressionSpec};
 use relgate::record::{Blobs, Record};
 use relgate::stage::{self, ArtefactFile};
 use tokio::sync::watch;
@@ -40,34 +39,8 @@ impl Env {
             1,
         )
         .unwrap();
-        let pipeline = Pipeline {
-            file: root.join("pipeline.yaml"),
-            root: root.clone(),
-            project: "demo-project".into(),
-            state_dir: root.join(".relgate"),
-            artefacts: vec!["a.txt".into()],
-            signers: None,
-            roles: BTreeMap::new(),
-            changes: None,
-            gates: vec![],
-            publish: None,
-            share: None,
-        };
-        let (cancel, rx) = watch::channel(false);
-        let cx = CollectContext {
-            pipeline: Arc::new(pipeline),
-            record,
-            staged: Arc::new(staged),
-            version: "1.2.3".into(),
-            operator: None,
-            dry_run: false,
-            started_at: 1_790_000_000,
-            policy: String::new(),
-            subject_since: 0,
-            prior: std::sync::Arc::new(Vec::new()),
-            cancel: rx,
-            rehearsal: false,
-        };
+        let pipeline = library::pipeline(&root, "demo-project", &["a.txt"], vec![]);
+        let (cx, cancel) = library::collect_context(pipeline, record, staged, "1.2.3");
         Env {
             _tmp: tmp,
             root,
@@ -96,19 +69,7 @@ impl Env {
     }
 
     fn judge(&self, spec: &RegressionSpec, ev: &RegressionEvidence) -> Verdict {
-        let cx = JudgeContext {
-            project: &self.cx.pipeline.project,
-            version: &self.cx.version,
-            subject: &self.cx.staged.subject,
-            operator: None,
-            started_at: self.cx.started_at,
-            dry_run: false,
-            signers: None,
-            pipeline: &self.cx.pipeline,
-            policy: "",
-            subject_since: 0,
-            blobs: &self.cx.record,
-        };
+        let cx = library::judge_context(&self.cx, None);
         regression::judge(spec, ev, &cx)
     }
 

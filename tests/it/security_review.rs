@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::copy_dir;
-use relgate::gates::{self, CollectContext, JudgeContext, Verdict};
+use crate::common::library;
+use relgate::gates::{self, JudgeContext, Verdict};
 use relgate::model::{GateKind, GateSpec, PentestSpec, Pipeline, SecurityReviewSpec};
 use relgate::record::Record;
 use relgate::stage;
@@ -100,19 +101,7 @@ impl Case {
     }
 
     fn pipeline(&self) -> Pipeline {
-        Pipeline {
-            file: self.root().join("pipeline.yaml"),
-            root: self.root().to_path_buf(),
-            project: "acme".into(),
-            state_dir: self.root().join(".relgate"),
-            artefacts: vec!["dist/a.txt".into()],
-            signers: None,
-            roles: BTreeMap::new(),
-            changes: None,
-            gates: vec![self.gate()],
-            publish: None,
-            share: None,
-        }
+        library::pipeline(self.root(), "acme", &["dist/a.txt"], vec![self.gate()])
     }
 
     /// Collect into a fresh release record, then judge as of `started_at`.
@@ -123,27 +112,11 @@ impl Case {
         let record = Record::new(&record_dir);
         let files = stage::resolve(self.root(), &["dist/a.txt".into()]).unwrap();
         let staged = stage::stage(self.root(), &files, &record_dir.join("staged/x"), 1).unwrap();
-        let (_tx, cancel) = tokio::sync::watch::channel(false);
         let pipeline = Arc::new(self.pipeline());
-        let cx = CollectContext {
-            pipeline: pipeline.clone(),
-            record: record.clone(),
-            staged: Arc::new(staged),
-            version: "1.0.0".into(),
-            operator: None,
-            dry_run: false,
-            started_at,
-            policy: String::new(),
-            subject_since: 0,
-            prior: std::sync::Arc::new(Vec::new()),
-            cancel,
-            rehearsal: false,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let evidence = rt.block_on(gates::collect(&self.gate(), &cx)).unwrap();
+        let (mut cx, _tx) =
+            library::collect_context(pipeline.clone(), record.clone(), staged, "1.0.0");
+        cx.started_at = started_at;
+        let evidence = library::collect(&self.gate(), &cx);
         let subject = cx.staged.subject.clone();
         let run = Run {
             gate: self.gate(),

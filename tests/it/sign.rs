@@ -3,11 +3,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
+use crate::common::library;
 use crate::common::{codes, ssh_keygen_verifies};
 use relgate::gates::sign::{self, SignEvidence};
-use relgate::gates::{CollectContext, JudgeContext, Outcome, Verdict};
+use relgate::gates::{CollectContext, Outcome, Verdict};
 use relgate::model::{GateKind, GateSpec, Pipeline, SignSpec};
 use relgate::record::Record;
 use relgate::{sshsig, stage};
@@ -119,36 +119,16 @@ impl Fixture {
             kind: GateKind::Sign(spec.clone()),
         };
         let pipeline = Pipeline {
-            file: root.join("pipeline.yaml"),
-            root: root.clone(),
-            project: "acme".into(),
-            state_dir: root.join(".relgate"),
-            artefacts: vec!["dist/*".into()],
             signers: Some(root.join("keys/allowed_signers")),
-            roles: Default::default(),
-            changes: None,
-            gates: vec![gate.clone()],
-            publish: None,
-            share: None,
+            ..library::pipeline(&root, "acme", &["dist/*"], vec![gate.clone()])
         };
         let record = Record::new(root.join(".relgate/releases/1.0.0"));
         let files = stage::resolve(&root, &pipeline.artefacts).unwrap();
         let staged = stage::stage(&root, &files, &record.dir.join("staged/run"), 1).unwrap();
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let cx = CollectContext {
-            pipeline: Arc::new(pipeline),
-            record,
-            staged: Arc::new(staged),
-            version: "1.0.0".into(),
-            operator: None,
-            dry_run,
-            started_at: STARTED_AT,
-            policy: String::new(),
-            subject_since: STARTED_AT,
-            prior: Arc::new(Vec::new()),
-            cancel: rx,
-            rehearsal: false,
-        };
+        let (mut cx, tx) = library::collect_context(pipeline, record, staged, "1.0.0");
+        cx.dry_run = dry_run;
+        cx.started_at = STARTED_AT;
+        cx.subject_since = STARTED_AT;
         Fixture {
             _tmp: tmp,
             root,
@@ -167,19 +147,7 @@ impl Fixture {
     }
 
     fn judge(&self, ev: &SignEvidence) -> Verdict {
-        let jcx = JudgeContext {
-            project: "acme",
-            version: "1.0.0",
-            subject: &self.cx.staged.subject,
-            operator: None,
-            started_at: STARTED_AT,
-            dry_run: self.cx.dry_run,
-            signers: Some(&self.signers),
-            pipeline: &self.cx.pipeline,
-            policy: &self.cx.policy,
-            subject_since: STARTED_AT,
-            blobs: &self.cx.record,
-        };
+        let jcx = library::judge_context(&self.cx, Some(&self.signers));
         // Through the registry, as the engine and replay call it.
         let via_registry =
             relgate::gates::judge(&self.gate, &serde_json::to_value(ev).unwrap(), &jcx);

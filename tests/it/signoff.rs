@@ -6,8 +6,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::common::codes;
+use crate::common::library;
 use relgate::approval::{self, ApproveError, ApproveRequest};
-use relgate::gates::{self, CollectContext, JudgeContext, Outcome, Verdict};
+use relgate::gates::{self, CollectContext, Outcome, Verdict};
 use relgate::model::{Changes, GateKind, GateSpec, Pipeline, SignSpec, SignoffSpec};
 use relgate::record::Record;
 use relgate::stage;
@@ -72,13 +73,34 @@ impl Fixture {
             .collect();
         let signers_path = root.join("keys/allowed_signers");
         std::fs::write(&signers_path, &signers_text).unwrap();
-        let state = root.join(".relgate");
+        let _state = root.join(".relgate");
+        let gates = vec![
+            GateSpec {
+                id: "manual".into(),
+                needs: vec![],
+                timeout_secs: 3600,
+                when: None,
+                kind: GateKind::Signoff(SignoffSpec {
+                    role: "qa".into(),
+                    quorum,
+                    expires_secs,
+                    bar_authors: true,
+                    bar_operator: true,
+                    bar_signer: true,
+                }),
+            },
+            GateSpec {
+                id: "sign".into(),
+                needs: vec![],
+                timeout_secs: 3600,
+                when: None,
+                kind: GateKind::Sign(SignSpec {
+                    key: "keys/release".into(),
+                    signer: "release@x.test".into(),
+                }),
+            },
+        ];
         let pipeline = Pipeline {
-            file: root.join("pipeline.yaml"),
-            root: root.clone(),
-            project: "acme".into(),
-            state_dir: state.clone(),
-            artefacts: vec!["dist/*.txt".into()],
             signers: Some(signers_path),
             roles: BTreeMap::from([(
                 "qa".to_string(),
@@ -87,35 +109,7 @@ impl Fixture {
                     .map(|p| format!("{p}@x.test"))
                     .collect(),
             )]),
-            changes: None,
-            gates: vec![
-                GateSpec {
-                    id: "manual".into(),
-                    needs: vec![],
-                    timeout_secs: 3600,
-                    when: None,
-                    kind: GateKind::Signoff(SignoffSpec {
-                        role: "qa".into(),
-                        quorum,
-                        expires_secs,
-                        bar_authors: true,
-                        bar_operator: true,
-                        bar_signer: true,
-                    }),
-                },
-                GateSpec {
-                    id: "sign".into(),
-                    needs: vec![],
-                    timeout_secs: 3600,
-                    when: None,
-                    kind: GateKind::Sign(SignSpec {
-                        key: "keys/release".into(),
-                        signer: "release@x.test".into(),
-                    }),
-                },
-            ],
-            publish: None,
-            share: None,
+            ..library::pipeline(&root, "acme", &["dist/*.txt"], gates)
         };
         let record = Record::new(approval::record_dir(&pipeline, VERSION));
         let files = stage::resolve(&root, &pipeline.artefacts).unwrap();
@@ -167,44 +161,29 @@ impl Fixture {
         self.pipeline.gate("manual").unwrap()
     }
 
+    /// The context of the run being judged: at `NOW`, under `POLICY`, by the operator set.
+    fn context(&self) -> (CollectContext, tokio::sync::watch::Sender<bool>) {
+        let (mut cx, tx) = library::collect_context(
+            self.pipeline.clone(),
+            self.record.clone(),
+            self.staged.clone(),
+            VERSION,
+        );
+        cx.operator = self.operator.clone();
+        cx.started_at = NOW;
+        cx.policy = POLICY.into();
+        cx.subject_since = SUBJECT_SINCE;
+        (cx, tx)
+    }
+
     fn collect(&self) -> serde_json::Value {
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        let cx = CollectContext {
-            pipeline: Arc::new(self.pipeline.clone()),
-            record: self.record.clone(),
-            staged: self.staged.clone(),
-            version: VERSION.into(),
-            operator: self.operator.clone(),
-            dry_run: false,
-            started_at: NOW,
-            policy: POLICY.into(),
-            subject_since: SUBJECT_SINCE,
-            prior: Arc::new(Vec::new()),
-            cancel: rx,
-            rehearsal: false,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(gates::collect(self.gate(), &cx)).unwrap()
+        let (cx, _tx) = self.context();
+        library::collect(self.gate(), &cx)
     }
 
     fn judge(&self, evidence: &serde_json::Value) -> Verdict {
-        let subject = self.subject();
-        let jcx = JudgeContext {
-            project: &self.pipeline.project,
-            version: VERSION,
-            subject: &subject,
-            operator: self.operator.as_deref(),
-            started_at: NOW,
-            dry_run: false,
-            signers: Some(&self.signers_text),
-            pipeline: &self.pipeline,
-            policy: POLICY,
-            subject_since: SUBJECT_SINCE,
-            blobs: &self.record,
-        };
+        let (cx, _tx) = self.context();
+        let jcx = library::judge_context(&cx, Some(&self.signers_text));
         gates::judge(self.gate(), evidence, &jcx)
     }
 

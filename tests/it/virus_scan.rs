@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::library;
 use relgate::clamd::{self, DaemonOptions, PrivateClamd, Timeouts};
 use relgate::gates::virus_scan::{self, ScanMethod, ScanOptions, VirusScanEvidence};
 use relgate::gates::{CollectContext, CollectError, JudgeContext, Outcome, Verdict};
-use relgate::model::{ClamdAddr, GateKind, GateSpec, Pipeline, VirusScanSpec};
+use relgate::model::{ClamdAddr, GateKind, GateSpec, VirusScanSpec};
 use relgate::record::Record;
 use relgate::stage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -80,38 +81,14 @@ impl Release {
             when: None,
             kind: GateKind::VirusScan(spec.clone()),
         };
-        let pipeline = Pipeline {
-            file: self.root.join("pipeline.yaml"),
-            root: self.root.clone(),
-            project: "acme".into(),
-            state_dir: self.root.join(".relgate"),
-            artefacts: vec!["dist/**".into()],
-            signers: None,
-            roles: Default::default(),
-            changes: None,
-            gates: vec![gate],
-            publish: None,
-            share: None,
-        };
+        let pipeline = library::pipeline(&self.root, "acme", &["dist/**"], vec![gate]);
         let record = Record::new(self.root.join(".relgate/releases/1.0.0"));
         let files = stage::resolve(&self.root, &pipeline.artefacts).unwrap();
         let staged = stage::stage(&self.root, &files, &record.dir.join("staged/run"), 2).unwrap();
-        let (tx, rx) = tokio::sync::watch::channel(false);
+        let (mut cx, tx) = library::collect_context(pipeline, record, staged, "1.0.0");
+        cx.started_at = STARTED_AT;
         self._cancel = Some(tx);
-        self.cx = Some(CollectContext {
-            pipeline: Arc::new(pipeline),
-            record,
-            staged: Arc::new(staged),
-            version: "1.0.0".into(),
-            operator: None,
-            dry_run: false,
-            started_at: STARTED_AT,
-            policy: String::new(),
-            subject_since: 0,
-            prior: std::sync::Arc::new(Vec::new()),
-            cancel: rx,
-            rehearsal: false,
-        });
+        self.cx = Some(cx);
         self.cx.as_ref().unwrap()
     }
 
@@ -126,17 +103,8 @@ impl Release {
     fn judge_at(&self, spec: &VirusScanSpec, ev: &VirusScanEvidence, now: i64) -> Verdict {
         let cx = self.cx.as_ref().unwrap();
         let jcx = JudgeContext {
-            project: "acme",
-            version: "1.0.0",
-            subject: &cx.staged.subject,
-            operator: None,
             started_at: now,
-            dry_run: false,
-            signers: None,
-            pipeline: &cx.pipeline,
-            policy: "",
-            subject_since: 0,
-            blobs: &cx.record,
+            ..library::judge_context(cx, None)
         };
         let gate = GateSpec {
             id: "virus-scan".into(),

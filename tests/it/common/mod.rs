@@ -1,5 +1,7 @@
 //! Test harness: a temporary project folder, real `ssh-keygen` keys, and the real binary.
 
+pub mod library;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
