@@ -278,7 +278,8 @@ fn judge_now(
             known_authors: None,
         };
         let (_tx, cancel) = tokio::sync::watch::channel(false);
-        let got = super::next_run::block_on(preview::preview(&req, cancel))?;
+        let got =
+            super::next_run::block_on(preview::preview(&req, cancel)).map_err(|e| e.to_string())?;
         if let Some(why) = got.authors_unknown
             && !warnings.iter().any(|w: &String| w.contains(&why))
         {

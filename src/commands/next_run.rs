@@ -9,14 +9,19 @@ use crate::gates::signoff::preview;
 use crate::log::{GateVerdict, RunStarted};
 use crate::model::Pipeline;
 
+/// The small runtime [`block_on`] needs could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the runtime: {0}")]
+pub(crate) struct NoRuntime(#[source] std::io::Error);
+
 /// Run `f` to its end on a small runtime of its own (the commands that need git are
 /// otherwise synchronous).
-pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output, String> {
+pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output, NoRuntime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map(|rt| rt.block_on(f))
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .map_err(NoRuntime)
 }
 
 /// Would the next run keep a green result, and why (or why not)?

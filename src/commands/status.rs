@@ -96,7 +96,7 @@ fn gate_state(here: &Here<'_>, gv: &GateView<'_>) -> serde_json::Value {
         let next = super::next_run::block_on(super::next_run::reuse(here.p, here.run, v))
             .unwrap_or_else(|e| super::next_run::NextRun {
                 kept: false,
-                reason: e,
+                reason: e.to_string(),
             });
         state["next_run"] = json!(next);
     }
@@ -138,7 +138,8 @@ fn signoffs_now(here: &Here<'_>, gate: &str) -> Option<serde_json::Value> {
             }
             Some(now)
         }
-        Ok(Some(Err(e))) | Err(e) => Some(json!({ "error": e })),
+        Ok(Some(Err(e))) => Some(json!({ "error": e })),
+        Err(e) => Some(json!({ "error": e.to_string() })),
         Ok(None) => None,
     }
 }

@@ -10,7 +10,11 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::engine::{GateState, RunSummary};
 
-pub fn render(summary: &RunSummary, project: &str, version: &str) -> Result<String, String> {
+pub fn render(
+    summary: &RunSummary,
+    project: &str,
+    version: &str,
+) -> Result<String, quick_junit::SerializeError> {
     let mut suite = TestSuite::new(format!("relgate {project} {version}"));
     let mut total = Duration::ZERO;
     for g in &summary.gates {
@@ -80,5 +84,5 @@ pub fn render(summary: &RunSummary, project: &str, version: &str) -> Result<Stri
     let mut report = Report::new("relgate");
     report.set_time(total);
     report.add_test_suite(suite);
-    report.to_string().map_err(|e| e.to_string())
+    report.to_string()
 }
