@@ -195,7 +195,9 @@ fn pump(
                             ));
                         }
                     }
-                    _ => {}
+                    // Neither hashed nor leased cannot happen (no lease means hashing); if it
+                    // ever did, the bytes went unchecked, so the body fails rather than pass.
+                    _ => return Err(format!("staged {shown} could not be checked")),
                 }
             }
         }
@@ -238,8 +240,8 @@ mod tests {
         (dir, path, id, sha)
     }
 
-    /// Run `pump` on a thread of its own, with a receiver that takes a chunk only when told to
-    /// (`step`), and return what it said and the bytes it handed over.
+    /// Run `pump` on a thread of its own with a channel one chunk deep: take the first chunk,
+    /// run `between`, then take the rest; return what `pump` said and the bytes it handed over.
     fn pump_stepwise(
         path: &Path,
         expect: Expect,
