@@ -1,15 +1,17 @@
 //! A real Apache httpd with mod_dav_fs, started from a config in a temp folder on a loopback
 //! port, with basic auth, plain HTTP or TLS under a CA made here with the openssl CLI.
 //!
-//! Apache's `Listen` refuses port 0, so the port is one that was free a moment before Apache
-//! starts; another process can take it in between, and then Apache says so in its log
-//! ("Address already in use") and exits, and a fresh port is tried. A started Apache is known
-//! by its own log line, never by a connection alone (which could reach the other process).
+//! Apache's `Listen` refuses port 0, so the test binds the port itself and holds it: a socket
+//! bound to `127.0.0.1:0` with `SO_REUSEPORT` and never listening. No other process can bind
+//! that port while it is held — only one of the same user that sets `SO_REUSEPORT` too, which
+//! Apache does when `ListenCoresBucketsRatio` is set (here so high that it keeps one bucket).
+//! A held socket that does not listen is given no connection, so every one reaches Apache.
+//! Nothing is picked, let go and hoped for: a port another process took cannot happen.
 //!
 //! As root (CI) the workers run as `nobody` (Apache refuses to serve as root), so the folders it
 //! writes are handed to `nobody` and the temp folder is opened for it to traverse.
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +25,8 @@ pub struct Apache {
     child: Option<Child>,
     pub port: u16,
     pub tls: bool,
+    /// The port held for Apache (see the module's doc), until Apache is gone.
+    _held: socket2::Socket,
 }
 
 fn run(cmd: &mut Command) {
@@ -35,13 +39,20 @@ fn is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
-/// A port that is free now: only a candidate, since it is let go before Apache binds it.
-fn candidate_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
+/// A loopback port held for Apache: bound with `SO_REUSEPORT`, never listening.
+fn hold_port() -> (socket2::Socket, u16) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.set_reuse_port(true).expect("SO_REUSEPORT");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    s.bind(&any.into()).expect("bind");
+    let port = s
         .local_addr()
         .expect("addr")
-        .port()
+        .as_socket()
+        .expect("an IP address")
+        .port();
+    (s, port)
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost signed by it (P-256).
@@ -147,52 +158,40 @@ impl Apache {
                 .arg(base.join("dav"))
                 .arg(base.join("run")));
         }
-        for attempt in 0..5 {
-            let port = candidate_port();
-            let conf = config(&base, port, tls, root);
-            std::fs::write(base.join("httpd.conf"), conf).expect("conf");
-            // This attempt's log only: "in use" below is about this port.
-            std::fs::write(base.join("run/error.log"), "").expect("error.log");
-            let mut child = Command::new("apache2")
-                .arg("-f")
-                .arg(base.join("httpd.conf"))
-                .arg("-DFOREGROUND")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("apache2 (scripts/install-prereqs.sh installs it)");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                // Listening, and this Apache is the one that listens: the port was free when
-                // picked, but another process could have taken it since.
-                let started = std::fs::read_to_string(base.join("run/error.log"))
-                    .is_ok_and(|l| l.contains("resuming normal operations"));
-                if started
-                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    && matches!(child.try_wait(), Ok(None))
-                {
-                    return Apache {
-                        tmp,
-                        child: Some(child),
-                        port,
-                        tls,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let (held, port) = hold_port();
+        std::fs::write(base.join("httpd.conf"), config(&base, port, tls, root)).expect("conf");
+        let mut child = Command::new("apache2")
+            .arg("-f")
+            .arg(base.join("httpd.conf"))
+            .arg("-DFOREGROUND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("apache2 (scripts/install-prereqs.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(base.join("run/error.log")).unwrap_or_default();
-            assert!(
-                attempt < 4 && log.contains("in use"),
-                "apache2 did not start:\n{log}"
-            );
+            // Apache says when it serves; the port is one only it can listen on.
+            let started = std::fs::read_to_string(base.join("run/error.log"))
+                .is_ok_and(|l| l.contains("resuming normal operations"));
+            if started && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Apache {
+                    tmp,
+                    child: Some(child),
+                    port,
+                    tls,
+                    _held: held,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        unreachable!("apache2 did not start")
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(base.join("run/error.log")).unwrap_or_default();
+        panic!("apache2 did not start on its held port {port}:\n{log}");
     }
 
     /// `http(s)://127.0.0.1:PORT/` + `path`.
@@ -299,6 +298,7 @@ fn config(base: &Path, port: u16, tls: bool, root: bool) -> String {
     }
     let mut c = format!(
         "ServerRoot {b}\nListen 127.0.0.1:{port}\nServerName 127.0.0.1:{port}\n\
+         ListenCoresBucketsRatio 1000000\n\
          PidFile {b}/run/httpd.pid\nDefaultRuntimeDir {b}/run\nErrorLog {b}/run/error.log\n\
          LogLevel warn\n"
     );
