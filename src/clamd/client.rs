@@ -313,7 +313,7 @@ impl Client {
                 r = &mut reader => r,
                 w = &mut writer => {
                     if let Err(e) = w {
-                        send_error = Some(e);
+                        send_error = Some(e.to_string());
                     }
                     // Everything is sent (or sending failed): the reply must now come
                     // within the I/O timeout.
@@ -359,21 +359,34 @@ struct Progress {
     complete: bool,
 }
 
+/// Why sending a file to clamd stopped; its text goes into the scan's evidence.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("cannot read the staged file: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("chunk too large")]
+    ChunkTooLarge,
+    #[error("sending to clamd: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("sending to clamd: no progress within {secs}s")]
+    Stalled { secs: u64 },
+}
+
 /// Write `src` as INSTREAM chunks and the terminating zero chunk.
 async fn send_chunks<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     wr: &mut W,
     src: &mut R,
     progress: &mut Progress,
     io: Duration,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match src.read(&mut buf).await {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("cannot read the staged file: {e}")),
+            Err(e) => return Err(SendError::Read(e)),
         };
-        let len = u32::try_from(n).map_err(|_| "chunk too large".to_string())?;
+        let len = u32::try_from(n).map_err(|_| SendError::ChunkTooLarge)?;
         let write = async {
             wr.write_all(&len.to_be_bytes()).await?;
             if n > 0 {
@@ -387,12 +400,9 @@ async fn send_chunks<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
         progress.sent += n as u64;
         match tokio::time::timeout(io, write).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("sending to clamd: {e}")),
+            Ok(Err(e)) => return Err(SendError::Write(e)),
             Err(_) => {
-                return Err(format!(
-                    "sending to clamd: no progress within {}s",
-                    io.as_secs()
-                ));
+                return Err(SendError::Stalled { secs: io.as_secs() });
             }
         }
         if n == 0 {

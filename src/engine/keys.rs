@@ -16,9 +16,7 @@ pub(super) fn attestation_files(
     key: Option<&(SignKey, CheckpointKey)>,
     dry_run_to: Option<&str>,
 ) -> Result<Vec<publish::ReleaseFile>, publish::PublishError> {
-    let (key, _) = key.ok_or_else(|| {
-        publish::PublishError::Attestation("no signing key for the checkpoints".into())
-    })?;
+    let (key, _) = key.ok_or(publish::PublishError::NoAttestationKey)?;
     let a = crate::intoto::vsa::for_record(&record.dir, key, dry_run_to)
         .map_err(publish::PublishError::Attestation)?;
     Ok(vec![

@@ -160,12 +160,40 @@ pub fn statement(s: &Summary) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// Why a record's attestation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestError {
+    #[error("{name}: {source}")]
+    File {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] crate::log::LogProblem),
+    #[error("the checkpoint is not UTF-8")]
+    CheckpointNotUtf8,
+    /// The checkpoint's text does not parse (the parser's message).
+    #[error("{0}")]
+    Checkpoint(String),
+    #[error("the latest checkpoint does not cover the whole log")]
+    NotCovered,
+    /// The log is not one a VSA speaks for ([`from_record`]'s message).
+    #[error("{0}")]
+    Record(String),
+    #[error(transparent)]
+    Sign(#[from] dsse::DsseError),
+    /// The key has no form DSSE verifiers read ([`spki::der`]'s message).
+    #[error("{0}")]
+    Key(String),
+}
+
 /// Sign the summary's statement with `key` and give the release key's PEM.
-pub fn attest(key: &(impl RawSigner + ?Sized), s: &Summary) -> Result<Attestation, String> {
-    let envelope = dsse::sign(key, dsse::PAYLOAD_TYPE, &statement(s)).map_err(|e| e.to_string())?;
+pub fn attest(key: &(impl RawSigner + ?Sized), s: &Summary) -> Result<Attestation, AttestError> {
+    let envelope = dsse::sign(key, dsse::PAYLOAD_TYPE, &statement(s))?;
     Ok(Attestation {
         envelope: format!("{envelope}\n"),
-        pem: spki::pem(key.public_key())?,
+        pem: spki::pem(key.public_key()).map_err(AttestError::Key)?,
     })
 }
 
@@ -175,20 +203,24 @@ pub fn for_record(
     dir: &std::path::Path,
     key: &(impl RawSigner + ?Sized),
     dry_run_to: Option<&str>,
-) -> Result<Attestation, String> {
-    let read = |name: &str, cap: u64| {
-        crate::record::read_capped(&dir.join(name), cap).map_err(|e| format!("{name}: {e}"))
+) -> Result<Attestation, AttestError> {
+    let read = |name: &'static str, cap: u64| {
+        crate::record::read_capped(&dir.join(name), cap)
+            .map_err(|source| AttestError::File { name, source })
     };
     let log = read(crate::record::LOG_FILE, crate::record::MAX_LOG_BYTES)?;
     let checkpoint = read(crate::record::CHECKPOINT_FILE, 64 << 10)?;
-    let (entries, _) = crate::log::read_log(&log).map_err(|e| e.to_string())?;
+    let (entries, _) = crate::log::read_log(&log)?;
     let cp = crate::log::checkpoint::Checkpoint::parse(
-        std::str::from_utf8(&checkpoint).map_err(|_| "the checkpoint is not UTF-8")?,
-    )?;
+        std::str::from_utf8(&checkpoint).map_err(|_| AttestError::CheckpointNotUtf8)?,
+    )
+    .map_err(AttestError::Checkpoint)?;
     if usize::try_from(cp.size).ok() != Some(entries.len()) {
-        return Err("the latest checkpoint does not cover the whole log".into());
+        return Err(AttestError::NotCovered);
     }
-    attest(key, &from_record(&entries, &log, &checkpoint, dry_run_to)?)
+    let summary =
+        from_record(&entries, &log, &checkpoint, dry_run_to).map_err(AttestError::Record)?;
+    attest(key, &summary)
 }
 
 /// Check a published VSA without its record (`relgate verify`): `pem` is exactly `key`'s PEM,

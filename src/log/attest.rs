@@ -194,7 +194,7 @@ pub fn attest(
         line,
         message,
     };
-    let stored = checkpoint::list(dir).map_err(|m| problem("checkpoints", 0, m))?;
+    let stored = checkpoint::list(dir).map_err(|m| problem("checkpoints", 0, m.to_string()))?;
     let mut out = Attestation::default();
     if stored.is_empty() {
         if strictness == Strictness::Replay {

@@ -1,7 +1,7 @@
 //! The signed checkpoint: a short text committing to the log's length and head, signed with
 //! SSHSIG (namespace `relgate-checkpoint`) by the `sign` gate's key. It exposes a cut-off tail.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::chain::Head;
 use crate::record::{CHECKPOINT_FILE, CHECKPOINT_SIG_FILE};
@@ -161,18 +161,50 @@ pub struct Stored {
 /// The largest checkpoint or signature file read (a real one is a few hundred bytes).
 const MAX_CHECKPOINT_BYTES: u64 = 64 << 10;
 
+/// Why a record's checkpoints could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{} is not UTF-8", path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{shown} is missing")]
+    Missing { shown: String },
+    #[error("cannot read {}: {source}", dir.display())]
+    Folder {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{HISTORY_DIR}/{name} is not a checkpoint (nothing else belongs there)")]
+    Stray { name: String },
+    #[error("{HISTORY_DIR} is not a folder")]
+    NotFolder,
+}
+
 /// Read one checkpoint file and the `.sig` beside it (regular files only, size-capped).
-pub fn read_stored(path: &Path, shown: &str) -> Result<Stored, String> {
-    let read = |p: &Path| -> Result<Option<String>, String> {
+pub fn read_stored(path: &Path, shown: &str) -> Result<Stored, ReadError> {
+    let read = |p: &Path| -> Result<Option<String>, ReadError> {
         match crate::record::read_capped(p, MAX_CHECKPOINT_BYTES) {
             Ok(b) => String::from_utf8(b)
                 .map(Some)
-                .map_err(|_| format!("{} is not UTF-8", p.display())),
+                .map_err(|_| ReadError::NotUtf8 {
+                    path: p.to_path_buf(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", p.display())),
+            Err(source) => Err(ReadError::File {
+                path: p.to_path_buf(),
+                source,
+            }),
         }
     };
-    let text = read(path)?.ok_or_else(|| format!("{shown} is missing"))?;
+    let text = read(path)?.ok_or_else(|| ReadError::Missing {
+        shown: shown.to_string(),
+    })?;
     let mut sig_path = path.as_os_str().to_owned();
     sig_path.push(".sig");
     let sig = read(Path::new(&sig_path))?;
@@ -184,25 +216,25 @@ pub fn read_stored(path: &Path, shown: &str) -> Result<Stored, String> {
 }
 
 /// Every checkpoint in a record: the history, oldest first, then the latest `checkpoint`.
-pub fn list(dir: &Path) -> Result<Vec<Stored>, String> {
+pub fn list(dir: &Path) -> Result<Vec<Stored>, ReadError> {
     let mut out = Vec::new();
     let history = dir.join(HISTORY_DIR);
+    let cannot = |source| ReadError::Folder {
+        dir: history.clone(),
+        source,
+    };
     match std::fs::symlink_metadata(&history) {
         Ok(m) if m.is_dir() => {
             let mut names = Vec::new();
-            for entry in std::fs::read_dir(&history)
-                .map_err(|e| format!("cannot read {}: {e}", history.display()))?
-            {
-                let entry = entry.map_err(|e| format!("cannot read {}: {e}", history.display()))?;
+            for entry in std::fs::read_dir(&history).map_err(cannot)? {
+                let entry = entry.map_err(cannot)?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with(".tmp") {
                     // A checkpoint being written (tempfile's name) when a run was killed.
                     continue;
                 }
                 if !is_history_name(&name) {
-                    return Err(format!(
-                        "{HISTORY_DIR}/{name} is not a checkpoint (nothing else belongs there)"
-                    ));
+                    return Err(ReadError::Stray { name });
                 }
                 if !name.ends_with(".sig") {
                     names.push(name);
@@ -216,9 +248,9 @@ pub fn list(dir: &Path) -> Result<Vec<Stored>, String> {
                 )?);
             }
         }
-        Ok(_) => return Err(format!("{HISTORY_DIR} is not a folder")),
+        Ok(_) => return Err(ReadError::NotFolder),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", history.display())),
+        Err(e) => return Err(cannot(e)),
     }
     let latest = dir.join(CHECKPOINT_FILE);
     if std::fs::symlink_metadata(&latest).is_ok() {

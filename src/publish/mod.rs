@@ -46,7 +46,9 @@ pub enum PublishError {
     #[error("the release record cannot be copied: {0}")]
     Record(String),
     #[error("cannot make the release's attestation: {0}")]
-    Attestation(String),
+    Attestation(#[source] crate::intoto::vsa::AttestError),
+    #[error("cannot make the release's attestation: no signing key for the checkpoints")]
+    NoAttestationKey,
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
     #[error("cannot publish to {to}: {why}")]

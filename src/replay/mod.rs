@@ -330,7 +330,8 @@ fn check(
 /// a record rolled back (shorter) or forked (other lines) to an earlier state fails here.
 fn external_checkpoint(path: &Path, entries: &[Entry], trust: &TrustRoot) -> Result<(), Problem> {
     let shown = path.display().to_string();
-    let stored = crate::log::checkpoint::read_stored(path, &shown).map_err(|m| fail(0, m))?;
+    let stored =
+        crate::log::checkpoint::read_stored(path, &shown).map_err(|m| fail(0, m.to_string()))?;
     match attest::check_checkpoint(&stored, entries, trust) {
         Ok(_) => Ok(()),
         Err(CheckpointError::Unsigned) => Err(fail(

@@ -27,6 +27,39 @@ pub struct Pushed {
     pub commands: Vec<String>,
 }
 
+/// Why part of what a run leaves could not be pushed: shown as a note, never fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("cannot read the log: {0}")]
+    ReadLog(#[source] std::io::Error),
+    #[error("the log does not read: line {line}: {message}")]
+    ParseLog { line: usize, message: String },
+    #[error("the pipeline has no sign gate")]
+    NoSignGate,
+    /// The sign gate's `key` names no usable path (an unset variable, empty).
+    #[error("{0}")]
+    KeyPath(String),
+    #[error(transparent)]
+    Key(#[from] crate::sshsig::SshsigError),
+    #[error(transparent)]
+    Share(#[from] super::ShareError),
+    /// The record's files could not be listed.
+    #[error("{0}")]
+    List(String),
+    #[error("{rel}: {source}")]
+    File {
+        rel: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the log holds no run")]
+    NoRun,
+    #[error(transparent)]
+    Evidence(#[from] crate::record::RecordError),
+    #[error("the recorded signers are not UTF-8")]
+    SignersNotUtf8,
+}
+
 /// Push what a finished run left: checkpoints (or, for a dry run, the record) first, then the
 /// report that names them.
 pub async fn after_run(
@@ -106,27 +139,28 @@ pub async fn after_run(
     out
 }
 
-fn read_entries(dir: &Path) -> Result<Vec<Entry>, String> {
+fn read_entries(dir: &Path) -> Result<Vec<Entry>, PushError> {
     let bytes = crate::record::read_capped(
         &dir.join(crate::record::LOG_FILE),
         crate::record::MAX_LOG_BYTES,
     )
-    .map_err(|e| format!("cannot read the log: {e}"))?;
+    .map_err(PushError::ReadLog)?;
     crate::log::read_log(&bytes)
         .map(|(e, _)| e)
-        .map_err(|p| format!("the log does not read: line {}: {}", p.line, p.message))
+        .map_err(|p| PushError::ParseLog {
+            line: p.line,
+            message: p.message,
+        })
 }
 
 /// The key that signs the report: the release key, or for a dry run a throwaway one.
-fn report_key(p: &Pipeline, dry_run: bool) -> Result<ssh_key::PrivateKey, String> {
+fn report_key(p: &Pipeline, dry_run: bool) -> Result<ssh_key::PrivateKey, PushError> {
     if dry_run {
-        return crate::sshsig::throwaway_key().map_err(|e| e.to_string());
+        return Ok(crate::sshsig::throwaway_key()?);
     }
-    let (_, spec) = p
-        .sign_gate()
-        .ok_or_else(|| "the pipeline has no sign gate".to_string())?;
-    let path = crate::gates::sign::key_path(spec, &p.root)?;
-    crate::sshsig::load_private_key(&path).map_err(|e| e.to_string())
+    let (_, spec) = p.sign_gate().ok_or(PushError::NoSignGate)?;
+    let path = crate::gates::sign::key_path(spec, &p.root).map_err(PushError::KeyPath)?;
+    Ok(crate::sshsig::load_private_key(&path)?)
 }
 
 /// Every signed checkpoint of the record that the share does not hold yet.
@@ -136,10 +170,10 @@ async fn push_checkpoints(
     version: &str,
     id: &str,
     dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let history = dir.join(crate::log::checkpoint::HISTORY_DIR);
     let to = layout::checkpoints_dir(project, version, id);
-    let there = share.list(&to).await.map_err(|e| e.to_string())?;
+    let there = share.list(&to).await?;
     let mut names: Vec<String> = match std::fs::read_dir(&history) {
         Ok(d) => d
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -159,14 +193,8 @@ async fn push_checkpoints(
         let (Ok(text), Ok(sig)) = (read(&name), read(&sig_name)) else {
             continue;
         };
-        share
-            .put(&format!("{to}/{sig_name}"), &sig)
-            .await
-            .map_err(|e| e.to_string())?;
-        share
-            .put(&format!("{to}/{name}"), &text)
-            .await
-            .map_err(|e| e.to_string())?;
+        share.put(&format!("{to}/{sig_name}"), &sig).await?;
+        share.put(&format!("{to}/{name}"), &text).await?;
     }
     Ok(())
 }
@@ -179,9 +207,9 @@ async fn push_record(
     version: &str,
     id: &str,
     dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let to = layout::record_dir(project, version, true, id);
-    let files = crate::audit::list_files(dir)?;
+    let files = crate::audit::list_files(dir).map_err(PushError::List)?;
     let mut files: Vec<String> = files
         .into_iter()
         .filter(|rel| {
@@ -200,11 +228,11 @@ async fn push_record(
             crate::record::MAX_EVIDENCE_BYTES
         };
         let bytes =
-            crate::record::read_capped(&dir.join(&rel), cap).map_err(|e| format!("{rel}: {e}"))?;
-        share
-            .put(&format!("{to}/{rel}"), &bytes)
-            .await
-            .map_err(|e| e.to_string())?;
+            crate::record::read_capped(&dir.join(&rel), cap).map_err(|source| PushError::File {
+                rel: rel.clone(),
+                source,
+            })?;
+        share.put(&format!("{to}/{rel}"), &bytes).await?;
     }
     Ok(())
 }
@@ -220,7 +248,7 @@ fn build(
     entries: &[Entry],
     id: &str,
     key: &ssh_key::PrivateKey,
-) -> Result<RunReport, String> {
+) -> Result<RunReport, PushError> {
     let run: &RunStarted = entries
         .iter()
         .rev()
@@ -228,7 +256,7 @@ fn build(
             LogRecord::RunStarted(r) => Some(r.as_ref()),
             _ => None,
         })
-        .ok_or("the log holds no run")?;
+        .ok_or(PushError::NoRun)?;
     let subject_since = entries
         .iter()
         .find_map(|e| match &e.record {
@@ -237,10 +265,7 @@ fn build(
         })
         .unwrap_or(run.started_at);
     let signers = match &run.signers {
-        Some(d) => Some(
-            String::from_utf8(record.get(d).map_err(|e| e.to_string())?)
-                .map_err(|_| "the recorded signers are not UTF-8".to_string())?,
-        ),
+        Some(d) => Some(String::from_utf8(record.get(d)?).map_err(|_| PushError::SignersNotUtf8)?),
         None => None,
     };
     let checkpoint = crate::log::checkpoint::read_stored(

@@ -110,10 +110,10 @@ pub struct Sealed {
 
 impl RunReport {
     /// The exact bytes that are signed and stored.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, SignError> {
         crate::digest::canonical_json(self)
             .map(String::into_bytes)
-            .map_err(|e| format!("cannot write the run report: {e}"))
+            .map_err(SignError::Encode)
     }
 
     /// The first gate (in pipeline order) that is red.
@@ -193,12 +193,21 @@ pub fn check(name: &str, bytes: &[u8], sig: &[u8], trust: &TrustRoot) -> Result<
     })
 }
 
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("cannot write the run report: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error(transparent)]
+    Sign(#[from] crate::sshsig::SshsigError),
+}
+
 /// Sign `report` with `key`: its bytes, their name, and the armored signature.
 pub fn sign(
     report: &RunReport,
     key: &ssh_key::PrivateKey,
-) -> Result<(Vec<u8>, String, String), String> {
+) -> Result<(Vec<u8>, String, String), SignError> {
     let bytes = report.to_bytes()?;
-    let sig = crate::sshsig::sign(key, NS_REPORT, &bytes).map_err(|e| e.to_string())?;
+    let sig = crate::sshsig::sign(key, NS_REPORT, &bytes)?;
     Ok((bytes.clone(), super::layout::object_name(&bytes), sig))
 }

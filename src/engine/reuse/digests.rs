@@ -26,6 +26,78 @@ const SET_BY_RELGATE: &[&str] = &["RELGATE_PROJECT", "RELGATE_VERSION", "RELGATE
 /// The key the environment digest is made with, in the state folder, never in a record.
 pub const KEY_FILE: &str = "reuse.key";
 
+/// Why a dependency's digest could not be made: recorded as the reason the gate's result is
+/// not kept (`unsure`), so its text is what a record shows.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error(
+        "{count} tracked file(s) in {} are marked assume-unchanged or skip-worktree, so git \
+         would not show a change to them",
+        top.display()
+    )]
+    Unwatched { count: usize, top: PathBuf },
+    /// What one path holds, named as the message shows it.
+    #[error("{shown}: {source}")]
+    Entry {
+        shown: String,
+        #[source]
+        source: EntryError,
+    },
+    /// What a file of a folder holds (the folder's own message names no path).
+    #[error(transparent)]
+    Content(EntryError),
+    #[error("inputs glob {pattern:?}: {}", source.kind())]
+    Glob {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+    #[error("inputs glob {pattern:?}: {source}")]
+    Walk {
+        pattern: String,
+        #[source]
+        source: walkdir::Error,
+    },
+    #[error("inputs glob {pattern:?}: {} is not UTF-8", path.display())]
+    NotUtf8 { pattern: String, path: PathBuf },
+    #[error("{}: {source}", dir.display())]
+    Folder {
+        dir: PathBuf,
+        #[source]
+        source: walkdir::Error,
+    },
+    #[error("{} is not a 32-byte key; remove it and run again", path.display())]
+    BadKey { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make {}: {source}", path.display())]
+    MakeKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make a random key: {0}")]
+    Random(#[source] ssh_key::rand_core::Error),
+    /// Another run made the key first, and it cannot be read.
+    #[error("cannot read {}", path.display())]
+    KeyLost { path: PathBuf },
+}
+
+/// Why what a path holds cannot be told as one token.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("a submodule or a nested repository changed; what it holds is not compared")]
+    Folder,
+    #[error("not a regular file")]
+    NotRegular,
+}
+
 /// Paths that change with every run without being something a gate ran against: the state
 /// folder (the records), the artefacts (already in the subject) and JUnit reports (written by
 /// the gates).
@@ -69,14 +141,12 @@ impl Excluded {
     }
 }
 
-pub(super) fn git_state(tree: &worktree::WorkTree, p: &Pipeline) -> Result<GitState, String> {
+pub(super) fn git_state(tree: &worktree::WorkTree, p: &Pipeline) -> Result<GitState, DigestError> {
     if tree.unwatched > 0 {
-        return Err(format!(
-            "{} tracked file(s) in {} are marked assume-unchanged or skip-worktree, so git would \
-             not show a change to them",
-            tree.unwatched,
-            tree.top.display()
-        ));
+        return Err(DigestError::Unwatched {
+            count: tree.unwatched,
+            top: tree.top.clone(),
+        });
     }
     let excluded = Excluded::new(p);
     let mut h = Sha256::new();
@@ -88,7 +158,10 @@ pub(super) fn git_state(tree: &worktree::WorkTree, p: &Pipeline) -> Result<GitSt
         if excluded.holds(&path) {
             continue;
         }
-        let content = entry_digest(&path).map_err(|why| format!("{}: {why}", path.display()))?;
+        let content = entry_digest(&path).map_err(|source| DigestError::Entry {
+            shown: path.display().to_string(),
+            source,
+        })?;
         h.update(c.status.as_bytes());
         h.update(b"\0");
         h.update(&c.path);
@@ -112,42 +185,43 @@ fn path_of_bytes(bytes: &[u8]) -> PathBuf {
 
 /// What a path holds, as one token: `file:<mode bit>:<sha256>`, `link:<target>`, `gone`.
 /// A folder (a submodule, a nested repository) cannot be told in one token: an error.
-fn entry_digest(path: &Path) -> Result<String, String> {
+fn entry_digest(path: &Path) -> Result<String, EntryError> {
     use std::os::unix::fs::PermissionsExt as _;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok("gone".into()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let ft = meta.file_type();
     if ft.is_symlink() {
-        let target = std::fs::read_link(path).map_err(|e| e.to_string())?;
+        let target = std::fs::read_link(path)?;
         return Ok(format!("link:{}", target.display()));
     }
     if ft.is_dir() {
-        return Err(
-            "a submodule or a nested repository changed; what it holds is not compared".into(),
-        );
+        return Err(EntryError::Folder);
     }
     if !ft.is_file() {
-        return Err("not a regular file".into());
+        return Err(EntryError::NotRegular);
     }
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let (digest, _) = crate::digest::sha256_reader(f).map_err(|e| e.to_string())?;
+    let f = std::fs::File::open(path)?;
+    let (digest, _) = crate::digest::sha256_reader(f)?;
     let exec = meta.permissions().mode() & 0o111 != 0;
     Ok(format!("file:{}:{digest}", if exec { "x" } else { "-" }))
 }
 
 /// Every file the `inputs` globs match below `root` (links are not followed), digested with
 /// its path.
-pub(super) fn files_state(root: &Path, patterns: &[String]) -> Result<FilesState, String> {
+pub(super) fn files_state(root: &Path, patterns: &[String]) -> Result<FilesState, DigestError> {
     let mut found: std::collections::BTreeMap<String, PathBuf> = Default::default();
     for pattern in patterns {
         let glob = globset::GlobBuilder::new(pattern)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
-            .map_err(|e| format!("inputs glob {pattern:?}: {}", e.kind()))?
+            .map_err(|source| DigestError::Glob {
+                pattern: pattern.clone(),
+                source,
+            })?
             .compile_matcher();
         let base = root.join(fixed_prefix(pattern));
         for entry in walkdir::WalkDir::new(&base)
@@ -164,7 +238,12 @@ pub(super) fn files_state(root: &Path, patterns: &[String]) -> Result<FilesState
                 {
                     break;
                 }
-                Err(e) => return Err(format!("inputs glob {pattern:?}: {e}")),
+                Err(source) => {
+                    return Err(DigestError::Walk {
+                        pattern: pattern.clone(),
+                        source,
+                    });
+                }
             };
             if entry.file_type().is_dir() {
                 continue;
@@ -173,10 +252,10 @@ pub(super) fn files_state(root: &Path, patterns: &[String]) -> Result<FilesState
                 continue;
             };
             let Some(rel) = rel.to_str() else {
-                return Err(format!(
-                    "inputs glob {pattern:?}: {} is not UTF-8",
-                    entry.path().display()
-                ));
+                return Err(DigestError::NotUtf8 {
+                    pattern: pattern.clone(),
+                    path: entry.path().to_path_buf(),
+                });
             };
             if glob.is_match(rel) {
                 found.insert(rel.to_string(), entry.path().to_path_buf());
@@ -186,7 +265,10 @@ pub(super) fn files_state(root: &Path, patterns: &[String]) -> Result<FilesState
     let mut h = Sha256::new();
     h.update(b"relgate/inputs/v1\0");
     for (rel, path) in &found {
-        let content = entry_digest(path).map_err(|why| format!("{rel}: {why}"))?;
+        let content = entry_digest(path).map_err(|source| DigestError::Entry {
+            shown: rel.clone(),
+            source,
+        })?;
         h.update(rel.as_bytes());
         h.update(b"\0");
         h.update(content.as_bytes());
@@ -209,16 +291,19 @@ fn fixed_prefix(pattern: &str) -> String {
 }
 
 /// Every regular file below `dir`, with its path, digested (a private clamd's database).
-pub(super) fn folder_digest(dir: &Path) -> Result<String, String> {
+pub(super) fn folder_digest(dir: &Path) -> Result<String, DigestError> {
     let mut h = Sha256::new();
     h.update(b"relgate/folder/v1\0");
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entry = entry.map_err(|source| DigestError::Folder {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         if entry.file_type().is_dir() {
             continue;
         }
         let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-        let content = entry_digest(entry.path())?;
+        let content = entry_digest(entry.path()).map_err(DigestError::Content)?;
         h.update(rel.as_os_str().as_encoded_bytes());
         h.update(b"\0");
         h.update(content.as_bytes());
@@ -233,7 +318,7 @@ pub(super) fn folder_digest(dir: &Path) -> Result<String, String> {
 pub(super) fn environment_digest(
     spec: &RegressionSpec,
     state_dir: &Path,
-) -> Result<String, String> {
+) -> Result<String, DigestError> {
     let key = reuse_key(state_dir)?;
     let vars = std::env::vars_os()
         .map(|(k, v)| (k.as_encoded_bytes().to_vec(), v.as_encoded_bytes().to_vec()));
@@ -267,26 +352,26 @@ fn keyed_env_digest(
 
 /// The state folder's random key, made on first use (0600, never in a record). Losing it only
 /// means the next run keeps nothing.
-fn reuse_key(state_dir: &Path) -> Result<Vec<u8>, String> {
+fn reuse_key(state_dir: &Path) -> Result<Vec<u8>, DigestError> {
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
     let path = state_dir.join(KEY_FILE);
     match std::fs::read(&path) {
         Ok(k) if k.len() == 32 => return Ok(k),
         Ok(_) => {
-            return Err(format!(
-                "{} is not a 32-byte key; remove it and run again",
-                path.display()
-            ));
+            return Err(DigestError::BadKey { path });
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => return Err(DigestError::ReadKey { path, source }),
     }
-    let cannot = |e: std::io::Error| format!("cannot make {}: {e}", path.display());
+    let cannot = |source: std::io::Error| DigestError::MakeKey {
+        path: path.clone(),
+        source,
+    };
     std::fs::create_dir_all(state_dir).map_err(cannot)?;
     let mut key = [0u8; 32];
     ssh_key::rand_core::RngCore::try_fill_bytes(&mut ssh_key::rand_core::OsRng, &mut key)
-        .map_err(|e| format!("cannot make a random key: {e}"))?;
+        .map_err(DigestError::Random)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".reuse-key")
         .tempfile_in(state_dir)
@@ -302,7 +387,7 @@ fn reuse_key(state_dir: &Path) -> Result<Vec<u8>, String> {
         Err(_) => std::fs::read(&path)
             .ok()
             .filter(|k| k.len() == 32)
-            .ok_or_else(|| format!("cannot read {}", path.display())),
+            .ok_or(DigestError::KeyLost { path }),
     }
 }
 

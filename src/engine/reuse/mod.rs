@@ -129,7 +129,7 @@ async fn regression(
     match worktree::probe(&spec.dir, cancel).await {
         Ok(Probe::Inside(tree)) => match git_state(&tree, p) {
             Ok(state) => deps.git = Some(state),
-            Err(why) => return Dependencies::unsure(why),
+            Err(why) => return Dependencies::unsure(why.to_string()),
         },
         Ok(Probe::Outside) if spec.inputs.is_none() => {
             return Dependencies::unsure(format!(
@@ -148,12 +148,12 @@ async fn regression(
     if let Some(globs) = &spec.inputs {
         match files_state(&p.root, globs) {
             Ok(f) => deps.files = Some(f),
-            Err(why) => return Dependencies::unsure(why),
+            Err(why) => return Dependencies::unsure(why.to_string()),
         }
     }
     match environment_digest(spec, &p.state_dir) {
         Ok(d) => deps.environment = Some(d),
-        Err(why) => return Dependencies::unsure(why),
+        Err(why) => return Dependencies::unsure(why.to_string()),
     }
     deps
 }
@@ -165,7 +165,7 @@ async fn virus_scan(spec: &VirusScanSpec) -> Dependencies {
                 signatures: Some(format!("database sha256:{d}")),
                 ..Dependencies::default()
             },
-            Err(why) => Dependencies::unsure(why),
+            Err(why) => Dependencies::unsure(why.to_string()),
         },
         ClamdAddr::Tcp(_) | ClamdAddr::Unix(_) => {
             let addr = match &spec.clamd {

@@ -180,27 +180,42 @@ fn store(
             path: shown,
             digest: None,
             size: None,
-            error: Some(e),
+            error: Some(e.to_string()),
         }),
     }
 }
 
-fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let md = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+/// Why an input file was not read; its text is the evidence's `error`.
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("larger than {limit} bytes ({size} bytes)")]
+    TooLarge { limit: u64, size: u64 },
+    /// It grew past the limit while it was read.
+    #[error("larger than {limit} bytes")]
+    Grew { limit: u64 },
+}
+
+fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    let file = std::fs::File::open(path)?;
+    let md = file.metadata()?;
     if !md.is_file() {
-        return Err("not a regular file".into());
+        return Err(InputError::NotRegular);
     }
     if md.len() > limit {
-        return Err(format!("larger than {limit} bytes ({} bytes)", md.len()));
+        return Err(InputError::TooLarge {
+            limit,
+            size: md.len(),
+        });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
     // The file may grow between the size check and the read: never read past the limit.
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        return Err(format!("larger than {limit} bytes"));
+        return Err(InputError::Grew { limit });
     }
     Ok(bytes)
 }
