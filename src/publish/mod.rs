@@ -51,8 +51,15 @@ pub enum PublishError {
     NoAttestationKey,
     #[error("cannot publish to {to}: {why}")]
     Unsupported { to: String, why: String },
+    #[error("cannot publish to {to}: {source}")]
+    S3 {
+        to: String,
+        #[source]
+        source: crate::s3::S3Error,
+    },
+    /// What the bucket holds or answered makes the publish unsafe to go on with.
     #[error("cannot publish to {to}: {why}")]
-    S3 { to: String, why: String },
+    S3Refused { to: String, why: String },
     #[error(transparent)]
     Remote(crate::dav::DavError),
     #[error("what arrived in {to} is not what was sent: {detail}; nothing was published")]

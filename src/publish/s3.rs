@@ -89,15 +89,15 @@ impl S3 {
                     .to_string(),
                 found,
             },
-            e => PublishError::S3 {
+            source => PublishError::S3 {
                 to: self.describe(),
-                why: e.to_string(),
+                source,
             },
         }
     }
 
     fn refuse(&self, why: String) -> PublishError {
-        PublishError::S3 {
+        PublishError::S3Refused {
             to: self.describe(),
             why,
         }
