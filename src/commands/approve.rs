@@ -42,83 +42,146 @@ struct Latest {
 
 /// `relgate approve`.
 pub fn approve(args: ApproveArgs) -> i32 {
-    // The policy alone: an approver's checkout need not hold the build's artefacts.
-    let loaded = match config::load_policy_at(&args.pipeline, args.state.as_deref()) {
-        Ok(l) => l,
-        Err(diags) => {
-            super::config_problems(&diags);
-            return exit::CONFIG;
-        }
-    };
+    steps(&args).unwrap_or_else(|code| code)
+}
+
+/// The steps of `approve`, in this order: the policy loaded and the version checked; what is
+/// signed and where it goes (a subject given, or the one the verified record staged); the
+/// statement signed; then judged with the approvals already there as the next run would, so
+/// that one that would not count is refused before anything is written; then written. A step
+/// that ends the command has said why, and its exit code is the error.
+fn steps(args: &ApproveArgs) -> Result<i32, i32> {
+    // 1. The policy, and a version that could have a record.
+    let loaded = load(args)?;
     let pipeline = &loaded.pipeline;
-    // The same rule as `run`: a version that could never have a record is refused up front.
-    if !crate::engine::valid_version(&args.version) {
-        errln!("error: {:?} is not a valid release version", args.version);
-        return exit::CONFIG;
-    }
     let record = Record::new(approval::record_dir(pipeline, &args.version));
-    let mut refusals: Reasons = Vec::new();
-    let (subject, policy, out_dir, latest) = match &args.subject {
-        Some(subject) => {
-            let cwd = match std::env::current_dir() {
-                Ok(cwd) => cwd,
-                Err(e) => {
-                    errln!("error: cannot tell the current folder: {e}");
-                    return exit::CONFIG;
-                }
-            };
-            // Signed elsewhere, counted where the record is: when it is here, its staged
-            // subject is the one that counts.
-            let latest = if record.dir.is_dir() {
-                latest_run(pipeline, &record).ok()
-            } else {
-                None
-            };
-            if let Some(l) = &latest
-                && l.run.subject != *subject
-            {
-                refusals.push((
-                    "approval-other-subject".into(),
-                    format!(
-                        "it is for subject {subject}, not the staged {} (the release record {})",
-                        l.run.subject,
-                        record.dir.display()
-                    ),
-                ));
-            }
-            let policy = crate::digest::policy_digest(&loaded.sources);
-            (subject.clone(), policy, cwd, latest)
-        }
-        None => {
-            if !record.dir.is_dir() {
-                let e = ApproveError::UnknownRelease {
-                    version: args.version.clone(),
-                    dir: record.dir.clone(),
-                };
-                errln!("error: {}", chain(&e));
-                return exit::CONFIG;
-            }
-            match latest_run(pipeline, &record) {
-                Ok(l) => {
-                    let policy = crate::digest::policy_digest(&l.run.sources);
-                    (
-                        l.run.subject.clone(),
-                        policy,
-                        record.approvals_dir(),
-                        Some(l),
-                    )
-                }
-                Err(message) => {
-                    errln!("error: {message}");
-                    return exit::REFUSED;
-                }
-            }
-        }
+    // 2. What is signed, and where the statement goes.
+    let mut signing = match &args.subject {
+        Some(subject) => given_subject(&loaded, &record, subject)?,
+        None => recorded_subject(args, pipeline, &record)?,
     };
+    // 3. Sign it.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
+    let pair = sign(args, pipeline, &signing, now)?;
+    // 4. Judge it as the next run would.
+    would_count(args, &loaded, &record, &mut signing, &pair, now)?;
+    // 5. Refuse one that would not count, unless forced.
+    if !signing.refusals.is_empty() && !args.force {
+        return Ok(refuse(&signing.refusals, true));
+    }
+    // 6. Write it.
+    Ok(write(args, pipeline, &signing, &pair))
+}
+
+/// What is signed and where it goes, and why it would not count as far as known yet.
+struct Signing {
+    subject: String,
+    /// The policy digest the statement names.
+    policy: String,
+    /// Where the statement and its signature are written.
+    out_dir: PathBuf,
+    /// The release's latest run, when its record is here and verifies.
+    latest: Option<Latest>,
+    refusals: Reasons,
+}
+
+/// The policy alone (an approver's checkout need not hold the build's artefacts), and the
+/// same rule as `run`: a version that could never have a record is refused up front.
+fn load(args: &ApproveArgs) -> Result<config::Loaded, i32> {
+    let loaded = match config::load_policy_at(&args.pipeline, args.state.as_deref()) {
+        Ok(l) => l,
+        Err(diags) => {
+            super::config_problems(&diags);
+            return Err(exit::CONFIG);
+        }
+    };
+    if !crate::engine::valid_version(&args.version) {
+        errln!("error: {:?} is not a valid release version", args.version);
+        return Err(exit::CONFIG);
+    }
+    Ok(loaded)
+}
+
+/// `--subject`: signed elsewhere, counted where the record is. The pair goes into the current
+/// folder, under the pipeline's policy as it is; when the record is here, its staged subject
+/// is the one that counts, and another is a refusal.
+fn given_subject(loaded: &config::Loaded, record: &Record, subject: &str) -> Result<Signing, i32> {
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => {
+            errln!("error: cannot tell the current folder: {e}");
+            return Err(exit::CONFIG);
+        }
+    };
+    let latest = if record.dir.is_dir() {
+        latest_run(&loaded.pipeline, record).ok()
+    } else {
+        None
+    };
+    let mut refusals: Reasons = Vec::new();
+    if let Some(l) = &latest
+        && l.run.subject != *subject
+    {
+        refusals.push((
+            "approval-other-subject".into(),
+            format!(
+                "it is for subject {subject}, not the staged {} (the release record {})",
+                l.run.subject,
+                record.dir.display()
+            ),
+        ));
+    }
+    Ok(Signing {
+        subject: subject.to_string(),
+        policy: crate::digest::policy_digest(&loaded.sources),
+        out_dir: cwd,
+        latest,
+        refusals,
+    })
+}
+
+/// No `--subject`: the subject and policy of the release's latest run, from its record, which
+/// must be here and verify; the pair goes into the record's approvals.
+fn recorded_subject(
+    args: &ApproveArgs,
+    pipeline: &crate::model::Pipeline,
+    record: &Record,
+) -> Result<Signing, i32> {
+    if !record.dir.is_dir() {
+        let e = ApproveError::UnknownRelease {
+            version: args.version.clone(),
+            dir: record.dir.clone(),
+        };
+        errln!("error: {}", chain(&e));
+        return Err(exit::CONFIG);
+    }
+    match latest_run(pipeline, record) {
+        Ok(l) => Ok(Signing {
+            subject: l.run.subject.clone(),
+            policy: crate::digest::policy_digest(&l.run.sources),
+            out_dir: record.approvals_dir(),
+            latest: Some(l),
+            refusals: Vec::new(),
+        }),
+        Err(message) => {
+            errln!("error: {message}");
+            Err(exit::REFUSED)
+        }
+    }
+}
+
+/// Sign the statement. A signer the judge would never count (not allowed, outside the gate's
+/// role) is refused here, and `--force` does not change that; any other problem is a mistake
+/// in the request.
+fn sign(
+    args: &ApproveArgs,
+    pipeline: &crate::model::Pipeline,
+    signing: &Signing,
+    now: i64,
+) -> Result<approval::Pair, i32> {
     let req = ApproveRequest {
         pipeline,
         version: &args.version,
@@ -127,55 +190,70 @@ pub fn approve(args: ApproveArgs) -> i32 {
         principal: &args.principal,
         comment: args.comment.as_deref(),
         reject: args.reject,
-        subject: &subject,
-        policy: &policy,
-        out_dir: &out_dir,
+        subject: &signing.subject,
+        policy: &signing.policy,
+        out_dir: &signing.out_dir,
         now,
     };
-    let pair = match approval::sign(&req) {
-        Ok(p) => p,
-        Err(e) => {
-            return match e.code() {
-                Some(code) => refuse(&[(code.to_string(), chain(&e))], false),
-                None => {
-                    errln!("error: {}", chain(&e));
-                    exit::CONFIG
-                }
-            };
+    approval::sign(&req).map_err(|e| match e.code() {
+        Some(code) => refuse(&[(code.to_string(), chain(&e))], false),
+        None => {
+            errln!("error: {}", chain(&e));
+            exit::CONFIG
         }
-    };
+    })
+}
 
-    let (ignored, warnings) = match judge_now(&loaded, &args, &subject, &record, latest, &pair, now)
-    {
-        Ok(x) => x,
-        Err(e) => {
-            errln!("error: {e}");
-            return exit::CONFIG;
-        }
-    };
+/// Judge the signed pair with the approvals already there ([`judge_now`]): its warnings are
+/// shown, and the reasons it would be ignored for join the refusals (each code once).
+fn would_count(
+    args: &ApproveArgs,
+    loaded: &config::Loaded,
+    record: &Record,
+    signing: &mut Signing,
+    pair: &approval::Pair,
+    now: i64,
+) -> Result<(), i32> {
+    let latest = signing.latest.take();
+    let (ignored, warnings) =
+        match judge_now(loaded, args, &signing.subject, record, latest, pair, now) {
+            Ok(x) => x,
+            Err(e) => {
+                errln!("error: {e}");
+                return Err(exit::CONFIG);
+            }
+        };
     for w in &warnings {
         errln!("warning: {w}");
     }
     for r in ignored {
-        if !refusals.iter().any(|(code, _)| *code == r.0) {
-            refusals.push(r);
+        if !signing.refusals.iter().any(|(code, _)| *code == r.0) {
+            signing.refusals.push(r);
         }
     }
-    if !refusals.is_empty() && !args.force {
-        return refuse(&refusals, true);
-    }
-    match approval::write(&out_dir, &pair) {
+    Ok(())
+}
+
+/// Write the pair, say where, and (under `--force`) why it will not count.
+fn write(
+    args: &ApproveArgs,
+    pipeline: &crate::model::Pipeline,
+    signing: &Signing,
+    pair: &approval::Pair,
+) -> i32 {
+    match approval::write(&signing.out_dir, pair) {
         Ok(path) => {
             let what = if args.reject { "rejection" } else { "approval" };
             outln!(
-                "{what} of gate {} for {} {} (subject {subject}) written to {} and {}.sig",
+                "{what} of gate {} for {} {} (subject {}) written to {} and {}.sig",
                 args.gate,
                 pipeline.project,
                 args.version,
+                signing.subject,
                 path.display(),
                 path.display()
             );
-            for (code, reason) in &refusals {
+            for (code, reason) in &signing.refusals {
                 errln!("warning: written with --force, but it will not count: {code}: {reason}");
             }
             exit::SUCCESS

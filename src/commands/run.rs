@@ -1,6 +1,7 @@
 //! `relgate run`: load the pipeline, run the release, report, and map the decision to an exit code.
 
 use crate::output::{errln, outln};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::{Format, RunArgs};
@@ -32,11 +33,66 @@ pub fn run(args: RunArgs) -> i32 {
     rt.block_on(run_async(args, loaded))
 }
 
+/// The run, step by step: signals armed before anything starts, the release run with its
+/// events shown (the display ended before anything else is said), the reports asked for
+/// written, the run left on the share, what to say on stderr, and the result on stdout last.
 async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
+    // 1. Ctrl-C and SIGTERM stop the gates.
+    let cancel = cancel_on_signals();
+    // 2. Run the release, showing its events as they come.
+    let pipeline = Arc::new(loaded.pipeline);
+    let opts = RunOptions {
+        pipeline: pipeline.clone(),
+        sources: loaded.sources,
+        version: args.version.clone(),
+        dry_run: args.dry_run,
+        operator: args.operator.clone(),
+        rerun: args.rerun,
+        cancel,
+        notify: loaded.notify,
+    };
+    let summary = match run_shown(opts, args.format).await {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("relgate: {e}");
+            return e.exit_code();
+        }
+    };
+    // 3. The reports asked for: JUnit, GitHub's step summary.
+    if let Some(path) = &args.junit {
+        write_junit(path, &summary, &pipeline.project, &args.version);
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        append_step_summary(&path, &summary, &pipeline.project, &args);
+    }
+    // 4. The team's share.
+    if let Some(spec) = &pipeline.share {
+        push_to_share(spec, &pipeline, &args, &summary).await;
+    }
+    // 5. On stderr: why, where to read more, how the notifications went.
+    explain(&summary, &args);
+    // 6. The result.
+    match args.format {
+        Format::Json => {
+            let doc = report::json::document(
+                &summary,
+                &pipeline.project,
+                &args.version,
+                args.dry_run,
+                summary.message.as_deref(),
+            );
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Human => print_human(&summary, &pipeline.project, &args.version),
+    }
+    summary.exit_code
+}
+
+/// Ctrl-C: tell every gate to stop (they kill their process groups); the run records the
+/// abort and exits non-zero. SIGTERM (what CI systems send when a job is cancelled) is
+/// treated the same way. The receiver is what the run watches.
+fn cancel_on_signals() -> tokio::sync::watch::Receiver<bool> {
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    // Ctrl-C: tell every gate to stop (they kill their process groups); the run records the
-    // abort and exits non-zero.
-    // SIGTERM (what CI systems send when a job is cancelled) is treated the same way.
     tokio::spawn(async move {
         let term = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -52,59 +108,61 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
         }
         let _ = cancel_tx.send(true);
     });
+    cancel_rx
+}
+
+/// Run the release, its events shown on stderr as they come (quietly under `--format json`);
+/// the display has ended before anything else is said.
+async fn run_shown(
+    opts: RunOptions,
+    format: Format,
+) -> Result<engine::RunSummary, engine::RunError> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let quiet = args.format == Format::Json;
+    let quiet = format == Format::Json;
     let display = tokio::spawn(report::terminal::consume(rx, quiet));
-    let pipeline = Arc::new(loaded.pipeline);
-    let opts = RunOptions {
-        pipeline: pipeline.clone(),
-        sources: loaded.sources,
-        version: args.version.clone(),
-        dry_run: args.dry_run,
-        operator: args.operator.clone(),
-        rerun: args.rerun,
-        cancel: cancel_rx,
-        notify: loaded.notify,
-    };
     let result = engine::run(opts, tx).await;
     let _ = display.await;
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            errln!("relgate: {e}");
-            return e.exit_code();
-        }
-    };
-    if let Some(path) = &args.junit {
-        match report::junit::render(&summary, &pipeline.project, &args.version) {
-            Ok(xml) => {
-                if let Err(e) = std::fs::write(path, xml) {
-                    errln!("relgate: cannot write {}: {e}", path.display());
-                }
+    result
+}
+
+/// `--junit`: the run as a JUnit file; a file that cannot be written is said, the run stands.
+fn write_junit(path: &Path, summary: &engine::RunSummary, project: &str, version: &str) {
+    match report::junit::render(summary, project, version) {
+        Ok(xml) => {
+            if let Err(e) = std::fs::write(path, xml) {
+                errln!("relgate: cannot write {}: {e}", path.display());
             }
-            Err(e) => errln!("relgate: cannot render JUnit: {e}"),
         }
+        Err(e) => errln!("relgate: cannot render JUnit: {e}"),
     }
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let md =
-            report::summary::markdown(&summary, &pipeline.project, &args.version, args.dry_run);
-        // Appended: earlier steps of the job write there too.
-        let written = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
-        if let Err(e) = written {
-            errln!(
-                "relgate: cannot append the summary to {} (GITHUB_STEP_SUMMARY): {e}",
-                std::path::Path::new(&path).display()
-            );
-        }
+}
+
+/// The Markdown summary, appended to `GITHUB_STEP_SUMMARY`: earlier steps of the job write
+/// there too.
+fn append_step_summary(
+    path: &std::ffi::OsStr,
+    summary: &engine::RunSummary,
+    project: &str,
+    args: &RunArgs,
+) {
+    let md = report::summary::markdown(summary, project, &args.version, args.dry_run);
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
+    if let Err(e) = written {
+        errln!(
+            "relgate: cannot append the summary to {} (GITHUB_STEP_SUMMARY): {e}",
+            Path::new(path).display()
+        );
     }
-    if let Some(spec) = &pipeline.share {
-        push_to_share(spec, &pipeline, &args, &summary).await;
-    }
-    for line in report::refusal_lines(&summary) {
+}
+
+/// What stderr says after the run: why it refused, where to read a failed regression's
+/// output, how each notification went, and the run's message.
+fn explain(summary: &engine::RunSummary, args: &RunArgs) {
+    for line in report::refusal_lines(summary) {
         errln!("{line}");
     }
     // Where to read more: the record of a real run keeps each gate's output and reports.
@@ -147,35 +205,22 @@ async fn run_async(args: RunArgs, loaded: config::Loaded) -> i32 {
     if let Some(m) = &summary.message {
         errln!("relgate: {m}");
     }
-    match args.format {
-        Format::Json => {
-            let doc = report::json::document(
-                &summary,
-                &pipeline.project,
-                &args.version,
-                args.dry_run,
-                summary.message.as_deref(),
-            );
-            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        }
-        Format::Human => {
-            let what = match summary.decision {
-                crate::log::Decision::Published => match &summary.published {
-                    Some(p) => format!("published {p}"),
-                    None => "accepted (no publish target configured)".into(),
-                },
-                crate::log::Decision::Refused => "refused: not published".into(),
-                crate::log::Decision::Pending => "pending: awaiting sign-off; not published".into(),
-                crate::log::Decision::DryRun => "dry run: nothing is red (never published)".into(),
-                crate::log::Decision::Aborted => {
-                    "interrupted: not published; the next run resumes".into()
-                }
-            };
-            outln!("relgate: {} {}: {what}", pipeline.project, args.version);
-            outln!("  subject {}", summary.subject);
-        }
-    }
-    summary.exit_code
+}
+
+/// The result for a person: the decision in words and the subject.
+fn print_human(summary: &engine::RunSummary, project: &str, version: &str) {
+    let what = match summary.decision {
+        crate::log::Decision::Published => match &summary.published {
+            Some(p) => format!("published {p}"),
+            None => "accepted (no publish target configured)".into(),
+        },
+        crate::log::Decision::Refused => "refused: not published".into(),
+        crate::log::Decision::Pending => "pending: awaiting sign-off; not published".into(),
+        crate::log::Decision::DryRun => "dry run: nothing is red (never published)".into(),
+        crate::log::Decision::Aborted => "interrupted: not published; the next run resumes".into(),
+    };
+    outln!("relgate: {project} {version}: {what}");
+    outln!("  subject {}", summary.subject);
 }
 
 /// Leave the run on the team's share (docs/team.md): its checkpoints, or a dry run's record,

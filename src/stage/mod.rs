@@ -153,140 +153,218 @@ pub fn resolve(root: &Path, patterns: &[String]) -> Result<Vec<ArtefactFile>, Ve
     }
 }
 
+/// Resolve one glob below `root`: every regular file it matches, with its release path, or
+/// every problem found on the way.
+///
+/// Its steps, in this order: the glob itself checked (it must stay inside the pipeline
+/// folder, then compile), its fixed prefix checked for symbolic links before anything below
+/// it is read, the prefix folder walked, a glob without metacharacters taken as a plain file
+/// path when the walk found nothing, and no match at all is a problem of its own.
 fn resolve_one(root: &Path, pattern: &str) -> Result<Vec<ArtefactFile>, Vec<ResolveProblem>> {
-    let p = || pattern.to_string();
+    // 1. The glob: inside the pipeline folder, and valid.
+    let glob = compile_glob(pattern)?;
+    // 2. Its fixed prefix: no symbolic link on the way.
+    let (prefix, _) = fixed_prefix(pattern);
+    check_prefix(root, pattern, &prefix)?;
+    let mut r = Resolving {
+        root,
+        pattern,
+        prefix,
+        glob,
+        files: Vec::new(),
+        problems: Vec::new(),
+    };
+    // 3. Walk the prefix folder.
+    let base = if r.prefix.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(&r.prefix)
+    };
+    if base.is_dir() {
+        r.walk(&base);
+    } else if base.is_file() && r.glob.is_match(pattern) {
+        r.named_file(&base);
+    }
+    // 4. A plain file path the walk did not find.
+    if !has_glob_meta(pattern) && r.files.is_empty() && r.problems.is_empty() {
+        r.plain_file();
+    }
+    // 5. Nothing at all.
+    if r.files.is_empty() && r.problems.is_empty() {
+        r.problems.push(ResolveProblem::NoMatch { pattern: r.p() });
+    }
+    if r.problems.is_empty() {
+        Ok(r.files)
+    } else {
+        Err(r.problems)
+    }
+}
+
+/// The glob compiled, once it is known not to leave the pipeline folder (no absolute path,
+/// no `..`).
+fn compile_glob(pattern: &str) -> Result<globset::GlobMatcher, Vec<ResolveProblem>> {
     let as_path = Path::new(pattern);
     if as_path.is_absolute()
         || as_path
             .components()
             .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
     {
-        return Err(vec![ResolveProblem::Escapes { pattern: p() }]);
+        return Err(vec![ResolveProblem::Escapes {
+            pattern: pattern.to_string(),
+        }]);
     }
-    let glob = globset::GlobBuilder::new(pattern)
+    Ok(globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .backslash_escape(true)
         .build()
         .map_err(|e| {
             vec![ResolveProblem::BadGlob {
-                pattern: p(),
+                pattern: pattern.to_string(),
                 message: e.kind().to_string(),
             }]
         })?
-        .compile_matcher();
-    let (prefix, _) = fixed_prefix(pattern);
-    let base = if prefix.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(&prefix)
-    };
-    // A symlinked prefix folder would let the glob read outside the pipeline folder.
+        .compile_matcher())
+}
+
+/// A symlinked prefix folder would let the glob read outside the pipeline folder: each folder
+/// of the prefix, from the top, must not be a symbolic link.
+fn check_prefix(root: &Path, pattern: &str, prefix: &str) -> Result<(), Vec<ResolveProblem>> {
     let mut walked = PathBuf::new();
-    for comp in Path::new(&prefix).components() {
+    for comp in Path::new(prefix).components() {
         walked.push(comp);
         if let Ok(md) = fs::symlink_metadata(root.join(&walked))
             && md.file_type().is_symlink()
         {
             return Err(vec![ResolveProblem::Symlink {
-                pattern: p(),
+                pattern: pattern.to_string(),
                 path: walked.display().to_string(),
             }]);
         }
     }
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    if base.is_dir() {
-        for entry in walkdir::WalkDir::new(&base)
+    Ok(())
+}
+
+/// One glob being resolved: what its steps share, and what they found.
+struct Resolving<'a> {
+    root: &'a Path,
+    pattern: &'a str,
+    /// The glob's fixed folder prefix, below `root`.
+    prefix: String,
+    glob: globset::GlobMatcher,
+    files: Vec<ArtefactFile>,
+    problems: Vec<ResolveProblem>,
+}
+
+impl Resolving<'_> {
+    fn p(&self) -> String {
+        self.pattern.to_string()
+    }
+
+    /// Walk the prefix folder, in file-name order and without following links, taking each
+    /// entry the glob matches.
+    fn walk(&mut self, base: &Path) {
+        for entry in walkdir::WalkDir::new(base)
             .follow_links(false)
             .sort_by_file_name()
         {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    problems.push(ResolveProblem::Io {
-                        pattern: p(),
-                        path: e
-                            .path()
-                            .map(|x| x.display().to_string())
-                            .unwrap_or_default(),
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let Ok(rel) = entry.path().strip_prefix(root) else {
-                continue;
-            };
-            let Some(rel_str) = rel.to_str() else {
-                problems.push(ResolveProblem::BadName {
-                    pattern: p(),
-                    path: rel.display().to_string(),
-                    why: "the name is not UTF-8".into(),
-                });
-                continue;
-            };
-            if !glob.is_match(rel_str) {
-                continue;
+            match entry {
+                Ok(e) => self.take(&e),
+                Err(e) => self.problems.push(ResolveProblem::Io {
+                    pattern: self.p(),
+                    path: e
+                        .path()
+                        .map(|x| x.display().to_string())
+                        .unwrap_or_default(),
+                    message: e.to_string(),
+                }),
             }
-            let ft = entry.file_type();
-            if ft.is_symlink() {
-                problems.push(ResolveProblem::Symlink {
-                    pattern: p(),
-                    path: rel_str.to_string(),
-                });
-                continue;
-            }
-            if !ft.is_file() {
-                continue;
-            }
-            let release_path = if prefix.is_empty() {
-                rel_str.to_string()
-            } else {
-                rel_str[prefix.len()..].trim_start_matches('/').to_string()
-            };
-            if let Err(why) = crate::names::check_release_path(&release_path) {
-                problems.push(ResolveProblem::BadName {
-                    pattern: p(),
-                    path: rel_str.to_string(),
-                    why: why.to_string(),
-                });
-                continue;
-            }
-            out.push(ArtefactFile {
-                pattern: p(),
-                source: rel.to_path_buf(),
-                release_path,
-            });
         }
-    } else if base.is_file() && glob.is_match(pattern) {
-        // A glob without metacharacters names one file; its release path is its file name.
-        let md = fs::symlink_metadata(&base);
+    }
+
+    /// One entry of the walk: a regular file the glob matches is an artefact, its release
+    /// path the part below the prefix; a matched symbolic link, a name that is not UTF-8 or
+    /// not a valid release path is a problem; anything else is passed over.
+    fn take(&mut self, entry: &walkdir::DirEntry) {
+        let Ok(rel) = entry.path().strip_prefix(self.root) else {
+            return;
+        };
+        let Some(rel_str) = rel.to_str() else {
+            self.problems.push(ResolveProblem::BadName {
+                pattern: self.p(),
+                path: rel.display().to_string(),
+                why: "the name is not UTF-8".into(),
+            });
+            return;
+        };
+        if !self.glob.is_match(rel_str) {
+            return;
+        }
+        let ft = entry.file_type();
+        if ft.is_symlink() {
+            self.problems.push(ResolveProblem::Symlink {
+                pattern: self.p(),
+                path: rel_str.to_string(),
+            });
+            return;
+        }
+        if !ft.is_file() {
+            return;
+        }
+        let release_path = if self.prefix.is_empty() {
+            rel_str.to_string()
+        } else {
+            rel_str[self.prefix.len()..]
+                .trim_start_matches('/')
+                .to_string()
+        };
+        if let Err(why) = crate::names::check_release_path(&release_path) {
+            self.problems.push(ResolveProblem::BadName {
+                pattern: self.p(),
+                path: rel_str.to_string(),
+                why: why.to_string(),
+            });
+            return;
+        }
+        self.files.push(ArtefactFile {
+            pattern: self.p(),
+            source: rel.to_path_buf(),
+            release_path,
+        });
+    }
+
+    /// The prefix is a file, not a folder, and the glob matches its own text: a symbolic link
+    /// there is a problem. (A glob without metacharacters names one file, its release path
+    /// its file name; it is taken as a plain file path next.)
+    fn named_file(&mut self, base: &Path) {
+        let md = fs::symlink_metadata(base);
         if md.map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-            problems.push(ResolveProblem::Symlink {
-                pattern: p(),
-                path: pattern.to_string(),
+            self.problems.push(ResolveProblem::Symlink {
+                pattern: self.p(),
+                path: self.pattern.to_string(),
             });
         }
     }
-    if !has_glob_meta(pattern) && out.is_empty() && problems.is_empty() {
-        // A plain file path: the "prefix" is its folder.
-        let full = root.join(pattern);
+
+    /// A plain file path: the "prefix" is its folder, the release path its file name.
+    fn plain_file(&mut self) {
+        let pattern = self.pattern;
+        let full = self.root.join(pattern);
         match fs::symlink_metadata(&full) {
-            Ok(md) if md.file_type().is_symlink() => problems.push(ResolveProblem::Symlink {
-                pattern: p(),
+            Ok(md) if md.file_type().is_symlink() => self.problems.push(ResolveProblem::Symlink {
+                pattern: self.p(),
                 path: pattern.to_string(),
             }),
             Ok(md) if md.is_file() => {
                 let name = pattern.rsplit('/').next().unwrap_or(pattern).to_string();
                 if let Err(why) = crate::names::check_release_path(&name) {
-                    problems.push(ResolveProblem::BadName {
-                        pattern: p(),
+                    self.problems.push(ResolveProblem::BadName {
+                        pattern: self.p(),
                         path: pattern.to_string(),
                         why: why.to_string(),
                     });
                 } else {
-                    out.push(ArtefactFile {
-                        pattern: p(),
+                    self.files.push(ArtefactFile {
+                        pattern: self.p(),
                         source: PathBuf::from(pattern),
                         release_path: name,
                     });
@@ -294,14 +372,6 @@ fn resolve_one(root: &Path, pattern: &str) -> Result<Vec<ArtefactFile>, Vec<Reso
             }
             _ => {}
         }
-    }
-    if out.is_empty() && problems.is_empty() {
-        problems.push(ResolveProblem::NoMatch { pattern: p() });
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
     }
 }
 
