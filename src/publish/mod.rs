@@ -54,8 +54,9 @@ pub enum PublishError {
     #[error("cannot publish to {to}: {source}")]
     S3 {
         to: String,
+        // Boxed: an S3 error is large beside the other variants.
         #[source]
-        source: crate::s3::S3Error,
+        source: Box<crate::s3::S3Error>,
     },
     /// What the bucket holds or answered makes the publish unsafe to go on with.
     #[error("cannot publish to {to}: {why}")]

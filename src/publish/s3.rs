@@ -91,7 +91,7 @@ impl S3 {
             },
             source => PublishError::S3 {
                 to: self.describe(),
-                source,
+                source: Box::new(source),
             },
         }
     }
