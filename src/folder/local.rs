@@ -110,7 +110,7 @@ impl Folder for LocalFolder {
     }
 
     fn regular_files(&self) -> Result<Vec<String>, String> {
-        crate::audit::list_files(&self.dir)
+        crate::audit::list_files(&self.dir).map_err(|e| e.to_string())
     }
 
     fn is_dir(&self, rel: &str) -> Result<bool, String> {

@@ -42,7 +42,10 @@ pub(super) fn check_published(
 
     // Every file in audit/ is the log, a checkpoint, or something the log accounts for, and no
     // folder rides along either.
-    if let Some(extra) = audit::unexpected_dirs(dir).map_err(|m| fail(0, m))?.first() {
+    if let Some(extra) = audit::unexpected_dirs(dir)
+        .map_err(|e| fail(0, e.to_string()))?
+        .first()
+    {
         return Err(fail(
             0,
             format!("audit/{extra}/ is a folder the log does not account for"),
@@ -59,7 +62,7 @@ pub(super) fn check_published(
             check_report(dir, entries, trusted)?;
             continue;
         }
-        let digest = audit::file_digest(dir, rel).map_err(|m| fail(0, format!("audit/{m}")))?;
+        let digest = audit::file_digest(dir, rel).map_err(|e| fail(0, format!("audit/{e}")))?;
         if !accounted.covers(rel, &digest) {
             return Err(fail(
                 0,

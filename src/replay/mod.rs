@@ -205,7 +205,7 @@ fn check(
     read: &mut Option<Read>,
 ) -> Result<(), Problem> {
     // 1. Regular files only: nothing is opened before this says it may be.
-    let files = crate::audit::list_files(dir).map_err(|m| fail(0, m))?;
+    let files = crate::audit::list_files(dir).map_err(|e| fail(0, e.to_string()))?;
     if let Some(folder) = published {
         folder.regular_files().map_err(|m| fail(0, m))?;
     }
@@ -282,7 +282,7 @@ fn check(
         })
         .collect();
     let accounted = crate::audit::accounted(&entries, &rec, &|d| present.contains(d))
-        .map_err(|m| fail(0, m))?;
+        .map_err(|e| fail(0, e.to_string()))?;
     match published {
         Some(folder) => {
             let notes = folder::check_published(

@@ -181,7 +181,7 @@ async fn push_record(
     dir: &Path,
 ) -> Result<(), String> {
     let to = layout::record_dir(project, version, true, id);
-    let files = crate::audit::list_files(dir)?;
+    let files = crate::audit::list_files(dir).map_err(|e| e.to_string())?;
     let mut files: Vec<String> = files
         .into_iter()
         .filter(|rel| {
