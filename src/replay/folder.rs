@@ -81,7 +81,7 @@ pub(super) fn check_published(
         .get(&started.sums)
         .map_err(|e| fail(entries[run.index].line, e.to_string()))?;
     let found_sums = crate::folder::read_capped(folder, crate::layout::SUMS_FILE, 64 << 20)
-        .map_err(|m| fail(0, format!("{}: {m}", crate::layout::SUMS_FILE)))?;
+        .map_err(|e| fail(0, format!("{}: {e}", crate::layout::SUMS_FILE)))?;
     if found_sums != recorded_sums {
         return Err(fail(
             entries[last].line,
