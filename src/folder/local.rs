@@ -173,7 +173,10 @@ mod tests {
         assert!(opened(&f, "real/a.bin").is_ok());
         for absent in ["real/b.bin", "gone/a.bin"] {
             let e = opened(&f, absent).unwrap_err();
-            assert!(matches!(&e, FolderError::Missing { rel } if rel == absent), "{e:?}");
+            assert!(
+                matches!(&e, FolderError::Missing { rel } if rel == absent),
+                "{e:?}"
+            );
             assert_eq!(e.to_string(), "missing");
         }
         // The link points at a real folder holding the very file: refused all the same.
