@@ -42,7 +42,8 @@ pub enum FolderError {
     /// copied or turned into text to be handed out again.
     #[error(transparent)]
     Listing(Arc<ListError>),
-    /// A local folder holds a symbolic link, FIFO, device or socket (`regular_files`).
+    /// A local folder's files cannot be listed (`regular_files`): a symbolic link, FIFO,
+    /// device or socket in it, or a read error.
     #[error(transparent)]
     Files(#[from] crate::audit::AuditError),
     /// `rel` is not there.
