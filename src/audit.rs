@@ -21,7 +21,7 @@
 //! its rehearsal, noted by replay, never published.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::digest::{is_hex_digest, sha256_hex};
 use crate::log::{Entry, Record as LogRecord};
@@ -40,6 +40,67 @@ pub const VIEWS: &[(&str, &str)] = &[
     (crate::gates::change_record::MARKDOWN_FILE, "markdown"),
     (crate::gates::security_review::TABLE_FILE, "table"),
 ];
+
+/// Why a record's files cannot be listed, read or accounted for. Each keeps the error it wraps
+/// as its source, with the path, file or digest it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A symbolic link: the record folder itself, or a file in it (a relative path).
+    #[error("{} is a symbolic link", .path.display())]
+    Symlink { path: PathBuf },
+    #[error("{} is not a folder", .path.display())]
+    NotFolder { path: PathBuf },
+    #[error("{rel} is not a regular file (a FIFO, device or socket)")]
+    Special { rel: String },
+    #[error("{}: the name is not UTF-8", .rel.display())]
+    NotUtf8 { rel: PathBuf },
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", .root.display())]
+    Walk {
+        root: PathBuf,
+        #[source]
+        source: walkdir::Error,
+    },
+    /// A walk handed back a path outside the folder walked (never seen; kept rather than
+    /// trusted).
+    #[error("{source}")]
+    Outside {
+        path: PathBuf,
+        #[source]
+        source: std::path::StripPrefixError,
+    },
+    /// A record file that cannot be read for its digest.
+    #[error("{rel}: {source}")]
+    File {
+        rel: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("evidence/{digest}: {source}")]
+    Evidence {
+        digest: String,
+        #[source]
+        source: crate::record::RecordError,
+    },
+    #[error(transparent)]
+    Log(#[from] crate::log::LogProblem),
+}
+
+/// The path of `entry` below `root`.
+fn below<'a>(entry: &'a walkdir::DirEntry, root: &Path) -> Result<&'a Path, AuditError> {
+    entry
+        .path()
+        .strip_prefix(root)
+        .map_err(|source| AuditError::Outside {
+            path: entry.path().to_path_buf(),
+            source,
+        })
+}
 
 /// The files a record's log accounts for.
 #[derive(Clone, Debug, Default)]
@@ -120,7 +181,7 @@ pub fn accounted(
     entries: &[Entry],
     blobs: &dyn Blobs,
     exists: &dyn Fn(&str) -> bool,
-) -> Result<Accounted, String> {
+) -> Result<Accounted, AuditError> {
     let mut out = Accounted::default();
     let mut queue: VecDeque<String> = VecDeque::new();
     let push = |d: &str, out: &mut Accounted, queue: &mut VecDeque<String>| {
@@ -146,7 +207,10 @@ pub fn accounted(
         }
     }
     while let Some(d) = queue.pop_front() {
-        let bytes = blobs.get(&d).map_err(|e| format!("evidence/{d}: {e}"))?;
+        let bytes = blobs.get(&d).map_err(|source| AuditError::Evidence {
+            digest: d.clone(),
+            source,
+        })?;
         // Raw files (captured output, reports, signatures) are leaves; only JSON documents name
         // further evidence.
         let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
@@ -223,14 +287,25 @@ fn walk(v: &serde_json::Value, f: &mut dyn FnMut(Option<&str>, &serde_json::Valu
 /// Every file below `root` as `/`-separated relative paths. Anything but regular files and
 /// folders — a symbolic link, FIFO, device or socket — is refused with its path, so that no
 /// reader ever follows a link out of the record or blocks on a FIFO.
-pub fn list_files(root: &Path) -> Result<Vec<String>, String> {
+pub fn list_files(root: &Path) -> Result<Vec<String>, AuditError> {
     match std::fs::symlink_metadata(root) {
         Ok(m) if m.is_dir() => {}
         Ok(m) if m.file_type().is_symlink() => {
-            return Err(format!("{} is a symbolic link", root.display()));
+            return Err(AuditError::Symlink {
+                path: root.to_path_buf(),
+            });
         }
-        Ok(_) => return Err(format!("{} is not a folder", root.display())),
-        Err(e) => return Err(format!("cannot read {}: {e}", root.display())),
+        Ok(_) => {
+            return Err(AuditError::NotFolder {
+                path: root.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(AuditError::Read {
+                path: root.to_path_buf(),
+                source,
+            });
+        }
     }
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(root)
@@ -238,23 +313,26 @@ pub fn list_files(root: &Path) -> Result<Vec<String>, String> {
         .min_depth(1)
         .sort_by_file_name()
     {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", root.display()))?;
-        let rel = entry.path().strip_prefix(root).map_err(|e| e.to_string())?;
+        let entry = entry.map_err(|source| AuditError::Walk {
+            root: root.to_path_buf(),
+            source,
+        })?;
+        let rel = below(&entry, root)?;
         let rel = rel
             .to_str()
-            .ok_or_else(|| format!("{}: the name is not UTF-8", rel.display()))?
+            .ok_or_else(|| AuditError::NotUtf8 {
+                rel: rel.to_path_buf(),
+            })?
             .to_string();
         let ft = entry.file_type();
         if ft.is_dir() {
             continue;
         }
         if ft.is_symlink() {
-            return Err(format!("{rel} is a symbolic link"));
+            return Err(AuditError::Symlink { path: rel.into() });
         }
         if !ft.is_file() {
-            return Err(format!(
-                "{rel} is not a regular file (a FIFO, device or socket)"
-            ));
+            return Err(AuditError::Special { rel });
         }
         out.push(rel);
     }
@@ -263,19 +341,17 @@ pub fn list_files(root: &Path) -> Result<Vec<String>, String> {
 
 /// The folders below `root` that a release record may hold: `evidence/`, `approvals/` and
 /// `checkpoints/`, nothing deeper. Anything else (an empty folder riding along) is returned.
-pub fn unexpected_dirs(root: &Path) -> Result<Vec<String>, String> {
+pub fn unexpected_dirs(root: &Path) -> Result<Vec<String>, AuditError> {
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+        let entry = entry.map_err(|source| AuditError::Walk {
+            root: root.to_path_buf(),
+            source,
+        })?;
         if !entry.file_type().is_dir() {
             continue;
         }
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
+        let rel = below(&entry, root)?.to_string_lossy().into_owned();
         let known = [
             EVIDENCE_DIR,
             APPROVALS_DIR,
@@ -289,9 +365,12 @@ pub fn unexpected_dirs(root: &Path) -> Result<Vec<String>, String> {
 }
 
 /// SHA-256 of a record file read safely (regular files only, size-capped).
-pub fn file_digest(root: &Path, rel: &str) -> Result<String, String> {
+pub fn file_digest(root: &Path, rel: &str) -> Result<String, AuditError> {
     let bytes = crate::record::read_capped(&root.join(rel), crate::record::MAX_EVIDENCE_BYTES)
-        .map_err(|e| format!("{rel}: {e}"))?;
+        .map_err(|source| AuditError::File {
+            rel: rel.to_string(),
+            source,
+        })?;
     Ok(sha256_hex(&bytes))
 }
 
@@ -299,11 +378,16 @@ pub fn file_digest(root: &Path, rel: &str) -> Result<String, String> {
 /// and exactly what the log accounts for — no staged copies, lock or torn-line leftovers, no
 /// sign-off handed in after the signoff gate read the folder, no evidence of a run killed
 /// before its verdict. Replay of the published release refuses anything else.
-pub fn publishable(dir: &Path) -> Result<Vec<String>, String> {
+pub fn publishable(dir: &Path) -> Result<Vec<String>, AuditError> {
     let log_path = dir.join(LOG_FILE);
-    let log_bytes = crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES)
-        .map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
-    let (entries, _) = crate::log::read_log(&log_bytes).map_err(|e| e.to_string())?;
+    let log_bytes =
+        crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES).map_err(|source| {
+            AuditError::Read {
+                path: log_path.clone(),
+                source,
+            }
+        })?;
+    let (entries, _) = crate::log::read_log(&log_bytes)?;
     let files = list_files(dir)?;
     let evidence: BTreeSet<&str> = files
         .iter()

@@ -12,7 +12,7 @@
 //! The folder is a [`Folder`]: a path on this machine or a URL, checked by the same code.
 
 use crate::digest::{is_hex_digest, sha256_reader};
-use crate::folder::{Folder, Item};
+use crate::folder::{Folder, FolderError, Item};
 use crate::sshsig;
 use crate::trust::TrustRoot;
 use std::collections::BTreeSet;
@@ -41,6 +41,23 @@ fn problem(file: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
+/// Why one file listed in `SHA256SUMS` does not verify; its message follows the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// It cannot be opened or read (missing, a symbolic link, a download cut off).
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error("checksum mismatch (SHA256SUMS line {line} lists {listed}, the file is {actual})")]
+    Mismatch {
+        line: usize,
+        listed: String,
+        actual: String,
+    },
+    /// No worker reported on it (cannot happen; reported rather than passed).
+    #[error("was not checked")]
+    NotChecked { rel: String },
+}
+
 /// A folder that verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -66,18 +83,18 @@ pub struct SumsLine {
 /// Verify the folder; `at` (unix seconds) is the time the signers' validity windows are
 /// checked at, as `ssh-keygen -Y verify` checks them at the current time.
 pub fn check(folder: &dyn Folder, trust: &TrustRoot, at: i64) -> Result<Verified, Vec<Problem>> {
-    if let Err(m) = folder.check_root() {
-        return Err(vec![problem(folder.describe(), m)]);
+    if let Err(e) = folder.check_root() {
+        return Err(vec![problem(folder.describe(), e.to_string())]);
     }
     let mut problems = Vec::new();
 
     let sums = match read_small(folder, SUMS_FILE) {
         Ok(b) => b,
-        Err(m) => {
-            problems.push(problem(SUMS_FILE, m));
+        Err(e) => {
+            problems.push(problem(SUMS_FILE, e.to_string()));
             // Without the checksum file nothing else can be judged; say what else is off.
-            if let Err(m) = read_small(folder, SIG_FILE) {
-                problems.push(problem(SIG_FILE, m));
+            if let Err(e) = read_small(folder, SIG_FILE) {
+                problems.push(problem(SIG_FILE, e.to_string()));
             }
             return Err(problems);
         }
@@ -89,8 +106,8 @@ pub fn check(folder: &dyn Folder, trust: &TrustRoot, at: i64) -> Result<Verified
         .iter()
         .zip(check_files(folder, &lines, folder.concurrency()))
     {
-        if let Err(m) = r {
-            problems.push(problem(&l.path, m));
+        if let Err(e) = r {
+            problems.push(problem(&l.path, e.to_string()));
         }
     }
     let listed: BTreeSet<&str> = lines.iter().map(|l| l.path.as_str()).collect();
@@ -132,13 +149,13 @@ fn check_attestation(
     key: &ssh_key::PublicKey,
     subjects: &[(String, String)],
 ) -> Result<Vec<u8>, Problem> {
-    let envelope = read_small(folder, VSA_FILE).map_err(|m| {
+    let envelope = read_small(folder, VSA_FILE).map_err(|e| {
         problem(
             VSA_FILE,
-            format!("{m} (every release carries its SLSA verification summary)"),
+            format!("{e} (every release carries its SLSA verification summary)"),
         )
     })?;
-    let pem = read_small(folder, PUBKEY_FILE).map_err(|m| problem(PUBKEY_FILE, m))?;
+    let pem = read_small(folder, PUBKEY_FILE).map_err(|e| problem(PUBKEY_FILE, e.to_string()))?;
     crate::intoto::vsa::check(&envelope, &pem, key, subjects)
         .map_err(|(file, message)| problem(file, message))
 }
@@ -148,7 +165,7 @@ fn check_attestation(
 const MAX_SMALL_FILE: u64 = crate::folder::MAX_SMALL_FILE;
 
 /// Read a small file of the folder (a regular file, not over [`MAX_SMALL_FILE`]).
-fn read_small(folder: &dyn Folder, rel: &str) -> Result<Vec<u8>, String> {
+fn read_small(folder: &dyn Folder, rel: &str) -> Result<Vec<u8>, FolderError> {
     crate::folder::read_capped(folder, rel, MAX_SMALL_FILE)
 }
 
@@ -238,7 +255,11 @@ fn check_release_path(path: &str) -> Result<(), String> {
 /// Largest first: the release takes as long as its longest file, so that one starts at once
 /// and the small ones fill the other workers meanwhile. Each worker holds one read buffer
 /// ([`sha256_reader`]'s), so memory stays bounded whatever the sizes.
-fn check_files(folder: &dyn Folder, lines: &[SumsLine], workers: usize) -> Vec<Result<(), String>> {
+fn check_files(
+    folder: &dyn Folder,
+    lines: &[SumsLine],
+    workers: usize,
+) -> Vec<Result<(), FileError>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -253,7 +274,7 @@ fn check_files(folder: &dyn Folder, lines: &[SumsLine], workers: usize) -> Vec<R
         .collect();
     order.sort();
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<(), String>>>> =
+    let slots: Vec<Mutex<Option<Result<(), FileError>>>> =
         lines.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -269,27 +290,33 @@ fn check_files(folder: &dyn Folder, lines: &[SumsLine], workers: usize) -> Vec<R
     });
     slots
         .into_iter()
-        .map(|slot| {
+        .zip(lines)
+        .map(|(slot, l)| {
             // Every index is taken by exactly one worker, and a worker that panics takes the
             // scope down with it; an empty slot is still reported rather than passed.
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err("was not checked".into()))
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(FileError::NotChecked {
+                    rel: l.path.clone(),
+                })
+            })
         })
         .collect()
 }
 
 /// One listed file: reached without symbolic links, a regular file, with the listed digest
 /// (hashed as it is read or downloaded).
-fn check_file(folder: &dyn Folder, l: &SumsLine) -> Result<(), String> {
+fn check_file(folder: &dyn Folder, l: &SumsLine) -> Result<(), FileError> {
     let file = folder.open(&l.path)?;
-    let (actual, _) = sha256_reader(file).map_err(|e| format!("cannot read: {e}"))?;
+    let (actual, _) = sha256_reader(file).map_err(|source| FolderError::Read {
+        rel: l.path.clone(),
+        source,
+    })?;
     if actual != l.sha256 {
-        return Err(format!(
-            "checksum mismatch (SHA256SUMS line {} lists {}, the file is {actual})",
-            l.line, l.sha256
-        ));
+        return Err(FileError::Mismatch {
+            line: l.line,
+            listed: l.sha256.clone(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -327,7 +354,7 @@ fn check_signature(
     sums: &[u8],
     at: i64,
 ) -> Result<(String, Vec<u8>, ssh_key::PublicKey), Vec<Problem>> {
-    let sig = read_small(folder, SIG_FILE).map_err(|m| vec![problem(SIG_FILE, m)])?;
+    let sig = read_small(folder, SIG_FILE).map_err(|e| vec![problem(SIG_FILE, e.to_string())])?;
     let armored = std::str::from_utf8(&sig).map_err(|_| vec![problem(SIG_FILE, "is not text")])?;
     let key = sshsig::signature_key(armored).map_err(|e| vec![problem(SIG_FILE, e.to_string())])?;
     let fp = sshsig::fingerprint(&key);
@@ -415,10 +442,10 @@ mod tests {
         fn describe(&self) -> String {
             "names".into()
         }
-        fn check_root(&self) -> Result<(), String> {
+        fn check_root(&self) -> Result<(), FolderError> {
             Ok(())
         }
-        fn open(&self, rel: &str) -> Result<Box<dyn std::io::Read + '_>, String> {
+        fn open(&self, rel: &str) -> Result<Box<dyn std::io::Read + '_>, FolderError> {
             if self.pair {
                 let mut open = self.open.lock().unwrap();
                 *open += 1;
@@ -429,7 +456,10 @@ mod tests {
                     .wait_timeout_while(open, wait, |n| *n < 2)
                     .unwrap();
                 if timeout.timed_out() {
-                    return Err("opened alone".into());
+                    return Err(FolderError::Read {
+                        rel: rel.into(),
+                        source: std::io::Error::other("opened alone"),
+                    });
                 }
             } else {
                 let n: u64 = rel.trim_start_matches('f').parse().unwrap();
@@ -440,10 +470,10 @@ mod tests {
         fn walk(&self, _: Option<&str>) -> Vec<Item> {
             Vec::new()
         }
-        fn regular_files(&self) -> Result<Vec<String>, String> {
+        fn regular_files(&self) -> Result<Vec<String>, FolderError> {
             Ok(Vec::new())
         }
-        fn is_dir(&self, _: &str) -> Result<bool, String> {
+        fn is_dir(&self, _: &str) -> Result<bool, FolderError> {
             Ok(false)
         }
     }
@@ -459,7 +489,9 @@ mod tests {
     #[test]
     fn files_are_hashed_at_once_on_several_workers() {
         let lines = [line(1, "a"), line(2, "b")];
-        assert_eq!(check_files(&Names::new(true), &lines, 2), [Ok(()), Ok(())]);
+        let results = check_files(&Names::new(true), &lines, 2);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(results.len(), 2);
     }
 
     #[test]
@@ -472,10 +504,7 @@ mod tests {
         assert_eq!(results.len(), lines.len());
         for (l, r) in lines.iter().zip(&results) {
             let bad = l.sha256 == h('0');
-            let mismatch = r
-                .as_ref()
-                .err()
-                .is_some_and(|m| m.contains("checksum mismatch"));
+            let mismatch = matches!(r, Err(FileError::Mismatch { line, .. }) if *line == l.line);
             assert_eq!(mismatch, bad, "{}: {r:?}", l.path);
             assert!(bad || r.is_ok(), "{}: {r:?}", l.path);
         }

@@ -8,10 +8,11 @@
 //! of the caller's.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Access, Folder, Item};
+use super::{Access, Folder, FolderError, Item, ListError, LocationError};
 use crate::dav::{self, Dav, Member};
 use crate::http::redact;
 
@@ -20,17 +21,18 @@ pub struct HttpFolder {
     dav: Dav,
     /// The folder's collection URL, ending in `/`.
     url: url::Url,
-    /// Every member below it (sorted), or why the folder cannot be read.
-    listing: Result<Vec<(String, Member)>, String>,
+    /// Every member below it (sorted), or why the folder cannot be read: made once, handed out
+    /// as [`FolderError::Listing`] (a shared `Arc`, not a copy) by every call that needs it.
+    listing: Result<Vec<(String, Member)>, Arc<ListError>>,
 }
 
 impl HttpFolder {
     /// Connect and list the folder at `url`. `Err` only for what makes the request impossible
     /// (a CA file that does not load, half-given credentials); a folder that is not there is
     /// reported by [`Folder::check_root`].
-    pub fn open(url: &url::Url, access: &Access) -> Result<HttpFolder, String> {
-        let client = crate::http::client(access.ca.as_deref()).map_err(|e| e.to_string())?;
-        let auth = crate::http::credentials(url).map_err(|e| e.to_string())?;
+    pub fn open(url: &url::Url, access: &Access) -> Result<HttpFolder, LocationError> {
+        let client = crate::http::client(access.ca.as_deref())?;
+        let auth = crate::http::credentials(url)?;
         // Several files stream at once (`concurrency`), each read by a hashing thread of its
         // own that waits here for its next chunk: the connections are driven by the runtime's
         // own threads, so no reader waits for another to hand the runtime back.
@@ -39,7 +41,7 @@ impl HttpFolder {
             .thread_name("relgate-http")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            .map_err(|source| LocationError::Runtime { source })?;
         let mut url = url.clone();
         if !url.path().ends_with('/') {
             let path = format!("{}/", url.path());
@@ -51,8 +53,11 @@ impl HttpFolder {
                 l.sort_by(|a, b| a.0.cmp(&b.0));
                 Ok(l)
             }
-            Ok(None) => Err("cannot open the folder: not found (HTTP 404)".into()),
-            Err(e) => Err(format!("cannot open the folder: {e}")),
+            Ok(None) => Err(Arc::new(ListError::NotFound { url: url.clone() })),
+            Err(source) => Err(Arc::new(ListError::Dav {
+                url: url.clone(),
+                source,
+            })),
         };
         Ok(HttpFolder {
             rt,
@@ -60,6 +65,13 @@ impl HttpFolder {
             url,
             listing,
         })
+    }
+
+    /// The listing, or the error it failed with (shared, not copied).
+    fn listed(&self) -> Result<&[(String, Member)], FolderError> {
+        self.listing
+            .as_deref()
+            .map_err(|e| FolderError::Listing(Arc::clone(e)))
     }
 
     fn member(&self, rel: &str) -> Option<&Member> {
@@ -75,15 +87,16 @@ impl Folder for HttpFolder {
         redact(&self.url).trim_end_matches('/').to_string()
     }
 
-    fn check_root(&self) -> Result<(), String> {
-        self.listing.as_ref().map(|_| ()).map_err(Clone::clone)
+    fn check_root(&self) -> Result<(), FolderError> {
+        self.listed().map(|_| ())
     }
 
-    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, String> {
+    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, FolderError> {
         self.check_root()?;
+        let rel_owned = || rel.to_string();
         match self.member(rel) {
-            None => return Err("missing".into()),
-            Some(m) if m.collection => return Err("is not a regular file".into()),
+            None => return Err(FolderError::Missing { rel: rel_owned() }),
+            Some(m) if m.collection => return Err(FolderError::NotRegular { rel: rel_owned() }),
             Some(_) => {}
         }
         let url = dav::file_url(&self.url, rel);
@@ -94,8 +107,11 @@ impl Folder for HttpFolder {
                 resp,
                 chunk: Bytes::new(),
             })),
-            Ok(None) => Err("missing".into()),
-            Err(e) => Err(e.to_string()),
+            Ok(None) => Err(FolderError::Missing { rel: rel_owned() }),
+            Err(e) => Err(FolderError::Get {
+                url,
+                source: Box::new(e),
+            }),
         }
     }
 
@@ -114,9 +130,9 @@ impl Folder for HttpFolder {
             .collect()
     }
 
-    fn regular_files(&self) -> Result<Vec<String>, String> {
-        let list = self.listing.as_ref().map_err(Clone::clone)?;
-        Ok(list
+    fn regular_files(&self) -> Result<Vec<String>, FolderError> {
+        Ok(self
+            .listed()?
             .iter()
             .filter(|(_, m)| !m.collection)
             .map(|(rel, _)| rel.clone())
@@ -129,7 +145,7 @@ impl Folder for HttpFolder {
             .and_then(|m| m.length)
     }
 
-    fn is_dir(&self, rel: &str) -> Result<bool, String> {
+    fn is_dir(&self, rel: &str) -> Result<bool, FolderError> {
         Ok(self.member(rel).is_some_and(|m| m.collection))
     }
 
@@ -155,7 +171,7 @@ impl Read for Body<'_> {
             match f.rt.block_on(f.dav.chunk(&self.url, &mut self.resp)) {
                 Ok(Some(c)) => self.chunk = c,
                 Ok(None) => return Ok(0),
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
+                Err(e) => return Err(std::io::Error::other(e)),
             }
         }
         let n = buf.len().min(self.chunk.len());

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Folder, Item};
+use super::{Folder, FolderError, Item};
 
 #[derive(Clone, Debug)]
 pub struct LocalFolder {
@@ -24,42 +24,49 @@ impl Folder for LocalFolder {
         self.dir.display().to_string()
     }
 
-    fn check_root(&self) -> Result<(), String> {
+    fn check_root(&self) -> Result<(), FolderError> {
+        let path = self.dir.clone();
         match std::fs::symlink_metadata(&self.dir) {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(m) if m.file_type().is_symlink() => Err("is a symbolic link, not a folder".into()),
-            Ok(_) => Err("not a folder".into()),
-            Err(e) => Err(format!("cannot open the folder: {e}")),
+            Ok(m) if m.file_type().is_symlink() => Err(FolderError::RootSymlink { path }),
+            Ok(_) => Err(FolderError::RootNotFolder { path }),
+            Err(source) => Err(FolderError::RootUnreadable { path, source }),
         }
     }
 
-    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, String> {
+    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, FolderError> {
         // Every folder on the way must be a real folder: a symlinked folder could point anywhere.
         let mut at = self.dir.clone();
         let parts: Vec<&str> = rel.split('/').collect();
+        let rel = rel.to_string();
         for (i, part) in parts.iter().enumerate() {
             at.push(part);
             let meta = match std::fs::symlink_metadata(&at) {
                 Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
-                Err(e) => return Err(format!("cannot read: {e}")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(FolderError::Missing { rel });
+                }
+                Err(source) => return Err(FolderError::Stat { path: at, source }),
             };
             let last = i + 1 == parts.len();
             if meta.file_type().is_symlink() {
                 return Err(if last {
-                    "is a symbolic link".into()
+                    FolderError::Symlink { rel }
                 } else {
-                    format!("{} is a symbolic link", parts[..=i].join("/"))
+                    let at = parts[..=i].join("/");
+                    FolderError::SymlinkOnTheWay { rel, at }
                 });
             }
             if last && !meta.is_file() {
-                return Err("is not a regular file".into());
+                return Err(FolderError::NotRegular { rel });
             }
             if !last && !meta.is_dir() {
-                return Err(format!("{} is not a folder", parts[..=i].join("/")));
+                let at = parts[..=i].join("/");
+                return Err(FolderError::NotFolderOnTheWay { rel, at });
             }
         }
-        let file = crate::record::open_regular(&at).map_err(|e| format!("cannot open: {e}"))?;
+        let file = crate::record::open_regular(&at)
+            .map_err(|source| FolderError::Open { path: at, source })?;
         Ok(Box::new(file))
     }
 
@@ -109,16 +116,14 @@ impl Folder for LocalFolder {
         out
     }
 
-    fn regular_files(&self) -> Result<Vec<String>, String> {
-        crate::audit::list_files(&self.dir)
+    fn regular_files(&self) -> Result<Vec<String>, FolderError> {
+        Ok(crate::audit::list_files(&self.dir)?)
     }
 
-    fn is_dir(&self, rel: &str) -> Result<bool, String> {
+    fn is_dir(&self, rel: &str) -> Result<bool, FolderError> {
         let path = self.dir.join(rel);
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                Err(format!("{} is a symbolic link", path.display()))
-            }
+            Ok(m) if m.file_type().is_symlink() => Err(FolderError::DirSymlink { path }),
             Ok(m) => Ok(m.is_dir()),
             Err(_) => Ok(false),
         }
@@ -148,3 +153,40 @@ impl Folder for LocalFolder {
 /// Files hashed at once however many cores there are: each reader holds a buffer, and past a
 /// few dozen streams a disk, not the cores, sets the pace.
 const MAX_READERS: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opened(f: &LocalFolder, rel: &str) -> Result<(), FolderError> {
+        f.open(rel).map(|_| ())
+    }
+
+    #[test]
+    fn an_absent_file_is_missing_and_a_symlinked_folder_on_the_way_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("real")).unwrap();
+        std::fs::write(tmp.path().join("real/a.bin"), b"a").unwrap();
+        std::os::unix::fs::symlink("real", tmp.path().join("linked")).unwrap();
+        let f = LocalFolder::new(tmp.path());
+
+        assert!(opened(&f, "real/a.bin").is_ok());
+        for absent in ["real/b.bin", "gone/a.bin"] {
+            let e = opened(&f, absent).unwrap_err();
+            assert!(
+                matches!(&e, FolderError::Missing { rel } if rel == absent),
+                "{e:?}"
+            );
+            assert_eq!(e.to_string(), "missing");
+        }
+        // The link points at a real folder holding the very file: refused all the same.
+        let e = opened(&f, "linked/a.bin").unwrap_err();
+        assert!(
+            matches!(&e, FolderError::SymlinkOnTheWay { at, .. } if at == "linked"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "linked is a symbolic link");
+        let e = opened(&f, "real/a.bin/x").unwrap_err();
+        assert_eq!(e.to_string(), "real/a.bin is not a folder");
+    }
+}

@@ -16,10 +16,11 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Access, Folder, Item};
+use super::{Access, Folder, FolderError, Item, ListError, LocationError};
 use crate::layout::SIG_FILE;
 use crate::s3::Bucket;
 
@@ -29,8 +30,9 @@ pub struct S3Folder {
     /// The release's prefix in the bucket, without slashes at its ends.
     prefix: String,
     /// Every object below the prefix (relative key, listed size), sorted; or why the prefix is
-    /// not a release that can be read.
-    listing: Result<Vec<(String, u64)>, String>,
+    /// not a release that can be read: made once, handed out as [`FolderError::Listing`] (a
+    /// shared `Arc`, not a copy) by every call that needs it.
+    listing: Result<Vec<(String, u64)>, Arc<ListError>>,
     /// The folders the keys imply (`linux` for `linux/b.bin`).
     dirs: BTreeSet<String>,
 }
@@ -39,11 +41,10 @@ impl S3Folder {
     /// Connect and list the release at `url` (`s3://bucket/prefix`). `Err` only for what makes
     /// the requests impossible (a bad URL, no credentials, a CA file that does not load); a
     /// prefix that is not a release is reported by [`Folder::check_root`].
-    pub fn open(url: &str, access: &Access) -> Result<S3Folder, String> {
-        let (name, prefix) = crate::s3::parse_url(url)?;
+    pub fn open(url: &str, access: &Access) -> Result<S3Folder, LocationError> {
+        let (name, prefix) = crate::s3::parse_url(url).map_err(LocationError::Bad)?;
         let (endpoint, region, ca) = location(&name, access);
-        let bucket = Bucket::connect(&name, endpoint.as_deref(), region.as_deref(), ca.as_deref())
-            .map_err(|e| e.to_string())?;
+        let bucket = Bucket::connect(&name, endpoint.as_deref(), region.as_deref(), ca.as_deref())?;
         // As for WebDAV: each hashing thread waits here for its next chunk while the runtime's
         // own threads drive the connections.
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -51,8 +52,8 @@ impl S3Folder {
             .thread_name("relgate-s3")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        let listing = rt.block_on(list(&bucket, &prefix));
+            .map_err(|source| LocationError::Runtime { source })?;
+        let listing = rt.block_on(list(&bucket, &prefix)).map_err(Arc::new);
         let mut dirs = BTreeSet::new();
         if let Ok(l) = &listing {
             for (rel, _) in l {
@@ -72,6 +73,13 @@ impl S3Folder {
         })
     }
 
+    /// The listing, or the error it failed with (shared, not copied).
+    fn listing(&self) -> Result<&[(String, u64)], FolderError> {
+        self.listing
+            .as_deref()
+            .map_err(|e| FolderError::Listing(Arc::clone(e)))
+    }
+
     fn listed(&self, rel: &str) -> Option<u64> {
         let list = self.listing.as_ref().ok()?;
         list.binary_search_by(|(r, _)| r.as_str().cmp(rel))
@@ -82,9 +90,12 @@ impl S3Folder {
 
 /// The objects under `prefix/` as (relative key, size), sorted; `Err` when the prefix is not a
 /// release or holds a key no release has.
-async fn list(b: &Bucket, prefix: &str) -> Result<Vec<(String, u64)>, String> {
+async fn list(b: &Bucket, prefix: &str) -> Result<Vec<(String, u64)>, ListError> {
     let base = format!("{prefix}/");
-    let listed = b.list(&base).await.map_err(|e| e.to_string())?;
+    let listed = b.list(&base).await.map_err(|source| ListError::S3 {
+        prefix: prefix.to_string(),
+        source,
+    })?;
     let mut out: Vec<(String, u64)> = listed
         .into_iter()
         .map(|l| {
@@ -94,42 +105,50 @@ async fn list(b: &Bucket, prefix: &str) -> Result<Vec<(String, u64)>, String> {
         .collect();
     // The marker first: a prefix without it is not a release, whatever else is there.
     if !out.iter().any(|(rel, _)| rel == SIG_FILE) {
-        return Err(format!(
-            "not published: {SIG_FILE}, the commit marker written last, is not there (an \
-             upload that never completed, or no release at all)"
-        ));
+        return Err(ListError::NotPublished {
+            prefix: prefix.to_string(),
+        });
     }
     for (rel, _) in &out {
-        check_rel(rel).map_err(|why| {
-            format!(
-                "{}: {why}",
-                crate::report::printable(&b.shown(&format!("{base}{rel}")))
-            )
+        check_rel(rel).map_err(|source| ListError::Key {
+            key: crate::report::printable(&b.shown(&format!("{base}{rel}"))),
+            source,
         })?;
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
+/// Why a key under the prefix is none a release has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadKey {
+    #[error("a folder placeholder object; a release holds files only")]
+    Placeholder,
+    #[error("an empty, `.` or `..` part in the key; {}", PLAIN)]
+    DotPart,
+    #[error("a backslash in the key; {}", PLAIN)]
+    Backslash,
+    #[error("a control character (U+{:04X}) in the key; {}", u32::from(*.0), PLAIN)]
+    Control(char),
+}
+
+const PLAIN: &str = "a release holds plain relative paths only";
+
 /// A relative key must be a path a folder can hold without leaving it, and a name a terminal
 /// shows as it is.
-fn check_rel(rel: &str) -> Result<(), String> {
-    const PLAIN: &str = "a release holds plain relative paths only";
+fn check_rel(rel: &str) -> Result<(), BadKey> {
     if rel.is_empty() || rel.ends_with('/') {
-        return Err("a folder placeholder object; a release holds files only".into());
+        return Err(BadKey::Placeholder);
     }
     for part in rel.split('/') {
         if part.is_empty() || part == "." || part == ".." {
-            return Err(format!("an empty, `.` or `..` part in the key; {PLAIN}"));
+            return Err(BadKey::DotPart);
         }
         if part.contains('\\') {
-            return Err(format!("a backslash in the key; {PLAIN}"));
+            return Err(BadKey::Backslash);
         }
         if let Some(c) = part.chars().find(|c| c.is_control()) {
-            return Err(format!(
-                "a control character (U+{:04X}) in the key; {PLAIN}",
-                u32::from(c)
-            ));
+            return Err(BadKey::Control(c));
         }
     }
     Ok(())
@@ -166,17 +185,18 @@ impl Folder for S3Folder {
         format!("s3://{}/{}", self.bucket.bucket, self.prefix)
     }
 
-    fn check_root(&self) -> Result<(), String> {
-        self.listing.as_ref().map(|_| ()).map_err(Clone::clone)
+    fn check_root(&self) -> Result<(), FolderError> {
+        self.listing().map(|_| ())
     }
 
-    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, String> {
+    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>, FolderError> {
         self.check_root()?;
         let Some(listed) = self.listed(rel) else {
-            return Err(if self.dirs.contains(rel) {
-                "is not a regular file".into()
+            let rel = rel.to_string();
+            return Err(if self.dirs.contains(&rel) {
+                FolderError::NotRegular { rel }
             } else {
-                "missing".into()
+                FolderError::Missing { rel }
             });
         };
         let key = format!("{}/{rel}", self.prefix);
@@ -189,8 +209,13 @@ impl Folder for S3Folder {
                 got: 0,
                 listed,
             })),
-            Ok(None) => Err("missing (listed, but the server has no such object)".into()),
-            Err(e) => Err(e.to_string()),
+            Ok(None) => Err(FolderError::Vanished {
+                rel: rel.to_string(),
+            }),
+            Err(e) => Err(FolderError::GetObject {
+                key,
+                source: Box::new(e),
+            }),
         }
     }
 
@@ -213,12 +238,11 @@ impl Folder for S3Folder {
             .collect()
     }
 
-    fn regular_files(&self) -> Result<Vec<String>, String> {
-        let list = self.listing.as_ref().map_err(Clone::clone)?;
-        Ok(list.iter().map(|(rel, _)| rel.clone()).collect())
+    fn regular_files(&self) -> Result<Vec<String>, FolderError> {
+        Ok(self.listing()?.iter().map(|(rel, _)| rel.clone()).collect())
     }
 
-    fn is_dir(&self, rel: &str) -> Result<bool, String> {
+    fn is_dir(&self, rel: &str) -> Result<bool, FolderError> {
         Ok(self.dirs.contains(rel))
     }
 
@@ -265,7 +289,7 @@ impl Read for Body<'_> {
                     )));
                 }
                 Ok(None) => return Ok(0),
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
+                Err(e) => return Err(std::io::Error::other(e)),
             }
         }
         let n = buf.len().min(self.chunk.len());
@@ -302,8 +326,9 @@ mod tests {
         }
         assert!(check_rel("audit/evidence/abc").is_ok());
         assert!(check_rel("linux/b.bin").is_ok());
+        assert_eq!(check_rel("a\u{1}b"), Err(BadKey::Control('\u{1}')));
         assert_eq!(
-            check_rel("a\u{1}b").unwrap_err(),
+            BadKey::Control('\u{1}').to_string(),
             "a control character (U+0001) in the key; a release holds plain relative paths only"
         );
     }

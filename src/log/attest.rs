@@ -306,10 +306,10 @@ pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProbl
     // Regular files and folders only: a link planted in the record would have relgate read or
     // write elsewhere, a FIFO would block it.
     if std::fs::symlink_metadata(dir).is_ok() {
-        crate::audit::list_files(dir).map_err(|message| AttestProblem {
+        crate::audit::list_files(dir).map_err(|e| AttestProblem {
             file: dir.display().to_string(),
             line: 0,
-            message,
+            message: e.to_string(),
         })?;
     }
     let log_path = dir.join(crate::record::LOG_FILE);

@@ -45,6 +45,9 @@ pub enum PublishError {
     },
     #[error("the release record cannot be copied: {0}")]
     Record(String),
+    /// Which files of the record are published cannot be told (`crate::audit::publishable`).
+    #[error("the release record cannot be copied: {0}")]
+    Audit(#[source] crate::audit::AuditError),
     #[error("cannot make the release's attestation: {0}")]
     Attestation(#[source] crate::intoto::vsa::AttestError),
     #[error("cannot make the release's attestation: no signing key for the checkpoints")]
@@ -253,7 +256,7 @@ impl ReleaseFiles {
         let sig_path = staged.dir.join(SIG_FILE);
         let sig = crate::record::read_capped(&sig_path, crate::record::MAX_EVIDENCE_BYTES)
             .map_err(PublishError::io("read (did the sign gate run?)", &sig_path))?;
-        for rel in crate::audit::publishable(&record.dir).map_err(PublishError::Record)? {
+        for rel in crate::audit::publishable(&record.dir).map_err(PublishError::Audit)? {
             files.push(ReleaseFile {
                 path: format!("{AUDIT_DIR}/{rel}"),
                 source: Source::Record(record.dir.join(&rel)),

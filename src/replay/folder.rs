@@ -3,23 +3,28 @@
 
 use std::path::Path;
 
-use super::runs::LogFacts;
+use super::runs::{LogFacts, RunFacts};
 use super::{Problem, fail};
 use crate::audit::{self, Accounted};
 use crate::digest::sha256_hex;
-use crate::log::{Entry, Record as LogRecord};
+use crate::folder::Folder;
+use crate::log::{Entry, Record as LogRecord, RunStarted};
 use crate::record::{APPROVALS_DIR, Blobs, Record, STAGED_DIR};
 use crate::trust::TrustRoot;
 use crate::verify;
 
 /// Check a published folder and its `audit/` record (`dir`, whose files are `files`;
 /// `trusted`: which log lines the verified checkpoints vouched for in time). Returns notes.
+///
+/// The steps, in this order: the run that published, the record's files, `SHA256SUMS` and the
+/// artefacts' sizes before anything is hashed, the folder itself, the attestation, and a note
+/// when the report is not there.
 #[expect(
     clippy::too_many_arguments,
     reason = "the facts replay's earlier steps established"
 )]
 pub(super) fn check_published(
-    folder: &dyn crate::folder::Folder,
+    folder: &dyn Folder,
     dir: &Path,
     files: &[String],
     entries: &[Entry],
@@ -28,7 +33,30 @@ pub(super) fn check_published(
     accounted: &Accounted,
     trust: &TrustRoot,
 ) -> Result<Vec<String>, Problem> {
-    // The published record is the log as it stood at the publish decision.
+    let publishing = publishing_run(entries, facts)?;
+    check_record_files(dir, files, entries, trusted, accounted)?;
+    let recorded_sums = check_sums_and_sizes(folder, dir, &publishing)?;
+    let verified = check_folder(folder, trust, &publishing, &recorded_sums)?;
+    check_attestation(dir, entries, &publishing, &verified)?;
+    Ok(report_note(files))
+}
+
+/// The run that published, as the log records it.
+struct Publishing<'a> {
+    run: &'a RunFacts,
+    started: &'a RunStarted,
+    /// The line of its start.
+    start_line: usize,
+    /// The line of the publish decision, the log's last.
+    decision_line: usize,
+}
+
+/// The published record is the log as it stood at the publish decision: its last line is a
+/// run's publish decision, and that run has a start.
+fn publishing_run<'a>(
+    entries: &'a [Entry],
+    facts: &'a LogFacts,
+) -> Result<Publishing<'a>, Problem> {
     let last = entries.len() - 1;
     let Some(run) = facts.runs.iter().find(|r| r.publish == Some(last)) else {
         return Err(fail(
@@ -39,16 +67,32 @@ pub(super) fn check_published(
     let LogRecord::RunStarted(started) = &entries[run.index].record else {
         return Err(fail(0, "the publishing run has no start"));
     };
+    Ok(Publishing {
+        run,
+        started,
+        start_line: entries[run.index].line,
+        decision_line: entries[last].line,
+    })
+}
 
-    // Every file in audit/ is the log, a checkpoint, or something the log accounts for, and no
-    // folder rides along either.
-    if let Some(extra) = audit::unexpected_dirs(dir).map_err(|m| fail(0, m))?.first() {
+/// Every file in audit/ is the log, a checkpoint, the report, or something the log accounts
+/// for, and no folder rides along either.
+fn check_record_files(
+    dir: &Path,
+    files: &[String],
+    entries: &[Entry],
+    trusted: &[bool],
+    accounted: &Accounted,
+) -> Result<(), Problem> {
+    if let Some(extra) = audit::unexpected_dirs(dir)
+        .map_err(|e| fail(0, e.to_string()))?
+        .first()
+    {
         return Err(fail(
             0,
             format!("audit/{extra}/ is a folder the log does not account for"),
         ));
     }
-    let mut notes = Vec::new();
     for rel in files {
         if Accounted::is_structural(rel, files) {
             continue;
@@ -59,7 +103,7 @@ pub(super) fn check_published(
             check_report(dir, entries, trusted)?;
             continue;
         }
-        let digest = audit::file_digest(dir, rel).map_err(|m| fail(0, format!("audit/{m}")))?;
+        let digest = audit::file_digest(dir, rel).map_err(|e| fail(0, format!("audit/{e}")))?;
         if !accounted.covers(rel, &digest) {
             return Err(fail(
                 0,
@@ -70,31 +114,31 @@ pub(super) fn check_published(
             ));
         }
     }
+    Ok(())
+}
 
-    // Before anything is hashed: SHA256SUMS must be the one the log staged, and every artefact
-    // the size the log recorded (a huge or sparse file is refused without reading it).
-    let rec = Record::new(dir);
-    let recorded_sums = rec
-        .get(&started.sums)
-        .map_err(|e| fail(entries[run.index].line, e.to_string()))?;
+/// Before anything is hashed: `SHA256SUMS` must be the one the log staged, and every artefact
+/// the size the log recorded (a huge or sparse file is refused without reading it). Returns
+/// the recorded `SHA256SUMS`.
+fn check_sums_and_sizes(
+    folder: &dyn Folder,
+    dir: &Path,
+    p: &Publishing<'_>,
+) -> Result<Vec<u8>, Problem> {
+    let recorded_sums = Record::new(dir)
+        .get(&p.started.sums)
+        .map_err(|e| fail(p.start_line, e.to_string()))?;
     let found_sums = crate::folder::read_capped(folder, crate::layout::SUMS_FILE, 64 << 20)
-        .map_err(|m| fail(0, format!("{}: {m}", crate::layout::SUMS_FILE)))?;
+        .map_err(|e| fail(0, format!("{}: {e}", crate::layout::SUMS_FILE)))?;
     if found_sums != recorded_sums {
-        return Err(fail(
-            entries[last].line,
-            format!(
-                "the published SHA256SUMS (sha256:{}) is not the one the log staged and gated ({})",
-                sha256_hex(&found_sums),
-                started.subject
-            ),
-        ));
+        return Err(not_the_staged_sums(&found_sums, p));
     }
-    for a in &started.artefacts {
+    for a in &p.started.artefacts {
         // A folder that cannot tell a size without reading (some servers) is hashed as it is.
         let size = folder.size(&a.release_path);
         if size.is_some_and(|n| n != a.size) {
             return Err(fail(
-                entries[run.index].line,
+                p.start_line,
                 format!(
                     "{}: {} bytes where the gated artefact had {}",
                     a.release_path,
@@ -104,9 +148,31 @@ pub(super) fn check_published(
             ));
         }
     }
-    // The folder itself: every artefact against SHA256SUMS, nothing unlisted, and the signature
-    // by the release signer under the trust root, as of the run that published it.
-    let verified = verify::check(folder, trust, started.started_at).map_err(|problems| {
+    Ok(recorded_sums)
+}
+
+/// The published `SHA256SUMS` (`found`) is not the one the publishing run staged.
+fn not_the_staged_sums(found: &[u8], p: &Publishing<'_>) -> Problem {
+    fail(
+        p.decision_line,
+        format!(
+            "the published SHA256SUMS (sha256:{}) is not the one the log staged and gated ({})",
+            sha256_hex(found),
+            p.started.subject
+        ),
+    )
+}
+
+/// The folder itself: every artefact against `SHA256SUMS`, nothing unlisted, and the signature
+/// by the release signer under the trust root, as of the run that published it; the verified
+/// `SHA256SUMS` is the recorded one, and its signature the one the sign gate recorded.
+fn check_folder(
+    folder: &dyn Folder,
+    trust: &TrustRoot,
+    p: &Publishing<'_>,
+    recorded_sums: &[u8],
+) -> Result<verify::Verified, Problem> {
+    let verified = verify::check(folder, trust, p.started.started_at).map_err(|problems| {
         fail(
             0,
             format!(
@@ -120,24 +186,26 @@ pub(super) fn check_published(
         )
     })?;
     if verified.sums != recorded_sums {
-        return Err(fail(
-            entries[last].line,
-            format!(
-                "the published SHA256SUMS (sha256:{}) is not the one the log staged and gated ({})",
-                sha256_hex(&verified.sums),
-                started.subject
-            ),
-        ));
+        return Err(not_the_staged_sums(&verified.sums, p));
     }
     let sig_digest = sha256_hex(&verified.signature);
-    if run.signature.as_deref() != Some(sig_digest.as_str()) {
+    if p.run.signature.as_deref() != Some(sig_digest.as_str()) {
         return Err(fail(
-            entries[last].line,
+            p.decision_line,
             "the published SHA256SUMS.sig is not the signature the sign gate recorded",
         ));
     }
-    // The attestation says exactly what the record says: its statement is derived again from
-    // the published log and checkpoint, byte for byte (`crate::intoto::vsa`).
+    Ok(verified)
+}
+
+/// The attestation says exactly what the record says: its statement is derived again from the
+/// published log and checkpoint, byte for byte (`crate::intoto::vsa`).
+fn check_attestation(
+    dir: &Path,
+    entries: &[Entry],
+    p: &Publishing<'_>,
+    verified: &verify::Verified,
+) -> Result<(), Problem> {
     let read = |name: &str, cap: u64| {
         crate::record::read_capped(&dir.join(name), cap)
             .map_err(|e| fail(0, format!("audit/{name}: {e}")))
@@ -145,10 +213,10 @@ pub(super) fn check_published(
     let log = read(crate::record::LOG_FILE, crate::record::MAX_LOG_BYTES)?;
     let checkpoint = read(crate::record::CHECKPOINT_FILE, 64 << 10)?;
     let derived = crate::intoto::vsa::from_record(entries, &log, &checkpoint, None)
-        .map_err(|m| fail(entries[last].line, m))?;
+        .map_err(|m| fail(p.decision_line, m))?;
     if crate::intoto::vsa::statement(&derived) != verified.statement {
         return Err(fail(
-            entries[last].line,
+            p.decision_line,
             format!(
                 "{}: its statement is not the one the record derives (its time, place, policy, \
                  log or checkpoint differ from the publish decision's)",
@@ -156,6 +224,12 @@ pub(super) fn check_published(
             ),
         ));
     }
+    Ok(())
+}
+
+/// A note when `audit/report.html` is not there (checked, when it is, with the record's files).
+fn report_note(files: &[String]) -> Vec<String> {
+    let mut notes = Vec::new();
     if !files.iter().any(|f| f == audit::REPORT_FILE) {
         notes.push(format!(
             "audit/{} is not there (a release published before reports were included, or it \
@@ -163,7 +237,7 @@ pub(super) fn check_published(
             audit::REPORT_FILE
         ));
     }
-    Ok(notes)
+    notes
 }
 
 /// `audit/report.html` must be exactly what the published record renders to.

@@ -139,7 +139,7 @@ fn locate(
 ) -> Result<(), Problem> {
     let published = folder
         .is_dir(crate::layout::AUDIT_DIR)
-        .map_err(|m| fail(0, m))?;
+        .map_err(|e| fail(0, e.to_string()))?;
     let shown = |base: String| {
         if published {
             PathBuf::from(base).join(crate::layout::AUDIT_DIR)
@@ -154,7 +154,7 @@ fn locate(
         return check(&dir, published_folder, opts, report, read);
     }
     // The report names the folder already (`record`): the message says only what is wrong.
-    folder.check_root().map_err(|m| fail(0, m))?;
+    folder.check_root().map_err(|e| fail(0, e.to_string()))?;
     // Only a record is copied: a folder with neither `audit/` nor a log at its top is none,
     // and copying it whole would download a release's artefacts for nothing.
     if !published
@@ -177,7 +177,7 @@ fn locate(
         tempfile::tempdir().map_err(|e| fail(0, format!("cannot make a temporary folder: {e}")))?;
     let prefix = published.then_some(crate::layout::AUDIT_DIR);
     crate::folder::copy_tree(folder, prefix, tmp.path())
-        .map_err(|m| fail(0, format!("{}: {m}", folder.describe())))?;
+        .map_err(|e| fail(0, format!("{}: {e}", folder.describe())))?;
     let outcome = check(tmp.path(), published_folder, opts, report, read);
     // Messages name the record where it is, not the private copy.
     report.record = shown_dir.clone();
@@ -205,9 +205,9 @@ fn check(
     read: &mut Option<Read>,
 ) -> Result<(), Problem> {
     // 1. Regular files only: nothing is opened before this says it may be.
-    let files = crate::audit::list_files(dir).map_err(|m| fail(0, m))?;
+    let files = crate::audit::list_files(dir).map_err(|e| fail(0, e.to_string()))?;
     if let Some(folder) = published {
-        folder.regular_files().map_err(|m| fail(0, m))?;
+        folder.regular_files().map_err(|e| fail(0, e.to_string()))?;
     }
     // 2. The log.
     let bytes = record::read_capped(&dir.join(LOG_FILE), MAX_LOG_BYTES).map_err(|e| {
@@ -282,7 +282,7 @@ fn check(
         })
         .collect();
     let accounted = crate::audit::accounted(&entries, &rec, &|d| present.contains(d))
-        .map_err(|m| fail(0, m))?;
+        .map_err(|e| fail(0, e.to_string()))?;
     match published {
         Some(folder) => {
             let notes = folder::check_published(

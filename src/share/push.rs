@@ -44,8 +44,8 @@ pub enum PushError {
     #[error(transparent)]
     Share(#[from] super::ShareError),
     /// The record's files could not be listed.
-    #[error("{0}")]
-    List(String),
+    #[error(transparent)]
+    List(crate::audit::AuditError),
     #[error("{rel}: {source}")]
     File {
         rel: String,

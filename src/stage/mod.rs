@@ -420,6 +420,29 @@ pub enum StageError {
     Changed { path: PathBuf },
 }
 
+/// Why the artefacts' subject cannot be worked out ([`subject_of`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    /// The patterns do not resolve: every problem, in order.
+    #[error("{}", join(.0))]
+    Resolve(Vec<ResolveProblem>),
+    /// A matched file cannot be opened or read.
+    #[error("{}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn join(problems: &[ResolveProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `SHA256SUMS` in GNU format: sorted by release path, two spaces, LF.
 pub fn sums_text(artefacts: &[StagedArtefact]) -> Vec<u8> {
     let mut sorted: Vec<&StagedArtefact> = artefacts.iter().collect();
@@ -436,20 +459,17 @@ pub fn sums_text(artefacts: &[StagedArtefact]) -> Vec<u8> {
 
 /// The subject the artefacts on disk would have if they were staged now: their hashes only,
 /// nothing copied (`status` uses it to tell whether the next run sees the same bytes).
-pub fn subject_of(root: &Path, patterns: &[String]) -> Result<String, String> {
-    let files = resolve(root, patterns).map_err(|problems| {
-        problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+pub fn subject_of(root: &Path, patterns: &[String]) -> Result<String, SubjectError> {
+    let files = resolve(root, patterns).map_err(SubjectError::Resolve)?;
     let mut artefacts = Vec::with_capacity(files.len());
     for f in &files {
         let path = root.join(&f.source);
-        let file = fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (sha256, size) =
-            crate::digest::sha256_reader(file).map_err(|e| format!("{}: {e}", path.display()))?;
+        let read = |source| SubjectError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = fs::File::open(&path).map_err(read)?;
+        let (sha256, size) = crate::digest::sha256_reader(file).map_err(read)?;
         artefacts.push(StagedArtefact {
             release_path: f.release_path.clone(),
             sha256,
@@ -636,6 +656,20 @@ mod tests {
             .filter(|p| matches!(p, ResolveProblem::NearCollision { .. }))
             .count();
         assert_eq!(near, 1, "{err:?}");
+    }
+
+    #[test]
+    fn a_subject_that_cannot_be_worked_out_names_every_problem() {
+        let t = tempfile::tempdir().unwrap();
+        let err = subject_of(t.path(), &["a/*.bin".into(), "b/*.bin".into()]).unwrap_err();
+        assert!(
+            matches!(&err, SubjectError::Resolve(p) if p.len() == 2),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            r#"glob "a/*.bin" matches no regular file; glob "b/*.bin" matches no regular file"#
+        );
     }
 
     #[test]
