@@ -25,6 +25,50 @@ const CHUNK: usize = 1 << 20;
 /// Chunks queued between the reading thread and the connection.
 const DEPTH: usize = 2;
 
+/// Why a file's body failed locally: it could not be read, or its bytes are not the ones
+/// staged. Shared (`Arc`): the transfer keeps it for the request's error and the body's stream
+/// carries it as its `io::Error`.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} grew while it was sent (more than {size} bytes)", path.display())]
+    GrewPast { path: std::path::PathBuf, size: u64 },
+    #[error("{} shrank while it was sent ({total} of {size} bytes)", path.display())]
+    Shrank {
+        path: std::path::PathBuf,
+        total: u64,
+        size: u64,
+    },
+    #[error("{} grew while it was sent", path.display())]
+    Grew { path: std::path::PathBuf },
+    #[error("staged {} is {total} bytes, not the {staged} staged", path.display())]
+    Size {
+        path: std::path::PathBuf,
+        total: u64,
+        staged: u64,
+    },
+    #[error("staged {} no longer matches its digest (found {found})", path.display())]
+    Digest {
+        path: std::path::PathBuf,
+        found: String,
+    },
+    #[error("staged {} was opened for writing or changed while it was sent", path.display())]
+    Touched { path: std::path::PathBuf },
+    #[error("staged {} could not be checked", path.display())]
+    Unchecked { path: std::path::PathBuf },
+}
+
 /// How one request's transfer is going.
 #[derive(Debug)]
 pub struct Transfer {
@@ -32,7 +76,7 @@ pub struct Transfer {
     /// Milliseconds after `start` when a byte last moved.
     last: AtomicU64,
     /// A local reason the request must fail and not be tried again (a changed staged file).
-    fatal: Mutex<Option<String>>,
+    fatal: Mutex<Option<Arc<BodyError>>>,
     /// Bytes of the body handed to the connection.
     pub sent: AtomicU64,
 }
@@ -59,14 +103,14 @@ impl Transfer {
         self.start.elapsed().saturating_sub(last)
     }
 
-    fn fail(&self, why: String) {
+    fn fail(&self, why: Arc<BodyError>) {
         if let Ok(mut f) = self.fatal.lock() {
             f.get_or_insert(why);
         }
     }
 
     /// The local failure, if there was one.
-    pub fn fatal(&self) -> Option<String> {
+    pub fn fatal(&self) -> Option<Arc<BodyError>> {
         self.fatal.lock().ok().and_then(|f| f.clone())
     }
 
@@ -108,6 +152,7 @@ pub fn file_body(
     let t = transfer.clone();
     tokio::task::spawn_blocking(move || {
         if let Err(why) = pump(&path, size, expect.as_ref(), &t, progress.as_ref(), &tx) {
+            let why = Arc::new(why);
             t.fail(why.clone());
             let _ = tx.blocking_send(Err(std::io::Error::other(why)));
         }
@@ -126,10 +171,10 @@ fn pump(
     transfer: &Transfer,
     progress: Option<&Progress>,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<(), String> {
-    let shown = path.display();
-    let file =
-        crate::record::open_regular(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+) -> Result<(), BodyError> {
+    let at = || path.to_path_buf();
+    let file = crate::record::open_regular(path)
+        .map_err(|source| BodyError::Open { path: at(), source })?;
     // Held from before the first byte is read to after the last is checked.
     let lease = expect.and_then(|e| e.id.as_ref().map(|id| (crate::stage::vouch(&file, id), id)));
     let mut hasher = match (expect, &lease) {
@@ -146,7 +191,7 @@ fn pump(
         (&mut reader)
             .take(CHUNK as u64)
             .read_to_end(&mut buf)
-            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+            .map_err(|source| BodyError::Read { path: at(), source })?;
         let filled = buf.len();
         total += filled as u64;
         if let Some(h) = hasher.as_mut() {
@@ -154,35 +199,37 @@ fn pump(
         }
         let end = filled < CHUNK || total >= size;
         if total > size {
-            return Err(format!(
-                "{shown} grew while it was sent (more than {size} bytes)"
-            ));
+            return Err(BodyError::GrewPast { path: at(), size });
         }
         if end {
             if total < size {
-                return Err(format!(
-                    "{shown} shrank while it was sent ({total} of {size} bytes)"
-                ));
+                return Err(BodyError::Shrank {
+                    path: at(),
+                    total,
+                    size,
+                });
             }
             // The last chunk: check the bytes before the server can have the whole file.
             if let Some(e) = expect {
                 let mut probe = [0u8; 1];
-                if reader.read(&mut probe).map_err(|e| e.to_string())? > 0 {
-                    return Err(format!("{shown} grew while it was sent"));
+                let more = reader
+                    .read(&mut probe)
+                    .map_err(|source| BodyError::Read { path: at(), source })?;
+                if more > 0 {
+                    return Err(BodyError::Grew { path: at() });
                 }
                 if total != e.size {
-                    return Err(format!(
-                        "staged {shown} is {total} bytes, not the {} staged",
-                        e.size
-                    ));
+                    return Err(BodyError::Size {
+                        path: at(),
+                        total,
+                        staged: e.size,
+                    });
                 }
                 match (&hasher, &lease) {
                     (Some(h), _) => {
                         let found = hex::encode(h.clone().finalize());
                         if found != e.sha256 {
-                            return Err(format!(
-                                "staged {shown} no longer matches its digest (found {found})"
-                            ));
+                            return Err(BodyError::Digest { path: at(), found });
                         }
                     }
                     (None, Some((Some(l), id))) => {
@@ -190,14 +237,12 @@ fn pump(
                             .metadata()
                             .is_ok_and(|m| crate::stage::FileId::of(&m) == **id);
                         if !l.unbroken() || !same {
-                            return Err(format!(
-                                "staged {shown} was opened for writing or changed while it was sent"
-                            ));
+                            return Err(BodyError::Touched { path: at() });
                         }
                     }
                     // Neither hashed nor leased cannot happen (no lease means hashing); if it
                     // ever did, the bytes went unchecked, so the body fails rather than pass.
-                    _ => return Err(format!("staged {shown} could not be checked")),
+                    _ => return Err(BodyError::Unchecked { path: at() }),
                 }
             }
         }
@@ -246,7 +291,7 @@ mod tests {
         path: &Path,
         expect: Expect,
         between: impl FnOnce(),
-    ) -> (Result<(), String>, usize) {
+    ) -> (Result<(), BodyError>, usize) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let path = path.to_path_buf();
         let t = Transfer::new();
@@ -275,7 +320,7 @@ mod tests {
             id: Some(id),
         };
         let (res, got) = pump_stepwise(&path, expect, || {});
-        assert_eq!(res, Ok(()));
+        assert!(res.is_ok(), "{res:?}");
         assert_eq!(got, SIZE);
     }
 
@@ -288,13 +333,19 @@ mod tests {
             id: None,
         };
         let (res, _) = pump_stepwise(&path, wrong, || {});
-        assert!(res.unwrap_err().contains("no longer matches its digest"));
+        let err = res.unwrap_err();
+        assert!(matches!(err, BodyError::Digest { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("no longer matches its digest"),
+            "{err}"
+        );
         let right = Expect {
             sha256: sha,
             size: SIZE as u64,
             id: None,
         };
-        assert_eq!(pump_stepwise(&path, right, || {}).0, Ok(()));
+        let (res, _) = pump_stepwise(&path, right, || {});
+        assert!(res.is_ok(), "{res:?}");
     }
 
     /// A writer that opens the staged file while it is sent breaks the lease (its `open` waits
@@ -338,7 +389,11 @@ mod tests {
             );
         });
         let err = res.unwrap_err();
-        assert!(err.contains("opened for writing or changed"), "{err}");
+        assert!(matches!(err, BodyError::Touched { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("opened for writing or changed"),
+            "{err}"
+        );
         assert!(got < SIZE, "the last chunk must not be handed over");
         writer.unwrap().join().unwrap();
     }

@@ -52,11 +52,12 @@ pub enum DavError {
         secs: u64,
         attempts: u32,
     },
-    #[error("{method} {url}: {message}")]
+    #[error("{method} {url}: {source}")]
     Local {
         method: String,
         url: String,
-        message: String,
+        #[source]
+        source: std::sync::Arc<body::BodyError>,
     },
     #[error("{url}: the answer is over the limit of {cap} bytes")]
     TooLarge { url: String, cap: u64 },
@@ -181,7 +182,7 @@ impl Dav {
                         return Err(DavError::Local {
                             method: method.to_string(),
                             url: shown,
-                            message: why,
+                            source: why,
                         });
                     }
                     if !again {
