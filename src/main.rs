@@ -323,9 +323,30 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let pipeline = cli.pipeline;
-    let state = cli.state;
-    let code = match cli.command {
+    let code = dispatch(cli.command, cli.pipeline, cli.state);
+    // A reader that went away ends the output quietly; any other failure to write the results
+    // must not pass for success (see `relgate::output`).
+    let code = match relgate::output::finish() {
+        Some(e) => {
+            relgate::output::write_err(format_args!("relgate: cannot write the output: {e}\n"));
+            if code == exit::SUCCESS {
+                exit::REFUSED
+            } else {
+                code
+            }
+        }
+        None => code,
+    };
+    ExitCode::from(code as u8)
+}
+
+/// Run the command: one arm per command, each handing its parsed arguments to `commands`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per command, a dispatch table"
+)]
+fn dispatch(command: Command, pipeline: PathBuf, state: Option<PathBuf>) -> i32 {
+    match command {
         Command::Check => commands::check(&pipeline, state.as_deref()),
         Command::Plan => commands::plan(&pipeline, state.as_deref()),
         Command::Run {
@@ -501,19 +522,5 @@ fn main() -> ExitCode {
         Command::Verify { dir, trust, remote } => {
             commands::verify(&dir, &trust.into(), &pipeline, &remote.into())
         }
-    };
-    // A reader that went away ends the output quietly; any other failure to write the results
-    // must not pass for success (see `relgate::output`).
-    let code = match relgate::output::finish() {
-        Some(e) => {
-            relgate::output::write_err(format_args!("relgate: cannot write the output: {e}\n"));
-            if code == exit::SUCCESS {
-                exit::REFUSED
-            } else {
-                code
-            }
-        }
-        None => code,
-    };
-    ExitCode::from(code as u8)
+    }
 }

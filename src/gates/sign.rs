@@ -202,6 +202,10 @@ pub async fn collect(
     Ok(ev)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a sequence of steps not yet split into functions (issue 15)"
+)]
 pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdict {
     if let Some(p) = &ev.key_problem {
         let code = match p.kind {

@@ -21,6 +21,10 @@ const MESSAGE_ROOM: usize = 28;
 /// The gate column is never narrower than this, however narrow the terminal.
 const MIN_GATE_COLUMN: usize = 12;
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per event kind, each a few lines of output"
+)]
 pub async fn consume(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     let live = !quiet && std::io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if live {

@@ -238,6 +238,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the AWS test suite's vectors, one table of data"
+    )]
     fn aws_test_suite_vectors() {
         let e = EMPTY_SHA256;
         let host = ("Host", "example.amazonaws.com");

@@ -9,6 +9,10 @@
     clippy::expect_used,
     reason = "in a test, a panic is the failure report"
 )]
+#![allow(
+    clippy::too_many_lines,
+    reason = "fixtures and fake servers are data and protocol scripts; the rule is for src/"
+)]
 
 // The shared harness.
 mod common;

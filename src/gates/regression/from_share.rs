@@ -118,6 +118,10 @@ pub struct Assessment {
 /// Read the evidence: verify each statement under `signers` at `valid_at`, keep those by a
 /// principal of `signed_by`, for this project and exactly the release commit, for a named job,
 /// whose every report was stored; the latest of a job stands for it. Pure.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a sequence of steps not yet split into functions (issue 15)"
+)]
 pub fn assess(
     spec: &FromShareSpec,
     ev: &FromShareEvidence,
@@ -366,6 +370,10 @@ pub fn commit_source(p: &Pipeline) -> (PathBuf, String) {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a sequence of steps not yet split into functions (issue 15)"
+)]
 pub async fn collect(
     spec: &FromShareSpec,
     cx: &CollectContext,

@@ -123,6 +123,10 @@ struct Ident<'a> {
 }
 
 /// Match every entry of `register` against `findings` and `pentest_ids`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a sequence of steps not yet split into functions (issue 15)"
+)]
 pub fn match_register(register: &Register, findings: &[&Finding], pentest_ids: &[&str]) -> Matches {
     let mut idents: Vec<Ident<'_>> = Vec::new();
     for (i, f) in findings.iter().enumerate() {
