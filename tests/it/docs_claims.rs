@@ -1,7 +1,8 @@
 //! What the docs say about the binary, checked against it: where a gate finds the staged bytes
 //! (docs/pipeline.md, `regression`), and what `relgate findings VERSION` reviews
 //! (docs/security-review.md) — the recorded run once there is one, never a record that does
-//! not verify.
+//! not verify. And ARCHITECTURE.md's module table against `src/`: every module named, and
+//! nothing named that is not there.
 
 use std::path::Path;
 
@@ -106,4 +107,69 @@ fn findings_shows_the_recorded_review_once_there_is_one_and_nothing_from_a_recor
     expect_code(&out, exit::REFUSED);
     assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
     assert!(!stdout(&out).contains("working tree"), "{}", stdout(&out));
+}
+
+/// The first column of ARCHITECTURE.md's module table: each name in backticks, as written.
+fn architecture_modules() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
+    let table = text
+        .split("\n## Modules\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Modules section");
+    table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .flat_map(|l| {
+            let first = l.split(" |").next().unwrap_or_default();
+            format!("`{first}")
+                .split(", ")
+                .map(|n| n.trim_matches('`').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn architecture_md_lists_every_module_of_src_and_only_those() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let listed = architecture_modules();
+    assert!(listed.len() > 20, "{listed:?}");
+    // Each name the table gives is there, as a file or (ending in `/`) a folder.
+    for name in &listed {
+        let path = src.join(name.trim_end_matches('/'));
+        let there = if name.ends_with('/') {
+            path.is_dir()
+        } else {
+            path.is_file()
+        };
+        assert!(
+            there,
+            "ARCHITECTURE.md names `{name}`, which is not in src/"
+        );
+    }
+    // Each top-level module is named, as itself or its folder (lib.rs is the crate's root).
+    for entry in std::fs::read_dir(&src).expect("src") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("UTF-8");
+        if name == "lib.rs" {
+            continue;
+        }
+        let named = if src.join(&name).is_dir() {
+            listed
+                .iter()
+                .any(|l| *l == format!("{name}/") || l.starts_with(&format!("{name}/")))
+        } else {
+            listed.iter().any(|l| *l == name)
+        };
+        assert!(
+            named,
+            "src/{name} is missing from ARCHITECTURE.md's module table"
+        );
+    }
 }
