@@ -173,3 +173,58 @@ fn architecture_md_lists_every_module_of_src_and_only_those() {
         );
     }
 }
+
+/// Every file or folder of the repository ARCHITECTURE.md names in backticks (`engine/start.rs`,
+/// `copy.rs`, `fixtures/clamav/`) is there: below `src/`, `tests/it/` or the top, or — a bare
+/// file or folder name, which the text names within its module — somewhere below `src/` or
+/// `tests/it/`.
+/// Folders of a release record (`approvals/`, `evidence/`…) are the record's, not the repository's.
+#[test]
+fn every_path_architecture_md_names_exists() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(top.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    const RECORD: &[&str] = &[
+        "approvals/",
+        "evidence/",
+        "checkpoints/",
+        "staged/",
+        "audit/",
+        "published/",
+    ];
+    let files: Vec<String> = ["src", "tests/it"]
+        .iter()
+        .flat_map(|d| walkdir::WalkDir::new(top.join(d)))
+        .filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string))
+        .collect();
+    let mut checked = 0;
+    for token in text.split('`').skip(1).step_by(2) {
+        let path = token.split("::").next().unwrap_or_default();
+        let is_path = !path.is_empty()
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+            && [".rs", ".md", ".sh", ".py", "/"]
+                .iter()
+                .any(|end| path.ends_with(end));
+        if !is_path || RECORD.contains(&path) {
+            continue;
+        }
+        checked += 1;
+        let there = if path.trim_end_matches('/').contains('/') {
+            ["src", "tests/it", "."]
+                .iter()
+                .any(|base| top.join(base).join(path.trim_end_matches('/')).exists())
+        } else {
+            let name = path.trim_end_matches('/');
+            files.iter().any(|f| f == name) || top.join(name).exists()
+        };
+        assert!(
+            there,
+            "ARCHITECTURE.md names `{token}`, which is not in the repository"
+        );
+    }
+    assert!(
+        checked > 50,
+        "only {checked} paths found: is the pattern still right?"
+    );
+}
