@@ -202,79 +202,131 @@ pub async fn collect(
     Ok(ev)
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// Verify the recorded signature again over the recorded SHA256SUMS, and that its key may sign
+/// for the signer. Pure: reads only the spec, the evidence and the context.
 pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdict {
-    if let Some(p) = &ev.key_problem {
-        let code = match p.kind {
-            KeyProblemKind::Unavailable => Code::KeyUnavailable,
-            KeyProblemKind::Unusable => Code::KeyUnusable,
-        };
-        return Verdict::red(code, format!("signing key {}: {}", ev.key, p.message));
+    match checked(spec, ev, cx) {
+        Ok(verdict) | Err(verdict) => verdict,
     }
+}
+
+/// The checks in turn; the first that fails ends the judging with its red verdict (`Err`).
+fn checked(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Result<Verdict, Verdict> {
+    key_usable(ev)?;
+    let (sums, sig_bytes) = recorded(ev, cx)?;
+    sums_are_the_subject(ev, &sums, cx)?;
+    let (key, fp) = signing_key(ev, &sums, &sig_bytes)?;
+    if ev.throwaway {
+        return Ok(throwaway(&fp, cx));
+    }
+    Ok(signer_allowed(spec, &key, &fp, cx))
+}
+
+/// The configured key could be used: red `key-unavailable` or `key-unusable` if not.
+fn key_usable(ev: &SignEvidence) -> Result<(), Verdict> {
+    let Some(p) = &ev.key_problem else {
+        return Ok(());
+    };
+    let code = match p.kind {
+        KeyProblemKind::Unavailable => Code::KeyUnavailable,
+        KeyProblemKind::Unusable => Code::KeyUnusable,
+    };
+    Err(Verdict::red(
+        code,
+        format!("signing key {}: {}", ev.key, p.message),
+    ))
+}
+
+/// The signed SHA256SUMS and the signature, read back from the record.
+fn recorded(ev: &SignEvidence, cx: &JudgeContext<'_>) -> Result<(Vec<u8>, Vec<u8>), Verdict> {
     let (Some(sums_digest), Some(sig_digest)) = (&ev.sums, &ev.signature) else {
-        return Verdict::red(
+        return Err(Verdict::red(
             Code::SignatureMissing,
             "no signature over SHA256SUMS was recorded",
-        );
+        ));
     };
-    let sums = match cx.blobs.get(sums_digest) {
-        Ok(b) => b,
-        Err(e) => return Verdict::red(Code::EvidenceUnreadable, format!("SHA256SUMS: {e}")),
-    };
-    let sig_bytes = match cx.blobs.get(sig_digest) {
-        Ok(b) => b,
-        Err(e) => return Verdict::red(Code::EvidenceUnreadable, format!("{SIG_FILE}: {e}")),
-    };
+    let sums = cx
+        .blobs
+        .get(sums_digest)
+        .map_err(|e| Verdict::red(Code::EvidenceUnreadable, format!("SHA256SUMS: {e}")))?;
+    let sig_bytes = cx
+        .blobs
+        .get(sig_digest)
+        .map_err(|e| Verdict::red(Code::EvidenceUnreadable, format!("{SIG_FILE}: {e}")))?;
+    Ok((sums, sig_bytes))
+}
+
+/// The signed bytes are what `SHA256SUMS` in the staging folder holds, and the release
+/// subject.
+fn sums_are_the_subject(
+    ev: &SignEvidence,
+    sums: &[u8],
+    cx: &JudgeContext<'_>,
+) -> Result<(), Verdict> {
     if !ev.sums_written {
-        return Verdict::red(
+        return Err(Verdict::red(
             Code::SumsNotWritten,
             format!("{SUMS_FILE} in the staging folder does not hold the signed bytes"),
-        );
+        ));
     }
-    let actual = format!("sha256:{}", sha256_hex(&sums));
+    let actual = format!("sha256:{}", sha256_hex(sums));
     if actual != cx.subject {
-        return Verdict::red(
+        return Err(Verdict::red(
             Code::SubjectMismatch,
             format!(
                 "the signed SHA256SUMS is {actual}, the release subject is {}",
                 cx.subject
             ),
-        );
+        ));
     }
-    let Ok(armored) = std::str::from_utf8(&sig_bytes) else {
-        return Verdict::red(Code::SignatureInvalid, format!("{SIG_FILE} is not text"));
+    Ok(())
+}
+
+/// The key that made the signature, and its fingerprint: the signature verifies over `sums`
+/// (namespace `file`), by the key the evidence names.
+fn signing_key(
+    ev: &SignEvidence,
+    sums: &[u8],
+    sig_bytes: &[u8],
+) -> Result<(ssh_key::PublicKey, String), Verdict> {
+    let invalid = |message: String| Verdict::red(Code::SignatureInvalid, message);
+    let Ok(armored) = std::str::from_utf8(sig_bytes) else {
+        return Err(invalid(format!("{SIG_FILE} is not text")));
     };
-    let key = match sshsig::signature_key(armored) {
-        Ok(k) => k,
-        Err(e) => return Verdict::red(Code::SignatureInvalid, format!("{SIG_FILE}: {e}")),
-    };
-    if let Err(e) = sshsig::verify_with_key(&key, sshsig::NS_FILE, &sums, armored) {
-        return Verdict::red(Code::SignatureInvalid, format!("{SIG_FILE}: {e}"));
-    }
+    let key = sshsig::signature_key(armored).map_err(|e| invalid(format!("{SIG_FILE}: {e}")))?;
+    sshsig::verify_with_key(&key, sshsig::NS_FILE, sums, armored)
+        .map_err(|e| invalid(format!("{SIG_FILE}: {e}")))?;
     let fp = sshsig::fingerprint(&key);
     if ev.key_fingerprint.as_deref() != Some(fp.as_str()) {
-        return Verdict::red(
-            Code::SignatureInvalid,
-            format!(
-                "{SIG_FILE} is signed by {fp}, the evidence names {}",
-                ev.key_fingerprint.as_deref().unwrap_or("no key")
-            ),
-        );
+        return Err(invalid(format!(
+            "{SIG_FILE} is signed by {fp}, the evidence names {}",
+            ev.key_fingerprint.as_deref().unwrap_or("no key")
+        )));
     }
-    if ev.throwaway {
-        // A throwaway key is in no allowed_signers file; it only shows the shape of a dry run.
-        return if cx.dry_run {
-            Verdict::green()
-        } else {
-            Verdict::red(
-                Code::ThrowawayKey,
-                format!("{SIG_FILE} was made with a throwaway key ({fp}) outside a dry run"),
-            )
-        };
+    Ok((key, fp))
+}
+
+/// A throwaway key is in no allowed_signers file; it only shows the shape of a dry run: green
+/// in one, red outside.
+fn throwaway(fp: &str, cx: &JudgeContext<'_>) -> Verdict {
+    if cx.dry_run {
+        Verdict::green()
+    } else {
+        Verdict::red(
+            Code::ThrowawayKey,
+            format!("{SIG_FILE} was made with a throwaway key ({fp}) outside a dry run"),
+        )
     }
+}
+
+/// The recorded allowed_signers lists `key` for the signer, for namespace `file`, at the
+/// start of the run.
+fn signer_allowed(
+    spec: &SignSpec,
+    key: &ssh_key::PublicKey,
+    fp: &str,
+    cx: &JudgeContext<'_>,
+) -> Verdict {
     let Some(text) = cx.signers else {
         return Verdict::red(
             Code::SignersMissing,
@@ -294,10 +346,10 @@ pub fn judge(spec: &SignSpec, ev: &SignEvidence, cx: &JudgeContext<'_>) -> Verdi
             );
         }
     };
-    if signers.allows(&spec.signer, &key, sshsig::NS_FILE, cx.started_at) {
+    if signers.allows(&spec.signer, key, sshsig::NS_FILE, cx.started_at) {
         return Verdict::green();
     }
-    let others = signers.principals_for_key(&key, sshsig::NS_FILE, cx.started_at);
+    let others = signers.principals_for_key(key, sshsig::NS_FILE, cx.started_at);
     let detail = if others.is_empty() {
         "which allowed_signers does not list for namespace file at this time".to_string()
     } else {

@@ -118,10 +118,6 @@ pub struct Assessment {
 /// Read the evidence: verify each statement under `signers` at `valid_at`, keep those by a
 /// principal of `signed_by`, for this project and exactly the release commit, for a named job,
 /// whose every report was stored; the latest of a job stands for it. Pure.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 pub fn assess(
     spec: &FromShareSpec,
     ev: &FromShareEvidence,
@@ -131,58 +127,127 @@ pub fn assess(
     blobs: &dyn Blobs,
 ) -> Assessment {
     let mut a = Assessment::default();
-    let Some(commit) = ev.commit.as_deref() else {
-        a.problem = Some(Reason::new(
-            Code::CiCommitUnknown,
-            format!(
-                "the release commit ({} in {}) cannot be read: {}",
-                ev.rev,
-                ev.repo.display(),
-                ev.commit_error.as_deref().unwrap_or("no reason recorded")
-            ),
-        ));
-        return a;
+    let reading = match Reading::new(spec, ev, project, signers, valid_at, blobs) {
+        Ok(reading) => reading,
+        Err(problem) => {
+            a.problem = Some(problem);
+            return a;
+        }
     };
-    if let Some(e) = &ev.share_error {
-        a.problem = Some(Reason::new(
-            Code::CiShareUnreadable,
-            format!("cannot read the CI evidence on {}: {e}", ev.share),
-        ));
-        return a;
-    }
-    let Some(signers) = signers.and_then(|t| crate::signers::parse(t).ok()) else {
-        a.problem = Some(Reason::new(
-            Code::CiNoSigners,
-            "no allowed_signers text is recorded to check the CI statements' signatures with",
-        ));
-        return a;
-    };
-    let mut best: BTreeMap<String, (i64, CountedJob)> = BTreeMap::new();
+    let mut latest = BTreeMap::new();
     for f in &ev.statements {
-        let ignore = |job: Option<&str>, code: Code, reason: String| IgnoredStatement {
-            name: f.name.clone(),
-            job: job.map(str::to_string),
-            code,
-            reason,
+        match reading.counted(f) {
+            Ok((at, counted)) => a.keep_latest(&mut latest, at, counted),
+            Err(ignored) => a.ignored.push(ignored),
+        }
+    }
+    a.per_job(&spec.jobs, latest);
+    a
+}
+
+/// What each statement is read against: the spec, the release commit and the signers.
+struct Reading<'a> {
+    spec: &'a FromShareSpec,
+    ev: &'a FromShareEvidence,
+    project: &'a str,
+    commit: &'a str,
+    signers: crate::signers::AllowedSigners,
+    valid_at: i64,
+    blobs: &'a dyn Blobs,
+}
+
+/// The latest counted statement of each job so far, and when it was made.
+type Latest = BTreeMap<String, (i64, CountedJob)>;
+
+impl<'a> Reading<'a> {
+    /// What stops the gate whatever the share holds: a release commit that could not be read,
+    /// a share that could not be read, no signers to check the statements with.
+    fn new(
+        spec: &'a FromShareSpec,
+        ev: &'a FromShareEvidence,
+        project: &'a str,
+        signers: Option<&str>,
+        valid_at: i64,
+        blobs: &'a dyn Blobs,
+    ) -> Result<Self, Reason> {
+        let Some(commit) = ev.commit.as_deref() else {
+            return Err(Reason::new(
+                Code::CiCommitUnknown,
+                format!(
+                    "the release commit ({} in {}) cannot be read: {}",
+                    ev.rev,
+                    ev.repo.display(),
+                    ev.commit_error.as_deref().unwrap_or("no reason recorded")
+                ),
+            ));
         };
-        let (Ok(bytes), Ok(sig)) = (blobs.get(&f.statement), blobs.get(&f.signature)) else {
-            a.ignored.push(ignore(
+        if let Some(e) = &ev.share_error {
+            return Err(Reason::new(
+                Code::CiShareUnreadable,
+                format!("cannot read the CI evidence on {}: {e}", ev.share),
+            ));
+        }
+        let Some(signers) = signers.and_then(|t| crate::signers::parse(t).ok()) else {
+            return Err(Reason::new(
+                Code::CiNoSigners,
+                "no allowed_signers text is recorded to check the CI statements' signatures with",
+            ));
+        };
+        Ok(Reading {
+            spec,
+            ev,
+            project,
+            commit,
+            signers,
+            valid_at,
+            blobs,
+        })
+    }
+
+    /// The statement `f` as it counts for its job, with when it was made; or why it does not
+    /// count.
+    fn counted(&self, f: &FetchedStatement) -> Result<(i64, CountedJob), IgnoredStatement> {
+        let st = self.verified(f)?;
+        let at = st.unix_time().unwrap_or(i64::MAX);
+        if let Some((code, reason)) = self.why_not_counted(f, &st, at) {
+            return Err(ignored(f, Some(&st.job), code, reason));
+        }
+        Ok((
+            at,
+            CountedJob {
+                job: st.job.clone(),
+                name: f.name.clone(),
+                statement: st,
+            },
+        ))
+    }
+
+    /// The statement, its bytes in the record and its signature valid under the signers.
+    fn verified(&self, f: &FetchedStatement) -> Result<CiStatement, IgnoredStatement> {
+        let (Ok(bytes), Ok(sig)) = (self.blobs.get(&f.statement), self.blobs.get(&f.signature))
+        else {
+            return Err(ignored(
+                f,
                 None,
                 Code::EvidenceMalformed,
                 "its bytes are not in the record".into(),
             ));
-            continue;
         };
-        let st = match ci::verify(&bytes, &sig, &signers, valid_at) {
-            Ok(st) => st,
-            Err(p) => {
-                a.ignored.push(ignore(None, p.code(), p.to_string()));
-                continue;
-            }
-        };
-        let job = Some(st.job.as_str());
-        let at = st.unix_time().unwrap_or(i64::MAX);
-        let problem = if !spec.signed_by.contains(&st.signer) {
+        ci::verify(&bytes, &sig, &self.signers, self.valid_at)
+            .map_err(|p| ignored(f, None, p.code(), p.to_string()))
+    }
+
+    /// Why a valid statement made at `at` does not count: its signer is not in `signed_by`, it
+    /// is for another project or commit or for a job not named, it is dated after the share
+    /// was read, or its reports cannot be judged.
+    fn why_not_counted(
+        &self,
+        f: &FetchedStatement,
+        st: &CiStatement,
+        at: i64,
+    ) -> Option<(Code, String)> {
+        let (spec, commit) = (self.spec, self.commit);
+        if !spec.signed_by.contains(&st.signer) {
             Some((
                 Code::CiSignerNotInSignedBy,
                 format!(
@@ -191,7 +256,7 @@ pub fn assess(
                     spec.signed_by_as_written.join(", ")
                 ),
             ))
-        } else if st.project != project {
+        } else if st.project != self.project {
             Some((
                 Code::CiOtherProject,
                 format!("it is for project {}", st.project),
@@ -209,43 +274,60 @@ pub fn assess(
                 Code::CiJobNotNamed,
                 format!("job {} is not one of {}", st.job, spec.jobs.join(", ")),
             ))
-        } else if at > ev.read_at.saturating_add(CLOCK_SKEW_SECS) {
+        } else if at > self.ev.read_at.saturating_add(CLOCK_SKEW_SECS) {
             Some((
                 Code::CiStatementFromFuture,
                 format!("dated {}, after the share was read", st.time),
             ))
         } else {
-            report_problem(f, &st, blobs)
-        };
-        if let Some((code, reason)) = problem {
-            a.ignored.push(ignore(job, code, reason));
-            continue;
+            report_problem(f, st, self.blobs)
         }
-        let counted = CountedJob {
-            job: st.job.clone(),
-            name: f.name.clone(),
-            statement: st,
-        };
-        match best.get(&counted.job) {
+    }
+}
+
+/// `f` ignored, with the job it names when it could be read.
+fn ignored(
+    f: &FetchedStatement,
+    job: Option<&str>,
+    code: Code,
+    reason: String,
+) -> IgnoredStatement {
+    IgnoredStatement {
+        name: f.name.clone(),
+        job: job.map(str::to_string),
+        code,
+        reason,
+    }
+}
+
+/// The steps of [`assess`] that add to the assessment.
+impl Assessment {
+    /// Keep the latest statement of each job (made later, or at the same time with the greater
+    /// name); the one it replaces is superseded.
+    fn keep_latest(&mut self, latest: &mut Latest, at: i64, counted: CountedJob) {
+        match latest.get(&counted.job) {
             Some((t, prev)) if (*t, prev.name.as_str()) > (at, counted.name.as_str()) => {
-                a.superseded.push((counted.job.clone(), counted.name));
+                self.superseded.push((counted.job.clone(), counted.name));
             }
             Some((_, prev)) => {
-                a.superseded.push((prev.job.clone(), prev.name.clone()));
-                best.insert(counted.job.clone(), (at, counted));
+                self.superseded.push((prev.job.clone(), prev.name.clone()));
+                latest.insert(counted.job.clone(), (at, counted));
             }
             None => {
-                best.insert(counted.job.clone(), (at, counted));
+                latest.insert(counted.job.clone(), (at, counted));
             }
         }
     }
-    for job in &spec.jobs {
-        match best.remove(job) {
-            Some((_, c)) => a.counted.push(c),
-            None => a.missing.push(job.clone()),
+
+    /// For each named job in `jobs` order, its statement counted, or the job missing.
+    fn per_job(&mut self, jobs: &[String], mut latest: Latest) {
+        for job in jobs {
+            match latest.remove(job) {
+                Some((_, c)) => self.counted.push(c),
+                None => self.missing.push(job.clone()),
+            }
         }
     }
-    a
 }
 
 /// Why a statement's reports cannot be judged: one that was not fetched, is not on the share,
@@ -370,37 +452,88 @@ pub fn commit_source(p: &Pipeline) -> (PathBuf, String) {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// Read the share for the release commit and store what it holds: each statement and its
+/// signature, and the reports of each statement that would count.
 pub async fn collect(
     spec: &FromShareSpec,
     cx: &CollectContext,
 ) -> Result<FromShareEvidence, CollectError> {
     let p = &cx.pipeline;
     let (repo, rev) = commit_source(p);
-    let mut ev = FromShareEvidence {
-        repo: repo.clone(),
-        rev: rev.clone(),
-        commit: None,
-        commit_error: None,
-        share: String::new(),
-        share_error: None,
-        statements: Vec::new(),
-        passed_over: Vec::new(),
-        read_at: crate::share::now(),
-        notes: Vec::new(),
+    let mut ev = FromShareEvidence::unread(repo, rev);
+    // 1. The release commit.
+    let Some(commit) = release_commit(&mut ev, cx).await? else {
+        return Ok(ev);
     };
-    match crate::git::resolve_commit(&repo, &rev, cx.cancel.clone()).await {
-        Ok(c) => ev.commit = Some(c),
-        Err(crate::git::GitError::Interrupted) => return Err(CollectError::Interrupted),
-        Err(e) => {
-            ev.commit_error = Some(e.to_string());
-            return Ok(ev);
+    // 2. The share.
+    let Some(share) = open_share(&mut ev, p) else {
+        return Ok(ev);
+    };
+    // 3. The statements on it for the commit.
+    let Some(pairs) = read_statements(&mut ev, &share, &p.project, &commit).await else {
+        return Ok(ev);
+    };
+    // 4. Each statement stored, and the reports of those that would count.
+    let signers_text = p
+        .signers
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    let fetch = Fetch {
+        spec,
+        cx,
+        share: &share,
+        commit: &commit,
+        signers: signers_text
+            .as_deref()
+            .and_then(|t| crate::signers::parse(t).ok()),
+    };
+    for pair in &pairs {
+        ev.statements.push(fetch.statement(pair).await?);
+    }
+    // 5. What the run shows.
+    ev.notes = notes(spec, &ev, &p.project, signers_text.as_deref(), cx);
+    Ok(ev)
+}
+
+impl FromShareEvidence {
+    /// Nothing read yet of the release commit `rev` in `repo`.
+    fn unread(repo: PathBuf, rev: String) -> Self {
+        FromShareEvidence {
+            repo,
+            rev,
+            commit: None,
+            commit_error: None,
+            share: String::new(),
+            share_error: None,
+            statements: Vec::new(),
+            passed_over: Vec::new(),
+            read_at: crate::share::now(),
+            notes: Vec::new(),
         }
     }
-    let commit = ev.commit.clone().unwrap_or_default();
+}
+
+/// Resolve the release commit into `ev`; `None` (with the error recorded) when it cannot be.
+async fn release_commit(
+    ev: &mut FromShareEvidence,
+    cx: &CollectContext,
+) -> Result<Option<String>, CollectError> {
+    match crate::git::resolve_commit(&ev.repo, &ev.rev, cx.cancel.clone()).await {
+        Ok(c) => {
+            ev.commit = Some(c.clone());
+            Ok(Some(c))
+        }
+        Err(crate::git::GitError::Interrupted) => Err(CollectError::Interrupted),
+        Err(e) => {
+            ev.commit_error = Some(e.to_string());
+            Ok(None)
+        }
+    }
+}
+
+/// Open the pipeline's share, naming it in `ev`; `None` (with why recorded) when there is
+/// none or it cannot be opened.
+fn open_share(ev: &mut FromShareEvidence, p: &Pipeline) -> Option<crate::share::Share> {
     let share = match p
         .share
         .as_ref()
@@ -409,31 +542,54 @@ pub async fn collect(
         Some(Ok(s)) => s,
         Some(Err(e)) => {
             ev.share_error = Some(e.to_string());
-            return Ok(ev);
+            return None;
         }
         None => {
             ev.share_error = Some("the pipeline names no share".into());
-            return Ok(ev);
+            return None;
         }
     };
     ev.share = crate::share::Store::describe(&share);
-    let found = match ci::read(&share, &p.project, &commit).await {
+    Some(share)
+}
+
+/// Read the statement pairs for `commit` on the share, recording when and what was passed
+/// over; `None` (with why recorded) when the share cannot be read.
+async fn read_statements(
+    ev: &mut FromShareEvidence,
+    share: &crate::share::Share,
+    project: &str,
+    commit: &str,
+) -> Option<Vec<crate::approval::Pair>> {
+    let found = match ci::read(share, project, commit).await {
         Ok(f) => f,
         Err(e) => {
             ev.share_error = Some(e.to_string());
-            return Ok(ev);
+            return None;
         }
     };
     ev.read_at = crate::share::now();
     ev.passed_over = found.ignored;
-    let signers_text = p
-        .signers
-        .as_ref()
-        .and_then(|path| std::fs::read_to_string(path).ok());
-    let signers = signers_text
-        .as_deref()
-        .and_then(|t| crate::signers::parse(t).ok());
-    for pair in &found.pairs {
+    Some(found.pairs)
+}
+
+/// What each statement on the share is stored and fetched with.
+struct Fetch<'a> {
+    spec: &'a FromShareSpec,
+    cx: &'a CollectContext,
+    share: &'a crate::share::Share,
+    commit: &'a str,
+    signers: Option<crate::signers::AllowedSigners>,
+}
+
+impl Fetch<'_> {
+    /// Store the statement and its signature; when it verifies and is by `signed_by`, for this
+    /// project, commit and a named job, fetch its reports too (junk costs no downloads).
+    async fn statement(
+        &self,
+        pair: &crate::approval::Pair,
+    ) -> Result<FetchedStatement, CollectError> {
+        let (spec, cx, p) = (self.spec, self.cx, &self.cx.pipeline);
         let mut f = FetchedStatement {
             name: pair.name.clone(),
             statement: cx.record.put(&pair.statement)?,
@@ -441,48 +597,59 @@ pub async fn collect(
             fetched: false,
             reports: Vec::new(),
         };
-        let verified = signers
+        let verified = self
+            .signers
             .as_ref()
             .and_then(|s| ci::verify(&pair.statement, &pair.signature, s, cx.started_at).ok());
         if let Some(st) = verified.filter(|st| {
             spec.signed_by.contains(&st.signer)
-                && st.commit == commit
+                && st.commit == self.commit
                 && st.project == p.project
                 && spec.jobs.contains(&st.job)
         }) {
             f.fetched = true;
             for r in &st.reports {
-                let state =
-                    match ci::get_report(&share, &p.project, &commit, &r.sha256, MAX_REPORT_BYTES)
-                        .await
-                    {
-                        Ok(None) => FetchState::Missing,
-                        Ok(Some(bytes)) => {
-                            let actual = crate::digest::sha256_hex(&bytes);
-                            if actual == r.sha256 && bytes.len() as u64 == r.size {
-                                cx.record.put(&bytes)?;
-                                FetchState::Stored
-                            } else {
-                                FetchState::Altered {
-                                    actual_sha256: actual,
-                                    size: bytes.len() as u64,
-                                }
-                            }
-                        }
-                        Err(e) => FetchState::Unreadable {
-                            error: e.to_string(),
-                        },
-                    };
                 f.reports.push(FetchedReport {
                     sha256: r.sha256.clone(),
-                    state,
+                    state: self.report(r).await?,
                 });
             }
         }
-        ev.statements.push(f);
+        Ok(f)
     }
-    ev.notes = notes(spec, &ev, &p.project, signers_text.as_deref(), cx);
-    Ok(ev)
+
+    /// Fetch one report the statement names, storing it when its bytes are the ones named.
+    async fn report(&self, r: &ci::ReportRef) -> Result<FetchState, CollectError> {
+        let p = &self.cx.pipeline;
+        Ok(
+            match ci::get_report(
+                self.share,
+                &p.project,
+                self.commit,
+                &r.sha256,
+                MAX_REPORT_BYTES,
+            )
+            .await
+            {
+                Ok(None) => FetchState::Missing,
+                Ok(Some(bytes)) => {
+                    let actual = crate::digest::sha256_hex(&bytes);
+                    if actual == r.sha256 && bytes.len() as u64 == r.size {
+                        self.cx.record.put(&bytes)?;
+                        FetchState::Stored
+                    } else {
+                        FetchState::Altered {
+                            actual_sha256: actual,
+                            size: bytes.len() as u64,
+                        }
+                    }
+                }
+                Err(e) => FetchState::Unreadable {
+                    error: e.to_string(),
+                },
+            },
+        )
+    }
 }
 
 /// What the run shows: each job's statement (with the CI's run identity), what was ignored.

@@ -86,10 +86,6 @@ fn not_started(mut process: ProcessRecord, error: String) -> Outcome {
 
 /// Run the command to its end (or its timeout, or cancellation). Never fails: a command that
 /// cannot be started is recorded as such.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 pub async fn run(launch: Launch<'_>) -> Outcome {
     let mut process = ProcessRecord {
         started_unix_ms: unix_ms(SystemTime::now()),
@@ -105,7 +101,49 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
             stderr: empty(),
         };
     }
-    let mut cmd = match launch.command {
+    // 1. The command, in its folder, with the pipe its supervisor reports on.
+    let (mut cmd, mut pipe) = match prepare(launch.command, launch.dir, launch.env) {
+        Ok(prepared) => prepared,
+        Err(why) => return not_started(process, why),
+    };
+    // 2. Start it under its supervisor, which leads the command's process group.
+    let started = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return not_started(process, spawn_error(launch.command, &e)),
+    };
+    pipe.spawned();
+    let supervisor = child.id().and_then(|p| i32::try_from(p).ok());
+    process.pgid = child.id();
+    // Whatever happens to this future from here on (even being dropped), everything dies.
+    let mut guard = Guard { supervisor };
+    // 3. Read its output while it runs.
+    let readers = Readers::start(&mut child);
+    // 4. Wait for its end: it exits, times out or is cancelled (then it is terminated).
+    let (end, status) = wait_end(&mut child, supervisor, launch.timeout, &mut cancel).await;
+    process.timed_out = matches!(end, End::TimedOut);
+    process.interrupted = matches!(end, End::Cancelled);
+    process.duration_ms = elapsed_ms(started);
+    guard.disarm();
+    // 5. How it ended, by the supervisor's account.
+    settle(&mut process, status, pipe.account());
+    // 6. What it wrote.
+    let (stdout, stderr) = readers.finish().await;
+    Outcome {
+        process,
+        stdout,
+        stderr,
+    }
+}
+
+/// The command to spawn (`sh -c` for a script), in `dir`, with `env`, its output piped and its
+/// supervisor installed, and the pipe that supervisor reports on; or why it cannot be started.
+fn prepare(
+    command: &Command,
+    dir: &Path,
+    env: Vec<(String, String)>,
+) -> Result<(tokio::process::Command, ReportPipe), String> {
+    let mut cmd = match command {
         Command::Shell(script) => {
             let mut c = tokio::process::Command::new("sh");
             c.arg("-c").arg(script);
@@ -113,7 +151,7 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
         }
         Command::Argv(argv) => {
             let Some((program, args)) = argv.split_first() else {
-                return not_started(process, "the command's argv is empty".into());
+                return Err("the command's argv is empty".into());
             };
             let mut c = tokio::process::Command::new(program);
             c.args(args);
@@ -121,91 +159,97 @@ pub async fn run(launch: Launch<'_>) -> Outcome {
         }
     };
     // Checked here because spawn reports a missing folder as ENOENT, like a missing program.
-    if !launch.dir.is_dir() {
-        return not_started(
-            process,
-            format!("working folder {} does not exist", launch.dir.display()),
-        );
+    if !dir.is_dir() {
+        return Err(format!("working folder {} does not exist", dir.display()));
     }
-    let mut pipe = match ReportPipe::new() {
-        Ok(p) => p,
-        Err(e) => {
-            return not_started(
-                process,
-                format!("cannot prepare the command's supervisor: {e}"),
-            );
-        }
-    };
-    cmd.current_dir(launch.dir)
-        .envs(launch.env)
+    let pipe =
+        ReportPipe::new().map_err(|e| format!("cannot prepare the command's supervisor: {e}"))?;
+    cmd.current_dir(dir)
+        .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     pipe.install(&mut cmd);
+    Ok((cmd, pipe))
+}
 
-    let started = Instant::now();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let what = match launch.command {
-                Command::Shell(_) => "sh".to_string(),
-                Command::Argv(v) => v.first().cloned().unwrap_or_default(),
-            };
-            return not_started(process, format!("cannot start {what:?}: {e}"));
-        }
+/// Why the command could not be started, naming the program.
+fn spawn_error(command: &Command, e: &std::io::Error) -> String {
+    let what = match command {
+        Command::Shell(_) => "sh".to_string(),
+        Command::Argv(v) => v.first().cloned().unwrap_or_default(),
     };
-    pipe.spawned();
-    let supervisor = child.id().and_then(|p| i32::try_from(p).ok());
-    process.pgid = child.id();
-    // Whatever happens to this future from here on (even being dropped), everything dies.
-    let mut guard = Guard { supervisor };
+    format!("cannot start {what:?}: {e}")
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let out = tokio::spawn(drain(child.stdout.take(), stop_rx.clone()));
-    let err = tokio::spawn(drain(child.stderr.take(), stop_rx));
+/// How the wait for the command ended.
+enum End {
+    Exited,
+    TimedOut,
+    Cancelled,
+}
 
-    enum End {
-        Exited(std::io::Result<std::process::ExitStatus>),
-        TimedOut,
-        Cancelled,
-    }
-    let end = tokio::select! {
-        status = child.wait() => End::Exited(status),
-        () = tokio::time::sleep(launch.timeout) => End::TimedOut,
-        () = cancelled(&mut cancel) => End::Cancelled,
+/// Wait until the supervisor exits, `timeout` passes or `cancel` flips; on a timeout or a
+/// cancellation, terminate everything. How it ended, and the supervisor's exit status (it
+/// exits only once every process of the command is gone).
+async fn wait_end(
+    child: &mut tokio::process::Child,
+    supervisor: Option<i32>,
+    timeout: Duration,
+    cancel: &mut watch::Receiver<bool>,
+) -> (End, std::io::Result<std::process::ExitStatus>) {
+    let ended = tokio::select! {
+        status = child.wait() => Ok(status),
+        () = tokio::time::sleep(timeout) => Err(End::TimedOut),
+        () = cancelled(cancel) => Err(End::Cancelled),
     };
-    let status = match end {
-        // The supervisor exits only once every process of the command is gone.
-        End::Exited(status) => status,
-        End::TimedOut | End::Cancelled => {
-            process.timed_out = matches!(end, End::TimedOut);
-            process.interrupted = matches!(end, End::Cancelled);
-            match supervisor {
-                Some(pid) => terminate(&mut child, pid).await,
+    match ended {
+        Ok(status) => (End::Exited, status),
+        Err(end) => {
+            let status = match supervisor {
+                Some(pid) => terminate(child, pid).await,
                 None => child.wait().await,
-            }
+            };
+            (end, status)
         }
-    };
-    process.duration_ms = elapsed_ms(started);
-    guard.disarm();
-    settle(&mut process, status, pipe.account());
+    }
+}
 
-    // Readers end at end of file once every holder of the pipes is gone. Only a process outside
-    // the command's tree (one it handed the pipe to) can hold them now; stop after a grace.
-    let joined = async { (out.await, err.await) };
-    tokio::pin!(joined);
-    let (out, err) = match tokio::time::timeout(READER_GRACE, &mut joined).await {
-        Ok(r) => r,
-        Err(_) => {
-            let _ = stop_tx.send(true);
-            joined.await
-        }
-    };
-    Outcome {
-        process,
-        stdout: out.unwrap_or_else(|_| (Bounded::default().finish(), false)),
-        stderr: err.unwrap_or_else(|_| (Bounded::default().finish(), false)),
+/// The readers of the command's stdout and stderr, and the switch that stops them.
+struct Readers {
+    out: tokio::task::JoinHandle<(Finished, bool)>,
+    err: tokio::task::JoinHandle<(Finished, bool)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Readers {
+    /// Start reading the child's stdout and stderr.
+    fn start(child: &mut tokio::process::Child) -> Readers {
+        let (stop, stop_rx) = watch::channel(false);
+        let out = tokio::spawn(drain(child.stdout.take(), stop_rx.clone()));
+        let err = tokio::spawn(drain(child.stderr.take(), stop_rx));
+        Readers { out, err, stop }
+    }
+
+    /// Each capture, and whether it reached end of file. Readers end at end of file once every
+    /// holder of the pipes is gone. Only a process outside the command's tree (one it handed
+    /// the pipe to) can hold them now; stop after a grace.
+    async fn finish(self) -> ((Finished, bool), (Finished, bool)) {
+        let (out, err) = (self.out, self.err);
+        let joined = async { (out.await, err.await) };
+        tokio::pin!(joined);
+        let (out, err) = match tokio::time::timeout(READER_GRACE, &mut joined).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = self.stop.send(true);
+                joined.await
+            }
+        };
+        (
+            out.unwrap_or_else(|_| (Bounded::default().finish(), false)),
+            err.unwrap_or_else(|_| (Bounded::default().finish(), false)),
+        )
     }
 }
 

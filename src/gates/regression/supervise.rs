@@ -173,9 +173,17 @@ fn now_ms() -> i64 {
     ts.tv_sec.saturating_mul(1000) + ts.tv_nsec / 1_000_000
 }
 
+/// The supervisor's state: the command's main process and how it ended, the signals it waits
+/// for, who it is, and its account so far.
 struct State {
     main: i32,
     main_status: Option<i32>,
+    /// SIGCHLD and SIGUSR1, blocked and waited for.
+    set: libc::sigset_t,
+    /// The supervisor's pid and process group (the command's group, which it leads).
+    me: i32,
+    group: i32,
+    account: Account,
 }
 
 impl State {
@@ -205,15 +213,33 @@ fn wait_signal(set: &libc::sigset_t, ms: i64) -> bool {
     unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) == libc::SIGUSR1 }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 fn supervisor_main(main: i32, report_fd: i32) -> ! {
     close_all_but(report_fd);
+    let (set, me, group) = take_signals();
+    let mut st = State {
+        main,
+        main_status: None,
+        set,
+        me,
+        group,
+        account: Account::default(),
+    };
+    // 1. The command runs; orphans that die meanwhile are reaped.
+    st.await_main();
+    // 2. Whatever is left is killed: TERM first (unless stopped), KILL after the grace.
+    st.kill_the_rest();
+    st.reap();
+    // 3. The account, then the command's own ending.
+    write_report(report_fd, &report(st.main_status, &st.account));
+    exit_like(st.main_status)
+}
+
+/// Ignore the signals relgate sends the command's group, keep SIGCHLD and SIGUSR1 at their
+/// defaults and block them (to be waited for); the blocked set, our pid and our process group.
+fn take_signals() -> (libc::sigset_t, i32, i32) {
     // SAFETY (whole block): sigaction/sigprocmask/getpid/getpgrp take and fill plain structs
     // we own; no handler is installed, only SIG_IGN and SIG_DFL.
-    let (set, me, group) = unsafe {
+    unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = libc::SIG_IGN;
         // The group signals relgate sends are for the command; the supervisor outlives them.
@@ -236,49 +262,95 @@ fn supervisor_main(main: i32, report_fd: i32) -> ! {
         libc::sigaddset(&mut set, libc::SIGUSR1);
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         (set, libc::getpid(), libc::getpgrp())
-    };
-    let mut st = State {
-        main,
-        main_status: None,
-    };
-    let mut account = Account::default();
+    }
+}
 
-    // 1. The command runs; orphans that die meanwhile are reaped.
-    while st.reap() && st.main_status.is_none() {
-        if wait_signal(&set, 1000) {
-            account.stopped = true;
-            break;
+/// Processes already counted as strays (up to [`SEEN`] of them).
+struct Seen {
+    pids: [i32; SEEN],
+    n: usize,
+}
+
+impl Seen {
+    /// Whether `pid` is new, remembering it (while there is room).
+    fn first_time(&mut self, pid: i32) -> bool {
+        if self.pids[..self.n].contains(&pid) {
+            return false;
+        }
+        if self.n < SEEN {
+            self.pids[self.n] = pid;
+            self.n += 1;
+        }
+        true
+    }
+}
+
+/// The supervisor's steps.
+impl State {
+    /// Reap orphans until the main process has exited, relgate asks to stop everything
+    /// (SIGUSR1: `stopped`), or no child is left.
+    fn await_main(&mut self) {
+        while self.reap() && self.main_status.is_none() {
+            if wait_signal(&self.set, 1000) {
+                self.account.stopped = true;
+                break;
+            }
         }
     }
 
-    // 2. Whatever is left is killed: TERM first (unless stopped), KILL after the grace.
-    let mut seen = [0i32; SEEN];
-    let mut n_seen = 0usize;
-    let started = now_ms();
-    let grace = i64::try_from(TERM_GRACE.as_millis()).unwrap_or(i64::MAX);
-    let limit = i64::try_from(KILL_LIMIT.as_millis()).unwrap_or(i64::MAX);
-    let mut hard = account.stopped;
-    let mut first = true;
-    while st.reap() {
-        let elapsed = now_ms() - started;
-        if !hard && elapsed >= grace {
-            hard = true;
+    /// Signal every remaining child until none is left: SIGTERM (and SIGCONT) for
+    /// [`TERM_GRACE`], unless stopped, then SIGKILL for [`KILL_LIMIT`]; those still there then
+    /// are survivors. Without `/proc`, SIGKILL the group and stop (`blind`).
+    fn kill_the_rest(&mut self) {
+        let mut seen = Seen {
+            pids: [0i32; SEEN],
+            n: 0,
+        };
+        let started = now_ms();
+        let grace = i64::try_from(TERM_GRACE.as_millis()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(KILL_LIMIT.as_millis()).unwrap_or(i64::MAX);
+        let mut hard = self.account.stopped;
+        let mut first = true;
+        while self.reap() {
+            let elapsed = now_ms() - started;
+            if !hard && elapsed >= grace {
+                hard = true;
+            }
+            if elapsed >= grace + limit {
+                self.account.survivors = count_children(self.me);
+                break;
+            }
+            let sig = if hard { libc::SIGKILL } else { libc::SIGTERM };
+            if !self.signal_children(sig, &mut seen) {
+                // No /proc: kill the group we can name and leave the rest to the account.
+                self.account.blind = true;
+                // SAFETY: kill(2) on our own process group; we are about to exit anyway.
+                unsafe { libc::kill(-self.group, libc::SIGKILL) };
+                break;
+            }
+            if first && !hard {
+                // Members of the group still below a living parent get it at once.
+                // SAFETY: kill(2) on our own process group (which ignores SIGTERM itself).
+                unsafe { libc::kill(-self.group, libc::SIGTERM) };
+            }
+            first = false;
+            if wait_signal(&self.set, POLL_MS) {
+                hard = true;
+            }
         }
-        if elapsed >= grace + limit {
-            account.survivors = count_children(me);
-            break;
-        }
-        let sig = if hard { libc::SIGKILL } else { libc::SIGTERM };
+    }
+
+    /// Send `sig` (and SIGCONT after a SIGTERM) to each living child, counting each child other
+    /// than the main process the first time it is seen as a stray (and as escaped when it left
+    /// the group). False when `/proc` cannot be read.
+    fn signal_children(&mut self, sig: i32, seen: &mut Seen) -> bool {
+        let (main, group, account) = (self.main, self.group, &mut self.account);
         // Listed (and counted) before any signal, so that no stray dies uncounted.
-        let listed = for_each_child(me, |pid, pgid| {
-            if pid != main && !seen[..n_seen].contains(&pid) {
+        for_each_child(self.me, |pid, pgid| {
+            if pid != main && seen.first_time(pid) {
                 account.strays = account.strays.saturating_add(1);
                 if pgid != group {
                     account.escaped = account.escaped.saturating_add(1);
-                }
-                if n_seen < SEEN {
-                    seen[n_seen] = pid;
-                    n_seen += 1;
                 }
             }
             // SAFETY: kill(2) on a process that is our child: its pid cannot be reused
@@ -289,29 +361,15 @@ fn supervisor_main(main: i32, report_fd: i32) -> ! {
                     libc::kill(pid, libc::SIGCONT);
                 }
             }
-        });
-        if !listed {
-            // No /proc: kill the group we can name and leave the rest to the account.
-            account.blind = true;
-            // SAFETY: kill(2) on our own process group; we are about to exit anyway.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-            break;
-        }
-        if first && !hard {
-            // Members of the group still below a living parent get it at once.
-            // SAFETY: kill(2) on our own process group (which ignores SIGTERM itself).
-            unsafe { libc::kill(-group, libc::SIGTERM) };
-        }
-        first = false;
-        if wait_signal(&set, POLL_MS) {
-            hard = true;
-        }
+        })
     }
-    st.reap();
+}
 
-    // 3. The account, then the command's own ending.
+/// The account as the supervisor writes it: [`MAGIC`], the flags, the command's raw status,
+/// then the strays, escaped and survivors, each a native-endian u32.
+fn report(main_status: Option<i32>, account: &Account) -> [u8; REPORT_LEN] {
     let mut flags = 0;
-    if st.main_status.is_some() {
+    if main_status.is_some() {
         flags |= F_MAIN_REAPED;
     }
     if account.blind {
@@ -324,7 +382,7 @@ fn supervisor_main(main: i32, report_fd: i32) -> ! {
     report[..4].copy_from_slice(&MAGIC);
     for (i, w) in [
         flags,
-        st.main_status.unwrap_or(0) as u32,
+        main_status.unwrap_or(0) as u32,
         account.strays,
         account.escaped,
         account.survivors,
@@ -334,9 +392,13 @@ fn supervisor_main(main: i32, report_fd: i32) -> ! {
     {
         report[4 + 4 * i..8 + 4 * i].copy_from_slice(&w.to_ne_bytes());
     }
+    report
+}
+
+/// Write the account to the report pipe.
+fn write_report(report_fd: i32, report: &[u8; REPORT_LEN]) {
     // SAFETY: write(2) from our stack buffer to the report pipe; a pipe takes 24 bytes whole.
     unsafe { libc::write(report_fd, report.as_ptr().cast(), report.len()) };
-    exit_like(st.main_status)
 }
 
 /// Exit as the command did: with its code, or by its signal (without a core dump).

@@ -123,12 +123,37 @@ struct Ident<'a> {
 }
 
 /// Match every entry of `register` against `findings` and `pentest_ids`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 pub fn match_register(register: &Register, findings: &[&Finding], pentest_ids: &[&str]) -> Matches {
-    let mut idents: Vec<Ident<'_>> = Vec::new();
+    let idents = identifiers(findings, pentest_ids);
+    let mut m = Matches {
+        findings: vec![Cover::None; findings.len()],
+        used: vec![false; register.entries.len()],
+        ..Matches::default()
+    };
+    let mut hits = Hits {
+        on_finding: vec![Vec::new(); findings.len()],
+        on_pentest: BTreeMap::new(),
+    };
+    for (ei, entry) in register.entries.iter().enumerate() {
+        let found: Vec<&Ident<'_>> = idents
+            .iter()
+            .filter(|x| x.value == entry.finding && x.space.admits(entry))
+            .collect();
+        if found.is_empty() {
+            continue;
+        }
+        m.used[ei] = true;
+        m.check_entry(ei, entry, &found);
+        hits.add(ei, found);
+    }
+    hits.cover(&mut m);
+    m
+}
+
+/// Every identifier of every finding (its rule id, guid and fingerprints, each in its
+/// namespace), then every pentest finding id.
+fn identifiers<'a>(findings: &[&'a Finding], pentest_ids: &[&'a str]) -> Vec<Ident<'a>> {
+    let mut idents: Vec<Ident<'a>> = Vec::new();
     for (i, f) in findings.iter().enumerate() {
         let tool = &f.tool;
         let rule = f.rule_id.as_deref();
@@ -168,28 +193,18 @@ pub fn match_register(register: &Register, findings: &[&Finding], pentest_ids: &
             rule: None,
         });
     }
+    idents
+}
 
-    let mut m = Matches {
-        findings: vec![Cover::None; findings.len()],
-        used: vec![false; register.entries.len()],
-        ..Matches::default()
-    };
-    // Per finding (or pentest id), the entries matching it and at which specificity.
-    let mut on_finding: Vec<Vec<(u8, usize)>> = vec![Vec::new(); findings.len()];
-    let mut on_pentest: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (ei, entry) in register.entries.iter().enumerate() {
-        let hits: Vec<&Ident<'_>> = idents
-            .iter()
-            .filter(|x| x.value == entry.finding && x.space.admits(entry))
-            .collect();
-        if hits.is_empty() {
-            continue;
-        }
-        m.used[ei] = true;
-        let spaces: BTreeSet<&Space> = hits.iter().map(|x| &x.space).collect();
+impl Matches {
+    /// Entry `ei`, found as `found`, is ambiguous when it matches in more than one namespace,
+    /// or names one occurrence (a guid or a fingerprint) but matches results of several rules;
+    /// without `match:`, one that matched only as an occurrence is unqualified.
+    fn check_entry(&mut self, ei: usize, entry: &Entry, found: &[&Ident<'_>]) {
+        let spaces: BTreeSet<&Space> = found.iter().map(|x| &x.space).collect();
         if spaces.len() > 1 {
             let list: Vec<String> = spaces.iter().map(|s| s.to_string()).collect();
-            m.ambiguous.insert(
+            self.ambiguous.insert(
                 ei,
                 format!(
                     "it matches as {}; add `tool:` or `match:` to say which",
@@ -199,10 +214,10 @@ pub fn match_register(register: &Register, findings: &[&Finding], pentest_ids: &
         } else if let Some(space) = spaces.first()
             && space.specificity() >= 2
         {
-            let rules: BTreeSet<&str> = hits.iter().filter_map(|x| x.rule).collect();
+            let rules: BTreeSet<&str> = found.iter().filter_map(|x| x.rule).collect();
             if rules.len() > 1 {
                 let list: Vec<&str> = rules.into_iter().collect();
-                m.ambiguous.insert(
+                self.ambiguous.insert(
                     ei,
                     format!(
                         "as {space} it names one occurrence, but matches results of the rules {}",
@@ -210,32 +225,48 @@ pub fn match_register(register: &Register, findings: &[&Finding], pentest_ids: &
                     ),
                 );
             } else if entry.namespace.is_none() {
-                m.unqualified.insert(ei, (*space).clone());
+                self.unqualified.insert(ei, (*space).clone());
             }
         }
-        for hit in hits {
+    }
+}
+
+/// Per finding (or pentest id), the entries matching it and (for a finding) at which
+/// specificity.
+struct Hits<'a> {
+    on_finding: Vec<Vec<(u8, usize)>>,
+    on_pentest: BTreeMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Hits<'a> {
+    /// Entry `ei` matches each of `found`.
+    fn add(&mut self, ei: usize, found: Vec<&Ident<'a>>) {
+        for hit in found {
             match hit.finding {
-                Some(fi) => on_finding[fi].push((hit.space.specificity(), ei)),
-                None => on_pentest.entry(hit.value).or_default().push(ei),
+                Some(fi) => self.on_finding[fi].push((hit.space.specificity(), ei)),
+                None => self.on_pentest.entry(hit.value).or_default().push(ei),
             }
         }
     }
-    for (fi, hits) in on_finding.into_iter().enumerate() {
-        let Some(top) = hits.iter().map(|(s, _)| *s).max() else {
-            continue;
-        };
-        let best: BTreeSet<usize> = hits
-            .iter()
-            .filter(|(s, _)| *s == top)
-            .map(|(_, e)| *e)
-            .collect();
-        m.findings[fi] = cover(best);
+
+    /// What covers each finding (the entries at its most specific level) and each pentest id.
+    fn cover(self, m: &mut Matches) {
+        for (fi, hits) in self.on_finding.into_iter().enumerate() {
+            let Some(top) = hits.iter().map(|(s, _)| *s).max() else {
+                continue;
+            };
+            let best: BTreeSet<usize> = hits
+                .iter()
+                .filter(|(s, _)| *s == top)
+                .map(|(_, e)| *e)
+                .collect();
+            m.findings[fi] = cover(best);
+        }
+        for (id, entries) in self.on_pentest {
+            m.pentest
+                .insert(id.to_string(), cover(entries.into_iter().collect()));
+        }
     }
-    for (id, entries) in on_pentest {
-        m.pentest
-            .insert(id.to_string(), cover(entries.into_iter().collect()));
-    }
-    m
 }
 
 fn cover(entries: BTreeSet<usize>) -> Cover {

@@ -134,133 +134,96 @@ struct RawEntry {
 }
 
 /// Parse and check a register. `file` is the path shown in diagnostics.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 pub fn parse_register(file: &str, bytes: &[u8]) -> Register {
-    let mut reg = Register::default();
     let raw: Vec<Spanned<RawEntry>> = match parse_list(file, bytes) {
         Ok(raw) => raw,
         Err(d) => {
-            reg.diagnostics.push(*d);
-            return reg;
+            return Register {
+                diagnostics: vec![*d],
+                ..Register::default()
+            };
         }
     };
-    reg.parsed = true;
-    let d =
-        |loc: &Location, key: String, message: String| diagnostic(file, bytes, loc, key, message);
+    let mut checking = Checking {
+        file,
+        bytes,
+        reg: Register {
+            parsed: true,
+            ..Register::default()
+        },
+    };
     for (i, item) in raw.into_iter().enumerate() {
-        let at = item.referenced;
+        checking.entry(i, item);
+    }
+    checking.reg
+}
+
+/// The register as its entries are checked one by one, and the file they come from.
+struct Checking<'a> {
+    file: &'a str,
+    bytes: &'a [u8],
+    reg: Register,
+}
+
+/// The entry being checked: its index in the list and where it starts.
+struct Item {
+    i: usize,
+    at: Location,
+}
+
+impl Item {
+    /// The key path of its field `name`: `[3].owner`.
+    fn key(&self, name: &str) -> String {
+        format!("[{}].{name}", self.i)
+    }
+}
+
+impl Checking<'_> {
+    /// A diagnostic about `key` at `loc`.
+    fn problem(&mut self, loc: &Location, key: String, message: String) {
+        let d = diagnostic(self.file, self.bytes, loc, key, message);
+        self.reg.diagnostics.push(d);
+    }
+
+    /// Check one entry and keep it, unless it names no finding or repeats an earlier entry.
+    /// A field that is missing or malformed is `None` in the entry, with a diagnostic.
+    fn entry(&mut self, i: usize, item: Spanned<RawEntry>) {
+        let it = Item {
+            i,
+            at: item.referenced,
+        };
         let e = item.value;
-        let key = |name: &str| format!("[{i}].{name}");
         let Some(finding) = e.finding.filter(|f| !f.value.trim().is_empty()) else {
-            reg.diagnostics.push(d(
-                &at,
+            self.problem(
+                &it.at,
                 format!("[{i}]"),
                 "missing `finding` (a rule id, guid or fingerprint)".into(),
-            ));
-            continue;
+            );
+            return;
         };
-        let tool = match e.tool {
-            Some(t) if t.value.trim().is_empty() => {
-                reg.diagnostics
-                    .push(d(&t.referenced, key("tool"), "empty `tool`".into()));
-                None
-            }
-            other => other.map(|t| t.value),
-        };
-        let namespace = match e.namespace {
-            None => None,
-            Some(m) => match Namespace::parse(m.value.trim()) {
-                Some(Namespace::Pentest) if tool.is_some() => {
-                    reg.diagnostics.push(d(
-                        &m.referenced,
-                        key("match"),
-                        "a pentest finding has no `tool`".into(),
-                    ));
-                    None
-                }
-                Some(n) => Some(n),
-                None => {
-                    reg.diagnostics.push(d(
-                        &m.referenced,
-                        key("match"),
-                        format!(
-                            "expected rule, guid, pentest or fingerprint:NAME, found {:?}",
-                            m.value
-                        ),
-                    ));
-                    None
-                }
-            },
-        };
-        if let Some(first) = reg
-            .entries
-            .iter()
-            .find(|x| x.finding == finding.value && x.tool == tool && x.namespace == namespace)
-        {
-            reg.diagnostics.push(Diagnostic {
-                help: Some(format!("the first entry for it is at line {}", first.line)),
-                ..d(
-                    &finding.referenced,
-                    key("finding"),
-                    format!("duplicate entry for finding {:?}", finding.value),
-                )
-            });
-            continue;
+        let tool = self.tool(&it, e.tool);
+        let namespace = self.namespace(&it, e.namespace, tool.is_some());
+        if self.duplicate(&it, &finding, tool.as_ref(), namespace.as_ref()) {
+            return;
         }
-        let mut required = |name: &str, v: Option<Spanned<String>>| -> Option<Spanned<String>> {
-            match v.filter(|s| !s.value.trim().is_empty()) {
-                Some(s) => Some(s),
-                None => {
-                    reg.diagnostics
-                        .push(d(&at, key(name), format!("missing `{name}`")));
-                    None
-                }
-            }
-        };
-        let owner = required("owner", e.owner);
-        let plan = required("plan", e.plan);
-        let opened = required("opened", e.opened);
-        let due = required("due", e.due);
-        let status = required("status", e.status);
-        let mut date = |name: &str, v: Option<Spanned<String>>| -> Option<Date> {
-            let v = v?;
-            match parse_date(&v.value) {
-                Some(date) => Some(date),
-                None => {
-                    reg.diagnostics.push(d(
-                        &v.referenced,
-                        key(name),
-                        format!("expected a date YYYY-MM-DD, found {:?}", v.value),
-                    ));
-                    None
-                }
-            }
-        };
-        let opened = date("opened", opened);
-        let due = date("due", due);
-        let status = status.and_then(|s| match s.value.trim() {
-            "open" => Some(Status::Open),
-            "fixed" => Some(Status::Fixed),
-            "accepted" => Some(Status::Accepted),
-            other => {
-                reg.diagnostics.push(d(
-                    &s.referenced,
-                    key("status"),
-                    format!("expected open, fixed or accepted, found {other:?}"),
-                ));
-                None
-            }
-        });
+        let owner = self.required(&it, "owner", e.owner);
+        let plan = self.required(&it, "plan", e.plan);
+        let opened = self.required(&it, "opened", e.opened);
+        let due = self.required(&it, "due", e.due);
+        let status = self.required(&it, "status", e.status);
+        let opened = self.date(&it, "opened", opened);
+        let due = self.date(&it, "due", due);
+        let status = self.status(&it, status);
         if let (Some(o), Some(u)) = (opened, due)
             && u < o
         {
-            reg.diagnostics
-                .push(d(&at, key("due"), format!("due {u} is before opened {o}")));
+            self.problem(
+                &it.at,
+                it.key("due"),
+                format!("due {u} is before opened {o}"),
+            );
         }
-        reg.entries.push(Entry {
+        self.reg.entries.push(Entry {
             finding: finding.value,
             tool,
             namespace,
@@ -271,11 +234,127 @@ pub fn parse_register(file: &str, bytes: &[u8]) -> Register {
             due,
             status,
             target: e.target.map(|s| s.value),
-            line: to_usize(at.line()),
-            column: to_usize(at.column()),
+            line: to_usize(it.at.line()),
+            column: to_usize(it.at.column()),
         });
     }
-    reg
+
+    /// `tool:`, unless empty.
+    fn tool(&mut self, it: &Item, tool: Option<Spanned<String>>) -> Option<String> {
+        match tool {
+            Some(t) if t.value.trim().is_empty() => {
+                self.problem(&t.referenced, it.key("tool"), "empty `tool`".into());
+                None
+            }
+            other => other.map(|t| t.value),
+        }
+    }
+
+    /// `match:`, a namespace that exists; a pentest finding has no tool.
+    fn namespace(
+        &mut self,
+        it: &Item,
+        m: Option<Spanned<String>>,
+        has_tool: bool,
+    ) -> Option<Namespace> {
+        let m = m?;
+        match Namespace::parse(m.value.trim()) {
+            Some(Namespace::Pentest) if has_tool => {
+                self.problem(
+                    &m.referenced,
+                    it.key("match"),
+                    "a pentest finding has no `tool`".into(),
+                );
+                None
+            }
+            Some(n) => Some(n),
+            None => {
+                self.problem(
+                    &m.referenced,
+                    it.key("match"),
+                    format!(
+                        "expected rule, guid, pentest or fingerprint:NAME, found {:?}",
+                        m.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether an earlier entry is for the same finding, tool and namespace (a diagnostic
+    /// says where).
+    fn duplicate(
+        &mut self,
+        it: &Item,
+        finding: &Spanned<String>,
+        tool: Option<&String>,
+        namespace: Option<&Namespace>,
+    ) -> bool {
+        let Some(first) = self.reg.entries.iter().find(|x| {
+            x.finding == finding.value
+                && x.tool.as_ref() == tool
+                && x.namespace.as_ref() == namespace
+        }) else {
+            return false;
+        };
+        let help = Some(format!("the first entry for it is at line {}", first.line));
+        let d = diagnostic(
+            self.file,
+            self.bytes,
+            &finding.referenced,
+            it.key("finding"),
+            format!("duplicate entry for finding {:?}", finding.value),
+        );
+        self.reg.diagnostics.push(Diagnostic { help, ..d });
+        true
+    }
+
+    /// A required field, unless missing or blank.
+    fn required(
+        &mut self,
+        it: &Item,
+        name: &str,
+        v: Option<Spanned<String>>,
+    ) -> Option<Spanned<String>> {
+        let v = v.filter(|s| !s.value.trim().is_empty());
+        if v.is_none() {
+            self.problem(&it.at, it.key(name), format!("missing `{name}`"));
+        }
+        v
+    }
+
+    /// A date field as a date: `YYYY-MM-DD`.
+    fn date(&mut self, it: &Item, name: &str, v: Option<Spanned<String>>) -> Option<Date> {
+        let v = v?;
+        let date = parse_date(&v.value);
+        if date.is_none() {
+            self.problem(
+                &v.referenced,
+                it.key(name),
+                format!("expected a date YYYY-MM-DD, found {:?}", v.value),
+            );
+        }
+        date
+    }
+
+    /// `status:`, one of open, fixed or accepted.
+    fn status(&mut self, it: &Item, status: Option<Spanned<String>>) -> Option<Status> {
+        let s = status?;
+        match s.value.trim() {
+            "open" => Some(Status::Open),
+            "fixed" => Some(Status::Fixed),
+            "accepted" => Some(Status::Accepted),
+            other => {
+                self.problem(
+                    &s.referenced,
+                    it.key("status"),
+                    format!("expected open, fixed or accepted, found {other:?}"),
+                );
+                None
+            }
+        }
+    }
 }
 
 /// Parse a YAML list of mappings; an empty file is an empty list.
