@@ -165,7 +165,7 @@ fn architecture_md_lists_every_module_of_src_and_only_those() {
                 .iter()
                 .any(|l| *l == format!("{name}/") || l.starts_with(&format!("{name}/")))
         } else {
-            listed.iter().any(|l| *l == name)
+            listed.contains(&name)
         };
         assert!(
             named,
