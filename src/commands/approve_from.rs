@@ -65,10 +65,16 @@ pub fn approve_from(args: FromArgs) -> i32 {
     rt.block_on(run(&args, &share, &trust, project, version))
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// One `approve --from`: the command's arguments, and the share and release it is for.
+struct FromRun<'a> {
+    args: &'a FromArgs,
+    share: &'a Share,
+    trust: &'a TrustRoot,
+    project: &'a str,
+    version: &'a str,
+}
+
+/// Run `approve --from` ([`FromRun::steps`]); its exit code.
 async fn run(
     args: &FromArgs,
     share: &Share,
@@ -76,107 +82,190 @@ async fn run(
     project: &str,
     version: &str,
 ) -> i32 {
-    let (notes, request) = share::request::open(share, project, version, trust).await;
-    for n in &notes {
-        errln!("relgate: share: {n}");
-    }
-    let request = match request {
-        Ok(x) => x,
-        Err(e) => {
-            return super::approve::refuse(&[(e.code().to_string(), e.to_string())], false);
-        }
+    let from = FromRun {
+        args,
+        share,
+        trust,
+        project,
+        version,
     };
-    let r = &request.report;
+    from.steps().await.unwrap_or_else(|code| code)
+}
+
+impl FromRun<'_> {
+    /// The steps of `approve --from`, in this order: the open request fetched and checked, and
+    /// its recorded policy derived again from its sources; what is signed shown; the signers
+    /// it carries put where the signing code reads them; the statement signed; then judged
+    /// with the sign-offs on the share as the next run will, so that one that would not count
+    /// is refused before anything is uploaded; confirmed; uploaded. A step that ends the
+    /// command has said why, and its exit code is the error.
+    async fn steps(&self) -> Result<i32, i32> {
+        // 1. The open request, and the policy it records.
+        let request = self.open_request().await?;
+        let r = &request.report;
+        let pipeline = recorded_pipeline(r)?;
+        // 2. What is signed.
+        show(&request, self.trust);
+        // 3. The request's signers, in a private folder that also takes the statement.
+        let scratch = private_folder()?;
+        let pipeline = with_signers(pipeline, r, scratch.path())?;
+        // 4. Sign it.
+        let now = share::now();
+        let pair = self.sign(&pipeline, r, scratch.path(), now)?;
+        // 5. Judge it as the next run will; one that would not count is refused.
+        self.would_count(&pipeline, r, &pair, now).await?;
+        // 6. Ask, unless `--yes`.
+        let what = if self.args.reject {
+            "rejection"
+        } else {
+            "approval"
+        };
+        self.ask(r, what)?;
+        // 7. Upload it.
+        Ok(self.upload(&pair, what).await)
+    }
+
+    /// The open request for the release, checked (its name is its digest, the release signer
+    /// signed it); the share's notes are said on the way.
+    async fn open_request(&self) -> Result<Checked, i32> {
+        let (notes, request) =
+            share::request::open(self.share, self.project, self.version, self.trust).await;
+        for n in &notes {
+            errln!("relgate: share: {n}");
+        }
+        request.map_err(|e| super::approve::refuse(&[(e.code().to_string(), e.to_string())], false))
+    }
+
+    /// Sign the statement into `out_dir`. A signer the judge would never count is refused;
+    /// any other problem is a mistake in the request.
+    fn sign(
+        &self,
+        pipeline: &crate::model::Pipeline,
+        r: &RunReport,
+        out_dir: &std::path::Path,
+        now: i64,
+    ) -> Result<Pair, i32> {
+        let args = self.args;
+        let req = ApproveRequest {
+            pipeline,
+            version: self.version,
+            gate: &args.gate,
+            key: &args.key,
+            principal: &args.principal,
+            comment: args.comment.as_deref(),
+            reject: args.reject,
+            subject: &r.subject,
+            policy: &r.policy,
+            out_dir,
+            now,
+        };
+        approval::sign(&req).map_err(|e| match e.code() {
+            Some(code) => {
+                super::approve::refuse(&[(code.to_string(), super::approve::chain(&e))], false)
+            }
+            None => {
+                errln!("error: {}", super::approve::chain(&e));
+                exit::CONFIG
+            }
+        })
+    }
+
+    /// Judge the signed pair with the sign-offs on the share ([`judge`]); one that would not
+    /// count is refused with its reasons.
+    async fn would_count(
+        &self,
+        pipeline: &crate::model::Pipeline,
+        r: &RunReport,
+        pair: &Pair,
+        now: i64,
+    ) -> Result<(), i32> {
+        let refusals = match judge(self.share, pipeline, r, &self.args.gate, pair, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                errln!("error: {e}");
+                return Err(exit::REFUSED);
+            }
+        };
+        if !refusals.is_empty() {
+            return Err(super::approve::refuse(&refusals, false));
+        }
+        Ok(())
+    }
+
+    /// Say what is signed, and (without `--yes`) ask the approver to confirm it.
+    fn ask(&self, r: &RunReport, what: &str) -> Result<(), i32> {
+        let args = self.args;
+        let p = printable;
+        outln!(
+            "you sign: {what} of gate {} for {} {}, subject {}, as {}",
+            printable(&args.gate),
+            printable(self.project),
+            printable(self.version),
+            p(&r.subject),
+            printable(&args.principal)
+        );
+        if args.yes {
+            return Ok(());
+        }
+        confirm(what)
+    }
+
+    /// Put the pair onto the share (create-only) and say where.
+    async fn upload(&self, pair: &Pair, what: &str) -> i32 {
+        match share::statements::upload(self.share, self.project, self.version, pair).await {
+            Ok(at) => {
+                outln!("{what} uploaded to {at}");
+                exit::SUCCESS
+            }
+            Err(e) => {
+                errln!("error: the {what} was not uploaded: {e}");
+                exit::REFUSED
+            }
+        }
+    }
+}
+
+/// The pipeline the request's recorded policy follows from: derived again from its sources
+/// (and signers), it must be the recorded pipeline and digest to the recorded policy.
+fn recorded_pipeline(r: &RunReport) -> Result<crate::model::Pipeline, i32> {
     let policy = crate::digest::policy_digest(&r.sources);
-    let loaded = match config::derive_recorded(&r.pipeline, &r.sources, r.signers.as_deref()) {
-        Ok(l) if l.pipeline == r.pipeline && policy == r.policy => l,
+    match config::derive_recorded(&r.pipeline, &r.sources, r.signers.as_deref()) {
+        Ok(l) if l.pipeline == r.pipeline && policy == r.policy => Ok(l.pipeline),
         _ => {
             let why = "its recorded policy does not follow from its pipeline sources".to_string();
-            return super::approve::refuse(&[("request-invalid".into(), why)], false);
+            Err(super::approve::refuse(
+                &[("request-invalid".into(), why)],
+                false,
+            ))
         }
-    };
-    show(&request, trust);
-    // The statement is judged under the signers the request carries, through the same code a
-    // local approve uses, which reads them from a file: a private copy.
-    let scratch = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            errln!("error: cannot make a private folder: {e}");
-            return exit::REFUSED;
-        }
-    };
-    let mut pipeline = loaded.pipeline;
+    }
+}
+
+/// A private folder for the request's signers and the statement.
+fn private_folder() -> Result<tempfile::TempDir, i32> {
+    tempfile::tempdir().map_err(|e| {
+        errln!("error: cannot make a private folder: {e}");
+        exit::REFUSED
+    })
+}
+
+/// The statement is judged under the signers the request carries, through the same code a
+/// local approve uses, which reads them from a file: a private copy in `dir`, named by the
+/// pipeline.
+fn with_signers(
+    mut pipeline: crate::model::Pipeline,
+    r: &RunReport,
+    dir: &std::path::Path,
+) -> Result<crate::model::Pipeline, i32> {
     if let Some(text) = &r.signers {
-        let path = scratch.path().join("allowed_signers");
+        let path = dir.join("allowed_signers");
         if let Err(e) = std::fs::write(&path, text) {
             errln!("error: cannot write {}: {e}", path.display());
-            return exit::REFUSED;
+            return Err(exit::REFUSED);
         }
         pipeline.signers = Some(path);
     }
-    let now = share::now();
-    let req = ApproveRequest {
-        pipeline: &pipeline,
-        version,
-        gate: &args.gate,
-        key: &args.key,
-        principal: &args.principal,
-        comment: args.comment.as_deref(),
-        reject: args.reject,
-        subject: &r.subject,
-        policy: &r.policy,
-        out_dir: scratch.path(),
-        now,
-    };
-    let pair = match approval::sign(&req) {
-        Ok(p) => p,
-        Err(e) => {
-            return match e.code() {
-                Some(code) => {
-                    super::approve::refuse(&[(code.to_string(), super::approve::chain(&e))], false)
-                }
-                None => {
-                    errln!("error: {}", super::approve::chain(&e));
-                    exit::CONFIG
-                }
-            };
-        }
-    };
-    let refusals = match judge(share, &pipeline, r, &args.gate, &pair, now).await {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("error: {e}");
-            return exit::REFUSED;
-        }
-    };
-    if !refusals.is_empty() {
-        return super::approve::refuse(&refusals, false);
-    }
-    let what = if args.reject { "rejection" } else { "approval" };
-    let p = printable;
-    outln!(
-        "you sign: {what} of gate {} for {} {}, subject {}, as {}",
-        printable(&args.gate),
-        printable(project),
-        printable(version),
-        p(&r.subject),
-        printable(&args.principal)
-    );
-    if !args.yes
-        && let Err(code) = confirm(what)
-    {
-        return code;
-    }
-    match share::statements::upload(share, project, version, &pair).await {
-        Ok(at) => {
-            outln!("{what} uploaded to {at}");
-            exit::SUCCESS
-        }
-        Err(e) => {
-            errln!("error: the {what} was not uploaded: {e}");
-            exit::REFUSED
-        }
-    }
+    Ok(pipeline)
 }
 
 /// Ask on the terminal; without one (stdin closed, a pipe, /dev/null) nobody can be asked,

@@ -27,17 +27,44 @@ struct Parsed<'a> {
     is_sign: bool,
 }
 
-/// Validate the `gates` mapping. `key` is the `gates` key node, `node` its value.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// Validate the `gates` mapping. `key` is the `gates` key node, `node` its value. Every
+/// problem is reported before returning: each gate, then `needs`, cycles and the sign gate.
 pub(crate) fn validate(
     cx: &mut Cx,
     key: &Node,
     node: &Node,
     env: &GateEnv,
 ) -> Option<Vec<GateSpec>> {
+    // 1. A non-empty mapping.
+    let map = gates_map(cx, key, node)?;
+    // 2. Each gate once (later ones were reported as duplicate keys), with its `uses:` file
+    //    loaded first: the gates borrow nodes from them.
+    let firsts = first_entries(&map);
+    let used = load_all_uses(cx, &firsts, env);
+    // 3. Each gate on its own.
+    let parsed: Vec<Parsed> = firsts
+        .iter()
+        .zip(&used)
+        .map(|((k, v), u)| gate(cx, k, v, u.as_ref(), &k.key_text(), env))
+        .collect();
+    // 4. The graph: every need known and listed once, no cycle.
+    let mut graph_ok = check_needs(cx, &parsed);
+    // Unknown ids are skipped by the walk, so cycles among the known ones still show.
+    graph_ok &= report_cycles(cx, &parsed);
+    // 5. Exactly one sign gate, needed by none.
+    let signs = check_one_sign(cx, key, &parsed);
+    if let [sign] = signs.as_slice() {
+        graph_ok &= check_sign_not_needed(cx, &parsed, &sign.id);
+    }
+    if !graph_ok {
+        return None;
+    }
+    // 6. The specs, the sign gate needing every other, in order.
+    ordered_specs(parsed)
+}
+
+/// The `gates` value: a mapping holding at least one gate.
+fn gates_map<'a>(cx: &mut Cx, key: &Node, node: &'a Node) -> Option<Map<'a>> {
     let map = Map::new(
         cx,
         node,
@@ -54,15 +81,26 @@ pub(crate) fn validate(
         );
         return None;
     }
-    // Load every `uses:` file first: the gates below borrow nodes from them.
+    Some(map)
+}
+
+/// The first entry of each gate id, in the order written (a later one with the same id was
+/// reported as a duplicate key when the mapping was read).
+fn first_entries<'a>(map: &Map<'a>) -> Vec<(&'a Node, &'a Node)> {
     let mut seen = BTreeSet::new();
     let mut firsts = Vec::new();
     for (k, v) in &map.entries {
         if seen.insert(k.key_text()) {
-            firsts.push((*k, *v)); // later ones were reported as duplicate keys
+            firsts.push((*k, *v));
         }
     }
-    let used: Vec<Option<Node>> = firsts
+    firsts
+}
+
+/// Each gate's `uses:` file, read, parsed and checked ([`load_uses`]); `None` for a gate
+/// without one (or whose file has problems, which are reported).
+fn load_all_uses(cx: &mut Cx, firsts: &[(&Node, &Node)], env: &GateEnv) -> Vec<Option<Node>> {
+    firsts
         .iter()
         .map(|(k, v)| {
             let uses = v
@@ -71,15 +109,15 @@ pub(crate) fn validate(
                 .find(|(uk, _)| uk.as_str() == Some("uses"))?;
             load_uses(cx, &uses.1, &format!("gates.{}", k.key_text()), env)
         })
-        .collect();
-    let mut parsed = Vec::new();
-    for ((k, v), u) in firsts.iter().zip(&used) {
-        parsed.push(gate(cx, k, v, u.as_ref(), &k.key_text(), env));
-    }
+        .collect()
+}
 
+/// Every gate's `needs` names a known gate, each at most once. Returns false when one is
+/// unknown (a need listed twice is reported but leaves the graph usable).
+fn check_needs(cx: &mut Cx, parsed: &[Parsed]) -> bool {
     let ids: Vec<&str> = parsed.iter().map(|p| p.id.as_str()).collect();
     let mut graph_ok = true;
-    for p in &parsed {
+    for p in parsed {
         for (i, (need, n)) in p.needs.iter().enumerate() {
             let path = format!("gates.{}.needs[{i}]", p.id);
             if !ids.contains(&need.as_str()) {
@@ -92,9 +130,16 @@ pub(crate) fn validate(
             }
         }
     }
-    // Unknown ids are skipped by the walk, so cycles among the known ones still show.
-    graph_ok &= report_cycles(cx, &parsed);
+    graph_ok
+}
 
+/// Exactly one gate of kind `sign`: none is reported at `gates`, each extra one at its id.
+/// Returns the sign gates found.
+fn check_one_sign<'p, 'a>(
+    cx: &mut Cx,
+    key: &Node,
+    parsed: &'p [Parsed<'a>],
+) -> Vec<&'p Parsed<'a>> {
     let signs: Vec<&Parsed> = parsed.iter().filter(|p| p.is_sign).collect();
     if signs.is_empty() {
         cx.error(
@@ -113,32 +158,38 @@ pub(crate) fn validate(
             ),
         );
     }
+    signs
+}
 
-    // The release signature is issued only for a release every other gate accepted: a
-    // `SHA256SUMS.sig` made while a sign-off was awaited (or refused) would let anyone who can
-    // read the record publish bytes nobody accepted, signed by the release key. So the sign gate
-    // needs every other gate, and no gate may need it.
-    if let [sign] = signs.as_slice() {
-        let sign_id = sign.id.clone();
-        for p in &parsed {
-            for (i, (need, n)) in p.needs.iter().enumerate() {
-                if *need == sign_id {
-                    graph_ok = false;
-                    cx.error(
-                        n.pos,
-                        &format!("gates.{}.needs[{i}]", p.id),
-                        format!(
-                            "`{sign_id}` is the sign gate: it signs only once every other gate \
-                             is green, so no gate can need it"
-                        ),
-                    );
-                }
+/// No gate needs the sign gate `sign_id`. Returns false when one does.
+///
+/// The release signature is issued only for a release every other gate accepted: a
+/// `SHA256SUMS.sig` made while a sign-off was awaited (or refused) would let anyone who can
+/// read the record publish bytes nobody accepted, signed by the release key. So the sign gate
+/// needs every other gate, and no gate may need it.
+fn check_sign_not_needed(cx: &mut Cx, parsed: &[Parsed], sign_id: &str) -> bool {
+    let mut ok = true;
+    for p in parsed {
+        for (i, (need, n)) in p.needs.iter().enumerate() {
+            if need == sign_id {
+                ok = false;
+                cx.error(
+                    n.pos,
+                    &format!("gates.{}.needs[{i}]", p.id),
+                    format!(
+                        "`{sign_id}` is the sign gate: it signs only once every other gate \
+                         is green, so no gate can need it"
+                    ),
+                );
             }
         }
     }
-    if !graph_ok {
-        return None;
-    }
+    ok
+}
+
+/// The gates' specs (`None` when any gate had a problem), the sign gate needing every other
+/// gate, in topological order.
+fn ordered_specs(parsed: Vec<Parsed>) -> Option<Vec<GateSpec>> {
     let all: Vec<String> = parsed.iter().map(|p| p.id.clone()).collect();
     let mut specs: Vec<GateSpec> = parsed
         .into_iter()

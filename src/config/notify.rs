@@ -56,10 +56,8 @@ pub(crate) fn validate(cx: &mut Cx, key: &Node, node: &Node) -> Option<Vec<Notif
     ok.then_some(out)
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// One webhook at `path`: its target, format, events, signing secret, retries and timeout.
+/// The first problem found ends it (later keys are not looked at).
 fn one(cx: &mut Cx, key: &Node, node: &Node, path: &str) -> Option<Notify> {
     let map = Map::new(
         cx,
@@ -69,6 +67,33 @@ fn one(cx: &mut Cx, key: &Node, node: &Node, path: &str) -> Option<Notify> {
         "a mapping with `url` or `url_env`",
         None,
     )?;
+    report_unknown_keys(cx, node, path);
+    let allow_http = match map.get("allow_http") {
+        Some(b) => cx.bool(b, &map.sub("allow_http"))?,
+        None => false,
+    };
+    let target = target(cx, &map, allow_http)?;
+    let format = format(cx, &map)?;
+    let on = events(cx, &map)?;
+    let secret_env = match map.get("secret_env") {
+        Some(n) => Some(env_name(cx, n, &map.sub("secret_env"))?),
+        None => None,
+    };
+    let retries = retries(cx, &map)?;
+    let timeout_secs = timeout(cx, &map)?;
+    Some(Notify {
+        target,
+        format,
+        on,
+        secret_env,
+        retries,
+        timeout_secs,
+        allow_http,
+    })
+}
+
+/// Keys a webhook does not take; one that looks like a secret is told where secrets go.
+fn report_unknown_keys(cx: &mut Cx, node: &Node, path: &str) {
     let entries: Vec<(&Node, &Node)> = node
         .as_map()
         .map(|m| m.iter().map(|(k, v)| (k, v)).collect())
@@ -81,104 +106,101 @@ fn one(cx: &mut Cx, key: &Node, node: &Node, path: &str) -> Option<Notify> {
                 .to_string()
         })
     });
-    let allow_http = match map.get("allow_http") {
-        Some(b) => cx.bool(b, &map.sub("allow_http"))?,
-        None => false,
-    };
-    let target = match (map.get("url"), map.get("url_env")) {
+}
+
+/// Where the webhook is: `url` (checked by [`check_url`]) or `url_env`, exactly one.
+fn target(cx: &mut Cx, map: &Map, allow_http: bool) -> Option<NotifyTarget> {
+    match (map.get("url"), map.get("url_env")) {
         (Some(u), None) => {
             let text = cx.str(u, &map.sub("url"), "an https:// URL")?;
             check_url(cx, u, &map.sub("url"), text, allow_http)?;
-            NotifyTarget::Url(text.to_string())
+            Some(NotifyTarget::Url(text.to_string()))
         }
-        (None, Some(e)) => NotifyTarget::Env(env_name(cx, e, &map.sub("url_env"))?),
+        (None, Some(e)) => Some(NotifyTarget::Env(env_name(cx, e, &map.sub("url_env"))?)),
         (Some(_), Some(e)) => {
             cx.error(
                 e.pos,
                 &map.sub("url_env"),
                 "give `url` or `url_env`, not both",
             );
-            return None;
+            None
         }
         (None, None) => {
             map.require(cx, "url", "the webhook's https:// URL, or `url_env`")?;
-            return None;
+            None
         }
+    }
+}
+
+/// `format`: json (the default) or slack.
+fn format(cx: &mut Cx, map: &Map) -> Option<NotifyFormat> {
+    let Some(f) = map.get("format") else {
+        return Some(NotifyFormat::Json);
     };
-    let format = match map.get("format") {
-        None => NotifyFormat::Json,
-        Some(f) => match f.as_str() {
-            Some("json") => NotifyFormat::Json,
-            Some("slack") => NotifyFormat::Slack,
-            _ => {
-                cx.expected(f, &map.sub("format"), "json or slack");
-                return None;
-            }
-        },
-    };
-    let on = match map.get("on") {
-        None => vec![
+    match f.as_str() {
+        Some("json") => Some(NotifyFormat::Json),
+        Some("slack") => Some(NotifyFormat::Slack),
+        _ => {
+            cx.expected(f, &map.sub("format"), "json or slack");
+            None
+        }
+    }
+}
+
+/// `on`: the outcomes told about (default all three), each once, in their order.
+fn events(cx: &mut Cx, map: &Map) -> Option<Vec<NotifyEvent>> {
+    let Some(list) = map.get("on") else {
+        return Some(vec![
             NotifyEvent::Pending,
             NotifyEvent::Refused,
             NotifyEvent::Published,
-        ],
-        Some(list) => {
-            let items = cx.str_list(list, &map.sub("on"), "pending, refused, published", true)?;
-            let mut on = Vec::new();
-            for (text, item) in items {
-                let ev = match text {
-                    "pending" => NotifyEvent::Pending,
-                    "refused" => NotifyEvent::Refused,
-                    "published" => NotifyEvent::Published,
-                    _ => {
-                        cx.expected(item, &map.sub("on"), "pending, refused or published");
-                        return None;
-                    }
-                };
-                if !on.contains(&ev) {
-                    on.push(ev);
-                }
-            }
-            on.sort();
-            on
-        }
+        ]);
     };
-    let secret_env = match map.get("secret_env") {
-        Some(n) => Some(env_name(cx, n, &map.sub("secret_env"))?),
-        None => None,
-    };
-    let retries = match map.get("retries") {
-        None => DEFAULT_RETRIES,
-        Some(n) => {
-            let what = format!("a whole number from 0 to {MAX_RETRIES}");
-            let v = cx.uint(n, &map.sub("retries"), &what)?;
-            if v > MAX_RETRIES {
-                cx.expected(n, &map.sub("retries"), &what);
+    let items = cx.str_list(list, &map.sub("on"), "pending, refused, published", true)?;
+    let mut on = Vec::new();
+    for (text, item) in items {
+        let ev = match text {
+            "pending" => NotifyEvent::Pending,
+            "refused" => NotifyEvent::Refused,
+            "published" => NotifyEvent::Published,
+            _ => {
+                cx.expected(item, &map.sub("on"), "pending, refused or published");
                 return None;
             }
-            u32::try_from(v).ok()?
+        };
+        if !on.contains(&ev) {
+            on.push(ev);
         }
+    }
+    on.sort();
+    Some(on)
+}
+
+/// `retries`: from 0 to [`MAX_RETRIES`] (default 3).
+fn retries(cx: &mut Cx, map: &Map) -> Option<u32> {
+    let Some(n) = map.get("retries") else {
+        return Some(DEFAULT_RETRIES);
     };
-    let timeout_secs = match map.get("timeout") {
-        None => DEFAULT_TIMEOUT_SECS,
-        Some(n) => {
-            let v = cx.duration(n, &map.sub("timeout"))?;
-            if v > MAX_TIMEOUT_SECS {
-                cx.expected(n, &map.sub("timeout"), "a duration of at most 5m");
-                return None;
-            }
-            v
-        }
+    let what = format!("a whole number from 0 to {MAX_RETRIES}");
+    let v = cx.uint(n, &map.sub("retries"), &what)?;
+    if v > MAX_RETRIES {
+        cx.expected(n, &map.sub("retries"), &what);
+        return None;
+    }
+    u32::try_from(v).ok()
+}
+
+/// `timeout`: per attempt, at most 5m (default 10s).
+fn timeout(cx: &mut Cx, map: &Map) -> Option<u64> {
+    let Some(n) = map.get("timeout") else {
+        return Some(DEFAULT_TIMEOUT_SECS);
     };
-    Some(Notify {
-        target,
-        format,
-        on,
-        secret_env,
-        retries,
-        timeout_secs,
-        allow_http,
-    })
+    let v = cx.duration(n, &map.sub("timeout"))?;
+    if v > MAX_TIMEOUT_SECS {
+        cx.expected(n, &map.sub("timeout"), "a duration of at most 5m");
+        return None;
+    }
+    Some(v)
 }
 
 /// An environment variable's name: letters, digits and `_`, not starting with a digit.

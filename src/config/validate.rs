@@ -345,10 +345,8 @@ fn artefacts(cx: &mut Cx, n: &Node, root: &Path) -> Option<Vec<String>> {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// `publish:`: where each release goes (`to`, a folder or URL template), and the keys of a
+/// remote target. The first problem found ends it.
 fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
     let anchor = top.entry("publish").map(|(k, _)| k.pos).unwrap_or_default();
     let map = Map::new(
@@ -359,6 +357,43 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
         "a mapping with `to`",
         Some(&["to", "endpoint", "region", "ca", "allow_http"]),
     )?;
+    // 1. `to`: a template with `{version}` and no other placeholder.
+    let (to, s) = publish_to(cx, &map)?;
+    let allow_http = match map.get("allow_http") {
+        Some(b) => cx.bool(b, "publish.allow_http")?,
+        None => false,
+    };
+    // 2. A URL's scheme, host and security.
+    let scheme = publish_scheme(cx, to, s, allow_http)?;
+    // 3. The keys of a remote target.
+    let RemoteKeys {
+        endpoint,
+        region,
+        ca,
+    } = remote_keys(
+        cx,
+        &map,
+        inp,
+        Remote {
+            key: "publish",
+            noun: "target",
+            is_s3: scheme.as_deref() == Some("s3"),
+            is_remote: scheme.is_some(),
+            allow_http,
+        },
+    )?;
+    Some(Publish {
+        to: s.to_string(),
+        endpoint,
+        region,
+        ca,
+        allow_http,
+    })
+}
+
+/// `publish.to`, its node and text: only `{project}` and `{version}` are substituted, and
+/// `{version}` must be there (each release gets its own folder, never overwritten).
+fn publish_to<'a>(cx: &mut Cx, map: &Map<'a>) -> Option<(&'a Node, &'a str)> {
     let to = map.require(
         cx,
         "to",
@@ -366,7 +401,7 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
     )?;
     let what = "a folder or URL template holding {version}, e.g. dist/releases/{project}/{version}";
     let s = cx.str(to, "publish.to", what)?;
-    // Only `{project}` and `{version}` are substituted; any other brace is a typo.
+    // Any other brace is a typo.
     let rest = s.replace("{project}", "").replace("{version}", "");
     if rest.contains(['{', '}']) {
         cx.error(
@@ -379,56 +414,21 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
         return None;
     }
     if !s.contains("{version}") {
-        // Each release gets its own folder, and a folder is never overwritten.
         cx.expected(to, "publish.to", what);
         return None;
     }
-    let allow_http = match map.get("allow_http") {
-        Some(b) => cx.bool(b, "publish.allow_http")?,
-        None => false,
-    };
-    // A URL is checked with sample values in its placeholders (they only ever fill path parts).
-    let sample = s.replace("{project}", "p").replace("{version}", "1.0.0");
+    Some((to, s))
+}
+
+/// The scheme of `publish.to` (lowercase; `None` for a folder), which must be https://,
+/// http:// or s3:// ([`check_publish_url`]).
+fn publish_scheme(cx: &mut Cx, to: &Node, s: &str, allow_http: bool) -> Option<Option<String>> {
     let scheme = s
         .split_once("://")
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     match scheme.as_deref() {
         None => {}
-        Some("https" | "http" | "s3") => {
-            let url = match url::Url::parse(&sample) {
-                Ok(u) => u,
-                Err(e) => {
-                    cx.error(to.pos, "publish.to", format!("{s:?} is not a URL: {e}"));
-                    return None;
-                }
-            };
-            if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-                cx.error(
-                    to.pos,
-                    "publish.to",
-                    "credentials and queries do not belong in the pipeline; give them in the \
-                     environment (RELGATE_PUBLISH_USER/RELGATE_PUBLISH_PASSWORD, AWS_*) or ~/.netrc",
-                );
-                return None;
-            }
-            if url.host_str().is_none_or(str::is_empty) {
-                cx.error(
-                    to.pos,
-                    "publish.to",
-                    format!("{s:?} names no host (or bucket)"),
-                );
-                return None;
-            }
-            if url.scheme() == "http" && !allow_http && !crate::http::is_loopback(&url) {
-                cx.error(
-                    to.pos,
-                    "publish.to",
-                    "plain http:// to another machine sends credentials and the release \
-                     unencrypted; use https://, or set `allow_http: true` to accept that",
-                );
-                return None;
-            }
-        }
+        Some("https" | "http" | "s3") => check_publish_url(cx, to, s, allow_http)?,
         Some(other) => {
             cx.error(
                 to.pos,
@@ -438,30 +438,48 @@ fn publish(cx: &mut Cx, n: &Node, top: &Map, inp: &Inputs) -> Option<Publish> {
             return None;
         }
     }
-    let is_s3 = scheme.as_deref() == Some("s3");
-    let RemoteKeys {
-        endpoint,
-        region,
-        ca,
-    } = remote_keys(
-        cx,
-        &map,
-        inp,
-        Remote {
-            key: "publish",
-            noun: "target",
-            is_s3,
-            is_remote: scheme.is_some(),
-            allow_http,
-        },
-    )?;
-    Some(Publish {
-        to: s.to_string(),
-        endpoint,
-        region,
-        ca,
-        allow_http,
-    })
+    Some(scheme)
+}
+
+/// A URL `publish.to`, checked with sample values in its placeholders (they only ever fill
+/// path parts): it parses, holds no credentials or query, names a host (or bucket), and is
+/// plain http:// only to this machine or with `allow_http`.
+fn check_publish_url(cx: &mut Cx, to: &Node, s: &str, allow_http: bool) -> Option<()> {
+    let sample = s.replace("{project}", "p").replace("{version}", "1.0.0");
+    let url = match url::Url::parse(&sample) {
+        Ok(u) => u,
+        Err(e) => {
+            cx.error(to.pos, "publish.to", format!("{s:?} is not a URL: {e}"));
+            return None;
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+        cx.error(
+            to.pos,
+            "publish.to",
+            "credentials and queries do not belong in the pipeline; give them in the \
+             environment (RELGATE_PUBLISH_USER/RELGATE_PUBLISH_PASSWORD, AWS_*) or ~/.netrc",
+        );
+        return None;
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        cx.error(
+            to.pos,
+            "publish.to",
+            format!("{s:?} names no host (or bucket)"),
+        );
+        return None;
+    }
+    if url.scheme() == "http" && !allow_http && !crate::http::is_loopback(&url) {
+        cx.error(
+            to.pos,
+            "publish.to",
+            "plain http:// to another machine sends credentials and the release \
+             unencrypted; use https://, or set `allow_http: true` to accept that",
+        );
+        return None;
+    }
+    Some(())
 }
 
 /// Where a remote location is, as `publish:` and `share:` both describe it.
