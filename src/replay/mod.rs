@@ -14,6 +14,10 @@
 //! 6. for a published folder ([`folder`]): the artefacts, `SHA256SUMS` and its signature are
 //!    exactly what the log recorded, and every file there and in `audit/` is accounted for.
 //!
+//! `check` reads as this list, one function per step. Step 5's own checkpoints are checked
+//! before step 4, whose runs rely on which lines they vouched for in time; the checkpoints
+//! kept from earlier come after it.
+//!
 //! A release at a URL ([`replay_folder`]) is checked by the same steps: its record (`audit/`) is
 //! copied into a private temporary folder first — regular files only, each read capped as on
 //! disk — because steps 1–5 read the record many times and in any order, and a record is small
