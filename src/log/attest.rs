@@ -302,13 +302,31 @@ impl ForUse {
 /// Read and check the record in `dir` before anything in it is used: the log reads strictly
 /// (a torn last line, which the next writer sets aside, is left out) and every checkpoint holds
 /// under the trust root. A record without a log is empty.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProblem> {
-    // Regular files and folders only: a link planted in the record would have relgate read or
-    // write elsewhere, a FIFO would block it.
+    regular_files_only(dir)?;
+    let Some(bytes) = read_log_bytes(dir)? else {
+        return Ok(ForUse::default());
+    };
+    let entries = strict_entries(dir, &bytes)?;
+    let mut att = attest(dir, &entries, trust, Strictness::Resume)?;
+    extends_pin(dir, &entries, trust)?;
+    if let Some(newest) = &att.newest {
+        super::pin::remember(dir, newest);
+    }
+    let mut notes = std::mem::take(&mut att.notes);
+    notes.extend(not_relied_on(&att, entries.len()));
+    Ok(ForUse {
+        entries,
+        attested: att.attested,
+        trusted: att.trusted,
+        signer: att.signer,
+        notes,
+    })
+}
+
+/// Regular files and folders only: a link planted in the record would have relgate read or
+/// write elsewhere, a FIFO would block it. A record that is not there has nothing to refuse.
+fn regular_files_only(dir: &Path) -> Result<(), AttestProblem> {
     if std::fs::symlink_metadata(dir).is_ok() {
         crate::audit::list_files(dir).map_err(|e| AttestProblem {
             file: dir.display().to_string(),
@@ -316,81 +334,101 @@ pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProbl
             message: e.to_string(),
         })?;
     }
+    Ok(())
+}
+
+/// The log's bytes, read capped; `None` when the record has no log.
+fn read_log_bytes(dir: &Path) -> Result<Option<Vec<u8>>, AttestProblem> {
     let log_path = dir.join(crate::record::LOG_FILE);
-    let bytes = match crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ForUse::default()),
-        Err(e) => {
-            return Err(AttestProblem {
-                file: crate::record::LOG_FILE.into(),
-                line: 0,
-                message: e.to_string(),
-            });
-        }
-    };
-    let damaged = |p: super::LogProblem| AttestProblem {
+    match crate::record::read_capped(&log_path, crate::record::MAX_LOG_BYTES) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AttestProblem {
+            file: crate::record::LOG_FILE.into(),
+            line: 0,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// A defect of the log, as the problem it is.
+fn damaged(p: super::LogProblem) -> AttestProblem {
+    AttestProblem {
         file: crate::record::LOG_FILE.into(),
         line: p.line,
         message: p.message,
-    };
-    let entries = match super::read_log(&bytes) {
-        Ok((entries, _)) => entries,
-        Err(p) if p.torn_tail => {
-            let search = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-            let cut = search
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            let good = super::read_log(&bytes[..cut]).map_err(damaged)?.0;
-            // Only a line past every checkpoint can be torn by a crash; one a checkpoint
-            // covers was complete once (the writer refuses to cut it, too).
-            let signed = checkpoint::list(dir)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|s| Checkpoint::parse(&s.text).ok())
-                .map(|c| c.size)
-                .max()
-                .unwrap_or(0);
-            if signed > good.len() as u64 {
-                return Err(AttestProblem {
-                    file: crate::record::LOG_FILE.into(),
-                    line: good.len() + 1,
-                    message: format!(
-                        "damaged although the signed checkpoint covers {signed} lines, so it \
-                         was complete once and was not torn by a crash ({})",
-                        p.message
-                    ),
-                });
-            }
-            good
-        }
-        Err(p) => return Err(damaged(p)),
-    };
-    let att = attest(dir, &entries, trust, Strictness::Resume)?;
-    // The record must extend the newest checkpoint this machine saw for it: a record rolled
-    // back (cut, its newer checkpoints removed) is whole and signed, and only a checkpoint kept
-    // outside it can tell.
-    if let Some(pinned) = super::pin::load(dir) {
-        match check_checkpoint(&pinned, &entries, trust) {
-            Ok(_) => {}
-            Err(CheckpointError::Invalid(line, m)) if m.contains("lines") => {
-                return Err(AttestProblem {
-                    file: pinned.file.clone(),
-                    line,
-                    message: format!(
-                        "the record does not extend the checkpoint this machine saw for it last \
-                         (kept outside the record): {m}"
-                    ),
-                });
-            }
-            // A pin that no longer verifies (a rotated key) protects nothing; it is replaced.
-            Err(_) => {}
-        }
     }
-    if let Some(newest) = &att.newest {
-        super::pin::remember(dir, newest);
+}
+
+/// The log's lines, read strictly; a torn last line is left out ([`without_torn_tail`]), any
+/// other defect refuses the record.
+fn strict_entries(dir: &Path, bytes: &[u8]) -> Result<Vec<Entry>, AttestProblem> {
+    match super::read_log(bytes) {
+        Ok((entries, _)) => Ok(entries),
+        Err(p) if p.torn_tail => without_torn_tail(dir, bytes, &p),
+        Err(p) => Err(damaged(p)),
     }
-    let mut notes = att.notes;
+}
+
+/// The lines before a torn last line (`torn`: why it does not read), which the next writer
+/// sets aside. Only a line past every checkpoint can be torn by a crash; one a checkpoint
+/// covers was complete once (the writer refuses to cut it, too).
+fn without_torn_tail(
+    dir: &Path,
+    bytes: &[u8],
+    torn: &super::LogProblem,
+) -> Result<Vec<Entry>, AttestProblem> {
+    let search = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let cut = search
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let good = super::read_log(&bytes[..cut]).map_err(damaged)?.0;
+    let signed = checkpoint::list(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| Checkpoint::parse(&s.text).ok())
+        .map(|c| c.size)
+        .max()
+        .unwrap_or(0);
+    if signed > good.len() as u64 {
+        return Err(AttestProblem {
+            file: crate::record::LOG_FILE.into(),
+            line: good.len() + 1,
+            message: format!(
+                "damaged although the signed checkpoint covers {signed} lines, so it was \
+                 complete once and was not torn by a crash ({})",
+                torn.message
+            ),
+        });
+    }
+    Ok(good)
+}
+
+/// The record must extend the newest checkpoint this machine saw for it: a record rolled back
+/// (cut, its newer checkpoints removed) is whole and signed, and only a checkpoint kept outside
+/// it can tell. A pin that no longer verifies (a rotated key) protects nothing; it is replaced.
+fn extends_pin(dir: &Path, entries: &[Entry], trust: &TrustRoot) -> Result<(), AttestProblem> {
+    let Some(pinned) = super::pin::load(dir) else {
+        return Ok(());
+    };
+    match check_checkpoint(&pinned, entries, trust) {
+        Err(CheckpointError::Invalid(line, m)) if m.contains("lines") => Err(AttestProblem {
+            file: pinned.file.clone(),
+            line,
+            message: format!(
+                "the record does not extend the checkpoint this machine saw for it last (kept \
+                 outside the record): {m}"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Notes on the lines nothing is relied on from: those a later run's checkpoint sealed only
+/// afterwards, and those no signed checkpoint covers (`lines`: the log's length).
+fn not_relied_on(att: &Attestation, lines: usize) -> Vec<String> {
+    let mut notes = Vec::new();
     let late: Vec<usize> = att
         .trusted
         .iter()
@@ -406,19 +444,13 @@ pub fn read_for_use(dir: &Path, trust: &TrustRoot) -> Result<ForUse, AttestProbl
             late.len()
         ));
     }
-    if att.attested < entries.len() {
+    if att.attested < lines {
         notes.push(format!(
             "log lines {}-{} are not covered by a signed checkpoint (a run that did not finish); \
              nothing in them is relied on",
             att.attested + 1,
-            entries.len()
+            lines
         ));
     }
-    Ok(ForUse {
-        entries,
-        attested: att.attested,
-        trusted: att.trusted,
-        signer: att.signer,
-        notes,
-    })
+    notes
 }

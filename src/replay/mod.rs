@@ -14,6 +14,10 @@
 //! 6. for a published folder ([`folder`]): the artefacts, `SHA256SUMS` and its signature are
 //!    exactly what the log recorded, and every file there and in `audit/` is accounted for.
 //!
+//! `check` reads as this list, one function per step. Step 5's own checkpoints are checked
+//! before step 4, whose runs rely on which lines they vouched for in time; the checkpoints
+//! kept from earlier come after it.
+//!
 //! A release at a URL ([`replay_folder`]) is checked by the same steps: its record (`audit/`) is
 //! copied into a private temporary folder first — regular files only, each read capped as on
 //! disk — because steps 1–5 read the record many times and in any order, and a record is small
@@ -197,10 +201,11 @@ fn locate(
     outcome
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// The steps of docs/log-format.md ("What `relgate replay` checks") on the record in `dir`;
+/// `published` is the folder around it when `dir` is a published release's `audit/`. Each step
+/// is a function of its own. Step 5 checks the record's own checkpoints before step 4, whose
+/// runs rely only on the lines a checkpoint vouched for in time; the checkpoints kept outside
+/// the record come after the runs.
 fn check(
     dir: &Path,
     published: Option<&dyn Folder>,
@@ -209,11 +214,65 @@ fn check(
     read: &mut Option<Read>,
 ) -> Result<(), Problem> {
     // 1. Regular files only: nothing is opened before this says it may be.
+    let files = regular_files(dir, published)?;
+    // 2. The log.
+    let entries = log(dir, report)?;
+    // 3. Every evidence file matches its name.
+    evidence(dir, &files)?;
+    name_release(&entries, report);
+    // 5. The checkpoints, under the trust root: who made this log, and which lines they
+    // vouched for in time.
+    let att = checkpoints(dir, &entries, opts.trust, report)?;
+    // What the caller may show from here on, whatever the later steps find (a copy: the
+    // steps below still read them).
+    *read = Some(Read {
+        dir: dir.to_path_buf(),
+        entries: entries.clone(),
+        trusted: att.trusted.clone(),
+        copy: None,
+    });
+    // 4. The runs, line by line.
+    let facts = runs(dir, &entries, &att.trusted, report)?;
+    // 5, continued: the lines sealed late, and the checkpoints kept from earlier.
+    note_sealed_late(&att.trusted, report);
+    kept_checkpoints(&entries, opts, report)?;
+    // 6. What the files are, according to the log.
+    let checked = Checked {
+        dir,
+        files,
+        entries,
+        trusted: att.trusted,
+        facts,
+    };
+    files_accounted(&checked, published, opts.trust, report)
+}
+
+/// What steps 1 to 5 established about the record, for step 6.
+struct Checked<'a> {
+    dir: &'a Path,
+    /// The record's files, relative to `dir` (step 1).
+    files: Vec<String>,
+    /// The log's lines (step 2).
+    entries: Vec<Entry>,
+    /// Per line: vouched for in time by a checkpoint (step 5).
+    trusted: Vec<bool>,
+    /// What the runs did (step 4).
+    facts: runs::LogFacts,
+}
+
+/// Step 1: every file of the record, and of the published folder around it, is a regular file
+/// or a folder. Returns the record's files.
+fn regular_files(dir: &Path, published: Option<&dyn Folder>) -> Result<Vec<String>, Problem> {
     let files = crate::audit::list_files(dir).map_err(|e| fail(0, e.to_string()))?;
     if let Some(folder) = published {
         folder.regular_files().map_err(|e| fail(0, e.to_string()))?;
     }
-    // 2. The log.
+    Ok(files)
+}
+
+/// Step 2: the log, read capped, parses line by line into a contiguous chain, and is not
+/// empty.
+fn log(dir: &Path, report: &mut ReplayReport) -> Result<Vec<Entry>, Problem> {
     let bytes = record::read_capped(&dir.join(LOG_FILE), MAX_LOG_BYTES).map_err(|e| {
         fail(
             0,
@@ -225,10 +284,13 @@ fn check(
     if entries.is_empty() {
         return Err(fail(0, "the log is empty"));
     }
-    let rec = Record::new(dir);
-    // 3. Every evidence file must match its name, referenced or not. Other names (the
-    // temporary file of a write a crash interrupted) are never read as evidence; in a local
-    // record they are noted, in a published one step 6 refuses them.
+    Ok(entries)
+}
+
+/// Step 3: every evidence file hashes to its name, referenced or not. Other names (the
+/// temporary file of a write a crash interrupted) are never read as evidence; in a local
+/// record they are noted, in a published one step 6 refuses them.
+fn evidence(dir: &Path, files: &[String]) -> Result<(), Problem> {
     for f in files
         .iter()
         .filter_map(|f| f.strip_prefix(&format!("{EVIDENCE_DIR}/")))
@@ -238,46 +300,92 @@ fn check(
                 .map_err(|e| fail(0, format!("evidence/{f}: {e}")))?;
         }
     }
+    Ok(())
+}
+
+/// The release the record is of, as its first run names it.
+fn name_release(entries: &[Entry], report: &mut ReplayReport) {
     if let Some(crate::log::Record::RunStarted(r)) = entries.first().map(|e| &e.record) {
         report.project = Some(r.project.clone());
         report.version = Some(r.version.clone());
     }
-    // 4. The checkpoints, under the trust root: who made this log, and which lines they
-    // vouched for in time.
-    let att = attest::attest(dir, &entries, opts.trust, Strictness::Replay)
+}
+
+/// Step 5, the record's own checkpoints ([`attest::attest`]): each signed under the trust
+/// root and extended by the log, the newest covering every line. Returns which lines they
+/// vouched for in time.
+fn checkpoints(
+    dir: &Path,
+    entries: &[Entry],
+    trust: &TrustRoot,
+    report: &mut ReplayReport,
+) -> Result<attest::Attestation, Problem> {
+    let mut att = attest::attest(dir, entries, trust, Strictness::Replay)
         .map_err(|p| fail(p.line, p.to_string()))?;
     report.checkpoints = att.checkpoints;
     report.checkpoint_signer = att.signer.clone();
-    report.notes.extend(att.notes);
+    report.notes.append(&mut att.notes);
+    Ok(att)
+}
 
-    // What the caller may show from here on, whatever the later steps find (a copy: the
-    // steps below still read them).
-    *read = Some(Read {
-        dir: dir.to_path_buf(),
-        entries: entries.clone(),
-        trusted: att.trusted.clone(),
-        copy: None,
-    });
-    // 5. The runs, line by line.
-    let facts = runs::check(&rec, &entries, &att.trusted)?;
+/// Step 4: every run, line by line ([`runs::check`]).
+fn runs(
+    dir: &Path,
+    entries: &[Entry],
+    trusted: &[bool],
+    report: &mut ReplayReport,
+) -> Result<runs::LogFacts, Problem> {
+    let facts = runs::check(&Record::new(dir), entries, trusted)?;
     report.runs = facts.runs.len();
     report.verdicts_rejudged = facts.verdicts_rejudged;
     report.published = facts.published;
-    let late = att.trusted.iter().filter(|t| !**t).count();
+    Ok(facts)
+}
+
+/// Step 5: lines a checkpoint sealed only after the next run began are noted (nothing was
+/// reused from them).
+fn note_sealed_late(trusted: &[bool], report: &mut ReplayReport) {
+    let late = trusted.iter().filter(|t| !**t).count();
     if late > 0 {
         report.notes.push(format!(
             "{late} line(s) were sealed only by a later run's checkpoint (a run that did not \
              finish, or lines added without the release key): nothing was reused from them"
         ));
     }
+}
+
+/// Step 5: every `--checkpoint FILE` given holds ([`external_checkpoint`]).
+fn kept_checkpoints(
+    entries: &[Entry],
+    opts: &ReplayOptions<'_>,
+    report: &mut ReplayReport,
+) -> Result<(), Problem> {
     for kept in opts.checkpoints {
-        external_checkpoint(kept, &entries, opts.trust)?;
+        external_checkpoint(kept, entries, opts.trust)?;
         report.notes.push(format!(
             "the record extends the checkpoint kept in {}",
             kept.display()
         ));
     }
-    // 6. What the files are, according to the log.
+    Ok(())
+}
+
+/// Step 6: what the record's files are, according to the log. A published folder must be
+/// exactly what its record says was gated, and hold nothing else ([`folder::check_published`]);
+/// what a local record holds beyond that is noted ([`folder::local_leftovers`]).
+fn files_accounted(
+    checked: &Checked<'_>,
+    published: Option<&dyn Folder>,
+    trust: &TrustRoot,
+    report: &mut ReplayReport,
+) -> Result<(), Problem> {
+    let Checked {
+        dir,
+        files,
+        entries,
+        trusted,
+        facts,
+    } = checked;
     let present: std::collections::BTreeSet<String> = files
         .iter()
         .filter_map(|f| {
@@ -285,49 +393,46 @@ fn check(
                 .map(str::to_string)
         })
         .collect();
-    let accounted = crate::audit::accounted(&entries, &rec, &|d| present.contains(d))
+    let accounted = crate::audit::accounted(entries, &Record::new(dir), &|d| present.contains(d))
         .map_err(|e| fail(0, e.to_string()))?;
     match published {
         Some(folder) => {
             let notes = folder::check_published(
-                folder,
-                dir,
-                &files,
-                &entries,
-                &att.trusted,
-                &facts,
-                &accounted,
-                opts.trust,
+                folder, dir, files, entries, trusted, facts, &accounted, trust,
             )?;
             report.notes.extend(notes);
             report.folder_checked = true;
-            // A folder can be copied under another name; the signed log says which release it
-            // is. Say so when the two differ.
-            let described = folder.describe();
-            let name = match folder.local_path() {
-                Some(p) => p
-                    .canonicalize()
-                    .ok()
-                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
-                None => described
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .map(str::to_string),
-            };
-            if let (Some(name), Some(version)) = (name, &report.version)
-                && &name != version
-            {
-                report.notes.push(format!(
-                    "the folder is named {name}, but the release it holds is version {version}"
-                ));
-            }
+            note_folder_name(folder, report);
         }
         None => report
             .notes
-            .extend(folder::local_leftovers(dir, &files, &accounted)),
+            .extend(folder::local_leftovers(dir, files, &accounted)),
     }
     Ok(())
+}
+
+/// A folder can be copied under another name; the signed log says which release it is. Say so
+/// when the two differ.
+fn note_folder_name(folder: &dyn Folder, report: &mut ReplayReport) {
+    let described = folder.describe();
+    let name = match folder.local_path() {
+        Some(p) => p
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+        None => described
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .map(str::to_string),
+    };
+    if let (Some(name), Some(version)) = (name, &report.version)
+        && &name != version
+    {
+        report.notes.push(format!(
+            "the folder is named {name}, but the release it holds is version {version}"
+        ));
+    }
 }
 
 /// A checkpoint kept from earlier must be signed by the release signer and extended by the log:

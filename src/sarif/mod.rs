@@ -329,10 +329,8 @@ struct ResolvedResult {
     kind_problem: Option<String>,
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
+/// Result `index` of run `run_index` resolved against its rule: its levels, whether its kind
+/// makes it a finding, and the finding it is.
 fn resolve(
     run: &RawRun,
     run_index: usize,
@@ -346,6 +344,59 @@ fn resolve(
         .clone()
         .or_else(|| r.rule.as_ref().and_then(|x| x.id.clone()))
         .or_else(|| rule.map(|x| x.id.clone()));
+    let levels = levels(r, &resolved, run_index, index)?;
+    let kind = r.kind.clone().unwrap_or_else(|| "fail".into());
+    let judged = by_kind(&kind, &levels);
+    // The levels that count for severity: the result's own, and for a finding the rule
+    // defaults too (a result cannot talk its rule's `error` down to `note`).
+    let mut stated_levels: Vec<Level> = levels.own.into_iter().collect();
+    if judged.is_finding {
+        stated_levels.extend(levels.rules);
+    }
+    Ok(ResolvedResult {
+        finding: Finding {
+            run: run_index,
+            index,
+            tool: run.tool.driver.name.clone(),
+            rule_id,
+            rule_name: rule.and_then(|x| x.name.clone()),
+            message: message(r),
+            level: judged.level,
+            stated_levels,
+            kind,
+            locations: locations(r),
+            guid: r.guid.clone(),
+            fingerprints: fingerprints(r),
+            result_properties: r.properties.clone(),
+            rule_properties: rule.map(|x| x.properties.clone()).unwrap_or_default(),
+            other_rule_properties: resolved
+                .others
+                .iter()
+                .map(|x| x.properties.clone())
+                .collect(),
+        },
+        is_finding: judged.is_finding,
+        rule_problem: resolved.problem,
+        kind_problem: judged.problem,
+    })
+}
+
+/// The levels a result and the rules it names state.
+struct Levels {
+    /// The result's own `level`.
+    own: Option<Level>,
+    /// Each named rule's default level, the resolved rule's first.
+    rules: Vec<Level>,
+}
+
+/// The levels result `index` of run `run_index` states, and the default levels of the rules
+/// it names; a level that is not SARIF's is an error.
+fn levels(
+    r: &RawResult,
+    resolved: &rules::Resolved<'_>,
+    run_index: usize,
+    index: usize,
+) -> Result<Levels, SarifError> {
     let level_of = |text: &str| {
         Level::parse(text).ok_or_else(|| {
             SarifError::NotSarif(format!(
@@ -353,30 +404,47 @@ fn resolve(
             ))
         })
     };
-    let own_level = r.level.as_deref().map(level_of).transpose()?;
-    let mut rule_levels = Vec::new();
-    for x in rule.into_iter().chain(resolved.others.iter().copied()) {
+    let own = r.level.as_deref().map(level_of).transpose()?;
+    let mut rules = Vec::new();
+    for x in resolved
+        .rule
+        .into_iter()
+        .chain(resolved.others.iter().copied())
+    {
         if let Some(text) = x
             .default_configuration
             .as_ref()
             .and_then(|c| c.level.as_deref())
         {
-            rule_levels.push(level_of(text)?);
+            rules.push(level_of(text)?);
         }
     }
-    let kind = r.kind.clone().unwrap_or_else(|| "fail".into());
-    // SARIF: for a kind other than `fail` the level defaults to `none`, not to the rule's.
-    let (is_finding, level, kind_problem) = match kind.as_str() {
+    Ok(Levels { own, rules })
+}
+
+/// What a result's `kind` makes of it.
+struct ByKind {
+    is_finding: bool,
+    /// The effective level.
+    level: Level,
+    /// Why kind and level do not fit together, or the kind is not SARIF's.
+    problem: Option<String>,
+}
+
+/// Whether a result of this `kind` is a finding, and at what level. SARIF: for a kind other
+/// than `fail` the level defaults to `none`, not to the rule's.
+fn by_kind(kind: &str, levels: &Levels) -> ByKind {
+    let own = levels.own;
+    let (is_finding, level, problem) = match kind {
         "fail" => (
             true,
-            own_level
-                .or(rule_levels.first().copied())
+            own.or(levels.rules.first().copied())
                 .unwrap_or(Level::Warning),
             None,
         ),
         // Not decided (`open`) or to be looked at (`review`): a finding until someone has.
-        "open" | "review" => (true, own_level.unwrap_or(Level::None), None),
-        "pass" | "notApplicable" | "informational" => match own_level {
+        "open" | "review" => (true, own.unwrap_or(Level::None), None),
+        "pass" | "notApplicable" | "informational" => match own {
             None | Some(Level::None) => (false, Level::None, None),
             Some(l) => (
                 true,
@@ -389,26 +457,31 @@ fn resolve(
         },
         other => (
             true,
-            own_level.unwrap_or(Level::Warning),
+            own.unwrap_or(Level::Warning),
             Some(format!(
                 "kind {other:?} is not one of fail, pass, open, review, notApplicable, informational"
             )),
         ),
     };
-    // The levels that count for severity: the result's own, and for a finding the rule
-    // defaults too (a result cannot talk its rule's `error` down to `note`).
-    let mut stated_levels: Vec<Level> = own_level.into_iter().collect();
-    if is_finding {
-        stated_levels.extend(rule_levels);
+    ByKind {
+        is_finding,
+        level,
+        problem,
     }
-    let message = r
-        .message
+}
+
+/// The result's message: its text, else the id of a message it refers to.
+fn message(r: &RawResult) -> String {
+    r.message
         .text
         .clone()
         .or_else(|| r.message.id.as_ref().map(|id| format!("(message {id})")))
-        .unwrap_or_default();
-    let locations = r
-        .locations
+        .unwrap_or_default()
+}
+
+/// Where the result points: each physical location's artifact URI and first line.
+fn locations(r: &RawResult) -> Vec<FindingLocation> {
+    r.locations
         .iter()
         .filter_map(|l| l.physical_location.as_ref())
         .map(|p| FindingLocation {
@@ -419,39 +492,16 @@ fn resolve(
                 .unwrap_or_default(),
             start_line: p.region.as_ref().and_then(|g| g.start_line),
         })
-        .collect();
-    let fingerprints = r
-        .fingerprints
+        .collect()
+}
+
+/// `fingerprints`, then `partialFingerprints`, as (name, value).
+fn fingerprints(r: &RawResult) -> Vec<(String, String)> {
+    r.fingerprints
         .iter()
         .chain(&r.partial_fingerprints)
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Ok(ResolvedResult {
-        finding: Finding {
-            run: run_index,
-            index,
-            tool: run.tool.driver.name.clone(),
-            rule_id,
-            rule_name: rule.and_then(|x| x.name.clone()),
-            message,
-            level,
-            stated_levels,
-            kind,
-            locations,
-            guid: r.guid.clone(),
-            fingerprints,
-            result_properties: r.properties.clone(),
-            rule_properties: rule.map(|x| x.properties.clone()).unwrap_or_default(),
-            other_rule_properties: resolved
-                .others
-                .iter()
-                .map(|x| x.properties.clone())
-                .collect(),
-        },
-        is_finding,
-        rule_problem: resolved.problem,
-        kind_problem,
-    })
+        .collect()
 }
 
 #[cfg(test)]

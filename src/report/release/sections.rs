@@ -15,7 +15,7 @@ use crate::gates::security_review::{SecurityReviewEvidence, analyse};
 use crate::gates::signoff::{SignoffEvidence, assess};
 use crate::gates::virus_scan::{ScanMethod, VirusScanEvidence};
 use crate::log::RunStarted;
-use crate::model::{GateKind, GateSpec, SecurityReviewSpec, SignoffSpec, VirusScanSpec};
+use crate::model::{GateKind, GateSpec, Pipeline, SecurityReviewSpec, SignoffSpec, VirusScanSpec};
 use crate::record::{Blobs, Record};
 use crate::view::RunView;
 
@@ -305,23 +305,37 @@ fn age_text(secs: u64) -> String {
 
 /// Who wrote, operated and signed the release, and what each separation the policy asks for
 /// came to (read from the verdicts and the sign-off assessments above).
-#[expect(
-    clippy::too_many_lines,
-    reason = "a sequence of steps not yet split into functions (issue 15)"
-)]
 pub(super) fn segregation(
     run: &RunView<'_>,
     report: &ReleaseReport,
     cx: &RunContext<'_>,
 ) -> Segregation {
-    let started = cx.started;
-    let mut seg = Segregation {
-        operator: started.operator.clone(),
-        signer: started.pipeline.sign_gate().map(|(_, s)| s.signer.clone()),
-        ..Segregation::default()
-    };
-    // The authors, from the change record's rows, else from a signoff gate's git evidence.
-    let mut authors: Option<Vec<String>> = None;
+    let pipeline = &cx.started.pipeline;
+    let (authors, authors_source) = authors(run, cx);
+    let mut checks: Vec<(String, String)> = report
+        .changes
+        .iter()
+        .map(|c| changes_check(report, c))
+        .collect();
+    checks.extend(
+        report
+            .signoffs
+            .iter()
+            .filter_map(|s| signoff_check(pipeline, s)),
+    );
+    Segregation {
+        authors,
+        authors_source,
+        operator: cx.started.operator.clone(),
+        signer: pipeline.sign_gate().map(|(_, s)| s.signer.clone()),
+        checks,
+    }
+}
+
+/// The authors of the changes, and where they were read: from the (last) change record's rows,
+/// else from the first signoff gate's git evidence that has them; else unknown, and why.
+fn authors(run: &RunView<'_>, cx: &RunContext<'_>) -> (Option<Vec<String>>, String) {
+    let mut found: Option<(Vec<String>, String)> = None;
     for g in &run.gates {
         let Some(ev) = g
             .verdict()
@@ -333,107 +347,122 @@ pub(super) fn segregation(
         };
         match &g.spec.kind {
             GateKind::ChangeRecord(_) => {
-                if let Some(ev) = parse::<ChangeRecordEvidence>(&ev)
-                    && ev.error.is_none()
-                {
-                    let mut who: Vec<String> = ev
-                        .changes
-                        .iter()
-                        .flat_map(|r| std::iter::once(&r.author_email).chain(&r.co_authors))
-                        .cloned()
-                        .collect();
-                    who.sort();
-                    who.dedup();
-                    seg.authors_source = format!(
-                        "the change record ({})",
-                        ev.range.as_deref().unwrap_or("changes")
-                    );
-                    authors = Some(who);
+                if let Some(a) = change_record_authors(&ev) {
+                    found = Some(a);
                 }
             }
-            GateKind::Signoff(_) if authors.is_none() => {
+            GateKind::Signoff(_) if found.is_none() => {
                 if let Some(a) = parse::<SignoffEvidence>(&ev).and_then(|e| e.authors)
                     && a.error.is_none()
                 {
-                    seg.authors_source = format!("the history of {}", a.range);
-                    authors = Some(a.emails);
+                    found = Some((a.emails, format!("the history of {}", a.range)));
                 }
             }
             _ => {}
         }
     }
-    if authors.is_none() {
-        seg.authors_source = match &started.pipeline.changes {
-            Some(c) => format!("unknown: the history of {} was not read", c.range),
-            None => "unknown: the pipeline names no change range".into(),
-        };
+    match found {
+        Some((who, source)) => (Some(who), source),
+        None => {
+            let why = match &cx.started.pipeline.changes {
+                Some(c) => format!("unknown: the history of {} was not read", c.range),
+                None => "unknown: the pipeline names no change range".into(),
+            };
+            (None, why)
+        }
     }
-    seg.authors = authors;
-    for c in &report.changes {
-        let codes: Vec<&str> = report
-            .gates
-            .iter()
-            .filter(|g| g.id == c.gate)
-            .flat_map(|g| &g.reasons)
-            .filter(|(code, _)| code == "packager-authored" || code == "change-self-reviewed")
-            .map(|(code, _)| code.as_str())
-            .collect();
-        let outcome = if c.verdict == "green" || (codes.is_empty() && !c.rows.is_empty()) {
-            "held".to_string()
-        } else if codes.is_empty() {
-            format!("not shown ({})", c.verdict)
-        } else {
-            format!("broken: {}", codes.join(", "))
-        };
-        seg.checks.push((
-            format!(
-                "{}: the operator and the release signer wrote no change; no change reviewed \
-                 only by its author",
-                c.gate
-            ),
-            outcome,
-        ));
+}
+
+/// The authors and co-authors of a change record's rows (sorted, once each), and where they
+/// were read; `None` when the record could not be read.
+fn change_record_authors(ev: &serde_json::Value) -> Option<(Vec<String>, String)> {
+    let ev = parse::<ChangeRecordEvidence>(ev)?;
+    if ev.error.is_some() {
+        return None;
     }
-    for s in &report.signoffs {
-        let Some(GateKind::Signoff(spec)) = started.pipeline.gate(&s.gate).map(|g| &g.kind) else {
+    let mut who: Vec<String> = ev
+        .changes
+        .iter()
+        .flat_map(|r| std::iter::once(&r.author_email).chain(&r.co_authors))
+        .cloned()
+        .collect();
+    who.sort();
+    who.dedup();
+    let source = format!(
+        "the change record ({})",
+        ev.range.as_deref().unwrap_or("changes")
+    );
+    Some((who, source))
+}
+
+/// What a change-record gate shows of its separation: held, broken (and by which reason codes
+/// of its verdict), or not shown.
+fn changes_check(report: &ReleaseReport, c: &ChangesSection) -> (String, String) {
+    let codes: Vec<&str> = report
+        .gates
+        .iter()
+        .filter(|g| g.id == c.gate)
+        .flat_map(|g| &g.reasons)
+        .filter(|(code, _)| code == "packager-authored" || code == "change-self-reviewed")
+        .map(|(code, _)| code.as_str())
+        .collect();
+    let outcome = if c.verdict == "green" || (codes.is_empty() && !c.rows.is_empty()) {
+        "held".to_string()
+    } else if codes.is_empty() {
+        format!("not shown ({})", c.verdict)
+    } else {
+        format!("broken: {}", codes.join(", "))
+    };
+    (
+        format!(
+            "{}: the operator and the release signer wrote no change; no change reviewed only \
+             by its author",
+            c.gate
+        ),
+        outcome,
+    )
+}
+
+/// Whose sign-offs a signoff gate does not count (its `segregation:`), and whom it ignored for
+/// it; `None` for a section that is not a signoff gate of the pipeline.
+fn signoff_check(pipeline: &Pipeline, s: &SignoffSection) -> Option<(String, String)> {
+    let Some(GateKind::Signoff(spec)) = pipeline.gate(&s.gate).map(|g| &g.kind) else {
+        return None;
+    };
+    let mut barred = Vec::new();
+    for (on, who, code) in [
+        (spec.bar_authors, "commit authors", "approval-by-author"),
+        (spec.bar_operator, "the operator", "approval-by-operator"),
+        (
+            spec.bar_signer,
+            "the release signer",
+            "approval-by-release-signer",
+        ),
+    ] {
+        if !on {
             continue;
-        };
-        let mut barred = Vec::new();
-        for (on, who, code) in [
-            (spec.bar_authors, "commit authors", "approval-by-author"),
-            (spec.bar_operator, "the operator", "approval-by-operator"),
-            (
-                spec.bar_signer,
-                "the release signer",
-                "approval-by-release-signer",
-            ),
-        ] {
-            if !on {
-                continue;
-            }
-            let caught: Vec<String> = s
-                .ignored
-                .iter()
-                .filter(|i| i.code == code)
-                .map(|i| i.signer.clone().unwrap_or_else(|| i.name.clone()))
-                .collect();
-            barred.push(if caught.is_empty() {
-                format!("{who}: none signed")
-            } else {
-                format!("{who}: ignored {} ({code})", caught.join(", "))
-            });
         }
-        if barred.is_empty() {
-            seg.checks.push((
-                format!("{}: sign-offs", s.gate),
-                "no segregation asked for (segregation: [])".into(),
-            ));
+        let caught: Vec<String> = s
+            .ignored
+            .iter()
+            .filter(|i| i.code == code)
+            .map(|i| i.signer.clone().unwrap_or_else(|| i.name.clone()))
+            .collect();
+        barred.push(if caught.is_empty() {
+            format!("{who}: none signed")
         } else {
-            seg.checks.push((
-                format!("{}: sign-offs by these do not count", s.gate),
-                barred.join("; "),
-            ));
-        }
+            format!("{who}: ignored {} ({code})", caught.join(", "))
+        });
     }
-    seg
+    Some(if barred.is_empty() {
+        (
+            format!("{}: sign-offs", s.gate),
+            "no segregation asked for (segregation: [])".into(),
+        )
+    } else {
+        (
+            format!("{}: sign-offs by these do not count", s.gate),
+            barred.join("; "),
+        )
+    })
 }
