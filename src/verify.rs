@@ -328,7 +328,7 @@ fn unlisted(folder: &dyn Folder, listed: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for item in folder.walk(Some(AUDIT_DIR)) {
         match item {
-            Item::Problem { at, message } => problems.push(problem(at, message)),
+            Item::Problem { at, why } => problems.push(problem(at, why.to_string())),
             Item::Entry { dir: true, .. } => {}
             Item::Entry { rel, .. } => {
                 let audit = rel

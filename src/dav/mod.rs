@@ -38,12 +38,17 @@ pub enum DavError {
         status: String,
         attempts: u32,
     },
+    /// `message` is reqwest's error said in one line (what failed, and its innermost cause);
+    /// the error itself is kept as the source, without its URL (whose query could carry a
+    /// token: messages show URLs only through `http::redact`).
     #[error("{method} {url}: {message}{}", tries(*.attempts))]
     Transport {
         method: String,
         url: String,
         message: String,
         attempts: u32,
+        #[source]
+        source: reqwest::Error,
     },
     #[error("{method} {url}: stalled, nothing moved for {secs} s{}", tries(*.attempts))]
     Stalled {
@@ -191,6 +196,7 @@ impl Dav {
                             url: shown,
                             message: transport_message(&e),
                             attempts: attempt,
+                            source: e.without_url(),
                         });
                     }
                 }
@@ -231,6 +237,7 @@ impl Dav {
                 url: redact(url),
                 message: transport_message(&e),
                 attempts: 1,
+                source: e.without_url(),
             }),
             Err(_) => Err(DavError::Stalled {
                 method: "GET".into(),

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Folder, FolderError, Item};
+use super::{Folder, FolderError, Item, WalkProblem};
 
 #[derive(Clone, Debug)]
 pub struct LocalFolder {
@@ -89,7 +89,7 @@ impl Folder for LocalFolder {
                         .unwrap_or_else(|| dir.display().to_string());
                     out.push(Item::Problem {
                         at,
-                        message: format!("cannot read: {e}"),
+                        why: WalkProblem::Unreadable(e),
                     });
                     continue;
                 }
@@ -100,7 +100,7 @@ impl Folder for LocalFolder {
             let Some(rel_str) = rel.to_str() else {
                 out.push(Item::Problem {
                     at: rel.display().to_string(),
-                    message: "name is not UTF-8; not listed in SHA256SUMS".into(),
+                    why: WalkProblem::NotUtf8,
                 });
                 continue;
             };

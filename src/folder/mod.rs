@@ -162,10 +162,19 @@ pub enum CopyError {
 }
 
 /// One entry found while walking a folder, or why an entry cannot be named.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Item {
     Entry { rel: String, dir: bool },
-    Problem { at: String, message: String },
+    Problem { at: String, why: WalkProblem },
+}
+
+/// Why a walk cannot name an entry (`verify` lists it among its problems).
+#[derive(Debug, thiserror::Error)]
+pub enum WalkProblem {
+    #[error("cannot read: {0}")]
+    Unreadable(#[source] walkdir::Error),
+    #[error("name is not UTF-8; not listed in SHA256SUMS")]
+    NotUtf8,
 }
 
 /// `Sync`: `verify` hashes several files of one folder at once, each on a thread of its own.

@@ -222,6 +222,7 @@ impl Bucket {
             .map_err(|e| Attempt::Transport {
                 why: e.to_string(),
                 before_send: false,
+                source: None,
             })?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -263,6 +264,7 @@ impl Bucket {
             body::make(&op.payload, progress.clone()).map_err(|why| Attempt::Transport {
                 why,
                 before_send: true,
+                source: None,
             })?;
         if let Some(b) = body {
             rb = rb.body(b);
@@ -282,21 +284,28 @@ impl Bucket {
         result.map_err(|e| Attempt::Transport {
             before_send: e.is_connect(),
             why: describe_reqwest(&e),
+            source: Some(e.without_url()),
         })
     }
 
     fn attempt_error(&self, op: &Op<'_>, e: Attempt, attempts: u32) -> S3Error {
-        let why = match e {
-            Attempt::Transport { why, .. } => why,
-            Attempt::Stalled { sending: true } => format!(
-                "stalled: the upload did not move for {}s",
-                crate::http::stall_timeout().as_secs()
+        let (why, source) = match e {
+            Attempt::Transport { why, source, .. } => (why, source),
+            Attempt::Stalled { sending: true } => (
+                format!(
+                    "stalled: the upload did not move for {}s",
+                    crate::http::stall_timeout().as_secs()
+                ),
+                None,
             ),
-            Attempt::Stalled { sending: false } => format!(
-                "stalled: no answer within {}s",
-                crate::http::stall_timeout().as_secs()
+            Attempt::Stalled { sending: false } => (
+                format!(
+                    "stalled: no answer within {}s",
+                    crate::http::stall_timeout().as_secs()
+                ),
+                None,
             ),
-            Attempt::StagedChanged(found) => found,
+            Attempt::StagedChanged(found) => (found, None),
         };
         S3Error::Transport {
             op: op.method.to_string(),
@@ -304,6 +313,7 @@ impl Bucket {
             endpoint: self.endpoint_shown(),
             why: self.scrub(&why),
             attempts,
+            source,
         }
     }
 
@@ -434,13 +444,14 @@ impl Bucket {
     ) -> Result<Option<bytes::Bytes>, S3Error> {
         let stall = crate::http::stall_timeout();
         match tokio::time::timeout(stall, resp.chunk()).await {
-            Ok(r) => r.map_err(|e| self.read_error(key, &e)),
+            Ok(r) => r.map_err(|e| self.read_error(key, e)),
             Err(_) => Err(S3Error::Transport {
                 op: "GET".into(),
                 target: self.shown(key),
                 endpoint: self.endpoint_shown(),
                 why: format!("stalled: nothing arrived for {}s", stall.as_secs()),
                 attempts: 1,
+                source: None,
             }),
         }
     }
@@ -459,13 +470,14 @@ impl Bucket {
         Ok(out)
     }
 
-    pub(super) fn read_error(&self, key: &str, e: &reqwest::Error) -> S3Error {
+    pub(super) fn read_error(&self, key: &str, e: reqwest::Error) -> S3Error {
         S3Error::Transport {
             op: "GET".into(),
             target: self.shown(key),
             endpoint: self.endpoint_shown(),
-            why: self.scrub(&describe_reqwest(e)),
+            why: self.scrub(&describe_reqwest(&e)),
             attempts: 1,
+            source: Some(e.without_url()),
         }
     }
 
@@ -530,11 +542,10 @@ enum Attempt {
     Transport {
         why: String,
         before_send: bool,
+        source: Option<reqwest::Error>,
     },
     /// Nothing moved for the stall timeout, while sending the body or waiting for the answer.
-    Stalled {
-        sending: bool,
-    },
+    Stalled { sending: bool },
     /// The staged file no longer has its recorded bytes: the body was cut off on purpose.
     StagedChanged(String),
 }

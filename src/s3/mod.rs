@@ -37,6 +37,8 @@ pub enum S3Error {
         detail: String,
         attempts: u32,
     },
+    /// `why` is said in one line with every credential cut out; the HTTP client's error, when
+    /// there is one, is kept as the source without its URL.
     #[error("{op} {target} (at {endpoint}): {why}{}", after(*.attempts))]
     Transport {
         op: String,
@@ -44,6 +46,8 @@ pub enum S3Error {
         endpoint: String,
         why: String,
         attempts: u32,
+        #[source]
+        source: Option<reqwest::Error>,
     },
     #[error("{op} {target}: unexpected answer: {why}")]
     Protocol {
