@@ -513,3 +513,39 @@ pub fn mkcol() -> Method {
 pub fn move_method() -> Method {
     Method::from_bytes(b"MOVE").unwrap_or(Method::GET)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport error keeps reqwest's error, but never the URL's query (a token): not in
+    /// the message, not anywhere in the source chain, not in `Debug`.
+    #[tokio::test]
+    async fn a_transport_error_keeps_its_cause_but_not_the_urls_token() {
+        // A port held by a socket that never listens: every connection to it is refused.
+        let held =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        held.bind(&any.into()).unwrap();
+        let port = held.local_addr().unwrap().as_socket().unwrap().port();
+        let url = url::Url::parse(&format!(
+            "http://127.0.0.1:{port}/release/a.bin?token=SECRET-TOKEN"
+        ))
+        .unwrap();
+        let client = crate::http::client(None).unwrap();
+        let dav = Dav::new(client, None, Duration::from_secs(5));
+        let err = dav.get(&url).await.unwrap_err();
+        assert!(matches!(err, DavError::Transport { .. }), "{err:?}");
+        let mut said = vec![err.to_string(), format!("{err:?}")];
+        let mut source = std::error::Error::source(&err);
+        assert!(source.is_some(), "the cause is kept");
+        while let Some(s) = source {
+            said.push(s.to_string());
+            said.push(format!("{s:?}"));
+            source = s.source();
+        }
+        for text in &said {
+            assert!(!text.contains("SECRET-TOKEN"), "{text}");
+        }
+    }
+}
