@@ -131,7 +131,7 @@ impl Failed {
 pub fn make(
     payload: &Payload,
     progress: Arc<Progress>,
-) -> Result<(Option<reqwest::Body>, Failed), String> {
+) -> Result<(Option<reqwest::Body>, Failed), super::S3Error> {
     let failed = Failed::default();
     progress.tick();
     match payload {
@@ -155,8 +155,10 @@ pub fn make(
             Ok((Some(reqwest::Body::wrap_stream(stream)), failed))
         }
         Payload::File { path, size, sha256 } => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let file = std::fs::File::open(path).map_err(|source| super::S3Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             let state = FileState {
                 file: tokio::fs::File::from_std(file),
                 hasher: Sha256::new(),
@@ -254,4 +256,36 @@ pub async fn read_part(
     buf.truncate(got);
     whole.update(&buf);
     Ok(Payload::bytes(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A staged file that does not open is an error of its own, naming the file and keeping
+    /// the I/O error: nothing is sent, and the client does not retry it as a transport failure.
+    #[test]
+    fn a_file_that_does_not_open_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("a.bin");
+        let payload = Payload::File {
+            path: gone.clone(),
+            size: 1,
+            sha256: "0".repeat(64),
+        };
+        let Err(err) = make(&payload, Arc::new(Progress::new())) else {
+            panic!("a missing file made a body");
+        };
+        match &err {
+            super::super::S3Error::Io { path, source } => {
+                assert_eq!(path, &gone);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read {}", gone.display()))
+        );
+    }
 }

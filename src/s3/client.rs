@@ -195,6 +195,8 @@ impl Bucket {
                         return Err(self.status_error(op, status, &bytes, attempt));
                     }
                 }
+                // Nothing was sent, and sending again would read the same file: not retried.
+                Err(Attempt::Local(e)) => return Err(e),
                 Err(Attempt::StagedChanged(found)) => {
                     return Err(S3Error::StagedChanged {
                         key: self.shown(op.key),
@@ -260,12 +262,7 @@ impl Bucket {
             }
         }
         let progress = Arc::new(Progress::new());
-        let (body, failed) =
-            body::make(&op.payload, progress.clone()).map_err(|why| Attempt::Transport {
-                why,
-                before_send: true,
-                source: None,
-            })?;
+        let (body, failed) = body::make(&op.payload, progress.clone()).map_err(Attempt::Local)?;
         if let Some(b) = body {
             rb = rb.body(b);
         }
@@ -306,6 +303,7 @@ impl Bucket {
                 None,
             ),
             Attempt::StagedChanged(found) => (found, None),
+            Attempt::Local(e) => return e,
         };
         S3Error::Transport {
             op: op.method.to_string(),
@@ -548,6 +546,8 @@ enum Attempt {
     Stalled { sending: bool },
     /// The staged file no longer has its recorded bytes: the body was cut off on purpose.
     StagedChanged(String),
+    /// The body could not be made (its file does not open): nothing was sent.
+    Local(S3Error),
 }
 
 fn retryable_status(s: StatusCode) -> bool {

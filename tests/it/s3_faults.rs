@@ -203,3 +203,38 @@ fn an_error_echoing_the_request_shows_no_credential() {
         assert!(!log.contains(s), "{s} recorded");
     }
 }
+
+/// A staged file that does not open is an error naming it, before anything is sent: not a
+/// transport failure to retry (which read the same missing file three times over).
+#[test]
+fn a_staged_file_that_does_not_open_is_refused_unsent_and_not_retried() {
+    let moto = Moto::start();
+    let _b = moto.bucket("releases");
+    let puts = Arc::new(AtomicUsize::new(0));
+    let counted = puts.clone();
+    let rule: Rule = Arc::new(move |r: &Seen| {
+        if r.is_put_of("/gone.bin") {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Forward
+    });
+    let proxy = Proxy::start(moto.port, rule);
+    let b = Moto::client(&proxy.endpoint(), "releases");
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone.bin");
+    let err = block_on(relgate::s3::upload::put_create(
+        &b,
+        "rel/gone.bin",
+        relgate::s3::body::Payload::File {
+            path: gone.clone(),
+            size: 1,
+            sha256: "0".repeat(64),
+        },
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, relgate::s3::S3Error::Io { path, .. } if *path == gone),
+        "{err:?}"
+    );
+    assert_eq!(puts.load(Ordering::SeqCst), 0, "a request was sent");
+}
