@@ -42,6 +42,10 @@ pub enum BodyError {
         #[source]
         source: std::io::Error,
     },
+    /// Reading past the last byte, to see that the file did not grow, failed (said as the I/O
+    /// error alone, as it always was).
+    #[error("{0}")]
+    Probe(#[source] std::io::Error),
     #[error("{} grew while it was sent (more than {size} bytes)", path.display())]
     GrewPast { path: std::path::PathBuf, size: u64 },
     #[error("{} shrank while it was sent ({total} of {size} bytes)", path.display())]
@@ -212,9 +216,7 @@ fn pump(
             // The last chunk: check the bytes before the server can have the whole file.
             if let Some(e) = expect {
                 let mut probe = [0u8; 1];
-                let more = reader
-                    .read(&mut probe)
-                    .map_err(|source| BodyError::Read { path: at(), source })?;
+                let more = reader.read(&mut probe).map_err(BodyError::Probe)?;
                 if more > 0 {
                     return Err(BodyError::Grew { path: at() });
                 }
