@@ -53,9 +53,9 @@ impl HttpFolder {
                 l.sort_by(|a, b| a.0.cmp(&b.0));
                 Ok(l)
             }
-            Ok(None) => Err(Arc::new(ListError::NotFound { url: url.clone() })),
+            Ok(None) => Err(Arc::new(ListError::NotFound { url: redact(&url) })),
             Err(source) => Err(Arc::new(ListError::Dav {
-                url: url.clone(),
+                url: redact(&url),
                 source,
             })),
         };
@@ -109,7 +109,7 @@ impl Folder for HttpFolder {
             })),
             Ok(None) => Err(FolderError::Missing { rel: rel_owned() }),
             Err(e) => Err(FolderError::Get {
-                url,
+                url: redact(&url),
                 source: Box::new(e),
             }),
         }

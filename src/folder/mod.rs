@@ -78,11 +78,11 @@ pub enum FolderError {
         #[source]
         source: std::io::Error,
     },
-    /// A WebDAV GET failed. (The sources are boxed to keep every `Result` of this module
-    /// small.)
+    /// A WebDAV GET failed (`url` as messages show it: `http::redact`, no query that could
+    /// carry a token). The sources are boxed to keep every `Result` of this module small.
     #[error("{source}")]
     Get {
-        url: url::Url,
+        url: String,
         #[source]
         source: Box<crate::dav::DavError>,
     },
@@ -104,14 +104,15 @@ pub enum FolderError {
     TooBig { rel: String, cap: u64 },
 }
 
-/// Why a remote folder cannot be listed, and so not read at all.
+/// Why a remote folder cannot be listed, and so not read at all (a URL as `http::redact`
+/// shows it).
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     #[error("cannot open the folder: not found (HTTP 404)")]
-    NotFound { url: url::Url },
+    NotFound { url: String },
     #[error("cannot open the folder: {source}")]
     Dav {
-        url: url::Url,
+        url: String,
         #[source]
         source: crate::dav::DavError,
     },

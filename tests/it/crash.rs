@@ -285,6 +285,17 @@ fn sealed_and_published_once(
     assert_eq!(beside, ["1.0.0"], "stray folders beside the release");
 }
 
+/// The next run of the version finishes what the killed run left, and says so.
+fn rerun_completes_the_interrupted_publish(p: &Project) {
+    let out = p.relgate(&["run", "1.0.0"]);
+    expect_code(&out, exit::SUCCESS);
+    assert!(
+        stderr(&out).contains("run 1 was interrupted after publishing"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A run killed right after it recorded `published` (the release is out, its end and the
 /// checkpoint over it are not): the next run records only `run-finished` for that run, seals
 /// the log, and runs nothing again.
@@ -307,13 +318,7 @@ fn a_run_killed_after_recording_published_is_finished_and_sealed_by_the_next_run
         exit::SUCCESS,
     );
 
-    let out = p.relgate(&["run", "1.0.0"]);
-    expect_code(&out, exit::SUCCESS);
-    assert!(
-        stderr(&out).contains("run 1 was interrupted after publishing"),
-        "{}",
-        stderr(&out)
-    );
+    rerun_completes_the_interrupted_publish(&p);
     let after = p.log("1.0.0");
     assert!(after.starts_with(&before), "the earlier lines changed");
     let added: Vec<serde_json::Value> = after[before.len()..]
@@ -357,13 +362,7 @@ fn a_run_killed_after_run_finished_before_its_checkpoint_is_sealed_by_the_next_r
     let target = p.join("published/acme/1.0.0");
     let release = tree(&target);
 
-    let out = p.relgate(&["run", "1.0.0"]);
-    expect_code(&out, exit::SUCCESS);
-    assert!(
-        stderr(&out).contains("run 1 was interrupted after publishing"),
-        "{}",
-        stderr(&out)
-    );
+    rerun_completes_the_interrupted_publish(&p);
     assert_eq!(p.log("1.0.0"), before, "the log needed no line");
     assert_eq!(p.read("runs.txt"), "unit\n", "a gate ran again");
 
